@@ -1,0 +1,277 @@
+"""Manifests, indexes and image configs: parse and validate, keeping the raw bytes.
+
+The digest of a manifest is the digest of the exact bytes received, so ``parse_manifest`` never
+re-serialises: the parsed objects carry ``raw`` and the callers store and serve that.
+One parser per media type family (image manifest, index); schema1 is refused.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import mediatypes as mt
+from .digest import Digest, InvalidDigest
+
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+
+
+class ManifestError(ValueError):
+    """The bytes are not a manifest this project accepts; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+    os_version: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Any) -> "Platform":
+        if not isinstance(d, dict) or not isinstance(d.get("os"), str) or not isinstance(d.get("architecture"), str):
+            raise ManifestError("platform needs string 'os' and 'architecture'")
+        return cls(d["os"], d["architecture"], d.get("variant"), d.get("os.version"))
+
+    @classmethod
+    def parse(cls, text: str) -> "Platform":
+        """`os/arch[/variant]` as docker's --platform takes it."""
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant]")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    media_type: str
+    digest: Digest
+    size: int
+    urls: tuple[str, ...] = ()
+    annotations: dict[str, str] | None = None
+    platform: Platform | None = None
+    artifact_type: str | None = None
+    data: bytes | None = None
+
+    @classmethod
+    def from_json(cls, d: Any, where: str = "descriptor") -> "Descriptor":
+        if not isinstance(d, dict):
+            raise ManifestError(f"{where} must be an object")
+        media_type = d.get("mediaType")
+        if not isinstance(media_type, str) or not media_type:
+            raise ManifestError(f"{where} has no mediaType")
+        try:
+            digest = Digest.parse(d.get("digest", ""))
+        except InvalidDigest as e:
+            raise ManifestError(f"{where}: {e}") from None
+        size = d.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ManifestError(f"{where} has an invalid size")
+        annotations = d.get("annotations")
+        if annotations is not None and not (
+            isinstance(annotations, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())
+        ):
+            raise ManifestError(f"{where} annotations must map strings to strings")
+        platform = Platform.from_json(d["platform"]) if d.get("platform") is not None else None
+        urls = d.get("urls") or ()
+        if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) for u in urls):
+            raise ManifestError(f"{where} urls must be a list of strings")
+        artifact_type = d.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise ManifestError(f"{where} artifactType must be a string")
+        return cls(media_type, digest, size, tuple(urls), annotations, platform, artifact_type)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+        if self.urls:
+            d["urls"] = list(self.urls)
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        if self.artifact_type:
+            d["artifactType"] = self.artifact_type
+        if self.platform:
+            p = {"architecture": self.platform.architecture, "os": self.platform.os}
+            if self.platform.variant:
+                p["variant"] = self.platform.variant
+            d["platform"] = p
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class ImageManifest:
+    raw: bytes
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
+    annotations: dict[str, str] | None = None
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.raw)
+
+    def references(self) -> list[Descriptor]:
+        """Blobs that must exist before this manifest may be stored."""
+        return [self.config, *self.layers]
+
+    @property
+    def effective_artifact_type(self) -> str:
+        """What the referrers API reports: artifactType, else the config's media type."""
+        return self.artifact_type or self.config.media_type
+
+
+@dataclass(frozen=True, slots=True)
+class ImageIndex:
+    raw: bytes
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
+    annotations: dict[str, str] | None = None
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.raw)
+
+    def references(self) -> list[Descriptor]:
+        return list(self.manifests)
+
+    @property
+    def effective_artifact_type(self) -> str | None:
+        return self.artifact_type
+
+
+Manifest = ImageManifest | ImageIndex
+
+
+def _load(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_MANIFEST_SIZE:
+        raise ManifestError(f"manifest is larger than {MAX_MANIFEST_SIZE} bytes")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ManifestError(f"manifest is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ManifestError("manifest must be a JSON object")
+    return doc
+
+
+def detect_media_type(raw: bytes, content_type: str | None = None) -> str:
+    """The media type of a manifest: its own mediaType field, else the Content-Type it came with."""
+    doc = _load(raw)
+    inner = doc.get("mediaType")
+    ct = (content_type or "").split(";")[0].strip()
+    if isinstance(inner, str) and inner:
+        return inner
+    if ct and ct not in ("application/json", "application/octet-stream", "text/plain"):
+        return ct
+    if doc.get("schemaVersion") == 1:
+        return mt.DOCKER_SCHEMA1
+    # OCI allows mediaType to be omitted; guess from the shape.
+    if "manifests" in doc:
+        return mt.OCI_INDEX
+    if "config" in doc:
+        return mt.OCI_MANIFEST
+    raise ManifestError("cannot tell the manifest's media type")
+
+
+def parse_manifest(raw: bytes, content_type: str | None = None) -> Manifest:
+    """Parse and validate manifest bytes. Raises ManifestError with a readable reason."""
+    doc = _load(raw)
+    media_type = detect_media_type(raw, content_type)
+    inner = doc.get("mediaType")
+    ct = (content_type or "").split(";")[0].strip()
+    if media_type in mt.SCHEMA1 or doc.get("schemaVersion") == 1:
+        raise ManifestError("Docker schema1 manifests are not supported; push with a client that writes schema2 or OCI")
+    if isinstance(inner, str) and ct in mt.MANIFESTS and inner != ct:
+        raise ManifestError(f"mediaType {inner!r} does not match Content-Type {ct!r}")
+    if doc.get("schemaVersion") != 2:
+        raise ManifestError("schemaVersion must be 2")
+    subject = Descriptor.from_json(doc["subject"], "subject") if doc.get("subject") is not None else None
+    artifact_type = doc.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise ManifestError("artifactType must be a string")
+    annotations = doc.get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise ManifestError("annotations must be an object")
+    if media_type in mt.IMAGE_MANIFESTS:
+        if "manifests" in doc:
+            raise ManifestError("an image manifest cannot have 'manifests'")
+        config = Descriptor.from_json(doc.get("config"), "config")
+        layers = doc.get("layers", [] if media_type == mt.OCI_MANIFEST else None)
+        if not isinstance(layers, list):
+            raise ManifestError("layers must be a list")
+        descs = tuple(Descriptor.from_json(l, f"layers[{i}]") for i, l in enumerate(layers))
+        if media_type == mt.DOCKER_MANIFEST and not descs:
+            raise ManifestError("a Docker schema2 manifest needs at least one layer")
+        if config.media_type == mt.OCI_EMPTY and not artifact_type and media_type == mt.OCI_MANIFEST:
+            raise ManifestError("artifactType is required when config is the empty descriptor")
+        return ImageManifest(raw, media_type, config, descs, subject, artifact_type, annotations)
+    if media_type in mt.INDEXES:
+        if "config" in doc or "layers" in doc:
+            raise ManifestError("an index cannot have 'config' or 'layers'")
+        manifests = doc.get("manifests")
+        if not isinstance(manifests, list):
+            raise ManifestError("manifests must be a list")
+        descs = tuple(Descriptor.from_json(m, f"manifests[{i}]") for i, m in enumerate(manifests))
+        return ImageIndex(raw, media_type, descs, subject, artifact_type, annotations)
+    raise ManifestError(f"unsupported manifest media type {media_type!r}")
+
+
+@dataclass(slots=True)
+class ImageConfig:
+    """The parts of an image config (OCI or Docker) that the node uses."""
+
+    raw: bytes
+    architecture: str = ""
+    os: str = ""
+    variant: str | None = None
+    created: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # Entrypoint, Cmd, Env, WorkingDir, User...
+    diff_ids: list[Digest] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> "ImageConfig":
+        try:
+            doc = json.loads(raw)
+        except ValueError as e:
+            raise ManifestError(f"image config is not valid JSON: {e}") from None
+        if not isinstance(doc, dict):
+            raise ManifestError("image config must be a JSON object")
+        rootfs = doc.get("rootfs") or {}
+        if not isinstance(rootfs, dict):
+            raise ManifestError("image config rootfs must be an object")
+        try:
+            diff_ids = [Digest.parse(d) for d in rootfs.get("diff_ids") or []]
+        except (InvalidDigest, TypeError) as e:
+            raise ManifestError(f"image config has a bad diff_id: {e}") from None
+        cfg = doc.get("config") or {}
+        if not isinstance(cfg, dict):
+            raise ManifestError("image config 'config' must be an object")
+        return cls(
+            raw=raw,
+            architecture=str(doc.get("architecture", "")),
+            os=str(doc.get("os", "")),
+            variant=doc.get("variant"),
+            created=doc.get("created"),
+            config=cfg,
+            diff_ids=diff_ids,
+            history=doc.get("history") or [],
+        )
+
+    @property
+    def platform(self) -> Platform:
+        return Platform(self.os, self.architecture, self.variant)
+
+
+def chain_ids(diff_ids: list[Digest]) -> list[Digest]:
+    """ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    out: list[Digest] = []
+    for d in diff_ids:
+        out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode()))
+    return out

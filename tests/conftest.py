@@ -1,0 +1,2 @@
+"""Shared fixtures. Server fixtures (dockerd, PostgreSQL, registries) live in tests/servers.py."""
+pytest_plugins = ["tests.servers"]

@@ -1,0 +1,50 @@
+"""Small helpers every test module may use.
+
+A test that needs a real part (root, a tool, a server) calls ``need``: on a developer's machine a
+missing part skips the test with the reason; in CI (CI=true), where .ci/run installed and started
+everything, a missing part fails the test instead, so a skip can never pass for a success.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+def need_root() -> None:
+    need(os.geteuid() == 0, "needs root (namespaces, mounts, cgroups)")
+
+
+def need_tool(*names: str) -> None:
+    for name in names:
+        need(shutil.which(name) is not None, f"needs {name} (run scripts/install-system-deps)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
