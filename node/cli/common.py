@@ -1,0 +1,12 @@
+"""What every command group shares: the error type that becomes one line on stderr."""
+from __future__ import annotations
+
+DEFAULT_ROOT = "/var/lib/dockyard"
+
+
+class CliError(Exception):
+    """A failure to report as `Error: <message>` with a docker-like exit status (125 by default)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
