@@ -1,0 +1,200 @@
+"""The built-in runtime: runs an OCI bundle (config.json + rootfs) the way runc does, in Python.
+
+Protocol between the caller (the engine's monitor, P), an intermediate child (A) and the
+container's init (B):
+
+  P: create the cgroup (linux.cgroupsPath, linux.resources); become a child subreaper.
+  P fork -> A: join the cgroup; join namespaces given by path, unshare the new ones (the PID
+     namespace applies to A's children only); bring lo up in a new netns.
+  A fork -> B: PID 1 in the new PID namespace. A writes B's host PID on `pid pipe` and exits;
+     B is re-parented to P (the subreaper), so P reaps B's exit status directly.
+  B: stdio/console, mounts, pivot_root, hostname, rlimits, user, capabilities, no_new_privs,
+     looks up the program, then reports b"R" on the report pipe and blocks on the start pipe.
+  P `start`: writes b"S"; B execs. The report pipe is close-on-exec: EOF means the program runs,
+     b"E<code> <message>" means it could not (126/127 as Docker uses them).
+
+Python here only forks; the container pays no interpreter start-up, which keeps `run` fast.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from node.runtime import cgroups, namespaces, syscalls as sc
+from node.runtime.process import ProcessError
+
+
+RUNTIME_DEVICE_RULES = [
+    {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+    for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, -1))
+]
+
+
+class RuntimeError_(Exception):
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _read_report(fd: int, stop_at_ready: bool) -> bytes:
+    data = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return data
+        data += chunk
+        if stop_at_ready and data == b"R":
+            return data
+
+
+def _raise_report(report: bytes, what: str) -> None:
+    if report.startswith(b"E"):
+        code, _, message = report[1:].decode(errors="replace").partition(" ")
+        raise RuntimeError_(message, int(code) if code.isdigit() else 125)
+    raise RuntimeError_(f"container init exited during {what} without a reason")
+
+
+class Created:
+    """A created container: init waiting for `start`."""
+
+    def __init__(self, pid: int, report_fd: int, start_fd: int, console_master: int | None) -> None:
+        self.pid = pid
+        self.console_master = console_master
+        self._report_fd = report_fd
+        self._start_fd = start_fd
+
+    def start(self) -> None:
+        try:
+            os.write(self._start_fd, b"S")
+        finally:
+            os.close(self._start_fd)
+        try:
+            report = _read_all(self._report_fd)
+        finally:
+            os.close(self._report_fd)
+        if report:
+            _raise_report(report, "start")
+
+    def abandon(self) -> None:
+        for fd in (self._start_fd, self._report_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class BuiltinRuntime:
+    name = "builtin"
+
+    def __init__(self, cgroup_root: str = cgroups.DEFAULT_ROOT) -> None:
+        self.cgroup_root = cgroup_root
+
+    def create(self, container_id: str, bundle: str, stdio: tuple[int, int, int] | None) -> Created:
+        with open(os.path.join(bundle, "config.json")) as f:
+            spec = json.load(f)
+        linux = spec.get("linux") or {}
+        ns_list = linux.get("namespaces") or []
+        cgroup = None
+        if linux.get("cgroupsPath"):
+            cgroup = cgroups.open_cgroup(linux["cgroupsPath"], self.cgroup_root)
+            resources = dict(linux.get("resources") or {})
+            if resources.get("devices"):
+                # the nodes every runtime creates must stay usable, whatever the spec's filter says
+                resources["devices"] = list(resources["devices"]) + RUNTIME_DEVICE_RULES
+            try:
+                cgroup.create(resources)
+            except OSError as e:
+                self._remove_cgroup(cgroup)
+                raise RuntimeError_(f"cgroup {linux['cgroupsPath']}: {e}") from None
+        console_master = console_slave = None
+        console_path = None
+        if (spec.get("process") or {}).get("terminal"):
+            console_master, console_slave = os.openpty()
+            console_path = os.ttyname(console_slave)
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        pid_r, pid_w = os.pipe()
+        report_r, report_w = os.pipe()
+        start_r, start_w = os.pipe()
+        a = os.fork()
+        if a == 0:  # A
+            try:
+                os.close(pid_r), os.close(report_r), os.close(start_w)
+                if cgroup is not None:
+                    cgroup.add(os.getpid())
+                created = namespaces.enter(ns_list)
+                if created & sc.CLONE_NEWNET:
+                    namespaces.loopback_up()
+                b = os.fork()
+                if b == 0:  # B
+                    os.close(pid_w)
+                    from node.runtime import init
+                    init.run(spec, bundle, stdio, console_slave, console_path, report_w, start_r)
+                os.write(pid_w, str(b).encode())
+                os._exit(0)
+            except BaseException as e:  # noqa: BLE001
+                try:
+                    os.write(report_w, f"E125 {e}".encode())
+                finally:
+                    os._exit(1)
+        os.close(pid_w), os.close(report_w), os.close(start_r)
+        if console_slave is not None:
+            os.close(console_slave)
+        raw_pid = _read_all(pid_r)
+        os.close(pid_r)
+        os.waitpid(a, 0)
+        if not raw_pid:
+            report = _read_all(report_r)
+            self._fail_cleanup([report_r, start_w, console_master], cgroup)
+            _raise_report(report, "create")
+        pid = int(raw_pid)
+        report = _read_report(report_r, stop_at_ready=True)
+        if report != b"R":
+            try:
+                os.waitpid(pid, 0)  # B exits right after reporting; reap it
+            except ChildProcessError:
+                pass
+            self._fail_cleanup([report_r, start_w, console_master], cgroup)
+            _raise_report(report, "create")
+        return Created(pid, report_r, start_w, console_master)
+
+    def _fail_cleanup(self, fds, cgroup) -> None:
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+        self._remove_cgroup(cgroup)
+
+    @staticmethod
+    def _remove_cgroup(cgroup) -> None:
+        if cgroup is not None:
+            try:
+                cgroup.destroy()
+            except OSError:
+                pass
+
+    def delete(self, container_id: str, bundle: str) -> None:
+        """After the init exited: remove the cgroup (processes left behind are killed first)."""
+        try:
+            with open(os.path.join(bundle, "config.json")) as f:
+                spec = json.load(f)
+        except FileNotFoundError:
+            return
+        path = (spec.get("linux") or {}).get("cgroupsPath")
+        if not path:
+            return
+        cgroup = cgroups.open_cgroup(path, self.cgroup_root)
+        for pid in cgroup.pids():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        if cgroup.exists():
+            cgroup.destroy()

@@ -1,0 +1,237 @@
+"""Control groups for one container, on cgroup v1 or v2, detected at run time, rooted at a path.
+
+`open_cgroup(path, root)` returns a V1Cgroup when `root` holds per-controller hierarchies
+(root/memory, root/pids, ...) and a V2Cgroup when `root` itself is a unified hierarchy
+(root/cgroup.controllers exists). `path` is the OCI `linux.cgroupsPath` ("/dockyard/<id>"), so
+runc and crun, given the same bundle, create the same directories.
+
+Resources are the OCI `linux.resources` object: memory.limit/swap, cpu.quota/period, pids.limit,
+devices (v1 only: on v2 the device filter needs an eBPF program, which this runtime does not load).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+V1_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "pids", "blkio")
+DEFAULT_ROOT = "/sys/fs/cgroup"
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _rmdir_retry(path: str) -> None:
+    # A cgroup dir can stay busy for a moment after its last task exits (zombie reaping).
+    for attempt in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or attempt == 49:
+                raise
+            time.sleep(0.01)
+
+
+def is_v2(root: str = DEFAULT_ROOT) -> bool:
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))
+
+
+def open_cgroup(path: str, root: str = DEFAULT_ROOT) -> "V1Cgroup | V2Cgroup":
+    return V2Cgroup(path, root) if is_v2(root) else V1Cgroup(path, root)
+
+
+class V1Cgroup:
+    version = 1
+
+    def __init__(self, path: str, root: str = DEFAULT_ROOT) -> None:
+        self.rel = path.strip("/")
+        self.root = root
+        self.dirs = {c: os.path.join(root, c, self.rel) for c in V1_CONTROLLERS
+                     if os.path.isdir(os.path.join(root, c))}
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.dirs.values())
+
+    def create(self, resources: dict | None = None) -> None:
+        for controller, d in self.dirs.items():
+            if controller == "cpuset":
+                self._make_cpuset(d)
+            else:
+                os.makedirs(d, exist_ok=True)
+        self.apply(resources or {})
+
+    def _make_cpuset(self, d: str) -> None:
+        # A new v1 cpuset group starts with no cpus and mems and refuses tasks: inherit the parent's.
+        parent = os.path.dirname(d)
+        if not os.path.isdir(parent):
+            self._make_cpuset(parent)
+        if not os.path.isdir(d):
+            os.mkdir(d)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                _write(os.path.join(d, name), _read(os.path.join(parent, name)).strip() or "\n")
+
+    def apply(self, resources: dict) -> None:
+        memory = resources.get("memory") or {}
+        if "memory" in self.dirs and memory.get("limit"):
+            d = self.dirs["memory"]
+            _write(os.path.join(d, "memory.limit_in_bytes"), str(memory["limit"]))
+            swap = memory.get("swap")
+            memsw = os.path.join(d, "memory.memsw.limit_in_bytes")
+            if swap and os.path.exists(memsw):
+                _write(memsw, str(swap))
+        cpu = resources.get("cpu") or {}
+        if "cpu" in self.dirs and cpu.get("quota"):
+            d = self.dirs["cpu"]
+            _write(os.path.join(d, "cpu.cfs_period_us"), str(cpu.get("period") or 100000))
+            _write(os.path.join(d, "cpu.cfs_quota_us"), str(cpu["quota"]))
+        pids = resources.get("pids") or {}
+        if "pids" in self.dirs and pids.get("limit"):
+            limit = pids["limit"]
+            _write(os.path.join(self.dirs["pids"], "pids.max"), "max" if limit < 0 else str(limit))
+        if "devices" in self.dirs and resources.get("devices"):
+            d = self.dirs["devices"]
+            for rule in resources["devices"]:
+                kind = rule.get("type") or "a"
+                major = "*" if rule.get("major") in (None, -1) else str(rule["major"])
+                minor = "*" if rule.get("minor") in (None, -1) else str(rule["minor"])
+                line = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access') or 'rwm'}"
+                _write(os.path.join(d, "devices.allow" if rule.get("allow") else "devices.deny"), line)
+
+    def add(self, pid: int) -> None:
+        for d in self.dirs.values():
+            _write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        d = self.dirs.get("pids") or self.dirs.get("memory") or next(iter(self.dirs.values()))
+        try:
+            return [int(x) for x in _read(os.path.join(d, "cgroup.procs")).split()]
+        except FileNotFoundError:
+            return []
+
+    def freeze(self) -> None:
+        self._freezer("FROZEN")
+
+    def thaw(self) -> None:
+        self._freezer("THAWED")
+
+    def _freezer(self, state: str) -> None:
+        path = os.path.join(self.dirs["freezer"], "freezer.state")
+        _write(path, state)
+        for _ in range(500):  # FREEZING is transient; wait for the state to settle
+            if _read(path).strip() == state:
+                return
+            time.sleep(0.002)
+        raise OSError(f"freezer did not reach {state}")
+
+    def frozen(self) -> bool:
+        try:
+            return _read(os.path.join(self.dirs["freezer"], "freezer.state")).strip() != "THAWED"
+        except (KeyError, OSError):
+            return False
+
+    def oom_killed(self) -> bool:
+        try:
+            text = _read(os.path.join(self.dirs["memory"], "memory.oom_control"))
+        except (KeyError, OSError):
+            return False
+        fields = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        return int(fields.get("oom_kill", "0")) > 0
+
+    def destroy(self) -> None:
+        for d in self.dirs.values():
+            if os.path.isdir(d):
+                _rmdir_retry(d)
+
+
+class V2Cgroup:
+    version = 2
+
+    def __init__(self, path: str, root: str = DEFAULT_ROOT) -> None:
+        self.rel = path.strip("/")
+        self.root = root
+        self.dir = os.path.join(root, self.rel)
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.dir)
+
+    def create(self, resources: dict | None = None) -> None:
+        # Enable the controllers we use in every ancestor, top down, then make the leaf.
+        available = set(_read(os.path.join(self.root, "cgroup.controllers")).split())
+        wanted = " ".join("+" + c for c in ("cpu", "memory", "pids") if c in available)
+        current = self.root
+        for part in self.rel.split("/"):
+            if wanted:
+                try:
+                    _write(os.path.join(current, "cgroup.subtree_control"), wanted)
+                except OSError:
+                    pass  # a controller another manager holds; limits for it will fail loudly below
+            current = os.path.join(current, part)
+            os.makedirs(current, exist_ok=True)
+        self.apply(resources or {})
+
+    def apply(self, resources: dict) -> None:
+        memory = resources.get("memory") or {}
+        if memory.get("limit"):
+            _write(os.path.join(self.dir, "memory.max"), str(memory["limit"]))
+            swap_file = os.path.join(self.dir, "memory.swap.max")
+            if memory.get("swap") and os.path.exists(swap_file):
+                # OCI swap is memory+swap (v1 semantics); v2 counts swap alone.
+                _write(swap_file, str(max(0, memory["swap"] - memory["limit"])))
+        cpu = resources.get("cpu") or {}
+        if cpu.get("quota"):
+            _write(os.path.join(self.dir, "cpu.max"), f"{cpu['quota']} {cpu.get('period') or 100000}")
+        pids = resources.get("pids") or {}
+        if pids.get("limit"):
+            limit = pids["limit"]
+            _write(os.path.join(self.dir, "pids.max"), "max" if limit < 0 else str(limit))
+
+    def add(self, pid: int) -> None:
+        _write(os.path.join(self.dir, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(x) for x in _read(os.path.join(self.dir, "cgroup.procs")).split()]
+        except FileNotFoundError:
+            return []
+
+    def freeze(self) -> None:
+        self._set_frozen("1")
+
+    def thaw(self) -> None:
+        self._set_frozen("0")
+
+    def _set_frozen(self, value: str) -> None:
+        _write(os.path.join(self.dir, "cgroup.freeze"), value)
+        want = "frozen 1" if value == "1" else "frozen 0"
+        for _ in range(500):
+            if want in _read(os.path.join(self.dir, "cgroup.events")):
+                return
+            time.sleep(0.002)
+
+    def frozen(self) -> bool:
+        try:
+            return _read(os.path.join(self.dir, "cgroup.freeze")).strip() == "1"
+        except OSError:
+            return False
+
+    def oom_killed(self) -> bool:
+        try:
+            text = _read(os.path.join(self.dir, "memory.events"))
+        except OSError:
+            return False
+        fields = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        return int(fields.get("oom_kill", "0")) > 0
+
+    def destroy(self) -> None:
+        if os.path.isdir(self.dir):
+            _rmdir_retry(self.dir)

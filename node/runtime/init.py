@@ -1,0 +1,61 @@
+"""The container's init before exec: runs as PID 1 of the new PID namespace (process "B" in
+node.runtime.builtin's protocol). Never returns: it execs the program or exits.
+
+Messages to the parent go over `report_fd` (close-on-exec): b"R" once set-up is complete,
+b"E<code> <message>" on failure; a successful exec closes the pipe, which is the parent's signal.
+The parent's b"S" on `start_fd` releases the exec (OCI create/start split).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import termios
+
+from node.runtime import mounts, syscalls as sc
+from node.runtime.process import ProcessError, execute, prepare
+
+
+def _report(fd: int, data: bytes) -> None:
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
+def _stdio(stdio: tuple[int, int, int] | None, console_slave: int | None) -> None:
+    os.setsid()
+    if console_slave is not None:
+        fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
+        for target in (0, 1, 2):
+            os.dup2(console_slave, target)
+    elif stdio is not None:
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+
+
+def run(spec: dict, bundle: str, stdio, console_slave: int | None, console_path: str | None,
+        report_fd: int, start_fd: int) -> None:
+    code = 125
+    try:
+        _stdio(stdio, console_slave)
+        sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+        mounts.setup(spec, bundle, console_path)
+        if spec.get("hostname"):
+            sc.sethostname(spec["hostname"])
+        proc = spec.get("process") or {}
+        program = prepare(proc)
+        _report(report_fd, b"R")
+        if os.read(start_fd, 1) != b"S":
+            os._exit(1)  # the parent went away before `start`: never run the program
+        os.close(start_fd)
+        execute(program, proc)
+    except ProcessError as e:
+        code = e.exit_code
+        _report(report_fd, f"E{code} {e}".encode())
+    except BaseException as e:  # noqa: BLE001 - any failure must reach the parent as a message
+        if os.environ.get("DOCKYARD_RUNTIME_DEBUG"):
+            import traceback
+            traceback.print_exc()
+        _report(report_fd, f"E125 {e}".encode())
+    os._exit(code)

@@ -1,0 +1,109 @@
+"""The last steps before exec, shared by a container's init and by `exec` into a container:
+rlimits, user and groups, capabilities, no_new_privs, working directory, locating the program.
+
+Exec failures map to Docker's exit codes: 127 when the program is not found, 126 when it is
+found but cannot be executed.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+
+from node.runtime import capabilities, syscalls as sc
+
+
+class ProcessError(Exception):
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def find_program(name: str, env: list[str]) -> str:
+    path_var = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for item in env:
+        if item.startswith("PATH="):
+            path_var = item[5:]
+    if "/" in name:
+        candidates, lookup = [name], False
+    else:
+        candidates, lookup = [os.path.join(d or ".", name) for d in path_var.split(":")], True
+    denied = None
+    for candidate in candidates:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+        denied = candidate
+    if denied:
+        raise ProcessError(f'exec: "{name}": permission denied', 126)
+    if lookup:
+        raise ProcessError(f'exec: "{name}": executable file not found in $PATH', 127)
+    raise ProcessError(f'exec: "{name}": stat {name}: no such file or directory', 127)
+
+
+def set_rlimits(rlimits: list[dict]) -> None:
+    for item in rlimits or []:
+        kind = getattr(resource, str(item.get("type", "")), None)
+        if kind is None:
+            raise ProcessError(f"unknown rlimit {item.get('type')!r}")
+        resource.setrlimit(kind, (int(item["soft"]), int(item["hard"])))
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and handles SIGINT; an exec'd program must start with defaults."""
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                signal.SIGCHLD, signal.SIGWINCH, signal.SIGXFSZ, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def drop_privileges(proc: dict) -> None:
+    """Bounding set first (needs CAP_SETPCAP), then uid/gid with keepcaps, then the final sets."""
+    caps = proc.get("capabilities")
+    if caps is not None:
+        capabilities.drop_bounding(capabilities.mask(caps.get("bounding")))
+    user = proc.get("user") or {}
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    os.setgroups([int(g) for g in user.get("additionalGids") or []])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    if caps is not None:
+        capabilities.apply(caps)
+    if proc.get("noNewPrivileges"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def prepare(proc: dict) -> str:
+    """Everything up to exec; returns the program path. Raises ProcessError."""
+    args = proc.get("args") or []
+    if not args:
+        raise ProcessError("no command specified")
+    env = proc.get("env") or []
+    set_rlimits(proc.get("rlimits") or [])
+    try:
+        os.chdir(proc.get("cwd") or "/")
+    except OSError as e:
+        raise ProcessError(f"chdir to cwd ({proc.get('cwd')!r}) set in config.json failed: {e.strerror}")
+    program = find_program(args[0], env)
+    drop_privileges(proc)
+    # permission can change with the uid: check again as the final user
+    if not os.access(program, os.X_OK):
+        raise ProcessError(f'exec: "{args[0]}": permission denied', 126)
+    return program
+
+
+def execute(program: str, proc: dict) -> None:
+    reset_signals()
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in proc.get("env") or [])
+    try:
+        os.execve(program, proc["args"], env)
+    except PermissionError as e:
+        raise ProcessError(f'exec: "{proc["args"][0]}": {e.strerror}', 126)
+    except OSError as e:
+        raise ProcessError(f'exec: "{proc["args"][0]}": {e.strerror}', 127 if e.errno == 2 else 126)
