@@ -1,0 +1,111 @@
+"""NAT and isolation rules in one nftables table per agent root, rebuilt from the records.
+
+Why rebuild instead of adding and deleting single rules: the records in state.py are the truth,
+so rendering the whole table from them and swapping it in one ``nft -f`` transaction (atomic in
+the kernel) can never leave a stale rule behind — a crash, a manual ``nft flush`` or a reboot is
+repaired by the next attach, detach or reclaim. A node runs tens of containers; the table is a
+few dozen lines and ``nft`` takes milliseconds.
+
+Why NAT rules and no userspace proxy (Docker runs both): the agent is not a daemon, so a proxy
+would need its own long-lived process per published port to be supervised, restarted and
+killed; kernel DNAT survives the agent exiting, keeps the client's source address for the
+container and costs nothing per packet. What Docker's proxy is for — connections to
+127.0.0.1:HOSTPORT from the host itself — is done in the kernel too: the ``output`` hook DNATs
+locally generated packets, ``route_localnet=1`` on the bridge (links.py) lets a packet with a
+127.0.0.1 source leave through it, and it is masqueraded to the gateway address so the
+container can answer.
+
+The table::
+
+    prerouting (nat, dstnat)   packets from other hosts / containers to a host address -> publish
+    output     (nat, dstnat)   packets the host sends to one of its addresses          -> publish
+    publish                    one DNAT rule per published port, commented with the container
+    postrouting(nat, srcnat)   masquerade: containers going out, 127.0.0.1 sources, hairpin
+    forward    (filter)        isolation: no traffic from one dockyard bridge to another,
+                               except connections that were DNATed to a published port
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from node.network.state import ContainerNet, Network, NetworkError, Store
+
+
+def table_name(store: Store) -> str:
+    return f"dockyard_{store.root_key}"
+
+
+def render(table: str, networks: list[Network], containers: list[ContainerNet]) -> str:
+    """The whole nft script that replaces ``table`` (deleting it when there is nothing to do)."""
+    lines = [f"table ip {table}", f"delete table ip {table}"]
+    if not networks:
+        return "\n".join(lines) + "\n"
+    publish, postrouting, forward = [], [], []
+    bridges = [n.bridge for n in networks]
+    for net in networks:
+        b = _q(net.bridge)
+        postrouting += [
+            f"ip saddr {net.subnet} oifname != {b} masquerade",
+            f"oifname {b} ip saddr 127.0.0.0/8 masquerade",
+            f"ip saddr {net.subnet} oifname {b} ct status dnat masquerade",
+        ]
+        others = [_q(o) for o in bridges if o != net.bridge]
+        if others:
+            forward.append(f"iifname {b} oifname {{ {', '.join(others)} }} drop")
+    for c in containers:
+        if not c.endpoints:
+            continue
+        target = c.endpoints[0].ip  # ports are published on the first (primary) network
+        for p in c.ports:
+            match = f"ip daddr {p.host_ip} " if p.host_ip else ""
+            publish.append(
+                f"{match}{p.proto} dport {p.host_port} dnat to {target}:{p.container_port}"
+                f' comment "{_comment(c.container_id)}"'
+            )
+    lines.append(f"table ip {table} {{")
+    lines += _chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
+                    ["fib daddr type local jump publish"])
+    lines += _chain("output", "type nat hook output priority -100; policy accept;",
+                    ["fib daddr type local jump publish"])
+    lines += _chain("publish", None, publish)
+    lines += _chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;",
+                    postrouting)
+    lines += _chain("forward", "type filter hook forward priority filter; policy accept;",
+                    (["ct status dnat accept"] + forward) if forward else [])
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def apply(store: Store) -> None:
+    """Make the kernel's table match the records (call under the store lock)."""
+    script = render(table_name(store), store.networks(), store.containers())
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    try:
+        proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise NetworkError("nft (package nftables) is needed for bridge networking") from None
+    if proc.returncode != 0:
+        raise NetworkError(f"nft refused the dockyard rules: {proc.stderr.strip()}")
+
+
+def ruleset(store: Store) -> str:
+    """The live table as nft prints it ("" if absent): for inspection and tests."""
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    proc = subprocess.run([nft, "list", "table", "ip", table_name(store)],
+                          capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def _chain(name: str, header: str | None, rules: list[str]) -> list[str]:
+    body = ([f"    {header}"] if header else []) + [f"    {r}" for r in rules]
+    return [f"  chain {name} {{", *body, "  }"]
+
+
+def _q(ifname: str) -> str:
+    return f'"{ifname}"'
+
+
+def _comment(container_id: str) -> str:
+    # Container ids are validated by the store ([A-Za-z0-9_.-]); quotes can never appear.
+    return f"dockyard container {container_id[:64]}"

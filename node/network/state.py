@@ -1,0 +1,181 @@
+"""What the network side remembers between agent commands, on disk under ``<root>/network/``.
+
+The agent is not a daemon: every command is a new process, so every fact that a later command
+needs (which address belongs to whom, which host port is published where) lives in a file::
+
+    <root>/network/
+        lock                      flock held by every command that changes anything below
+        networks/<name>.json      one network: id, subnet, gateway, bridge device, and its IPAM
+                                  allocations {ip: container_id} (the pool's single source of truth)
+        endpoints/<id>.json       one attached container: netns path, name, hostname, and its
+                                  endpoints (one per network: veth, ifname, ip, mac, aliases)
+                                  and published ports
+
+Files are replaced atomically (write to a temporary file, fsync, rename), so a crash leaves
+either the old or the new record, never half of one. Kernel objects (bridges, veths, netns
+files, nftables rules) are derived from these records; ``reclaim`` repairs the difference.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+DEFAULT_NETWORK = "bridge"
+# Names with a special meaning for --network; they can never be user-defined networks.
+RESERVED_NAMES = {"none", "host", "default", "container"}
+
+
+class NetworkError(Exception):
+    """A network operation that cannot be done, with a message fit for the user."""
+
+
+@dataclass
+class Network:
+    name: str
+    id: str
+    subnet: str
+    gateway: str
+    bridge: str
+    created: str
+    allocations: dict[str, str] = field(default_factory=dict)  # ip -> container id
+
+    @property
+    def user_defined(self) -> bool:
+        return self.name != DEFAULT_NETWORK
+
+
+@dataclass
+class Endpoint:
+    network: str
+    ifname: str  # inside the container: eth0, eth1...
+    host_veth: str  # on the host, enslaved to the network's bridge
+    ip: str
+    prefixlen: int
+    gateway: str
+    mac: str
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PortBinding:
+    proto: str  # "tcp" | "udp"
+    container_port: int
+    host_ip: str  # "" means every address of the host
+    host_port: int
+
+
+@dataclass
+class ContainerNet:
+    container_id: str
+    name: str
+    hostname: str
+    netns_path: str
+    created: float
+    endpoints: list[Endpoint] = field(default_factory=list)
+    ports: list[PortBinding] = field(default_factory=list)
+
+    def endpoint(self, network: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.network == network), None)
+
+
+class Store:
+    """Reads and writes the records above; callers hold ``locked()`` around read-modify-write."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.dir = self.root / "network"
+        self.networks_dir = self.dir / "networks"
+        self.endpoints_dir = self.dir / "endpoints"
+
+    # A short key for everything global on the host (netns files, nftables table) so that two
+    # agents with different roots (tests do this) never touch each other's kernel objects.
+    @property
+    def root_key(self) -> str:
+        return hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:10]
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self.networks_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoints_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # networks ---------------------------------------------------------------------------
+    def networks(self) -> list[Network]:
+        return [self._load_network(p) for p in sorted(self._json_files(self.networks_dir))]
+
+    def network(self, name: str) -> Network | None:
+        if not NETWORK_NAME_RE.match(name):
+            return None
+        path = self.networks_dir / f"{name}.json"
+        return self._load_network(path) if path.exists() else None
+
+    def save_network(self, net: Network) -> None:
+        _write_json(self.networks_dir / f"{net.name}.json", asdict(net))
+
+    def delete_network(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.networks_dir / f"{name}.json").unlink()
+
+    # containers -------------------------------------------------------------------------
+    def containers(self) -> list[ContainerNet]:
+        return [self._load_container(p) for p in sorted(self._json_files(self.endpoints_dir))]
+
+    def has_containers(self) -> bool:
+        return any(self._json_files(self.endpoints_dir))
+
+    def container(self, container_id: str) -> ContainerNet | None:
+        path = self._container_path(container_id)
+        return self._load_container(path) if path.exists() else None
+
+    def save_container(self, c: ContainerNet) -> None:
+        _write_json(self._container_path(c.container_id), asdict(c))
+
+    def delete_container(self, container_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._container_path(container_id).unlink()
+
+    def _container_path(self, container_id: str) -> Path:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", container_id):
+            raise NetworkError(f"invalid container id {container_id!r}")
+        return self.endpoints_dir / f"{container_id}.json"
+
+    @staticmethod
+    def _json_files(directory: Path) -> Iterator[Path]:
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return iter(())
+        return (Path(e.path) for e in entries if e.name.endswith(".json"))
+
+    @staticmethod
+    def _load_network(path: Path) -> Network:
+        return Network(**json.loads(path.read_text()))
+
+    @staticmethod
+    def _load_container(path: Path) -> ContainerNet:
+        raw = json.loads(path.read_text())
+        raw["endpoints"] = [Endpoint(**e) for e in raw.get("endpoints", [])]
+        raw["ports"] = [PortBinding(**p) for p in raw.get("ports", [])]
+        return ContainerNet(**raw)
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
