@@ -1,10 +1,53 @@
-"""dockyard-registry command line (filled in by the registry work)."""
+"""The ``dockyard-registry`` command line: parse arguments, call the library. No logic here.
+
+Commands come from the modules in ``COMMAND_MODULES``; each exposes ``register(subparsers)``.
+Modules that are not built yet (ModuleNotFoundError for that very module) are skipped, so the
+auth work adds its ``user`` group simply by creating ``registry/auth/cli.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
 import sys
+
+from registry.config import ConfigError
+
+COMMAND_MODULES = ("registry.commands.serve", "registry.commands.gc", "registry.auth.cli", "registry.web.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dockyard-registry", description="An OCI registry with a SQL index.")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks on failure")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and name.startswith(e.name):
+                continue
+            raise
+        module.register(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("dockyard-registry: not built yet", file=sys.stderr)
-    return 1
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"error: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

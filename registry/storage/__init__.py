@@ -1,0 +1,17 @@
+"""Blob bytes: the driver interface, the filesystem driver and upload sessions."""
+from __future__ import annotations
+
+from typing import Any
+
+from .driver import StorageDriver
+
+
+def open_driver(data_dir: str, settings: dict[str, Any] | None = None) -> StorageDriver:
+    """The driver the config asks for (``storage: {driver: filesystem}``, the default)."""
+    settings = settings or {}
+    kind = settings.get("driver", "filesystem")
+    if kind == "filesystem":
+        from .filesystem import FilesystemDriver
+
+        return FilesystemDriver(settings.get("root") or data_dir, fsync=bool(settings.get("fsync", True)))
+    raise ValueError(f"storage.driver: unknown driver {kind!r} (known: filesystem)")

@@ -1,0 +1,208 @@
+"""Manifests by tag or digest: GET/HEAD with Accept negotiation, PUT with checks, DELETE.
+
+PUT stores the exact bytes received as a blob (the digest is of those bytes, never of a
+re-serialisation), then records the manifest, its references, subject and tag in one index
+transaction. Parsing is per media type in oci.manifest; schema1 is refused there.
+"""
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from oci import mediatypes as mt
+from oci.digest import Digest, InvalidDigest
+from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifest
+from oci.reference import is_tag
+
+from .. import state
+from ..index import ManifestRecord
+from ..storage.driver import BlobNotFound
+from .common import config, index, manifest_location, parse_digest, repo_name, storage
+from .errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    TagInvalid,
+    Unsupported,
+)
+
+
+def _reference(request: web.Request, for_write: bool = False) -> tuple[Digest | None, str | None]:
+    """(digest, None) or (None, tag) from the URL's reference."""
+    ref = request.match_info["reference"]
+    if ":" in ref:
+        return parse_digest(ref), None
+    if not is_tag(ref):
+        if for_write:
+            raise TagInvalid(detail={"tag": ref[:200]}, message=f"invalid tag {ref[:200]!r}")
+        raise ManifestUnknown(detail={"reference": ref[:200]})
+    return None, ref
+
+
+async def _load_bytes(request: web.Request, digest: str) -> bytes:
+    cache = request.app[state.MANIFEST_CACHE]
+    data = cache.get(digest)
+    if data is None:
+        try:
+            data = await storage(request).get(Digest.parse(digest))
+        except BlobNotFound:
+            raise ManifestUnknown(detail={"digest": digest}) from None
+        cache.put(digest, data)
+    return data
+
+
+def _accepted(request: web.Request) -> set[str]:
+    out: set[str] = set()
+    for header in request.headers.getall("Accept", []):
+        for part in header.split(","):
+            media = part.split(";")[0].strip().lower()
+            if media:
+                out.add(media)
+    return out
+
+
+def _accepts(accepted: set[str], media_type: str) -> bool:
+    if not accepted or media_type in accepted or "*/*" in accepted:
+        return True
+    return f"{media_type.split('/')[0]}/*" in accepted
+
+
+async def _platform_child(request: web.Request, name: str, raw: bytes) -> tuple[str, str, int] | None:
+    """For a client that cannot read indexes: the linux/amd64 entry, as distribution does."""
+    try:
+        idx = parse_manifest(raw)
+    except ManifestError:
+        return None
+    if not isinstance(idx, ImageIndex):
+        return None
+    for desc in idx.manifests:
+        p = desc.platform
+        if p and p.os == "linux" and p.architecture == "amd64":
+            row = await index(request).get_manifest(name, str(desc.digest))
+            if row:
+                return row.digest, row.media_type, row.size
+    return None
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    digest, tag = _reference(request)
+    if digest is not None:
+        row = await index(request).get_manifest(name, str(digest))
+        found = (row.digest, row.media_type, row.size) if row else None
+    else:
+        found = await index(request).resolve_tag(name, tag or "")
+    if found is None:
+        raise ManifestUnknown(detail={"reference": request.match_info["reference"]})
+    found_digest, media_type, size = found
+    raw = await _load_bytes(request, found_digest)
+    accepted = _accepted(request)
+    if not _accepts(accepted, media_type) and media_type in mt.INDEXES and accepted & mt.IMAGE_MANIFESTS:
+        child = await _platform_child(request, name, raw) if tag is not None else None
+        if child is None:
+            raise ManifestUnknown(
+                detail={"reference": request.match_info["reference"], "mediaType": media_type},
+                message="the manifest is an index, and the Accept header does not allow indexes",
+            )
+        found_digest, media_type, size = child
+        raw = await _load_bytes(request, found_digest)
+    headers = {"Docker-Content-Digest": found_digest, "ETag": f'"{found_digest}"'}
+    return web.Response(body=raw, content_type=media_type, headers=headers)
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes:
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ManifestInvalid(message=f"manifest is larger than the limit of {limit} bytes", status=413)
+    chunks, total = [], 0
+    async for chunk in request.content.iter_chunked(64 << 10):
+        total += len(chunk)
+        if total > limit:
+            raise ManifestInvalid(message=f"manifest is larger than the limit of {limit} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _check_references(request: web.Request, name: str, manifest: ImageManifest | ImageIndex) -> tuple[list[str], list[str]]:
+    """(blob digests, child manifest digests) the manifest refers to; all must be in the repo."""
+    idx = index(request)
+    if isinstance(manifest, ImageManifest):
+        # Foreign layers (with urls) live elsewhere by design: not required here.
+        blobs = [str(d.digest) for d in manifest.references() if not d.urls]
+        missing = await idx.missing_blobs(name, blobs)
+        if str(manifest.config.digest) == mt.EMPTY_JSON_DIGEST and mt.EMPTY_JSON_DIGEST in missing:
+            # The empty config `{}` is well known; store it for clients that never upload it.
+            await storage(request).put(Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON)
+            await idx.link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON))
+            missing.discard(mt.EMPTY_JSON_DIGEST)
+        children: list[str] = []
+    else:
+        blobs = []
+        children = [str(d.digest) for d in manifest.manifests]
+        missing = await idx.missing_manifests(name, children)
+        # Artifact indexes may also list plain blobs.
+        missing = await idx.missing_blobs(name, sorted(missing)) if missing else missing
+    if missing:
+        first = sorted(missing)[0]
+        raise ManifestBlobUnknown(
+            detail={"digest": first, "missing": sorted(missing)[:20]},
+            message=f"manifest references {len(missing)} blob(s) or manifest(s) not in repository {name}, e.g. {first}",
+        )
+    return blobs, children
+
+
+async def put_manifest(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    ref_digest, tag = _reference(request, for_write=True)
+    raw = await _read_capped(request, config(request).max_manifest_size)
+    algorithm = ref_digest.algorithm if ref_digest else "sha256"
+    digest = Digest.of(raw, algorithm)
+    if ref_digest is not None and digest != ref_digest:
+        raise DigestInvalid(
+            detail={"digest": str(ref_digest)},
+            message=f"manifest digest {digest} does not match the reference {ref_digest}",
+        )
+    try:
+        manifest = parse_manifest(raw, request.headers.get("Content-Type"))
+    except (ManifestError, InvalidDigest) as e:
+        raise ManifestInvalid(detail={"reason": str(e)}, message=f"manifest invalid: {e}") from None
+    blobs, children = await _check_references(request, name, manifest)
+    # Bytes first, names second.
+    if await storage(request).stat(digest) is None:
+        await storage(request).put(digest, raw)
+    else:
+        await storage(request).touch(digest)
+    request.app[state.MANIFEST_CACHE].put(str(digest), raw)
+    annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
+    record = ManifestRecord(
+        digest=str(digest),
+        media_type=manifest.media_type,
+        size=len(raw),
+        artifact_type=manifest.effective_artifact_type,
+        subject=str(manifest.subject.digest) if manifest.subject else None,
+        annotations=json.loads(json.dumps(annotations)) if annotations else None,
+        blobs=tuple(blobs),
+        children=tuple(children),
+        tags=(tag,) if tag else (),
+    )
+    await index(request).put_manifest(name, record)
+    headers = {"Location": manifest_location(name, digest), "Docker-Content-Digest": str(digest), "Content-Length": "0"}
+    if manifest.subject:
+        headers["OCI-Subject"] = str(manifest.subject.digest)
+    return web.Response(status=201, headers=headers)
+
+
+async def delete_manifest(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    digest, tag = _reference(request)
+    if not config(request).delete_enabled:
+        raise Unsupported(message="deletes are disabled on this registry")
+    if digest is not None:
+        deleted = await index(request).delete_manifest(name, str(digest))
+    else:
+        deleted = await index(request).delete_tag(name, tag or "")
+    if not deleted:
+        raise ManifestUnknown(detail={"reference": request.match_info["reference"]})
+    return web.Response(status=202, headers={"Content-Length": "0"})

@@ -1,0 +1,175 @@
+"""Blob uploads: monolithic POST, POST+PUT, chunked and streamed PATCH, status, cancel, mount.
+
+The session lives in two places: a row in the index (which repository it belongs to, when it
+was last used) and a staging file in storage (its bytes; the size is the file's size). Both
+survive a restart. Every response about a session carries Location, Range and
+Docker-Upload-UUID, as Docker clients and the spec expect.
+"""
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from oci.digest import Digest
+from oci.reference import InvalidReference, validate_name
+
+from ..storage.driver import DigestMismatch, UploadNotFound
+from ..storage.layout import UPLOAD_ID_RE
+from .common import READ_CHUNK, blob_location, index, parse_digest, repo_name, storage, upload_location, uploads
+from .errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+
+CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def _range(size: int) -> str:
+    # Distribution's convention: "0-0" for an empty session, else the last byte's offset.
+    return f"0-{max(size - 1, 0)}"
+
+
+def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": upload_location(name, upload_id),
+        "Range": _range(size),
+        "Docker-Upload-UUID": upload_id,
+        "Content-Length": "0",
+    }
+
+
+def _blob_created(name: str, digest: Digest) -> web.Response:
+    return web.Response(
+        status=201,
+        headers={"Location": blob_location(name, digest), "Docker-Content-Digest": str(digest), "Content-Length": "0"},
+    )
+
+
+async def _new_session(request: web.Request, name: str) -> str:
+    upload_id = await uploads(request).start()
+    await index(request).create_upload(upload_id, name)
+    return upload_id
+
+
+async def _session(request: web.Request, name: str) -> tuple[str, int]:
+    """The (id, staged size) of the session in the URL, or BLOB_UPLOAD_UNKNOWN."""
+    upload_id = request.match_info["uuid"]
+    if not UPLOAD_ID_RE.match(upload_id):
+        raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
+    row = await index(request).get_upload(upload_id)
+    size = await uploads(request).size(upload_id) if row is not None else None
+    if row is None or row.repository != name or size is None:
+        raise BlobUploadUnknown(detail={"uuid": upload_id})
+    return upload_id, size
+
+
+async def _finish(request: web.Request, name: str, upload_id: str, digest: Digest) -> web.Response:
+    """Verify, commit the bytes (fsync + rename), then link the blob: bytes first, names second."""
+    try:
+        size = await uploads(request).finish(upload_id, digest)
+    except DigestMismatch as e:
+        raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
+    except UploadNotFound:
+        raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+    await index(request).link_blob(name, str(digest), size)
+    await index(request).delete_upload(upload_id)
+    return _blob_created(name, digest)
+
+
+def _check_length(request: web.Request, expected: int | None = None) -> None:
+    declared = request.headers.get("Content-Length")
+    if declared is not None and (not declared.isdigit() or (expected is not None and int(declared) != expected)):
+        raise SizeInvalid(detail={"Content-Length": declared[:50]})
+
+
+async def start_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    q = request.query
+    if "mount" in q:
+        mounted = await _try_mount(request, name, parse_digest(q["mount"]), q.get("from", ""))
+        if mounted is not None:
+            return mounted
+    digest = parse_digest(q["digest"]) if "digest" in q else None
+    _check_length(request)
+    upload_id = await _new_session(request, name)
+    if digest is not None:
+        # Monolithic upload: the whole blob is this request's body.
+        async with uploads(request).lock(upload_id):
+            await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK), start_size=0)
+            return await _finish(request, name, upload_id, digest)
+    return web.Response(status=202, headers=_session_headers(name, upload_id, 0))
+
+
+async def _try_mount(request: web.Request, name: str, digest: Digest, source: str) -> web.Response | None:
+    """Link a blob readable in ``source`` into ``name``; None means: fall back to an upload."""
+    try:
+        validate_name(source)
+    except InvalidReference:
+        return None
+    size = await index(request).blob_size(source, str(digest))
+    if size is None or await storage(request).stat(digest) is None:
+        return None
+    await storage(request).touch(digest)  # keep GC's grace period on it while we link
+    await index(request).link_blob(name, str(digest), size)
+    return _blob_created(name, digest)
+
+
+async def patch_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id, _ = await _session(request, name)
+    async with uploads(request).lock(upload_id):
+        size = await uploads(request).size(upload_id)
+        if size is None:
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
+        content_range = request.headers.get("Content-Range")
+        if content_range:
+            m = CONTENT_RANGE_RE.match(content_range.strip())
+            if not m:
+                raise BlobUploadInvalid(detail={"Content-Range": content_range[:100]})
+            start, end = int(m.group(1)), int(m.group(2))
+            if start != size or end < start:
+                # Out of order: tell the client where the session really is.
+                raise RangeInvalid(
+                    detail={"Content-Range": content_range[:100], "size": size},
+                    headers=_session_headers(name, upload_id, size),
+                )
+            _check_length(request, end - start + 1)
+        else:
+            _check_length(request)
+        try:
+            size = await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK), start_size=size)
+        except UploadNotFound:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+        finally:
+            await index(request).touch_upload(upload_id)
+    return web.Response(status=202, headers=_session_headers(name, upload_id, size))
+
+
+async def put_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id, size = await _session(request, name)
+    if "digest" not in request.query:
+        raise DigestInvalid(message="the digest query parameter is required to finish an upload")
+    digest = parse_digest(request.query["digest"])
+    async with uploads(request).lock(upload_id):
+        if request.body_exists:
+            content_range = request.headers.get("Content-Range")
+            if content_range:
+                m = CONTENT_RANGE_RE.match(content_range.strip())
+                if not m or int(m.group(1)) != size:
+                    raise RangeInvalid(headers=_session_headers(name, upload_id, size))
+            await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK))
+        return await _finish(request, name, upload_id, digest)
+
+
+async def get_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id, size = await _session(request, name)
+    return web.Response(status=204, headers=_session_headers(name, upload_id, size))
+
+
+async def delete_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id, _ = await _session(request, name)
+    async with uploads(request).lock(upload_id):
+        await index(request).delete_upload(upload_id)
+        await uploads(request).cancel(upload_id)
+    return web.Response(status=204, headers={"Content-Length": "0"})

@@ -1,0 +1,105 @@
+"""create_app(config) -> web.Application: wiring only.
+
+Order of middlewares (outermost first), kept in ``app.middlewares`` which stays a mutable list
+until the app starts:
+
+1. ``error_middleware`` — turns every failure below it into the OCI error envelope;
+2. whatever ``setup_auth`` appends (``app.middlewares.append(auth_middleware)``): it runs inside
+   the envelope, after routing, so it sees ``request.match_info.route.name`` (see
+   registry.api.routes.ACTIONS) and ``request.match_info.get("name")``, and may raise
+   ``registry.api.errors.Unauthorized(headers={"WWW-Authenticate": ...})`` or ``Denied``.
+
+Shared state is in typed keys (registry.state): CONFIG, INDEX, STORAGE, UPLOADS,
+MANIFEST_CACHE. The index and storage are opened and closed in ``cleanup_ctx``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from . import state
+from .api.common import API_VERSION_HEADER
+from .api.manifest_cache import ManifestCache
+from .api.middleware import error_middleware
+from .api.routes import add_routes
+from .auth import setup_auth
+from .config import RegistryConfig
+from .index import Index
+from .storage import open_driver
+from .storage.uploads import UploadSessions
+from .web import setup_catalog
+
+log = logging.getLogger("registry")
+
+
+async def _add_api_version(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/v2"):
+        response.headers.setdefault(*API_VERSION_HEADER)
+
+
+async def expire_uploads(app: web.Application) -> int:
+    """Cancel upload sessions idle longer than upload_expiry, and orphaned staging areas."""
+    cfg, idx, sessions = app[state.CONFIG], app[state.INDEX], app[state.UPLOADS]
+    cutoff = time.time() - cfg.upload_expiry
+    expired = await idx.expired_uploads(cutoff)
+    for upload_id in expired:
+        await idx.delete_upload(upload_id)
+        await sessions.cancel(upload_id)
+    known = await idx.all_upload_ids()
+    async for upload_id, mtime in app[state.STORAGE].iter_uploads():
+        if upload_id not in known and mtime < cutoff:
+            await sessions.cancel(upload_id)
+            expired.append(upload_id)
+    if expired:
+        log.info("expired %d upload session(s)", len(expired))
+    return len(expired)
+
+
+async def _expiry_loop(app: web.Application) -> None:
+    interval = max(1.0, min(600.0, app[state.CONFIG].upload_expiry / 10))
+    while True:
+        try:
+            await expire_uploads(app)
+        except Exception:
+            log.exception("upload expiry failed")
+        await asyncio.sleep(interval)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[state.CONFIG]
+    driver = open_driver(cfg.data_dir, cfg.storage)
+    await driver.open()
+    idx = Index(cfg.database_url)
+    try:
+        if cfg.auto_migrate:
+            await idx.migrate()
+        app[state.STORAGE] = driver
+        app[state.INDEX] = idx
+        app[state.UPLOADS] = UploadSessions(driver)
+        task = asyncio.create_task(_expiry_loop(app))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await idx.close()
+        await driver.close()
+
+
+def create_app(config: RegistryConfig) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_manifest_size + 1024)
+    app[state.CONFIG] = config
+    app[state.MANIFEST_CACHE] = ManifestCache()
+    app.cleanup_ctx.append(_resources)
+    app.on_response_prepare.append(_add_api_version)
+    add_routes(app)
+    setup_auth(app, config)
+    setup_catalog(app, config)
+    return app

@@ -1,0 +1,164 @@
+"""Index queries for manifests, their references, subjects (referrers) and garbage collection."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select, union
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .database import Database
+from .models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, now
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    """What the index stores about one manifest push (the bytes are already in storage)."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None = None
+    subject: str | None = None
+    annotations: dict[str, Any] | None = None
+    blobs: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, Any] | None
+
+
+class ManifestQueries:
+    db: Database
+
+    async def put_manifest(self, repository: str, rec: ManifestRecord) -> None:
+        """Record a manifest, its references, its subject and its tags in one transaction."""
+
+        async def tx(conn: AsyncConnection) -> None:
+            repo_id = await self._ensure_repository(conn, repository)  # type: ignore[attr-defined]
+            t = now()
+            await conn.execute(
+                self.db.insert(Blob)
+                .values(digest=rec.digest, size=rec.size, created_at=t)
+                .on_conflict_do_nothing(index_elements=["digest"])
+            )
+            await conn.execute(
+                self.db.insert(Manifest)
+                .values(
+                    repository_id=repo_id,
+                    digest=rec.digest,
+                    media_type=rec.media_type,
+                    size=rec.size,
+                    artifact_type=rec.artifact_type,
+                    subject_digest=rec.subject,
+                    annotations=rec.annotations,
+                    created_at=t,
+                )
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            )
+            manifest_id = (
+                await conn.execute(
+                    select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == rec.digest)
+                )
+            ).scalar_one()
+            refs = {d: "blob" for d in rec.blobs} | {d: "manifest" for d in rec.children}
+            if refs:
+                # Sorted, so concurrent transactions take row locks in the same order.
+                rows = [{"manifest_id": manifest_id, "digest": d, "kind": refs[d]} for d in sorted(refs)]
+                await conn.execute(
+                    self.db.insert(ManifestReference).values(rows).on_conflict_do_nothing(
+                        index_elements=["manifest_id", "digest"]
+                    )
+                )
+            for tag in sorted(set(rec.tags)):
+                stmt = self.db.insert(Tag).values(repository_id=repo_id, name=tag, manifest_digest=rec.digest, updated_at=t)
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["repository_id", "name"],
+                        set_={"manifest_digest": stmt.excluded.manifest_digest, "updated_at": stmt.excluded.updated_at},
+                    )
+                )
+
+        await self.db.write(tx)
+
+    async def get_manifest(self, repository: str, digest: str) -> ManifestRow | None:
+        q = (
+            select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == repository, Manifest.digest == digest)
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(q)).first()
+        return ManifestRow(*row) if row else None
+
+    async def missing_manifests(self, repository: str, digests: list[str]) -> set[str]:
+        if not digests:
+            return set()
+        q = (
+            select(Manifest.digest)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == repository, Manifest.digest.in_(set(digests)))
+        )
+        async with self.db.read() as conn:
+            found = set((await conn.execute(q)).scalars())
+        return set(digests) - found
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Remove a manifest and every tag pointing at it (its references cascade)."""
+
+        async def tx(conn: AsyncConnection) -> bool:
+            repo_id = await self._repository_id(conn, repository)  # type: ignore[attr-defined]
+            if repo_id is None:
+                return False
+            await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.manifest_digest == digest))
+            manifest_id = (
+                await conn.execute(select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest))
+            ).scalar_one_or_none()
+            if manifest_id is None:
+                return False
+            await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
+            await conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
+            return True
+
+        return await self.db.write(tx)
+
+    async def referrers(self, repository: str, subject: str, artifact_type: str | None = None) -> list[ManifestRow]:
+        q = (
+            select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == repository, Manifest.subject_digest == subject)
+            .order_by(Manifest.created_at, Manifest.digest)
+        )
+        if artifact_type is not None:
+            q = q.where(Manifest.artifact_type == artifact_type)
+        async with self.db.read() as conn:
+            return [ManifestRow(*row) for row in (await conn.execute(q)).all()]
+
+    # -- garbage collection -------------------------------------------------------------------
+    async def live_digests(self) -> set[str]:
+        """Mark: every digest some name still reaches (linked blobs, manifests, references)."""
+        q = union(
+            select(RepositoryBlob.digest),
+            select(Manifest.digest),
+            select(ManifestReference.digest),
+        )
+        async with self.db.read() as conn:
+            return set((await conn.execute(q)).scalars())
+
+    async def forget_blobs(self, digests: list[str]) -> None:
+        """Drop blob rows whose bytes were swept (only rows nothing links to)."""
+
+        async def tx(conn: AsyncConnection) -> None:
+            for i in range(0, len(digests), 500):
+                part = digests[i : i + 500]
+                linked = select(RepositoryBlob.digest).where(RepositoryBlob.digest.in_(part))
+                await conn.execute(delete(Blob).where(Blob.digest.in_(part), Blob.digest.not_in(linked)))
+
+        await self.db.write(tx)

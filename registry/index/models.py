@@ -1,0 +1,114 @@
+"""The index schema: every name the registry knows, as SQLAlchemy 2 declarative models.
+
+Other parts of the registry (auth, the catalog) add their own tables by subclassing ``Base``
+in their own ``models`` module; migrations/env.py imports those modules so Alembic sees them.
+Timestamps are float seconds since the epoch: the same on SQLite and PostgreSQL, and cheap to
+compare for expiry and GC grace periods.
+
+Names that are listed in lexical order (repositories, tags) use the "C" collation on
+PostgreSQL, so ORDER BY and the ``last`` cursor compare bytes as the OCI spec's "lexical
+order" means, and the primary-key index serves the pagination query directly.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+DIGEST = String(200)
+
+
+def lexical_name(length: int) -> String:
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def now() -> float:
+    return time.time()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Repository(Base):
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(lexical_name(255), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Blob(Base):
+    """Bytes the storage holds, by digest (once, whatever the number of repositories)."""
+
+    __tablename__ = "blobs"
+
+    digest: Mapped[str] = mapped_column(DIGEST, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class RepositoryBlob(Base):
+    """A blob is visible in a repository only after it was pushed or mounted there."""
+
+    __tablename__ = "repository_blobs"
+    __table_args__ = (Index("ix_repository_blobs_digest", "digest"),)
+
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Manifest(Base):
+    __tablename__ = "manifests"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
+        Index("ix_manifests_subject", "repository_id", "subject_digest"),
+        Index("ix_manifests_digest", "digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(DIGEST)
+    media_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # What the referrers API reports: artifactType, else the config's media type.
+    artifact_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    subject_digest: Mapped[str | None] = mapped_column(DIGEST, nullable=True)
+    annotations: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class ManifestReference(Base):
+    """What a manifest points at: blobs (config, layers) or child manifests (index entries)."""
+
+    __tablename__ = "manifest_references"
+    __table_args__ = (Index("ix_manifest_references_digest", "digest"),)
+
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(DIGEST, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "blob" or "manifest"
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_manifest", "repository_id", "manifest_digest"),)
+
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(lexical_name(128), primary_key=True)
+    manifest_digest: Mapped[str] = mapped_column(DIGEST)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class UploadSession(Base):
+    """An upload in progress. The staged bytes are in storage; their size is the file's size."""
+
+    __tablename__ = "upload_sessions"
+    __table_args__ = (Index("ix_upload_sessions_updated", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)

@@ -1,0 +1,261 @@
+"""The filesystem storage driver: blobs and uploads as files in the tree drawn in layout.py.
+
+Blocking file calls run in the default thread pool so the event loop keeps serving; appends are
+gathered into ~1 MiB buffers so each trip to a worker thread does real work (hashing and writing
+a buffer releases the GIL, so several uploads use several cores).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import time
+from functools import partial
+from typing import AsyncIterator
+
+from oci.digest import ALGORITHMS, Digest
+
+from .driver import BlobInfo, BlobNotFound, ChunkHook, DigestMismatch, UploadNotFound
+from .layout import UPLOAD_ID_RE, Layout
+
+BUFFER = 1 << 20
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilesystemDriver:
+    """Implements registry.storage.driver.StorageDriver on a local directory."""
+
+    def __init__(self, root: str, fsync: bool = True) -> None:
+        self.layout = Layout(root)
+        self.fsync = fsync
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+    async def open(self) -> None:
+        await self._run(self.layout.ensure)
+        await self._run(self._clean_tmp)
+
+    async def close(self) -> None:
+        return None
+
+    def _clean_tmp(self) -> None:
+        # Leftovers of writes interrupted by a crash; nothing refers to them.
+        cutoff = time.time() - 3600
+        for entry in os.scandir(self.layout.tmp):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+    # -- blobs --------------------------------------------------------------------------------
+    async def stat(self, digest: Digest) -> int | None:
+        try:
+            st = await self._run(os.stat, self.layout.blob_path(digest))
+        except FileNotFoundError:
+            return None
+        return st.st_size
+
+    def local_path(self, digest: Digest) -> str | None:
+        return str(self.layout.blob_path(digest))
+
+    async def read(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            f = await self._run(open, self.layout.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(str(digest)) from None
+        try:
+            await self._run(f.seek, offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                n = BUFFER if remaining is None else min(BUFFER, remaining)
+                block = await self._run(f.read, n)
+                if not block:
+                    break
+                if remaining is not None:
+                    remaining -= len(block)
+                yield block
+        finally:
+            await self._run(f.close)
+
+    async def get(self, digest: Digest) -> bytes:
+        def _read() -> bytes:
+            with open(self.layout.blob_path(digest), "rb") as f:
+                return f.read()
+
+        try:
+            return await self._run(_read)
+        except FileNotFoundError:
+            raise BlobNotFound(str(digest)) from None
+
+    def _write_new_file(self, dest: str, data: bytes) -> None:
+        tmp = os.path.join(self.layout.tmp, secrets.token_hex(16))
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        self._install(tmp, dest)
+
+    def _install(self, src: str, dest: str) -> None:
+        """Atomically move a finished file into the blob tree (or drop it if already there)."""
+        parent = os.path.dirname(dest)
+        os.makedirs(parent, exist_ok=True)
+        if os.path.exists(dest):
+            # Content addressed: the same digest is the same bytes. Keep the old file, but
+            # refresh its mtime so a concurrent GC's grace period protects it.
+            os.unlink(src)
+            os.utime(dest)
+            return
+        os.rename(src, dest)
+        if self.fsync:
+            _fsync_dir(parent)
+
+    async def put(self, digest: Digest, data: bytes) -> None:
+        actual = Digest.of(data, digest.algorithm)
+        if actual != digest:
+            raise DigestMismatch(digest, actual)
+        await self._run(self._write_new_file, str(self.layout.blob_path(digest)), data)
+
+    async def touch(self, digest: Digest) -> None:
+        try:
+            await self._run(os.utime, self.layout.blob_path(digest))
+        except FileNotFoundError:
+            raise BlobNotFound(str(digest)) from None
+
+    async def delete(self, digest: Digest) -> bool:
+        try:
+            await self._run(os.unlink, self.layout.blob_path(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _scan_blobs(self) -> list[BlobInfo]:
+        out: list[BlobInfo] = []
+        for alg in ALGORITHMS:
+            top = self.layout.blobs / alg
+            if not top.is_dir():
+                continue
+            for fan in os.scandir(top):
+                if not fan.is_dir():
+                    continue
+                for entry in os.scandir(fan.path):
+                    try:
+                        d = Digest.parse(f"{alg}:{entry.name}")
+                        st = entry.stat()
+                    except (ValueError, OSError):
+                        continue
+                    out.append(BlobInfo(d, st.st_size, st.st_mtime))
+        return out
+
+    async def iter_blobs(self) -> AsyncIterator[BlobInfo]:
+        for info in await self._run(self._scan_blobs):
+            yield info
+
+    # -- uploads ------------------------------------------------------------------------------
+    async def create_upload(self, upload_id: str) -> None:
+        def _create() -> None:
+            d = self.layout.upload_dir(upload_id)
+            d.mkdir(parents=True)
+            (d / "data").touch()
+
+        await self._run(_create)
+
+    async def upload_size(self, upload_id: str) -> int | None:
+        try:
+            st = await self._run(os.stat, self.layout.upload_data(upload_id))
+        except FileNotFoundError:
+            return None
+        return st.st_size
+
+    async def append_upload(self, upload_id: str, chunks: AsyncIterator[bytes], hook: ChunkHook | None = None) -> int:
+        path = self.layout.upload_data(upload_id)
+        try:
+            f = await self._run(open, path, "r+b")
+        except FileNotFoundError:
+            raise UploadNotFound(upload_id) from None
+
+        def _write(buf: bytes) -> None:
+            if hook is not None:
+                hook(buf)
+            f.write(buf)
+
+        try:
+            await self._run(f.seek, 0, os.SEEK_END)
+            pending: list[bytes] = []
+            pending_size = 0
+            try:
+                async for chunk in chunks:
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= BUFFER:
+                        buf = b"".join(pending)
+                        pending, pending_size = [], 0
+                        await self._run(_write, buf)
+            finally:
+                # Bytes that arrived before a broken stream are kept: the client learns the
+                # session's size from the Range header and resumes from there.
+                if pending:
+                    await self._run(_write, b"".join(pending))
+            return await self._run(f.tell)
+        finally:
+            await self._run(f.close)
+
+    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        try:
+            f = await self._run(open, self.layout.upload_data(upload_id), "rb")
+        except FileNotFoundError:
+            raise UploadNotFound(upload_id) from None
+        try:
+            while block := await self._run(f.read, 4 * BUFFER):
+                yield block
+        finally:
+            await self._run(f.close)
+
+    async def commit_upload(self, upload_id: str, digest: Digest) -> int:
+        def _commit() -> int:
+            src = self.layout.upload_data(upload_id)
+            try:
+                fd = os.open(src, os.O_RDONLY)
+            except FileNotFoundError:
+                raise UploadNotFound(upload_id) from None
+            try:
+                size = os.fstat(fd).st_size
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._install(str(src), str(self.layout.blob_path(digest)))
+            shutil.rmtree(self.layout.upload_dir(upload_id), ignore_errors=True)
+            return size
+
+        return await self._run(_commit)
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self._run(partial(shutil.rmtree, self.layout.upload_dir(upload_id), ignore_errors=True))
+
+    def _scan_uploads(self) -> list[tuple[str, float]]:
+        out = []
+        for entry in os.scandir(self.layout.uploads):
+            if not UPLOAD_ID_RE.match(entry.name):
+                continue
+            try:
+                data = os.path.join(entry.path, "data")
+                mtime = os.stat(data).st_mtime if os.path.exists(data) else entry.stat().st_mtime
+            except OSError:
+                continue
+            out.append((entry.name, mtime))
+        return out
+
+    async def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
+        for item in await self._run(self._scan_uploads):
+            yield item

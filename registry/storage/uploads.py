@@ -1,0 +1,110 @@
+"""Upload sessions over a storage driver: append while hashing, verify, commit.
+
+Python's hashlib state cannot be saved to disk, so a live session keeps its running Hasher in
+this process's memory. The hasher is trusted only while the bytes it saw equal the staged size;
+after a restart, after another process appended (a second replica), or after a write that broke
+half-way, it is dropped and the staged bytes are re-hashed when the upload is finished. Hashing
+runs in worker threads (the driver calls the hook off the event loop), and nothing here ever
+holds more than one buffer of a layer in memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import AsyncIterator
+
+from oci.digest import Digest, Hasher
+
+from .driver import DigestMismatch, StorageDriver, UploadNotFound
+
+STREAM_ALGORITHM = "sha256"  # what almost every client sends; sha512 uploads are re-hashed
+
+
+class UploadSessions:
+    def __init__(self, driver: StorageDriver) -> None:
+        self.driver = driver
+        self._hashers: dict[str, Hasher] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, upload_id: str) -> asyncio.Lock:
+        """Serialises the requests of one session inside this process."""
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = asyncio.Lock()
+        return lock
+
+    def _forget(self, upload_id: str) -> None:
+        self._hashers.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+
+    async def start(self) -> str:
+        upload_id = uuid.uuid4().hex
+        await self.driver.create_upload(upload_id)
+        self._hashers[upload_id] = Hasher(STREAM_ALGORITHM)
+        return upload_id
+
+    async def size(self, upload_id: str) -> int | None:
+        return await self.driver.upload_size(upload_id)
+
+    async def append(self, upload_id: str, chunks: AsyncIterator[bytes], start_size: int | None = None) -> int:
+        """Append a stream to the session; returns the new size. Caller holds ``lock``."""
+        if start_size is None:
+            start_size = await self.driver.upload_size(upload_id)
+            if start_size is None:
+                raise UploadNotFound(upload_id)
+        hasher = self._hashers.get(upload_id)
+        if hasher is not None and hasher.size != start_size:
+            hasher = None
+        if hasher is None and start_size == 0:
+            hasher = Hasher(STREAM_ALGORITHM)
+        if hasher is None:
+            self._hashers.pop(upload_id, None)
+        else:
+            self._hashers[upload_id] = hasher
+        try:
+            new_size = await self.driver.append_upload(upload_id, chunks, hasher.update if hasher else None)
+        except BaseException:
+            self._check_hasher(upload_id, await self.driver.upload_size(upload_id))
+            raise
+        self._check_hasher(upload_id, new_size)
+        return new_size
+
+    def _check_hasher(self, upload_id: str, size: int | None) -> None:
+        hasher = self._hashers.get(upload_id)
+        if hasher is not None and hasher.size != size:
+            del self._hashers[upload_id]
+
+    async def _rehash(self, upload_id: str, algorithm: str) -> Hasher:
+        hasher = Hasher(algorithm)
+        loop = asyncio.get_running_loop()
+        async for block in self.driver.read_upload(upload_id):
+            await loop.run_in_executor(None, hasher.update, block)
+        return hasher
+
+    async def digest(self, upload_id: str, algorithm: str = STREAM_ALGORITHM) -> tuple[Digest, int]:
+        """Digest and size of the staged bytes, from the live hasher when it is still valid."""
+        size = await self.driver.upload_size(upload_id)
+        if size is None:
+            raise UploadNotFound(upload_id)
+        hasher = self._hashers.get(upload_id)
+        if hasher is None or hasher.size != size or hasher.algorithm != algorithm:
+            hasher = await self._rehash(upload_id, algorithm)
+            if algorithm == STREAM_ALGORITHM:
+                self._hashers[upload_id] = hasher
+        return hasher.digest(), hasher.size
+
+    async def finish(self, upload_id: str, expected: Digest) -> int:
+        """Verify the staged bytes against ``expected`` and make them that blob. Returns size.
+
+        On a mismatch the staged bytes stay, so the session can still be inspected or cancelled.
+        """
+        actual, size = await self.digest(upload_id, expected.algorithm)
+        if actual != expected:
+            raise DigestMismatch(expected, actual)
+        await self.driver.commit_upload(upload_id, expected)
+        self._forget(upload_id)
+        return size
+
+    async def cancel(self, upload_id: str) -> None:
+        await self.driver.delete_upload(upload_id)
+        self._forget(upload_id)
