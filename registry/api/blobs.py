@@ -74,4 +74,4 @@ async def delete_blob(request: web.Request) -> web.Response:
     if not await index(request).unlink_blob(name, str(digest)):
         raise BlobUnknown(detail={"digest": str(digest)})
     # The bytes stay until the garbage collector finds nothing else refers to them.
-    return web.Response(status=202, headers={"Docker-Content-Digest": str(digest), "Content-Length": "0"})
+    return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

@@ -188,7 +188,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         tags=(tag,) if tag else (),
     )
     await index(request).put_manifest(name, record)
-    headers = {"Location": manifest_location(name, digest), "Docker-Content-Digest": str(digest), "Content-Length": "0"}
+    headers = {"Location": manifest_location(name, digest), "Docker-Content-Digest": str(digest)}
     if manifest.subject:
         headers["OCI-Subject"] = str(manifest.subject.digest)
     return web.Response(status=201, headers=headers)
@@ -205,4 +205,4 @@ async def delete_manifest(request: web.Request) -> web.Response:
         deleted = await index(request).delete_tag(name, tag or "")
     if not deleted:
         raise ManifestUnknown(detail={"reference": request.match_info["reference"]})
-    return web.Response(status=202, headers={"Content-Length": "0"})
+    return web.Response(status=202, headers={})

@@ -32,14 +32,13 @@ def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
         "Location": upload_location(name, upload_id),
         "Range": _range(size),
         "Docker-Upload-UUID": upload_id,
-        "Content-Length": "0",
     }
 
 
 def _blob_created(name: str, digest: Digest) -> web.Response:
     return web.Response(
         status=201,
-        headers={"Location": blob_location(name, digest), "Docker-Content-Digest": str(digest), "Content-Length": "0"},
+        headers={"Location": blob_location(name, digest), "Docker-Content-Digest": str(digest)},
     )
 
 
@@ -172,4 +171,4 @@ async def delete_upload(request: web.Request) -> web.Response:
     async with uploads(request).lock(upload_id):
         await index(request).delete_upload(upload_id)
         await uploads(request).cancel(upload_id)
-    return web.Response(status=204, headers={"Content-Length": "0"})
+    return web.Response(status=204, headers={})
