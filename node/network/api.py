@@ -279,3 +279,18 @@ def attachment_of(root: Path, container_id: str) -> Attachment | None:
     if c is None or not c.endpoints:
         return None
     return _attachment(store, c, [])
+
+
+def purge(root: Path) -> None:
+    """Remove every network object of this agent root: attachments, bridges (the default one
+    included), the nftables table. For tests and `dockyard system reset`-like cleanups."""
+    store = Store(root)
+    if not store.dir.exists():
+        return
+    with store.locked():
+        for c in store.containers():
+            _detach_locked(store, c)
+        for net in store.networks():
+            store.delete_network(net.name)
+            links.delete_link(net.bridge)
+        firewall.apply(store)

@@ -73,12 +73,13 @@ def create(store: Store, name: str, subnet: str | None = None, gateway: str | No
         return _new_network(store, name, net, gw)
 
 
-def find(store: Store, ref: str) -> Network:
-    """A network by name, or by a unique prefix of its id."""
+def find(store: Store, ref: str, create_default: bool = True) -> Network:
+    """A network by name, or by a unique prefix of its id (the default one made on first use;
+    callers that may create it hold the store lock)."""
     net = store.network(ref)
     if net is not None:
         return net
-    if ref == DEFAULT_NETWORK:
+    if ref == DEFAULT_NETWORK and create_default:
         return ensure_default(store)
     matches = [n for n in store.networks() if len(ref) >= 3 and n.id.startswith(ref)]
     if len(matches) == 1:

@@ -1,0 +1,154 @@
+"""`dockyard network ...` and `dockyard port`: thin wrappers over node.network."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from node.cli.common import CliError
+from node.network import api, networks, ports
+from node.network.state import NetworkError, Store
+
+# --network values that are not bridge networks (the engine handles them without attach()).
+PSEUDO_NETWORKS = (("host", "host"), ("none", "null"))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    net = sub.add_parser("network", help="manage networks")
+    nsub = net.add_subparsers(dest="network_command", metavar="COMMAND")
+    net.set_defaults(func=lambda args: _usage(net))
+
+    p = nsub.add_parser("create", help="create a bridge network")
+    p.add_argument("--subnet", help="IPv4 subnet in CIDR form (default: a free private range)")
+    p.add_argument("--gateway", help="gateway address inside the subnet (default: its first)")
+    p.add_argument("-d", "--driver", default="bridge", help="only 'bridge' is supported")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_create)
+
+    p = nsub.add_parser("ls", aliases=["list"], help="list networks")
+    p.add_argument("-q", "--quiet", action="store_true", help="only names")
+    p.set_defaults(func=cmd_ls)
+
+    p = nsub.add_parser("inspect", help="show networks as JSON")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(func=cmd_inspect)
+
+    p = nsub.add_parser("rm", aliases=["remove"], help="remove networks")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(func=cmd_rm)
+
+    p = nsub.add_parser("connect", help="connect a running container to a network")
+    p.add_argument("--alias", action="append", default=[], help="network-scoped alias")
+    p.add_argument("--ip", help="IPv4 address on that network")
+    p.add_argument("network")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_connect)
+
+    p = nsub.add_parser("disconnect", help="disconnect a container from a network")
+    p.add_argument("-f", "--force", action="store_true", help="accepted for docker compatibility")
+    p.add_argument("network")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_disconnect)
+
+    if "port" not in sub.choices:  # the container commands may provide their own
+        p = sub.add_parser("port", help="list a container's published ports")
+        p.add_argument("container")
+        p.add_argument("private_port", nargs="?", help="PORT[/PROTO]")
+        p.set_defaults(func=cmd_port)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _store(args) -> Store:
+    return Store(Path(args.root))
+
+
+def cmd_create(args) -> int:
+    if args.driver != "bridge":
+        raise CliError(f"network driver {args.driver!r} is not supported (only bridge)", 1)
+    try:
+        net = networks.create(_store(args), args.name, args.subnet, args.gateway)
+    except NetworkError as e:
+        raise CliError(str(e), 1) from None
+    print(net.id)
+    return 0
+
+
+def cmd_ls(args) -> int:
+    api.reclaim(Path(args.root))
+    rows = [(n.id[:12], n.name, "bridge", n.subnet) for n in _store(args).networks()]
+    rows += [("", name, driver, "") for name, driver in PSEUDO_NETWORKS]
+    if args.quiet:
+        for row in rows:
+            print(row[1])
+        return 0
+    print(f"{'NETWORK ID':<14}{'NAME':<20}{'DRIVER':<10}SUBNET")
+    for net_id, name, driver, subnet in rows:
+        print(f"{net_id:<14}{name:<20}{driver:<10}{subnet}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    store, out, missing = _store(args), [], []
+    for name in args.names:
+        try:
+            out.append(networks.inspect(store, networks.find(store, name, create_default=False)))
+        except NetworkError:
+            missing.append(name)
+    print(json.dumps(out, indent=4))
+    if missing:
+        raise CliError(f"no such network: {', '.join(missing)}", 1)
+    return 0
+
+
+def cmd_rm(args) -> int:
+    api.reclaim(Path(args.root))
+    failed = []
+    for name in args.names:
+        try:
+            networks.remove(_store(args), name)
+            print(name)
+        except NetworkError as e:
+            failed.append(str(e))
+    if failed:
+        raise CliError("; ".join(failed), 1)
+    return 0
+
+
+def cmd_connect(args) -> int:
+    try:
+        api.connect(Path(args.root), args.container, args.network, args.alias, args.ip)
+    except NetworkError as e:
+        raise CliError(str(e), 1) from None
+    return 0
+
+
+def cmd_disconnect(args) -> int:
+    try:
+        api.disconnect(Path(args.root), args.container, args.network)
+    except NetworkError as e:
+        raise CliError(str(e), 1) from None
+    return 0
+
+
+def cmd_port(args) -> int:
+    c = api.lookup(Path(args.root), args.container)
+    if c is None:
+        raise CliError(f"no published ports: container {args.container} is not running on a "
+                       "bridge network", 1)
+    bindings = c.ports
+    if args.private_port:
+        port, _, proto = args.private_port.partition("/")
+        bindings = [b for b in bindings
+                    if str(b.container_port) == port and b.proto == (proto or "tcp")]
+        if not bindings:
+            raise CliError(f"no public port '{args.private_port}' published for {args.container}", 1)
+        for b in bindings:
+            print(f"{b.host_ip or '0.0.0.0'}:{b.host_port}")
+        return 0
+    for line in ports.format_port_lines(bindings):
+        print(line)
+    return 0

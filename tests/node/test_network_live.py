@@ -1,0 +1,222 @@
+"""The bridge driver on the real kernel: namespaces, veths, nftables, without the engine.
+
+Containers are stood in for by `busybox httpd` started inside the namespace attach() made
+(nsenter --net); a second "host" is a network namespace the test connects to this host with a
+veth pair on 10.251.0.0/30. Everything is removed at teardown (api.purge + the test's links).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from node.network import api, firewall, links, networks
+from node.network.state import NetworkError, Store
+from tests.helpers import free_port, need_root, need_tool
+
+pytestmark = pytest.mark.root
+
+FETCH = (
+    "import sys, urllib.request;"
+    "print(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())"
+)
+
+
+@pytest.fixture
+def net_root(tmp_path):
+    need_root()
+    need_tool("nft", "nsenter", "unshare", "busybox")
+    root = tmp_path / "root"
+    root.mkdir()
+    procs: list[subprocess.Popen] = []
+    yield root, procs
+    for p in procs:
+        p.kill()
+        p.wait()
+    api.purge(root)
+
+
+@pytest.fixture
+def remote_host():
+    """A second machine: a netns joined to this host by veth dyt-h0 (10.251.0.1/30 here,
+    10.251.0.2/30 there)."""
+    path = str(links.NETNS_DIR / f"test-remote-{os.getpid()}")
+    links.create_netns(path)
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        links.delete_link("dyt-h0")
+        ipr.link("add", ifname="dyt-h0", kind="veth", peer={"ifname": "dyt-r0"})
+        host = ipr.link_lookup(ifname="dyt-h0")[0]
+        ipr.addr("add", index=host, address="10.251.0.1", prefixlen=30)
+        ipr.link("set", index=host, state="up")
+        fd = os.open(path, os.O_RDONLY)
+        ipr.link("set", index=ipr.link_lookup(ifname="dyt-r0")[0], net_ns_fd=fd)
+        os.close(fd)
+    with IPRoute(netns=path) as ns:
+        idx = ns.link_lookup(ifname="dyt-r0")[0]
+        ns.addr("add", index=idx, address="10.251.0.2", prefixlen=30)
+        ns.link("set", index=idx, state="up")
+    yield path
+    links.delete_link("dyt-h0")
+    links.remove_netns(path)
+
+
+def serve(procs, netns_path: str, www: Path, text: str) -> None:
+    www.mkdir(parents=True, exist_ok=True)
+    (www / "index.html").write_text(text)
+    procs.append(subprocess.Popen(["nsenter", f"--net={netns_path}", "busybox", "httpd", "-f",
+                                   "-p", "80", "-h", str(www)]))
+
+
+def fetch_in(netns_path: str, url: str, hosts_file: Path | None = None, timeout=3.0) -> str | None:
+    """GET url from inside a namespace (with its hosts file on /etc/hosts); None on failure."""
+    cmd = [sys.executable, "-c", FETCH, url, str(timeout)]
+    if hosts_file is not None:
+        cmd = ["unshare", "--mount", "sh", "-c",
+               f'mount --bind "{hosts_file}" /etc/hosts && exec "$@"', "sh", *cmd]
+    proc = subprocess.run(["nsenter", f"--net={netns_path}", *cmd], capture_output=True,
+                          text=True, timeout=timeout + 10)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def fetch(url: str, timeout=3.0) -> str:
+    deadline = time.monotonic() + 5
+    while True:  # httpd may still be starting
+        try:
+            return urllib.request.urlopen(url, timeout=timeout).read().decode().strip()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def attach(root, cid, network="bridge", **kw):
+    args = dict(publish=[], publish_all=False, exposed_ports=[], aliases=[], ip=None,
+                hostname=cid[:12])
+    args.update(kw)
+    return api.attach(root, cid, cid.rstrip("0123456789") or cid, network, **args)
+
+
+def test_published_port_from_host_and_another_host_then_gone(net_root, remote_host, tmp_path):
+    root, procs = net_root
+    port = free_port()
+    a = attach(root, "web1", publish=[f"{port}:80", "80"])
+    assert a.netns_path.startswith("/run/dockyard/netns/") and links.is_netns(a.netns_path)
+    assert a.ports["80/tcp"][0] == {"HostIp": "0.0.0.0", "HostPort": str(port)}
+    random_port = int(a.ports["80/tcp"][1]["HostPort"])
+    serve(procs, a.netns_path, tmp_path / "www", "hello from web1")
+
+    assert fetch(f"http://{a.ip_address}/") == "hello from web1"  # the container address
+    assert fetch(f"http://127.0.0.1:{port}/") == "hello from web1"  # published, on loopback
+    assert fetch(f"http://127.0.0.1:{random_port}/") == "hello from web1"
+    # another machine reaches the published port through this host's address on their link
+    assert fetch_in(remote_host, f"http://10.251.0.1:{port}/") == "hello from web1"
+    # inside: eth0 with the address, default route via the gateway, loopback up
+    out = subprocess.run(["nsenter", f"--net={a.netns_path}", "busybox", "ip", "route"],
+                         capture_output=True, text=True).stdout
+    assert f"default via {a.gateway} dev eth0" in out
+    assert f"dnat to {a.ip_address}:80" in firewall.ruleset(Store(root))
+
+    api.detach(root, "web1")
+    api.detach(root, "web1")  # idempotent
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+    assert not os.path.exists(a.netns_path)
+    assert not links.link_exists(a.endpoints[0].host_veth)
+    assert "web1" not in firewall.ruleset(Store(root))
+    assert networks.find(Store(root), "bridge").allocations == {}
+
+
+def test_user_networks_resolve_names_and_are_isolated(net_root, tmp_path):
+    root, procs = net_root
+    store = Store(root)
+    networks.create(store, "app")
+    networks.create(store, "other", subnet="10.252.8.0/24")
+    for cid in ("aaa1", "bbb1", "ccc1"):  # the engine keeps these files and bind-mounts them
+        (root / "containers" / cid).mkdir(parents=True)
+        (root / "containers" / cid / "hosts").write_text("")
+    a = attach(root, "aaa1", "app", aliases=["db"])
+    b = attach(root, "bbb1", "app")
+    c = attach(root, "ccc1", "other", ip="10.252.8.77")
+    assert c.ip_address == "10.252.8.77"
+    serve(procs, a.netns_path, tmp_path / "wa", "I am a")
+    serve(procs, c.netns_path, tmp_path / "wc", "I am c")
+    fetch(f"http://{a.ip_address}/")
+    fetch(f"http://{c.ip_address}/")
+
+    b_hosts = root / "containers" / "bbb1" / "hosts"
+    a_hosts = root / "containers" / "aaa1" / "hosts"
+    assert (a.ip_address, ["aaa", "db"]) in b.hosts
+    assert f"{b.ip_address}\tbbb\n" in a_hosts.read_text()  # a's file was updated when b came
+    assert fetch_in(b.netns_path, "http://aaa/", b_hosts) == "I am a"
+    assert fetch_in(b.netns_path, "http://db/", b_hosts) == "I am a"
+    # the other network: no route through the host between the two bridges
+    assert fetch_in(c.netns_path, f"http://{a.ip_address}/", timeout=1.5) is None
+    assert fetch_in(b.netns_path, f"http://{c.ip_address}/", timeout=1.5) is None
+    with pytest.raises(NetworkError, match="already in use"):
+        attach(root, "ddd1", "other", ip="10.252.8.77")
+    with pytest.raises(NetworkError, match="active endpoints"):
+        networks.remove(store, "app")
+
+    api.detach(root, "bbb1")
+    assert "bbb" not in a_hosts.read_text()  # peers forget a container that left
+
+
+def test_connect_and_disconnect_a_second_network(net_root, tmp_path):
+    root, procs = net_root
+    networks.create(Store(root), "app")
+    a = attach(root, "aaa1")
+    b = attach(root, "bbb1", "app")
+    serve(procs, b.netns_path, tmp_path / "wb", "I am b")
+    fetch(f"http://{b.ip_address}/")
+    assert fetch_in(a.netns_path, f"http://{b.ip_address}/", timeout=1.5) is None
+    att = api.connect(root, "aaa", "app", aliases=["front"])
+    assert [e.ifname for e in att.endpoints] == ["eth0", "eth1"]
+    assert fetch_in(a.netns_path, f"http://{b.ip_address}/") == "I am b"
+    api.disconnect(root, "aaa1", "app")
+    assert fetch_in(a.netns_path, f"http://{b.ip_address}/", timeout=1.5) is None
+    assert list(networks.find(Store(root), "app").allocations.values()) == ["bbb1"]
+
+
+def test_reclaim_releases_crashed_containers_only(net_root):
+    root, procs = net_root
+    alive = attach(root, "live1", publish=["80"])
+    crashed = attach(root, "dead1", publish=["80"])
+    gone = attach(root, "boot1")
+    procs.append(subprocess.Popen(["nsenter", f"--net={alive.netns_path}", "sleep", "60"]))
+    time.sleep(0.2)
+    links.remove_netns(gone.netns_path)  # what a reboot does to /run
+    assert api.reclaim(root, grace=3600) == ["boot1"]  # too young to judge the others
+    assert sorted(api.reclaim(root, grace=0)) == ["dead1"]
+    rules = firewall.ruleset(Store(root))
+    assert "live1" in rules and "dead1" not in rules
+    assert sorted(networks.find(Store(root), "bridge").allocations.values()) == ["live1"]
+    assert not links.link_exists(crashed.endpoints[0].host_veth)
+
+
+def test_network_create_refuses_overlapping_subnets(net_root):
+    root, _ = net_root
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        links.delete_link("dyt-dummy0")
+        ipr.link("add", ifname="dyt-dummy0", kind="veth", peer={"ifname": "dyt-dummy1"})
+        idx = ipr.link_lookup(ifname="dyt-dummy0")[0]
+        ipr.addr("add", index=idx, address="10.253.7.1", prefixlen=24)
+        ipr.link("set", index=idx, state="up")
+        ipr.link("set", index=ipr.link_lookup(ifname="dyt-dummy1")[0], state="up")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "node", "--root", str(root), "network",
+                               "create", "--subnet", "10.253.0.0/16", "clash"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert "overlaps" in proc.stderr and "dyt-dummy0" in proc.stderr
+        networks.create(Store(root), "ok", subnet="10.254.3.0/24")
+        with pytest.raises(NetworkError, match="overlaps network ok"):
+            networks.create(Store(root), "ok2", subnet="10.254.0.0/16")
+    finally:
+        links.delete_link("dyt-dummy0")
