@@ -115,8 +115,7 @@ def create_endpoint(
             bridge_index = ipr.link_lookup(ifname=bridge)[0]
             ipr.link("set", index=host_index, master=bridge_index, state="up")
             # Hairpin lets a container reach its own published port through the host address.
-            with contextlib.suppress(NetlinkError, TypeError, KeyError):
-                ipr.brport("set", index=host_index, hairpin=1)
+            ipr.brport("set", index=host_index, mode=1)  # IFLA_BRPORT_MODE 1 = hairpin
             fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], net_ns_fd=fd)

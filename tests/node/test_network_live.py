@@ -26,6 +26,17 @@ FETCH = (
     "print(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())"
 )
 
+ECHO_CLIENT = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+"""
+
 
 @pytest.fixture
 def net_root(tmp_path):
@@ -116,6 +127,16 @@ def test_published_port_from_host_and_another_host_then_gone(net_root, remote_ho
     assert fetch(f"http://127.0.0.1:{random_port}/") == "hello from web1"
     # another machine reaches the published port through this host's address on their link
     assert fetch_in(remote_host, f"http://10.251.0.1:{port}/") == "hello from web1"
+    # hairpin: the container reaches its own published port through the host's address
+    assert fetch_in(a.netns_path, f"http://{a.gateway}:{port}/") == "hello from web1"
+    # outbound: the remote host sees the host's address, not the container's (masquerade)
+    procs.append(subprocess.Popen(["nsenter", f"--net={remote_host}", sys.executable, "-c",
+                                   ECHO_CLIENT, "18777"]))
+    deadline = time.monotonic() + 5
+    while (seen := fetch_in(a.netns_path, "http://10.251.0.2:18777/")) is None:
+        assert time.monotonic() < deadline, "the remote echo server never answered"
+        time.sleep(0.1)
+    assert seen == "10.251.0.1"
     # inside: eth0 with the address, default route via the gateway, loopback up
     out = subprocess.run(["nsenter", f"--net={a.netns_path}", "busybox", "ip", "route"],
                          capture_output=True, text=True).stdout
