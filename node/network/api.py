@@ -159,10 +159,16 @@ def reclaim(root: Path, grace: float = RECLAIM_GRACE_SECONDS) -> list[str]:
     (crashed, killed, or a reboot). Returns the reclaimed container ids. Costs one directory
     listing when nothing is attached."""
     store = Store(root)
-    if not store.dir.exists() or not store.has_containers():
+    if not store.dir.exists():
+        return []
+    if not store.has_containers():
+        if _netns_files(store):
+            with store.locked():
+                _remove_orphan_netns(store)
         return []
     reclaimed: list[str] = []
     with store.locked():
+        _remove_orphan_netns(store)
         in_use: set[int] | None = None
         now = time.time()
         for c in store.containers():
@@ -176,6 +182,25 @@ def reclaim(root: Path, grace: float = RECLAIM_GRACE_SECONDS) -> list[str]:
             _detach_locked(store, c)
             reclaimed.append(c.container_id)
     return reclaimed
+
+
+def _netns_files(store: Store) -> list[str]:
+    prefix = f"{store.root_key}-"
+    try:
+        return [n for n in os.listdir(links.NETNS_DIR) if n.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+
+
+def _remove_orphan_netns(store: Store) -> None:
+    """Namespace files of this root without a record: an attach killed between creating the
+    namespace and saving the record (attach holds the lock over both, so none is in progress).
+    The caller holds the store lock."""
+    prefix = f"{store.root_key}-"
+    for name in _netns_files(store):
+        with contextlib.suppress(NetworkError):
+            if store.container(name[len(prefix):]) is None:
+                links.remove_netns(str(links.NETNS_DIR / name))
 
 
 def lookup(root: Path, ref: str) -> ContainerNet | None:

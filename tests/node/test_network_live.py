@@ -241,3 +241,12 @@ def test_network_create_refuses_overlapping_subnets(net_root):
             networks.create(Store(root), "ok2", subnet="10.254.0.0/16")
     finally:
         links.delete_link("dyt-dummy0")
+
+
+def test_reclaim_removes_namespace_of_an_attach_killed_midway(net_root):
+    root, _ = net_root
+    path = api.netns_path_for(root, "half1")
+    Store(root).dir.mkdir(parents=True)
+    links.create_netns(path)  # namespace made, record never saved
+    api.reclaim(root)
+    assert not os.path.exists(path)
