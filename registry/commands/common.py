@@ -29,3 +29,5 @@ def config_from_args(args: argparse.Namespace) -> RegistryConfig:
 
 def setup_logging(config: RegistryConfig) -> None:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.log_level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,0 +1,45 @@
+"""``gc``: online mark-and-sweep of blobs no name refers to (see registry/gc.py)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from ..config import parse_duration
+from ..gc import collect
+from ..index import Index
+from ..storage import open_driver
+from .common import add_config_options, config_from_args, setup_logging
+
+
+def gc(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    setup_logging(config)
+    grace = parse_duration(args.grace, "--grace") if args.grace is not None else config.gc_grace
+
+    async def run():
+        driver = open_driver(config.data_dir, config.storage)
+        await driver.open()
+        index = Index(config.database_url)
+        try:
+            if config.auto_migrate:
+                await index.migrate()
+            return await collect(index, driver, grace, dry_run=args.dry_run)
+        finally:
+            await index.close()
+            await driver.close()
+
+    report = asyncio.run(run())
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(report.swept)} blob(s), {report.freed_bytes} bytes; "
+          f"{report.live} referenced, {report.kept_young} unreferenced but younger than {grace:g}s")
+    for digest in report.swept:
+        print(f"  {digest}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gc", help="remove blobs that no repository or manifest refers to (online)")
+    add_config_options(p)
+    p.add_argument("--grace", metavar="DURATION", help="keep blobs younger than this (default: gc_grace, 1h)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    p.set_defaults(func=gc)
