@@ -50,7 +50,10 @@ def set_rlimits(rlimits: list[dict]) -> None:
         kind = getattr(resource, str(item.get("type", "")), None)
         if kind is None:
             raise ProcessError(f"unknown rlimit {item.get('type')!r}")
-        resource.setrlimit(kind, (int(item["soft"]), int(item["hard"])))
+        try:
+            resource.setrlimit(kind, (int(item["soft"]), int(item["hard"])))
+        except (ValueError, OSError) as e:
+            raise ProcessError(f"setrlimit {item['type']}: {e}") from None
 
 
 def reset_signals() -> None:

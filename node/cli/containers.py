@@ -1,0 +1,419 @@
+"""Container commands: run, create, start, stop, kill, restart, pause, unpause, rm, ps, logs, exec,
+inspect, wait, container prune, volume create|ls|rm|inspect.
+
+`inspect` is registered here only: it looks for a container first, then for an image through
+node.images (imported lazily), so the images group registers `image inspect` and nothing clashes.
+Engine modules are imported inside handlers: `run --rm IMG true` must not pay for the others.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from node.cli.common import CliError
+
+
+def _engine_errors(func):
+    def handler(args):
+        from node.engine import EngineError
+        try:
+            return func(args)
+        except EngineError as e:
+            raise CliError(str(e), e.exit_code) from None
+    return handler
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
+    p.add_argument("--name")
+    p.add_argument("--rm", action="store_true", dest="remove", help="remove the container when it exits")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("--entrypoint")
+    p.add_argument("-u", "--user")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("-v", "--volume", action="append", default=[], dest="volumes")
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--tmpfs", action="append", default=[])
+    p.add_argument("-m", "--memory")
+    p.add_argument("--cpus")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--restart", default="no")
+    p.add_argument("--init", action="store_true", help="accepted; an init process is not injected")
+    p.add_argument("--network", "--net")
+    p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-P", "--publish-all", action="store_true")
+    p.add_argument("--network-alias", action="append", default=[])
+    p.add_argument("--ip")
+    p.add_argument("--runtime", default="builtin", choices=["builtin", "runc", "crun"])
+    p.add_argument("--platform")
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def register(sub) -> None:
+    def add(name, func, help_text, **kw):
+        p = sub.add_parser(name, help=help_text, add_help=kw.pop("add_help", True), **kw)
+        p.set_defaults(func=_engine_errors(func))
+        return p
+
+    p = add("run", cmd_run, "create and run a container", add_help=False)
+    p.add_argument("--help", action="help")
+    _add_run_options(p)
+    p = add("create", cmd_create, "create a container without starting it", add_help=False)
+    p.add_argument("--help", action="help")
+    _add_run_options(p)
+    p = add("ps", cmd_ps, "list containers")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    for name, func, text in (("start", cmd_start, "start stopped containers"),
+                             ("pause", cmd_pause, "freeze containers"),
+                             ("unpause", cmd_unpause, "thaw containers"),
+                             ("wait", cmd_wait, "wait for containers to stop, print exit codes")):
+        p = add(name, func, text)
+        p.add_argument("containers", nargs="+")
+    for name, func, text in (("stop", cmd_stop, "stop containers (SIGTERM, then SIGKILL)"),
+                             ("restart", cmd_restart, "restart containers")):
+        p = add(name, func, text)
+        p.add_argument("-t", "--time", "--timeout", type=float, default=None, dest="timeout")
+        p.add_argument("containers", nargs="+")
+    p = add("kill", cmd_kill, "send a signal to containers")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+")
+    p = add("rm", cmd_rm, "remove containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-v", "--volumes", action="store_true")
+    p.add_argument("containers", nargs="+")
+    p = add("logs", cmd_logs, "show a container's output")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--tail", default="all")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("container")
+    p = add("exec", cmd_exec, "run a command in a running container")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("container")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p = add("inspect", cmd_inspect, "show containers (or images) as JSON")
+    p.add_argument("-f", "--format", help="only {{json .}} style is not supported; prints a field path like .State.Status")
+    p.add_argument("targets", nargs="+")
+
+    group = sub.add_parser("container", help="manage containers")
+    gsub = group.add_subparsers(dest="container_command", metavar="COMMAND")
+    p = gsub.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.set_defaults(func=_engine_errors(cmd_prune))
+    p = gsub.add_parser("ls", help="list containers")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.set_defaults(func=_engine_errors(cmd_ps))
+
+    group = sub.add_parser("volume", help="manage volumes")
+    vsub = group.add_subparsers(dest="volume_command", metavar="COMMAND")
+    p = vsub.add_parser("create", help="create a volume")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=_engine_errors(cmd_volume_create))
+    p = vsub.add_parser("ls", help="list volumes")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_engine_errors(cmd_volume_ls))
+    p = vsub.add_parser("rm", help="remove volumes")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(func=_engine_errors(cmd_volume_rm))
+    p = vsub.add_parser("inspect", help="show volumes as JSON")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(func=_engine_errors(cmd_volume_inspect))
+
+
+def _image(args):
+    try:
+        from node.images.store import ImageNotFound, ImageStore
+    except ImportError:
+        raise CliError("the image store is not available", 125) from None
+    try:
+        return ImageStore(args.root).get(args.image)
+    except ImageNotFound:
+        pass
+    from node.images.pull import pull_image
+    print(f"Unable to find image '{args.image}' locally", file=sys.stderr)
+    try:
+        return pull_image(args.root, args.image, platform=getattr(args, "platform", None), quiet=False)
+    except Exception as e:  # noqa: BLE001 - the pull's own errors, in one line
+        raise CliError(str(e), 125) from None
+
+
+def _options(args):
+    from node.engine.options import RunOptions
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    return RunOptions(
+        image=args.image, command=command, name=args.name, detach=args.detach, remove=args.remove,
+        interactive=args.interactive, tty=args.tty, env=args.env, env_files=args.env_file,
+        workdir=args.workdir, entrypoint=args.entrypoint, user=args.user, hostname=args.hostname,
+        volumes=args.volumes, read_only=args.read_only, tmpfs=args.tmpfs, memory=args.memory,
+        cpus=args.cpus, pids_limit=args.pids_limit, restart=args.restart, init=args.init,
+        network=args.network, publish=args.publish, publish_all=args.publish_all,
+        network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime)
+
+
+def cmd_create(args) -> int:
+    from node.engine.create import create_container
+    container = create_container(args.root, _options(args), _image(args))
+    print(container.id)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from node.engine.create import create_container
+    opts = _options(args)
+    container = create_container(args.root, opts, _image(args))
+    if opts.detach:
+        from node.engine.start import spawn_monitor
+        try:
+            spawn_monitor(args.root, container)
+        except Exception:
+            if opts.remove:
+                _quiet_remove(args.root, container)
+            raise
+        print(container.id)
+        return 0
+    from node.engine.start import run_attached
+    return run_attached(args.root, container)
+
+
+def _quiet_remove(root, container) -> None:
+    from node.engine.remove import remove_container
+    try:
+        remove_container(root, container, force=True, volumes=True)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _each(args, names, action) -> int:
+    from node.engine import EngineError
+    from node.engine.records import find
+    code = 0
+    for ref in names:
+        try:
+            action(find(args.root, ref))
+            print(ref)
+        except EngineError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_start(args) -> int:
+    from node.engine.start import start_container
+    return _each(args, args.containers, lambda c: start_container(args.root, c))
+
+
+def cmd_stop(args) -> int:
+    from node.engine.stop import stop_container
+    return _each(args, args.containers, lambda c: stop_container(c, args.timeout))
+
+
+def cmd_restart(args) -> int:
+    from node.engine.stop import restart_container
+    return _each(args, args.containers, lambda c: restart_container(args.root, c, args.timeout))
+
+
+def cmd_kill(args) -> int:
+    from node.engine.stop import kill_container, parse_signal
+    sig = parse_signal(args.signal)
+    return _each(args, args.containers, lambda c: kill_container(c, sig))
+
+
+def cmd_pause(args) -> int:
+    from node.engine.pause import pause_container
+    return _each(args, args.containers, pause_container)
+
+
+def cmd_unpause(args) -> int:
+    from node.engine.pause import unpause_container
+    return _each(args, args.containers, unpause_container)
+
+
+def cmd_rm(args) -> int:
+    from node.engine.remove import remove_container
+    return _each(args, args.containers, lambda c: remove_container(args.root, c, args.force, args.volumes))
+
+
+def cmd_wait(args) -> int:
+    from node.engine import EngineError
+    from node.engine.records import find
+    from node.engine.wait import wait_container
+    code = 0
+    for ref in args.containers:
+        try:
+            print(wait_container(find(args.root, ref)), flush=True)
+        except EngineError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_ps(args) -> int:
+    from node.engine.inspect import ps_row
+    from node.engine.records import list_containers
+    rows = [ps_row(c) for c in list_containers(args.root)]
+    if not args.all:
+        rows = [r for r in rows if r["State"] in ("running", "paused", "restarting")]
+    if args.quiet:
+        for r in rows:
+            print(r["ID"])
+        return 0
+    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    keys = ["ID", "Image", "Command", "Created", "Status", "Ports", "Names"]
+    widths = [max([len(h)] + [len(r[k]) for r in rows]) for h, k in zip(headers, keys)]
+    print("   ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for r in rows:
+        print("   ".join(r[k].ljust(w) for k, w in zip(keys, widths)).rstrip())
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from node.engine import logs
+    from node.engine.records import find
+    from node.engine.status import is_running
+    container = find(args.root, args.container)
+    tail = None if args.tail == "all" else int(args.tail)
+    entries, offset = logs.read_entries(container.log_path, tail)
+
+    def emit(entry):
+        text = entry.get("log", "")
+        if args.timestamps:
+            text = f"{entry.get('time', '')} {text}"
+        stream = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
+        stream.write(text)
+        stream.flush()
+    for entry in entries:
+        emit(entry)
+    if args.follow:
+        for entry in logs.follow(container.log_path, offset, lambda: is_running(container)):
+            emit(entry)
+    return 0
+
+
+def cmd_exec(args) -> int:
+    from node.engine.exec_ import exec_in_container
+    from node.engine.records import find
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    return exec_in_container(find(args.root, args.container), command, args.interactive, args.tty,
+                             args.env, args.workdir, args.user)
+
+
+def cmd_inspect(args) -> int:
+    from node.engine import EngineError
+    from node.engine.inspect import inspect_container
+    from node.engine.records import find
+    results, code = [], 0
+    for ref in args.targets:
+        try:
+            results.append(inspect_container(find(args.root, ref)))
+            continue
+        except EngineError:
+            pass
+        image = _inspect_image(args.root, ref)
+        if image is None:
+            print(f"Error: No such object: {ref}", file=sys.stderr)
+            code = 1
+        else:
+            results.append(image)
+    if args.format:
+        for doc in results:
+            print(json.dumps(_field(doc, args.format)) if not isinstance(_field(doc, args.format), str)
+                  else _field(doc, args.format))
+    else:
+        print(json.dumps(results, indent=4))
+    return code
+
+
+def _field(doc, fmt: str):
+    path = fmt.strip().removeprefix("{{").removesuffix("}}").strip().lstrip(".")
+    for part in filter(None, path.split(".")):
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return doc
+
+
+def _inspect_image(root, ref):
+    try:
+        from node.images.store import ImageStore
+    except ImportError:
+        return None
+    try:
+        store = ImageStore(root)
+        image = store.get(ref)
+    except Exception:  # noqa: BLE001 - not found, in whatever form the store says it
+        return None
+    for name in ("inspect", "inspect_image"):
+        fn = getattr(store, name, None) or getattr(image, name, None)
+        if callable(fn):
+            try:
+                return fn(ref) if fn.__self__ is store else fn()
+            except Exception:  # noqa: BLE001
+                break
+    return {"Id": image.id, "RepoTags": list(getattr(image, "repo_tags", []) or []),
+            "Config": image.config.config}
+
+
+def cmd_prune(args) -> int:
+    from node.engine.remove import prune
+    removed = prune(args.root)
+    if removed:
+        print("Deleted Containers:")
+        for cid in removed:
+            print(cid)
+    print(f"Total reclaimed containers: {len(removed)}")
+    return 0
+
+
+def cmd_volume_create(args) -> int:
+    from node.engine.volumes import create_volume
+    print(create_volume(args.root, args.name)["Name"])
+    return 0
+
+
+def cmd_volume_ls(args) -> int:
+    from node.engine.volumes import list_volumes
+    vols = list_volumes(args.root)
+    if args.quiet:
+        for v in vols:
+            print(v["Name"])
+        return 0
+    print("DRIVER    VOLUME NAME")
+    for v in vols:
+        print(f"{v['Driver']:<9} {v['Name']}")
+    return 0
+
+
+def cmd_volume_rm(args) -> int:
+    from node.engine import EngineError
+    from node.engine.volumes import remove_volume
+    code = 0
+    for name in args.names:
+        try:
+            remove_volume(args.root, name, args.force)
+            print(name)
+        except EngineError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_volume_inspect(args) -> int:
+    from node.engine.volumes import inspect_volume
+    print(json.dumps([inspect_volume(args.root, n) for n in args.names], indent=4))
+    return 0

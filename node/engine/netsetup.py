@@ -1,0 +1,115 @@
+"""The engine's side of networking: `none` (a new, empty network namespace with lo up) and `host`
+(no network namespace) are handled here; any other mode is a network managed by
+node.network.api, imported only when needed so `run --network none` stays fast:
+
+    attach(root, container_id, container_name, network, publish, publish_all, exposed_ports,
+           aliases, ip, hostname) -> Attachment   (called at every start)
+    detach(root, container_id)                    (on exit; idempotent)
+
+The Attachment gives the netns file the container joins, its addresses, the /etc/hosts entries
+and the resolv.conf text. /etc/hostname, /etc/hosts and /etc/resolv.conf are files in the
+container's record dir, bind-mounted by the bundle.
+"""
+from __future__ import annotations
+
+import socket
+
+from node.engine import EngineError
+
+LOCALHOST_LINES = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                   "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+
+
+class NetworkSetup:
+    def __init__(self, mode: str, netns_path: str | None = None, attachment=None) -> None:
+        self.mode = mode
+        self.netns_path = netns_path
+        self.attachment = attachment
+
+    @property
+    def new_namespace(self) -> bool:
+        return self.mode != "host" and self.netns_path is None
+
+    def namespace_entry(self) -> dict | None:
+        if self.mode == "host":
+            return None
+        entry = {"type": "network"}
+        if self.netns_path:
+            entry["path"] = self.netns_path
+        return entry
+
+
+def host_resolv_conf() -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    # a loopback resolver on the host is unreachable from a container's own network namespace
+    kept = [ln for ln in lines if not (ln.startswith("nameserver") and (" 127." in ln or " ::1" in ln))]
+    return "\n".join(kept) + "\n"
+
+
+def default_hostname(mode: str, short_id: str) -> str:
+    return socket.gethostname() if mode == "host" else short_id
+
+
+def setup(root, container) -> NetworkSetup:
+    meta = container.meta
+    mode = meta["HostConfig"].get("NetworkMode") or "none"
+    config = meta["Config"]
+    hostname = config["Hostname"]
+    d = container.dir
+    (d / "hostname").write_text(hostname + "\n")
+    if mode in ("none", "host"):
+        if mode == "host":
+            try:
+                hosts = open("/etc/hosts").read()
+            except OSError:
+                hosts = LOCALHOST_LINES
+            resolv = open("/etc/resolv.conf").read() if _exists("/etc/resolv.conf") else ""
+        else:
+            hosts = LOCALHOST_LINES
+            resolv = host_resolv_conf()
+        (d / "hosts").write_text(hosts)
+        (d / "resolv.conf").write_text(resolv)
+        return NetworkSetup(mode)
+    try:
+        from node.network import api
+    except ImportError:
+        raise EngineError(f"network {mode} is not available", 125) from None
+    try:
+        attachment = api.attach(root, container.id, container.name, mode,
+                                meta["HostConfig"].get("PortBindings") or [],
+                                meta["HostConfig"].get("PublishAllPorts", False),
+                                list((config.get("ExposedPorts") or {}).keys()),
+                                config.get("NetworkAliases") or [], config.get("IPAddress"), hostname)
+    except EngineError:
+        raise
+    except Exception as e:  # the network layer's own errors become one line for the user
+        raise EngineError(f"network {mode}: {e}", 125) from None
+    lines = [LOCALHOST_LINES]
+    for ip, names in attachment.hosts or []:
+        lines.append(f"{ip}\t{' '.join(names)}\n")
+    (d / "hosts").write_text("".join(lines))
+    (d / "resolv.conf").write_text(attachment.resolv_conf or host_resolv_conf())
+    return NetworkSetup(mode, attachment.netns_path, attachment)
+
+
+def teardown(root, container) -> None:
+    mode = container.meta["HostConfig"].get("NetworkMode") or "none"
+    if mode in ("none", "host"):
+        return
+    try:
+        from node.network import api
+    except ImportError:
+        return
+    api.detach(root, container.id)
+
+
+def _exists(path: str) -> bool:
+    try:
+        open(path).close()
+        return True
+    except OSError:
+        return False

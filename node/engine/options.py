@@ -1,0 +1,128 @@
+"""What `run`/`create` were asked for, parsed and validated, independent of argparse."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from node.engine import EngineError
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+@dataclass
+class RunOptions:
+    image: str
+    command: list[str] = field(default_factory=list)
+    name: str | None = None
+    detach: bool = False
+    remove: bool = False
+    interactive: bool = False
+    tty: bool = False
+    env: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    entrypoint: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    read_only: bool = False
+    tmpfs: list[str] = field(default_factory=list)
+    memory: str | None = None
+    cpus: str | None = None
+    pids_limit: int | None = None
+    restart: str = "no"
+    init: bool = False
+    network: str | None = None
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
+    network_aliases: list[str] = field(default_factory=list)
+    ip: str | None = None
+    runtime: str = "builtin"
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise EngineError(f"invalid size: {text!r}", 125)
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_cpus(text: str) -> tuple[int, int]:
+    """--cpus as (cfs quota, period) in microseconds, like docker's NanoCPUs."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise EngineError(f"invalid --cpus: {text!r}", 125) from None
+    if value <= 0 or value > 1024:
+        raise EngineError(f"invalid --cpus: {text!r} (range is (0, 1024])", 125)
+    period = 100000
+    return int(value * period), period
+
+
+def parse_restart(text: str) -> tuple[str, int]:
+    name, _, count = text.partition(":")
+    if name not in RESTART_POLICIES:
+        raise EngineError(f"invalid restart policy {text!r}", 125)
+    if count and name != "on-failure":
+        raise EngineError(f"maximum retry count cannot be used with restart policy {name!r}", 125)
+    try:
+        retries = int(count) if count else 0
+    except ValueError:
+        raise EngineError(f"invalid restart policy {text!r}", 125) from None
+    if retries < 0:
+        raise EngineError("maximum retry count must be a positive integer", 125)
+    return name, retries
+
+
+def validate_name(name: str) -> str:
+    name = name.lstrip("/")
+    if not _NAME.match(name) or len(name) > 128:
+        raise EngineError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", 125)
+    return name
+
+
+def read_env_file(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise EngineError(f"open {path}: {e.strerror}", 125) from None
+    result = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        result.append(line)
+    return result
+
+
+def parse_volume(spec: str) -> tuple[str, str, bool]:
+    """-v SOURCE:TARGET[:ro|rw] -> (source, target, readonly). SOURCE is a host path (absolute)
+    or a volume name; -v TARGET alone is an anonymous volume (source "")."""
+    parts = spec.split(":")
+    mode = ""
+    if len(parts) == 3:
+        source, target, mode = parts
+    elif len(parts) == 2:
+        source, target = parts
+    elif len(parts) == 1:
+        source, target = "", parts[0]
+    else:
+        raise EngineError(f"invalid volume specification: {spec!r}", 125)
+    if mode not in ("", "ro", "rw"):
+        raise EngineError(f"invalid mode {mode!r} in volume specification {spec!r}", 125)
+    if not target.startswith("/"):
+        raise EngineError(f"invalid volume specification: {spec!r}: the container path must be absolute", 125)
+    if source and not source.startswith("/") and not _NAME.match(source):
+        raise EngineError(f"invalid volume name {source!r}", 125)
+    return source, target, mode == "ro"
+
+
+def parse_tmpfs(spec: str) -> tuple[str, str]:
+    target, _, opts = spec.partition(":")
+    if not target.startswith("/"):
+        raise EngineError(f"invalid tmpfs target {target!r}", 125)
+    return target, opts

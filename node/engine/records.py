@@ -1,0 +1,202 @@
+"""Container records: what a container is (container.json, written once at create) and what it is
+doing (state.json, rewritten under a lock by the agent and the monitor).
+
+    ROOT/containers/
+      .lock                       held while a name is claimed (create, rename-free design)
+      <id>/                       64 hex digits
+        container.json            Id, Name, Created, Image, ImageRef, Config, HostConfig, LayerDirs,
+                                  Volumes (anonymous volume names), Path, Args
+        state.json                Status, Running, Paused, Restarting, OOMKilled, Pid, PidStart,
+                                  ExitCode, Error, StartedAt, FinishedAt, MonitorPid, MonitorStart,
+                                  RestartCount, StoppedByUser, Network (the attachment, if any)
+        lock                      flock for read-modify-write of state.json
+        upper/ work/              the container's writable overlay layer
+        bundle/config.json        the OCI runtime bundle (rewritten at every start)
+        bundle/rootfs/            overlay mount point while the container runs
+        hostname hosts resolv.conf   bind-mounted into the container
+        <id>-json.log             stdout/stderr in Docker's json-file format
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from node.engine import EngineError
+
+ADJECTIVES = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
+              "merry", "nifty", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zen"]
+NOUNS = ["anchor", "barge", "cargo", "davit", "ferry", "galley", "harbor", "jetty", "keel",
+         "lantern", "mast", "pier", "quay", "rudder", "sail", "tug", "wharf", "yacht"]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def containers_dir(root: str | Path) -> Path:
+    return Path(root) / "containers"
+
+
+def _atomic_write(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
+
+
+class Container:
+    def __init__(self, root: str | Path, cid: str) -> None:
+        self.root = Path(root)
+        self.id = cid
+        self.dir = containers_dir(root) / cid
+        self._meta: dict | None = None
+
+    # paths
+    @property
+    def bundle(self) -> Path:
+        return self.dir / "bundle"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.dir / "bundle" / "rootfs"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"{self.id}-json.log"
+
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            with open(self.dir / "container.json") as f:
+                self._meta = json.load(f)
+        return self._meta
+
+    @property
+    def name(self) -> str:
+        return self.meta["Name"]
+
+    def save_meta(self, meta: dict) -> None:
+        self._meta = meta
+        _atomic_write(self.dir / "container.json", meta)
+
+    def state(self) -> dict:
+        try:
+            with open(self.dir / "state.json") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return new_state()
+
+    @contextlib.contextmanager
+    def locked(self):
+        fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def update_state(self, **changes) -> dict:
+        with self.locked():
+            state = self.state()
+            state.update(changes)
+            _atomic_write(self.dir / "state.json", state)
+            return state
+
+
+def new_state() -> dict:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "PidStart": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z",
+            "MonitorPid": 0, "MonitorStart": 0, "RestartCount": 0, "StoppedByUser": False,
+            "Network": None}
+
+
+def all_ids(root: str | Path) -> list[str]:
+    d = containers_dir(root)
+    try:
+        return [e for e in os.listdir(d) if len(e) == 64 and (d / e / "container.json").exists()]
+    except FileNotFoundError:
+        return []
+
+
+def list_containers(root: str | Path) -> list[Container]:
+    found = []
+    for cid in all_ids(root):
+        c = Container(root, cid)
+        try:
+            c.meta
+        except (OSError, ValueError):
+            continue
+        found.append(c)
+    found.sort(key=lambda c: c.meta.get("Created", ""), reverse=True)
+    return found
+
+
+def find(root: str | Path, ref: str) -> Container:
+    """By full id, exact name, or unique id prefix — docker's order."""
+    ref = ref.lstrip("/")
+    ids = all_ids(root)
+    if ref in ids:
+        return Container(root, ref)
+    for cid in ids:
+        c = Container(root, cid)
+        try:
+            if c.name == ref:
+                return c
+        except (OSError, ValueError):
+            continue
+    matches = [cid for cid in ids if ref and cid.startswith(ref.lower())]
+    if len(matches) == 1:
+        return Container(root, matches[0])
+    if len(matches) > 1:
+        raise EngineError(f"multiple containers match {ref!r}", 1)
+    raise EngineError(f"No such container: {ref}", 1)
+
+
+@contextlib.contextmanager
+def names_lock(root: str | Path):
+    d = containers_dir(root)
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d / ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def name_taken(root: str | Path, name: str) -> str | None:
+    for c in list_containers(root):
+        if c.name == name:
+            return c.id
+    return None
+
+
+def random_name(root: str | Path) -> str:
+    seed = int.from_bytes(os.urandom(4), "big")
+    for attempt in range(100):
+        name = f"{ADJECTIVES[seed % len(ADJECTIVES)]}_{NOUNS[(seed // 97) % len(NOUNS)]}"
+        if attempt:
+            name += str(attempt)
+        if not name_taken(root, name):
+            return name
+        seed = int.from_bytes(os.urandom(4), "big")
+    return "c_" + os.urandom(6).hex()
+
+
+def new_id() -> str:
+    return os.urandom(32).hex()
+
+
+def since(iso: str) -> float:
+    """Seconds since an ISO timestamp this module wrote."""
+    try:
+        t = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return 0.0
+    return max(0.0, time.time() - t.timestamp())

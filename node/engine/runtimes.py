@@ -1,0 +1,201 @@
+"""The runtimes a container can run under, behind one small interface:
+
+    create(container_id, bundle, stdio) -> handle with .pid, .console_master, .start()
+    delete(container_id, bundle)        after the init exited: cgroups and runtime state go
+
+`builtin` is node.runtime.builtin (in-process fork). `runc` and `crun` are driven through their
+OCI command lines (create --pid-file [--console-socket] / start / delete --force), with their
+state under ROOT/runtime/<name>. The caller is a child subreaper, so the container init that
+`runc create` leaves behind is re-parented to it and its exit status can be reaped.
+
+Debian's crun 1.8 rejects a hybrid cgroup layout (v1 controllers plus a cgroup2 mount at
+/sys/fs/cgroup/unified); it runs in a private mount namespace in which that mount is gone.
+"""
+from __future__ import annotations
+
+import array
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from node.engine import EngineError
+
+
+class _OciHandle:
+    def __init__(self, runtime: "OciCliRuntime", container_id: str, pid: int, console_master: int | None) -> None:
+        self.runtime = runtime
+        self.container_id = container_id
+        self.pid = pid
+        self.console_master = console_master
+
+    def start(self) -> None:
+        self.runtime._call(["start", self.container_id], "start")
+
+
+def _hybrid_cgroups() -> bool:
+    return os.path.ismount("/sys/fs/cgroup/unified") and os.path.isdir("/sys/fs/cgroup/memory")
+
+
+class OciCliRuntime:
+    def __init__(self, name: str, state_root: Path) -> None:
+        binary = shutil.which(name)
+        if binary is None:
+            raise EngineError(f"runtime {name} is not installed", 125)
+        self.name = name
+        self.binary = binary
+        self.state_root = state_root
+        self.log = state_root / "runtime.log"
+        state_root.mkdir(parents=True, exist_ok=True)
+
+    def _argv(self, args: list[str]) -> list[str]:
+        argv = [self.binary, "--root", str(self.state_root), "--log", str(self.log), "--log-format", "json"] + args
+        if self.name == "crun" and _hybrid_cgroups():
+            script = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"'
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"] + argv
+        return argv
+
+    def _last_error(self, since: int) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(since)
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        for line in reversed(lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("level") in ("error", "fatal"):
+                return str(entry.get("msg", ""))
+        return ""
+
+    def _log_size(self) -> int:
+        try:
+            return self.log.stat().st_size
+        except OSError:
+            return 0
+
+    def _call(self, args: list[str], what: str, **kwargs) -> None:
+        mark = self._log_size()
+        result = subprocess.run(self._argv(args), capture_output=True, **kwargs)
+        if result.returncode != 0:
+            message = self._last_error(mark) or result.stderr.decode(errors="replace").strip()
+            raise EngineError(f"{self.name} {what}: {message}", 125)
+
+    def create(self, container_id: str, bundle: str, stdio) -> _OciHandle:
+        with open(os.path.join(bundle, "config.json")) as f:
+            terminal = bool((json.load(f).get("process") or {}).get("terminal"))
+        pid_file = os.path.join(bundle, "init.pid")
+        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        sock_dir = listener = None
+        if terminal:
+            sock_dir = tempfile.mkdtemp(prefix="console-", dir=bundle)
+            sock_path = os.path.join(sock_dir, "sock")
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(sock_path)
+            listener.listen(1)
+            args += ["--console-socket", sock_path]
+        args.append(container_id)
+        mark = self._log_size()
+        if stdio is None:
+            stdio = (subprocess.DEVNULL,) * 3
+        master = None
+        try:
+            proc = subprocess.Popen(self._argv(args), stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
+            if listener is not None:
+                master = self._receive_console(listener, proc)
+            code = proc.wait()
+        finally:
+            if listener is not None:
+                listener.close()
+                shutil.rmtree(sock_dir, ignore_errors=True)
+        if code != 0:
+            if master is not None:
+                os.close(master)
+            message = self._last_error(mark) or f"exit status {code}"
+            self.delete(container_id, bundle)
+            raise EngineError(message, exit_code_for(message))
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        return _OciHandle(self, container_id, pid, master)
+
+    @staticmethod
+    def _receive_console(listener: socket.socket, proc: subprocess.Popen) -> int | None:
+        listener.settimeout(0.05)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                if proc.poll() is not None:
+                    return None
+                continue
+            with conn:
+                conn.settimeout(10)
+                fds = array.array("i")
+                _msg, ancdata, _flags, _addr = conn.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+                for level, kind, data in ancdata:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.frombytes(data[:fds.itemsize])
+                        return fds[0]
+            return None
+        return None
+
+    def delete(self, container_id: str, bundle: str) -> None:
+        subprocess.run(self._argv(["delete", "--force", container_id]), capture_output=True)
+
+
+def exit_code_for(message: str) -> int:
+    lowered = message.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered and "exec" in lowered:
+        return 127
+    if "permission denied" in lowered and "exec" in lowered:
+        return 126
+    return 125
+
+
+class _BuiltinAdapter:
+    name = "builtin"
+
+    def __init__(self) -> None:
+        from node.runtime.builtin import BuiltinRuntime
+        self._rt = BuiltinRuntime()
+
+    def create(self, container_id: str, bundle: str, stdio):
+        from node.runtime.builtin import RuntimeError_
+        try:
+            created = self._rt.create(container_id, bundle, stdio)
+        except RuntimeError_ as e:
+            raise EngineError(str(e), e.exit_code) from None
+        return _BuiltinHandle(created)
+
+    def delete(self, container_id: str, bundle: str) -> None:
+        self._rt.delete(container_id, bundle)
+
+
+class _BuiltinHandle:
+    def __init__(self, created) -> None:
+        self._created = created
+        self.pid = created.pid
+        self.console_master = created.console_master
+
+    def start(self) -> None:
+        from node.runtime.builtin import RuntimeError_
+        try:
+            self._created.start()
+        except RuntimeError_ as e:
+            raise EngineError(str(e), e.exit_code) from None
+
+
+def get_runtime(name: str, root) -> "OciCliRuntime | _BuiltinAdapter":
+    if name == "builtin":
+        return _BuiltinAdapter()
+    if name in ("runc", "crun"):
+        return OciCliRuntime(name, Path(root) / "runtime" / name)
+    raise EngineError(f"unknown or invalid runtime name: {name}", 125)

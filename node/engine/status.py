@@ -1,0 +1,54 @@
+"""A container's state as recorded, checked against the processes that should exist: after a
+reboot or a kill -9 of the monitor the record still says "running", but the PID is gone (or
+belongs to another process now: the start time tells). Such a container is reported exited."""
+from __future__ import annotations
+
+from node.engine import procs
+from node.engine.records import Container, now_iso
+
+
+def current_state(container: Container) -> dict:
+    state = container.state()
+    if state.get("Status") in ("running", "paused", "restarting"):
+        pid_alive = procs.alive(state.get("Pid", 0), state.get("PidStart", 0))
+        monitor_alive = procs.alive(state.get("MonitorPid", 0), state.get("MonitorStart", 0))
+        if state.get("Status") == "restarting" and monitor_alive:
+            return state
+        if not pid_alive and not monitor_alive:
+            state = container.update_state(
+                Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                ExitCode=state.get("ExitCode") or 255, FinishedAt=now_iso(),
+                Error=state.get("Error") or "container processes lost (monitor not running)")
+    return state
+
+
+def is_running(container: Container) -> bool:
+    return current_state(container).get("Status") in ("running", "paused")
+
+
+def describe(state: dict) -> str:
+    """docker ps's STATUS column."""
+    from node.engine.records import since
+    status = state.get("Status")
+    if status == "running" or status == "paused":
+        text = f"Up {human_duration(since(state.get('StartedAt', '')))}"
+        return text + " (Paused)" if status == "paused" else text
+    if status == "restarting":
+        return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(since(state.get('FinishedAt', '')))} ago"
+    if status == "exited":
+        return f"Exited ({state.get('ExitCode', 0)}) {human_duration(since(state.get('FinishedAt', '')))} ago"
+    return status.capitalize() if status else "Unknown"
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = seconds / 60
+    if minutes < 60:
+        return "About a minute" if int(minutes) == 1 else f"{int(minutes)} minutes"
+    hours = minutes / 60
+    if hours < 48:
+        return "About an hour" if int(hours) == 1 else f"{int(hours)} hours"
+    return f"{int(hours / 24)} days"
