@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, union
+from sqlalchemy import bindparam, delete, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .database import Database
@@ -33,6 +33,13 @@ class ManifestRow:
     size: int
     artifact_type: str | None
     annotations: dict[str, Any] | None
+
+
+_GET_MANIFEST = (
+    select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("repository"), Manifest.digest == bindparam("digest"))
+)
 
 
 class ManifestQueries:
@@ -89,13 +96,8 @@ class ManifestQueries:
         await self.db.write(tx)
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRow | None:
-        q = (
-            select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations)
-            .join(Repository, Repository.id == Manifest.repository_id)
-            .where(Repository.name == repository, Manifest.digest == digest)
-        )
         async with self.db.read() as conn:
-            row = (await conn.execute(q)).first()
+            row = (await conn.execute(_GET_MANIFEST, {"repository": repository, "digest": digest})).first()
         return ManifestRow(*row) if row else None
 
     async def missing_manifests(self, repository: str, digests: list[str]) -> set[str]:

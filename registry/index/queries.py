@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .database import Database
@@ -22,6 +22,22 @@ class UploadRow:
     repository: str
     created_at: float
     updated_at: float
+
+
+# The pull path's queries are built once: building a statement costs as much as running it.
+_RESOLVE_TAG = (
+    select(Manifest.digest, Manifest.media_type, Manifest.size)
+    .select_from(Tag)
+    .join(Repository, Repository.id == Tag.repository_id)
+    .join(Manifest, (Manifest.repository_id == Tag.repository_id) & (Manifest.digest == Tag.manifest_digest))
+    .where(Repository.name == bindparam("repository"), Tag.name == bindparam("tag"))
+)
+_BLOB_SIZE = (
+    select(Blob.size)
+    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
+)
 
 
 class RepositoryQueries:
@@ -70,14 +86,8 @@ class RepositoryQueries:
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""
-        q = (
-            select(Blob.size)
-            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-            .join(Repository, Repository.id == RepositoryBlob.repository_id)
-            .where(Repository.name == repository, Blob.digest == digest)
-        )
         async with self.db.read() as conn:
-            return (await conn.execute(q)).scalar_one_or_none()
+            return (await conn.execute(_BLOB_SIZE, {"repository": repository, "digest": digest})).scalar_one_or_none()
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
         async def tx(conn: AsyncConnection) -> bool:
@@ -168,15 +178,8 @@ class RepositoryQueries:
 
     async def resolve_tag(self, repository: str, tag: str) -> tuple[str, str, int] | None:
         """(digest, media type, size) of the manifest a tag points at, in one indexed query."""
-        q = (
-            select(Manifest.digest, Manifest.media_type, Manifest.size)
-            .select_from(Tag)
-            .join(Repository, Repository.id == Tag.repository_id)
-            .join(Manifest, (Manifest.repository_id == Tag.repository_id) & (Manifest.digest == Tag.manifest_digest))
-            .where(Repository.name == repository, Tag.name == tag)
-        )
         async with self.db.read() as conn:
-            row = (await conn.execute(q)).first()
+            row = (await conn.execute(_RESOLVE_TAG, {"repository": repository, "tag": tag})).first()
         return (row[0], row[1], row[2]) if row else None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
