@@ -5,15 +5,16 @@ through the same code; ``Base`` (in models.py) is the declarative base other pac
 """
 from __future__ import annotations
 
+from .browse import BrowseQueries, RepositorySummary, TagDetail
 from .database import Database
 from .manifests import ManifestQueries, ManifestRecord, ManifestRow
 from .models import Base
 from .queries import RepositoryQueries, UploadRow
 
-__all__ = ["Base", "Index", "ManifestRecord", "ManifestRow", "UploadRow"]
+__all__ = ["Base", "Index", "ManifestRecord", "ManifestRow", "RepositorySummary", "TagDetail", "UploadRow"]
 
 
-class Index(RepositoryQueries, ManifestQueries):
+class Index(RepositoryQueries, ManifestQueries, BrowseQueries):
     def __init__(self, url: str) -> None:
         self.db = Database(url)
 

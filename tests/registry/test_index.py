@@ -1,0 +1,58 @@
+"""The index on its own: schema matches the migrations, browse queries, upserts."""
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from registry import state
+from registry.app import create_app
+from registry.index import Base, Index, ManifestRecord
+from tests.registry.oci_client import push_image
+
+
+async def test_migrations_match_the_models(index_url):
+    idx = Index(index_url)
+    try:
+        await idx.migrate()
+        await idx.migrate()  # idempotent
+
+        def diff(sync_conn):
+            return compare_metadata(MigrationContext.configure(sync_conn), Base.metadata)
+
+        async with idx.engine.connect() as conn:
+            changes = await conn.run_sync(diff)
+        assert changes == [], f"models and migrations differ; add a revision: {changes}"
+    finally:
+        await idx.close()
+
+
+async def test_browse_queries(aiohttp_client, config):
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    d1, _ = await push_image(client, "web/app", "v1", layers=1)
+    await push_image(client, "web/app", "v2", layers=2)
+    await push_image(client, "other", "x")
+    idx = app[state.INDEX]
+    summaries = await idx.repository_summaries()
+    assert [(s.name, s.tag_count, s.manifest_count) for s in summaries] == [("other", 1, 1), ("web/app", 2, 2)]
+    assert [s.name for s in await idx.repository_summaries(contains="app")] == ["web/app"]
+    assert [s.name for s in await idx.repository_summaries(contains="%")] == []
+    tags = await idx.tag_details("web/app")
+    assert [t.name for t in tags] == ["v1", "v2"] and tags[0].digest == d1
+    refs = await idx.manifest_references("web/app", d1)
+    assert sorted(r.kind for r in refs) == ["blob", "blob"] and all(r.size for r in refs)
+    assert await idx.tags_of("web/app", d1) == ["v1"]
+
+
+async def test_put_manifest_is_idempotent_and_moves_tags(index_url):
+    idx = Index(index_url)
+    try:
+        await idx.migrate()
+        for digest in ("sha256:" + "1" * 64, "sha256:" + "1" * 64, "sha256:" + "2" * 64):
+            await idx.put_manifest("r", ManifestRecord(digest=digest, media_type="m", size=1, tags=("t",)))
+        assert await idx.resolve_tag("r", "t") == ("sha256:" + "2" * 64, "m", 1)
+        assert await idx.list_tags("r", None) == ["t"]
+        assert await idx.missing_manifests("r", ["sha256:" + "1" * 64, "sha256:" + "3" * 64]) == {"sha256:" + "3" * 64}
+    finally:
+        await idx.close()
