@@ -95,7 +95,7 @@ class OciCliRuntime:
         args = ["create", "--bundle", bundle, "--pid-file", pid_file]
         sock_dir = listener = None
         if terminal:
-            sock_dir = tempfile.mkdtemp(prefix="console-", dir=bundle)
+            sock_dir = tempfile.mkdtemp(prefix="dockyard-console-")  # sun_path is 108 bytes: stay short
             sock_path = os.path.join(sock_dir, "sock")
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(sock_path)
@@ -153,7 +153,8 @@ class OciCliRuntime:
 
 def exit_code_for(message: str) -> int:
     lowered = message.lower()
-    if "executable file not found" in lowered or "no such file or directory" in lowered and "exec" in lowered:
+    if ("not found" in lowered and ("executable" in lowered or "$path" in lowered)) or \
+            ("no such file or directory" in lowered and "exec" in lowered):
         return 127
     if "permission denied" in lowered and "exec" in lowered:
         return 126

@@ -14,7 +14,7 @@ def run_attached(root, container: Container) -> int:
     for another run hands the container over to a detached monitor, as the daemon would."""
     try:
         code = monitor.run_once(root, container, attach=True)
-    except EngineError:
+    except BaseException:
         _auto_remove(root, container)
         raise
     if monitor.should_restart(container, code):

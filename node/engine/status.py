@@ -19,7 +19,19 @@ def current_state(container: Container) -> dict:
                 Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                 ExitCode=state.get("ExitCode") or 255, FinishedAt=now_iso(),
                 Error=state.get("Error") or "container processes lost (monitor not running)")
+            _release_lost(container)
     return state
+
+
+def _release_lost(container: Container) -> None:
+    """Free what the dead monitor would have: the rootfs mount, the cgroup, the network."""
+    from node.engine import monitor
+    from node.engine.runtimes import get_runtime
+    try:
+        runtime = get_runtime(container.meta["HostConfig"].get("Runtime") or "builtin", container.root)
+    except Exception:  # noqa: BLE001
+        return
+    monitor.release(container.root, container, runtime)
 
 
 def is_running(container: Container) -> bool:

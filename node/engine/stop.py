@@ -35,14 +35,10 @@ def _signal(container: Container, sig: int) -> None:
 
 
 def wait_stopped(container: Container, timeout: float) -> bool:
-    """Until the monitor has recorded the exit (or the processes are gone)."""
+    """Until the monitor has recorded the exit and will not restart (or the processes are gone)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = current_state(container)
-        if state.get("Status") not in ("running", "paused"):
-            monitor = state.get("MonitorPid", 0)
-            if state.get("Status") != "restarting" or not procs.alive(monitor, state.get("MonitorStart", 0)):
-                return True
+        if current_state(container).get("Status") not in ("running", "paused", "restarting"):
             return True
         time.sleep(0.02)
     return False
@@ -57,33 +53,39 @@ def kill_container(container: Container, sig: int = signal.SIGKILL) -> None:
 
 
 def stop_container(container: Container, timeout: float | None = None) -> None:
-    state = current_state(container)
+    """The stop signal, then SIGKILL after `timeout` seconds; a container between restarts is
+    simply not started again (its monitor sees StoppedByUser and records the exit)."""
     container.update_state(StoppedByUser=True)
-    if state.get("Status") == "restarting":
-        wait_stopped(container, 10)
-        return
-    if state.get("Status") not in ("running", "paused"):
-        return
-    if timeout is None:
-        timeout = 10
+    timeout = 10 if timeout is None else timeout
     stop_signal = parse_signal(container.meta["Config"].get("StopSignal") or "SIGTERM")
-    if state.get("Status") == "paused":
-        from node.engine.pause import unpause_container
-        _signal(container, stop_signal)
+    signalled_at = None
+    killed = False
+    deadline = time.monotonic() + timeout + 20
+    while time.monotonic() < deadline:
+        status = current_state(container).get("Status")
+        if status not in ("running", "paused", "restarting"):
+            return
+        if status in ("running", "paused"):
+            if signalled_at is None:
+                _signal(container, stop_signal)
+                signalled_at = time.monotonic()
+                if status == "paused":
+                    _thaw(container)
+            elif not killed and time.monotonic() - signalled_at >= timeout:
+                _signal(container, signal.SIGKILL)
+                killed = True
+                if status == "paused":
+                    _thaw(container)
+        time.sleep(0.02)
+    raise EngineError(f"container {container.id[:12]} did not stop", 1)
+
+
+def _thaw(container: Container) -> None:
+    from node.engine.pause import unpause_container
+    try:
         unpause_container(container)
-    else:
-        _signal(container, stop_signal)
-    if wait_stopped(container, timeout):
-        return
-    _signal(container, signal.SIGKILL)
-    if state.get("Status") == "paused":
-        from node.engine.pause import unpause_container
-        try:
-            unpause_container(container)
-        except EngineError:
-            pass
-    if not wait_stopped(container, 10):
-        raise EngineError(f"container {container.id[:12]} did not stop", 1)
+    except EngineError:
+        pass
 
 
 def restart_container(root, container: Container, timeout: float | None = None) -> None:
