@@ -6,8 +6,17 @@ import json
 from pathlib import Path
 
 from node.cli.common import CliError
-from node.network import api, networks, ports
-from node.network.state import NetworkError, Store
+
+
+def _lazy(handler):
+    """Import node.network (pyroute2: ~150 ms) when a network command runs, not at every
+    `dockyard` start-up: `dockyard run --rm IMG true` must stay fast."""
+    def run(args):
+        global api, networks, ports, NetworkError, Store
+        from node.network import api, networks, ports  # noqa: F401
+        from node.network.state import NetworkError, Store  # noqa: F401
+        return handler(args)
+    return run
 
 # --network values that are not bridge networks (the engine handles them without attach()).
 PSEUDO_NETWORKS = (("host", "host"), ("none", "null"))
@@ -66,6 +75,7 @@ def _store(args) -> Store:
     return Store(Path(args.root))
 
 
+@_lazy
 def cmd_create(args) -> int:
     if args.driver != "bridge":
         raise CliError(f"network driver {args.driver!r} is not supported (only bridge)", 1)
@@ -77,6 +87,7 @@ def cmd_create(args) -> int:
     return 0
 
 
+@_lazy
 def cmd_ls(args) -> int:
     api.reclaim(Path(args.root))
     rows = [(n.id[:12], n.name, "bridge", n.subnet) for n in _store(args).networks()]
@@ -91,6 +102,7 @@ def cmd_ls(args) -> int:
     return 0
 
 
+@_lazy
 def cmd_inspect(args) -> int:
     store, out, missing = _store(args), [], []
     for name in args.names:
@@ -104,6 +116,7 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+@_lazy
 def cmd_rm(args) -> int:
     api.reclaim(Path(args.root))
     failed = []
@@ -118,6 +131,7 @@ def cmd_rm(args) -> int:
     return 0
 
 
+@_lazy
 def cmd_connect(args) -> int:
     try:
         api.connect(Path(args.root), args.container, args.network, args.alias, args.ip)
@@ -126,6 +140,7 @@ def cmd_connect(args) -> int:
     return 0
 
 
+@_lazy
 def cmd_disconnect(args) -> int:
     try:
         api.disconnect(Path(args.root), args.container, args.network)
@@ -134,6 +149,7 @@ def cmd_disconnect(args) -> int:
     return 0
 
 
+@_lazy
 def cmd_port(args) -> int:
     c = api.lookup(Path(args.root), args.container)
     if c is None:
