@@ -40,6 +40,8 @@ def pagination(request: web.Request) -> tuple[int | None, str | None]:
             raise PaginationNumberInvalid(detail={"n": n_text[:50]})
         n = min(int(n_text), MAX_PAGE)
     last = request.query.get("last") or None
+    if last is not None and (len(last) > 512 or "\x00" in last):
+        raise PaginationNumberInvalid(detail={"last": last[:50]}, message="invalid 'last' parameter")
     return n, last
 
 

@@ -168,6 +168,11 @@ async def put_manifest(request: web.Request) -> web.Response:
         manifest = parse_manifest(raw, request.headers.get("Content-Type"))
     except (ManifestError, InvalidDigest) as e:
         raise ManifestInvalid(detail={"reason": str(e)}, message=f"manifest invalid: {e}") from None
+    except RecursionError:  # hostile nesting depth
+        raise ManifestInvalid(message="manifest invalid: JSON nested too deeply") from None
+    artifact_type = manifest.effective_artifact_type
+    if artifact_type is not None and (len(artifact_type) > 255 or "\x00" in artifact_type):
+        raise ManifestInvalid(message="manifest invalid: artifactType (or config mediaType) is not a valid media type")
     blobs, children = await _check_references(request, name, manifest)
     # Bytes first, names second.
     if await storage(request).stat(digest) is None:
@@ -180,7 +185,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         digest=str(digest),
         media_type=manifest.media_type,
         size=len(raw),
-        artifact_type=manifest.effective_artifact_type,
+        artifact_type=artifact_type,
         subject=str(manifest.subject.digest) if manifest.subject else None,
         annotations=json.loads(json.dumps(annotations)) if annotations else None,
         blobs=tuple(blobs),

@@ -7,12 +7,13 @@ get an envelope too; anything else is logged with its traceback and answered wit
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
-from .errors import ApiError, NameUnknown, Unknown, Unsupported
+from .errors import ApiError, BlobUploadInvalid, NameUnknown, Unknown, Unsupported
 
 log = logging.getLogger("registry.api")
 
@@ -44,8 +45,10 @@ async def error_middleware(request: web.Request, handler):
         else:
             err = Unknown(message=exc.reason, status=exc.status)
         return error_response(err, request.method)
-    except ConnectionResetError:
-        raise  # the client went away; nothing to answer
+    except (ConnectionError, ClientPayloadError, asyncio.TimeoutError) as exc:
+        # The client went away or stopped sending mid-body; nobody is left to answer.
+        log.info("%s %s: client connection lost: %s", request.method, request.path, exc)
+        return error_response(BlobUploadInvalid(message="the request body ended early"), request.method)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(Unknown(message="internal server error"), request.method)

@@ -14,7 +14,10 @@ async def list_referrers(request: web.Request) -> web.Response:
     name = repo_name(request)
     subject = parse_digest(request.match_info["digest"])
     artifact_type = request.query.get("artifactType") or None
-    rows = await index(request).referrers(name, str(subject), artifact_type)
+    if artifact_type is not None and (len(artifact_type) > 255 or "\x00" in artifact_type):
+        rows = []  # no stored manifest can have such an artifact type
+    else:
+        rows = await index(request).referrers(name, str(subject), artifact_type)
     manifests = []
     for row in rows:
         desc = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
