@@ -7,6 +7,9 @@ pyroute2 0.9 notes: ``IPRoute(netns=PATH)`` runs the RTNL API inside the namespa
 PATH (an absolute path works as well as a name under /var/run/netns); ``netns.create(PATH)``
 makes the directory a shared mount point (as iproute2 does) so that removing the bind mount
 propagates to mount namespaces created since.
+
+pyroute2 is imported on first use (it costs ~110 ms): reclaim() runs at the start of every agent
+command and must stay cheap when it finds nothing to do.
 """
 from __future__ import annotations
 
@@ -16,13 +19,20 @@ import ipaddress
 import os
 from pathlib import Path
 
-from pyroute2 import IPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
-
 NETNS_DIR = Path("/run/dockyard/netns")
 
 
 # network namespaces --------------------------------------------------------------------------
+def IPRoute(**kwargs):  # noqa: N802 - stands in for the class
+    from pyroute2 import IPRoute as _IPRoute
+    return _IPRoute(**kwargs)
+
+
+def _netns():
+    from pyroute2 import netns
+    return netns
+
+
 def create_netns(path: str) -> None:
     """A new network namespace bound at ``path``, loopback up."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -30,7 +40,7 @@ def create_netns(path: str) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a plain file left by a crash between create and bind
-    netns.create(path)
+    _netns().create(path)
     with IPRoute(netns=path) as ns:
         ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
 
@@ -39,7 +49,7 @@ def remove_netns(path: str) -> None:
     """Unbind and delete the namespace file. Its veths die with the namespace once no process
     (the container) holds it any more."""
     if is_netns(path):
-        netns.remove(path)
+        _netns().remove(path)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -180,6 +190,7 @@ def _sysctl(key: str, value: str) -> None:
 
 @contextlib.contextmanager
 def _tolerate(*codes: int):
+    from pyroute2.netlink.exceptions import NetlinkError
     try:
         yield
     except NetlinkError as e:
