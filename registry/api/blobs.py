@@ -15,6 +15,7 @@ async def _locate(request: web.Request) -> tuple[str, Digest, int]:
     name = repo_name(request)
     digest = parse_digest(request.match_info["digest"])
     size = await index(request).blob_size(name, str(digest))
+    # Also ask storage: a name must never lead to missing bytes, even after a bad restore.
     if size is None or await storage(request).stat(digest) is None:
         raise BlobUnknown(detail={"digest": str(digest)})
     return name, digest, size

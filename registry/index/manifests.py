@@ -96,8 +96,7 @@ class ManifestQueries:
         await self.db.write(tx)
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRow | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(_GET_MANIFEST, {"repository": repository, "digest": digest})).first()
+        row = await self.db.first(_GET_MANIFEST, {"repository": repository, "digest": digest})
         return ManifestRow(*row) if row else None
 
     async def missing_manifests(self, repository: str, digests: list[str]) -> set[str]:

@@ -86,8 +86,8 @@ class RepositoryQueries:
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""
-        async with self.db.read() as conn:
-            return (await conn.execute(_BLOB_SIZE, {"repository": repository, "digest": digest})).scalar_one_or_none()
+        row = await self.db.first(_BLOB_SIZE, {"repository": repository, "digest": digest})
+        return row[0] if row else None
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
         async def tx(conn: AsyncConnection) -> bool:
@@ -178,8 +178,7 @@ class RepositoryQueries:
 
     async def resolve_tag(self, repository: str, tag: str) -> tuple[str, str, int] | None:
         """(digest, media type, size) of the manifest a tag points at, in one indexed query."""
-        async with self.db.read() as conn:
-            row = (await conn.execute(_RESOLVE_TAG, {"repository": repository, "tag": tag})).first()
+        row = await self.db.first(_RESOLVE_TAG, {"repository": repository, "tag": tag})
         return (row[0], row[1], row[2]) if row else None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
