@@ -13,6 +13,8 @@ Fixtures (load with ``pytest_plugins = ["tests.servers"]``, done in tests/confte
 ``postgres_url`` (function) -> str
     A fresh empty database on that server: ``postgresql+asyncpg://postgres@127.0.0.1:PORT/DB``;
     dropped (WITH FORCE) after the test.
+``busybox_rootfs_dir``, ``busybox_image_dir`` (session)
+    Test images from busybox-static; see tests/images.py.
 ``reference_registry`` (session) -> str
     CNCF distribution 2.8.2 (Debian's ``docker-registry``), filesystem storage in tmp, deletes
     enabled; the value is ``"127.0.0.1:PORT"``.
@@ -407,3 +409,22 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001 - pytest 
     if _RUNNING:
         print(f"\ntests.servers: stopping {len(_RUNNING)} leftover server(s)", file=sys.stderr)
         _stop_leftovers()
+
+
+# -- test images (tests/images.py) -------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def busybox_rootfs_dir(tmp_path_factory) -> Path:
+    from tests import images
+
+    need(images.BUSYBOX.exists(), "needs /bin/busybox (apt-get install busybox-static)")
+    return images.busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture(scope="session")
+def busybox_image_dir(tmp_path_factory):
+    """An OCI layout holding a three-layer busybox image tagged ``latest`` (tests.images.OciImage)."""
+    from tests import images
+
+    need(images.BUSYBOX.exists(), "needs /bin/busybox (apt-get install busybox-static)")
+    return images.build_busybox_image(tmp_path_factory.mktemp("busybox-oci") / "layout", "latest")
