@@ -40,10 +40,8 @@ def inspect_container(container: Container) -> dict:
         "Config": meta["Config"],
         "NetworkSettings": {
             "NetworkMode": meta["HostConfig"].get("NetworkMode"),
-            "IPAddress": network.get("ip_address", "") if isinstance(network, dict) else "",
-            "Gateway": network.get("gateway", "") if isinstance(network, dict) else "",
-            "Ports": network.get("ports", {}) if isinstance(network, dict) else {},
-            "Attachment": network,
+            # state["Network"] is node.network's Attachment.to_json(): docker's field names
+            **(network if isinstance(network, dict) else {}),
         },
     }
 
@@ -57,7 +55,8 @@ def ps_row(container: Container) -> dict:
     network = state.get("Network") or {}
     ports = ""
     if isinstance(network, dict) and state.get("Status") == "running":
-        ports = ", ".join(str(p) for p in network.get("ports_text", []) or [])
+        ports = ", ".join(f"{b['HostIp']}:{b['HostPort']}->{key}"
+                          for key, binds in (network.get("Ports") or {}).items() for b in binds or [])
     from node.engine.records import since
     return {
         "ID": container.id[:12], "Image": meta.get("ImageRef") or meta["Image"],
