@@ -41,7 +41,7 @@ async def collect(index: Index, storage: StorageDriver, grace: float, dry_run: b
         if info.mtime >= cutoff:
             report.kept_young += 1
             continue
-        if not dry_run and not await storage.delete(info.digest):
+        if not dry_run and not await storage.delete(info.digest, older_than=cutoff):
             continue
         report.swept.append(digest)
         report.freed_bytes += info.size

@@ -175,10 +175,10 @@ async def put_manifest(request: web.Request) -> web.Response:
         raise ManifestInvalid(message="manifest invalid: artifactType (or config mediaType) is not a valid media type")
     blobs, children = await _check_references(request, name, manifest)
     # Bytes first, names second.
-    if await storage(request).stat(digest) is None:
+    try:
+        await storage(request).touch(digest)  # already stored: keep GC's grace period on it
+    except BlobNotFound:
         await storage(request).put(digest, raw)
-    else:
-        await storage(request).touch(digest)
     request.app[state.MANIFEST_CACHE].put(str(digest), raw)
     annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
     record = ManifestRecord(

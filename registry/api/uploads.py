@@ -14,7 +14,7 @@ from aiohttp import web
 from oci.digest import Digest
 from oci.reference import InvalidReference, validate_name
 
-from ..storage.driver import DigestMismatch, UploadNotFound
+from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
 from .common import READ_CHUNK, blob_location, index, parse_digest, repo_name, storage, upload_location, uploads
 from .errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
@@ -106,7 +106,10 @@ async def _try_mount(request: web.Request, name: str, digest: Digest, source: st
     size = await index(request).blob_size(source, str(digest))
     if size is None or await storage(request).stat(digest) is None:
         return None
-    await storage(request).touch(digest)  # keep GC's grace period on it while we link
+    try:
+        await storage(request).touch(digest)  # keep GC's grace period on it while we link
+    except BlobNotFound:
+        return None
     await index(request).link_blob(name, str(digest), size)
     return _blob_created(name, digest)
 

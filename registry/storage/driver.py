@@ -60,8 +60,9 @@ class BlobStore(Protocol):
     async def touch(self, digest: Digest) -> None:
         """Mark the blob as recently used so the garbage collector's grace period covers it."""
 
-    async def delete(self, digest: Digest) -> bool:
-        """Remove the blob's bytes; False when there were none."""
+    async def delete(self, digest: Digest, older_than: float | None = None) -> bool:
+        """Remove the blob's bytes; False when there were none, or (with ``older_than``, a
+        timestamp) when the blob was modified or touched at or after it."""
 
     def iter_blobs(self) -> AsyncIterator[BlobInfo]:
         """Every stored blob with its size and modification time (for GC)."""

@@ -113,9 +113,12 @@ class FilesystemDriver:
         if os.path.exists(dest):
             # Content addressed: the same digest is the same bytes. Keep the old file, but
             # refresh its mtime so a concurrent GC's grace period protects it.
-            os.unlink(src)
-            os.utime(dest)
-            return
+            try:
+                os.utime(dest)
+                os.unlink(src)
+                return
+            except FileNotFoundError:
+                pass  # swept by GC a moment ago: install ours instead
         os.rename(src, dest)
         if self.fsync:
             _fsync_dir(parent)
@@ -132,12 +135,19 @@ class FilesystemDriver:
         except FileNotFoundError:
             raise BlobNotFound(str(digest)) from None
 
-    async def delete(self, digest: Digest) -> bool:
-        try:
-            await self._run(os.unlink, self.layout.blob_path(digest))
-        except FileNotFoundError:
-            return False
-        return True
+    async def delete(self, digest: Digest, older_than: float | None = None) -> bool:
+        def _delete() -> bool:
+            path = self.layout.blob_path(digest)
+            try:
+                # GC passes its cutoff: a blob touched since the scan is in use again.
+                if older_than is not None and os.stat(path).st_mtime >= older_than:
+                    return False
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            return True
+
+        return await self._run(_delete)
 
     def _scan_blobs(self) -> list[BlobInfo]:
         out: list[BlobInfo] = []

@@ -152,3 +152,14 @@ async def test_sessions_live_hasher_is_used(driver, monkeypatch):
 
     monkeypatch.setattr(sessions, "_rehash", no_rehash)
     assert await sessions.finish(uid, Digest.of(b"x" * 1000 + b"y" * 5000)) == 6000
+
+
+async def test_delete_older_than_spares_touched_blobs(driver):
+    data = b"gc race"
+    d = Digest.of(data)
+    await driver.put(d, data)
+    cutoff = time.time() - 10
+    assert await driver.delete(d, older_than=cutoff) is False  # written after the cutoff
+    assert await driver.stat(d) == len(data)
+    assert await driver.delete(d, older_than=time.time() + 10) is True
+    assert await driver.delete(d, older_than=time.time() + 10) is False
