@@ -137,3 +137,16 @@ def test_containers_find_each_other_by_name_and_networks_are_isolated(root, imag
     _, code = run(root, image, name="stranger", network="other", detach=False, command=[
         "sh", "-c", f"wget -T 2 -qO- http://{ip}/"])
     assert code != 0  # no path from one user network to another
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_other_runtimes_join_the_attached_namespace(root, image, runtime):
+    need_tool(runtime)
+    port = free_port()
+    web = run(root, image, name=f"web-{runtime}", network="bridge", publish=[f"{port}:80"],
+              runtime=runtime)
+    assert fetch(f"http://127.0.0.1:{port}/") == "served from a container\n"
+    from node.engine.records import Container
+    from node.engine.remove import remove_container
+    remove_container(root, Container(root, web.id), force=True)
+    assert not os.path.exists(api.netns_path_for(root, web.id))
