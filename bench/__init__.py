@@ -1,0 +1,1 @@
+"""Benchmarks of Dockyard against the reference implementations; `python -m bench [--quick]`."""
