@@ -91,6 +91,8 @@ def cmd_create(args) -> int:
 def cmd_ls(args) -> int:
     api.reclaim(Path(args.root))
     rows = [(n.id[:12], n.name, "bridge", n.subnet) for n in _store(args).networks()]
+    if not any(row[1] == "bridge" for row in rows):  # made on first use, gone when unused
+        rows.insert(0, ("", "bridge", "bridge", ""))
     rows += [("", name, driver, "") for name, driver in PSEUDO_NETWORKS]
     if args.quiet:
         for row in rows:

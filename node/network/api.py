@@ -144,12 +144,18 @@ def detach(root: Path, container_id: str) -> None:
 def _detach_locked(store: Store, c: ContainerNet) -> None:
     peers = hosts.peers_of(c, _networks_by_name(store), store.containers())
     store.delete_container(c.container_id)
-    firewall.apply(store)  # rules go first: no packet is DNATed to an address being freed
     for ep in c.endpoints:
         links.delete_link(ep.host_veth)
     for net in store.networks():
         if ipam.release(net, c.container_id):
             store.save_network(net)
+        if not net.user_defined and not net.allocations:
+            # The agent is no daemon: with no container on it, the default bridge (and, when no
+            # user network exists either, the whole nftables table) goes away and comes back on
+            # the next attach, so an idle node carries no kernel state of ours.
+            store.delete_network(net.name)
+            links.delete_link(net.bridge)
+    firewall.apply(store)  # under the lock, so no freed address is handed out before this
     links.remove_netns(c.netns_path)
     _refresh_peer_hosts(store, peers)
 

@@ -116,12 +116,14 @@ def test_published_port_lives_and_dies_with_the_container(root, image):
     start_container(root, Container(root, web.id))  # a restart gets a network again
     assert fetch(f"http://127.0.0.1:{port}/") == "served from a container\n"
 
+    bridge = Store(root).network("bridge").bridge
     veth = Store(root).container(web.id).endpoints[0].host_veth
     remove_container(root, Container(root, web.id), force=True)
     assert not links.link_exists(veth)
     assert not os.path.exists(api.netns_path_for(root, web.id))
     assert web.id not in firewall.ruleset(Store(root))
-    assert networks.find(Store(root), "bridge").allocations == {}
+    assert Store(root).network("bridge") is None  # the idle default bridge is gone too
+    assert not links.link_exists(bridge)
 
 
 def test_containers_find_each_other_by_name_and_networks_are_isolated(root, image):

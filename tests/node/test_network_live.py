@@ -143,6 +143,7 @@ def test_published_port_from_host_and_another_host_then_gone(net_root, remote_ho
     assert f"default via {a.gateway} dev eth0" in out
     assert f"dnat to {a.ip_address}:80" in firewall.ruleset(Store(root))
 
+    bridge = Store(root).network("bridge").bridge
     api.detach(root, "web1")
     api.detach(root, "web1")  # idempotent
     with pytest.raises(OSError):
@@ -150,7 +151,8 @@ def test_published_port_from_host_and_another_host_then_gone(net_root, remote_ho
     assert not os.path.exists(a.netns_path)
     assert not links.link_exists(a.endpoints[0].host_veth)
     assert "web1" not in firewall.ruleset(Store(root))
-    assert networks.find(Store(root), "bridge").allocations == {}
+    assert Store(root).network("bridge") is None  # the idle default bridge is gone too
+    assert not links.link_exists(bridge)
 
 
 def test_user_networks_resolve_names_and_are_isolated(net_root, tmp_path):
