@@ -12,7 +12,7 @@ container's record dir, bind-mounted by the bundle.
 """
 from __future__ import annotations
 
-import socket
+import os
 
 from node.engine import EngineError
 
@@ -51,7 +51,7 @@ def host_resolv_conf() -> str:
 
 
 def default_hostname(mode: str, short_id: str) -> str:
-    return socket.gethostname() if mode == "host" else short_id
+    return os.uname().nodename if mode == "host" else short_id
 
 
 def setup(root, container) -> NetworkSetup:

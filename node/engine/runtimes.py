@@ -13,14 +13,9 @@ Debian's crun 1.8 rejects a hybrid cgroup layout (v1 controllers plus a cgroup2 
 """
 from __future__ import annotations
 
-import array
 import json
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 from node.engine import EngineError
@@ -82,6 +77,7 @@ class OciCliRuntime:
             return 0
 
     def _call(self, args: list[str], what: str, **kwargs) -> None:
+        import subprocess
         mark = self._log_size()
         result = subprocess.run(self._argv(args), capture_output=True, **kwargs)
         if result.returncode != 0:
@@ -89,6 +85,9 @@ class OciCliRuntime:
             raise EngineError(f"{self.name} {what}: {message}", 125)
 
     def create(self, container_id: str, bundle: str, stdio) -> _OciHandle:
+        import socket
+        import subprocess
+        import tempfile
         with open(os.path.join(bundle, "config.json")) as f:
             terminal = bool((json.load(f).get("process") or {}).get("terminal"))
         pid_file = os.path.join(bundle, "init.pid")
@@ -126,7 +125,10 @@ class OciCliRuntime:
         return _OciHandle(self, container_id, pid, master)
 
     @staticmethod
-    def _receive_console(listener: socket.socket, proc: subprocess.Popen) -> int | None:
+    def _receive_console(listener, proc) -> int | None:
+        import array
+        import socket
+        import time
         listener.settimeout(0.05)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -148,6 +150,7 @@ class OciCliRuntime:
         return None
 
     def delete(self, container_id: str, bundle: str) -> None:
+        import subprocess
         subprocess.run(self._argv(["delete", "--force", container_id]), capture_output=True)
 
 

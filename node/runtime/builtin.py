@@ -4,10 +4,11 @@ Protocol between the caller (the engine's monitor, P), an intermediate child (A)
 container's init (B):
 
   P: create the cgroup (linux.cgroupsPath, linux.resources); become a child subreaper.
-  P fork -> A: join the cgroup; join namespaces given by path, unshare the new ones (the PID
-     namespace applies to A's children only); bring lo up in a new netns.
+  P fork -> A: join namespaces given by path, unshare the new ones (the PID namespace applies
+     to A's children only); bring lo up in a new netns.
   A fork -> B: PID 1 in the new PID namespace. A writes B's host PID on `pid pipe` and exits;
      B is re-parented to P (the subreaper), so P reaps B's exit status directly.
+  P moves B into the cgroup while B works on (B runs nothing of the image before `start`).
   B: stdio/console, mounts, pivot_root, hostname, rlimits, user, capabilities, no_new_privs,
      looks up the program, then reports b"R" on the report pipe and blocks on the start pipe.
   P `start`: writes b"S"; B execs. The report pipe is close-on-exec: EOF means the program runs,
@@ -128,8 +129,6 @@ class BuiltinRuntime:
         if a == 0:  # A
             try:
                 os.close(pid_r), os.close(report_r), os.close(start_w)
-                if cgroup is not None:
-                    cgroup.add(os.getpid())
                 created = namespaces.enter(ns_list)
                 if created & sc.CLONE_NEWNET:
                     namespaces.loopback_up()
@@ -156,6 +155,16 @@ class BuiltinRuntime:
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
             _raise_report(report, "create")
         pid = int(raw_pid)
+        if cgroup is not None:
+            # Joining a fresh cgroup costs the kernel milliseconds (RCU sync): do it here while B
+            # builds its mounts. B cannot exec before our "S", which comes after this.
+            try:
+                cgroup.add(pid)
+            except OSError as e:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                self._fail_cleanup([report_r, start_w, console_master], cgroup)
+                raise RuntimeError_(f"joining cgroup {linux['cgroupsPath']}: {e}") from None
         report = _read_report(report_r, stop_at_ready=True)
         if report != b"R":
             try:
