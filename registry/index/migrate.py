@@ -5,12 +5,19 @@ the registry (auth, catalog) may add their own revision branches on top of the f
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import importlib.util
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATION_LOCK_KEY = 0x646F636B  # 'dock'
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -25,14 +32,37 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision``; safe when several processes or tasks start together."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
 
     def run(sync_conn) -> None:
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    async with _migration_lock(engine):
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Replicas starting together: one migrates, the others wait and find it done.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            await conn.run_sync(run)
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(engine: AsyncEngine):
+    """SQLite has no advisory locks: an flock on a file next to the database (waited for in a
+    worker thread, so the event loop keeps running) serialises migrations across processes
+    and tasks alike."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await loop.run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 async def current(engine: AsyncEngine) -> set[str]:

@@ -56,3 +56,15 @@ async def test_put_manifest_is_idempotent_and_moves_tags(index_url):
         assert await idx.missing_manifests("r", ["sha256:" + "1" * 64, "sha256:" + "3" * 64]) == {"sha256:" + "3" * 64}
     finally:
         await idx.close()
+
+
+async def test_replicas_migrating_at_once(index_url):
+    import asyncio
+
+    indexes = [Index(index_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(i.migrate() for i in indexes))
+        assert await indexes[0].list_repositories(10) == []
+    finally:
+        for i in indexes:
+            await i.close()
