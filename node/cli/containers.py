@@ -55,18 +55,31 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
+def _requested_command(argv: list[str]) -> str | None:
+    """The command this process was started for, if it is plainly one of ours: run/create have
+    ~30 options each, and building parsers nobody uses costs `run` milliseconds."""
+    it = iter(argv)
+    for token in it:
+        if token == "--root":
+            next(it, None)
+        elif not token.startswith("-"):
+            return token if token in ("run", "create") else None
+    return None
+
+
 def register(sub) -> None:
     def add(name, func, help_text, **kw):
         p = sub.add_parser(name, help=help_text, add_help=kw.pop("add_help", True), **kw)
         p.set_defaults(func=_engine_errors(func))
         return p
 
-    p = add("run", cmd_run, "create and run a container", add_help=False)
-    p.add_argument("--help", action="help")
-    _add_run_options(p)
-    p = add("create", cmd_create, "create a container without starting it", add_help=False)
-    p.add_argument("--help", action="help")
-    _add_run_options(p)
+    wanted = _requested_command(sys.argv[1:])
+    for name, func, text in (("run", cmd_run, "create and run a container"),
+                             ("create", cmd_create, "create a container without starting it")):
+        p = add(name, func, text, add_help=False)
+        p.add_argument("--help", action="help")
+        if wanted in (None, name):
+            _add_run_options(p)
     p = add("ps", cmd_ps, "list containers")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")

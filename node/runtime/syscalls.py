@@ -7,10 +7,19 @@ errno and the call's arguments on failure.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    # ctypes.util.find_library runs ldconfig/gcc (~10 ms); glibc's soname is stable, try it first
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes import util
+        return ctypes.CDLL(util.find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 
 # namespace flags (linux/sched.h)
 CLONE_NEWNS = 0x00020000
