@@ -404,6 +404,19 @@ def dockyard_registry(tmp_path_factory) -> Iterator[Callable[..., DockyardRegist
             reg.stop()
 
 
+def pytest_configure(config) -> None:  # noqa: ARG001 - pytest hook signature
+    # A CI timeout or `kill` sends SIGTERM: turn it into KeyboardInterrupt so pytest still runs
+    # the fixture finalizers (and the atexit guard) instead of leaving daemons behind.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _sigterm(signum, frame):  # noqa: ARG001
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001 - pytest hook signature
     # Fixture finalizers normally empty the table; this catches what an interrupted run left.
     if _RUNNING:
