@@ -81,6 +81,7 @@ def plot(rows: list[Row], path: Path) -> bool:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return False
     pairs = [(r, ratio(r)) for r in rows if ratio(r) is not None]
@@ -91,12 +92,18 @@ def plot(rows: list[Row], path: Path) -> bool:
         values = [q for _, q in pairs]
         colors = ["#2e8b57" if dockyard_is_better(r) else "#c0392b" for r, _ in pairs]
         y = list(range(len(pairs)))[::-1]
-        ax.barh(y, values, color=colors)
+        ax.barh(y, [q - 1 for q in values], left=1, color=colors)  # bars grow from 1 either way
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=8)
         ax.axvline(1.0, color="black", linewidth=0.8)
-        if max(values) / max(min(values), 1e-9) > 20:
-            ax.set_xscale("log")
+        # log scale, so 0.5 (twice as slow) and 2 (twice as fast) are equally far from 1
+        ax.set_xscale("log", base=2)
+        low, high = min(values + [1.0]), max(values + [1.0])
+        ticks = [2.0 ** k for k in range(math.floor(math.log2(low)), math.ceil(math.log2(high)) + 1)]
+        ax.set_xlim(ticks[0] / 1.2, ticks[-1] * 1.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         for yi, q in zip(y, values):
             ax.text(q, yi, f" {q:.2f}", va="center", fontsize=7)
     ax.set_xlabel("Dockyard / reference (green: Dockyard better for that metric, red: worse)")

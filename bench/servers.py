@@ -86,6 +86,11 @@ def start_static(procs: Processes, work: Path, blob: Path) -> Server:
     return Server("static", port, proc, work)
 
 
+# containers of the private dockerd go below this cgroup, removed after the run (not "docker",
+# which other dockerds on the machine may share)
+DOCKER_CGROUP_PARENT = f"dockyard-bench-docker-{os.getpid()}"
+
+
 @dataclass
 class Dockerd:
     proc: subprocess.Popen
@@ -109,7 +114,8 @@ def start_dockerd(procs: Processes, work: Path) -> Dockerd:
     sock = work / "docker.sock"
     argv = ["dockerd", "--iptables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false",
             "--data-root", str(work / "data"), "--exec-root", str(work / "exec"),
-            "--pidfile", str(work / "docker.pid"), "-H", f"unix://{sock}", "--log-level", "error"]
+            "--pidfile", str(work / "docker.pid"), "-H", f"unix://{sock}", "--log-level", "error",
+            "--cgroup-parent", DOCKER_CGROUP_PARENT]
     proc = procs.start(argv, work / "dockerd.log", env=dict(os.environ, DOCKER_CONFIG=str(work / "client")))
     wait_for_path(sock, proc)
     daemon = Dockerd(proc, sock, work)

@@ -1,0 +1,43 @@
+"""`python -m bench.builtin_run BUNDLE ID`: Dockyard's built-in runtime as a one-shot command,
+the counterpart of `runc run --bundle BUNDLE ID`: create, start, wait, delete; exit status of
+the container's init. The interpreter's start-up is part of what it costs, as the Go binary's
+start-up is part of runc's.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+from node.runtime.builtin import BuiltinRuntime
+
+
+def main(bundle: str, container_id: str) -> int:
+    runtime = BuiltinRuntime()
+    created = runtime.create(container_id, bundle, (0, 1, 2))
+    try:
+        created.start()
+        _, status = os.waitpid(created.pid, 0)
+    finally:
+        runtime.delete(container_id, bundle)
+    return os.waitstatus_to_exitcode(status)
+
+
+def loop(runs: int, bundle: str, container_id: str) -> float:
+    """Median ms of `runs` create/start/wait/delete cycles in this one (warm) process."""
+    times = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        code = main(bundle, container_id)
+        times.append((time.perf_counter() - start) * 1000)
+        if code != 0:
+            raise SystemExit(f"container exited with {code}")
+    return statistics.median(times[1:])  # the first cycle warms imports and caches
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--loop":
+        print(f"{loop(int(sys.argv[2]), sys.argv[3], sys.argv[4]):.3f}")
+    else:
+        sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,87 @@
+"""CI smoke test of the benchmarks: `python -m bench --quick` runs end to end, writes the report
+and the plot, and every number in it is sane. No timing thresholds: CI is not a timing device.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import need_root, need_tool
+
+REPO = Path(__file__).resolve().parents[1]
+
+REGISTRY_ROWS = ("push 64 MiB blob, monolithic PUT", "push 64 MiB blob, 16 MiB PATCHes",
+                 "peak RSS of the server", "pull 64 MiB blob", "manifest GET by tag, 64 connections",
+                 "manifest GET by tag, p50", "manifest GET by tag, p99", "push 4 KiB blobs",
+                 "tags list, 200 tags", "catalog, 50 repositories")
+LIMIT_ROWS = ("sha256 hashing", "disk write", "4 KiB file write", "loopback download", "loopback upload",
+              "1 KiB GET")
+NODE_ROWS = ("OCI bundle /bin/true start to exit, builtin runtime vs runc",
+             "OCI bundle /bin/true start to exit, builtin runtime vs crun",
+             "pull 5-layer image", "run --rm --network none", "memory per running container")
+
+
+def _sane(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _find(rows: list[dict], prefix: str) -> dict:
+    found = [r for r in rows if r["metric"].startswith(prefix)]
+    assert found, f"no row {prefix!r} in the report: {[r['metric'] for r in rows]}"
+    return found[0]
+
+
+def _dockyard_has(command: str) -> bool:
+    res = subprocess.run([sys.executable, "-m", "node", "--root", "/nonexistent-bench-probe", command, "--help"],
+                         capture_output=True, cwd=REPO)
+    return res.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.root
+@pytest.mark.docker
+def test_quick_bench_writes_a_sane_report(tmp_path):
+    need_root()
+    need_tool("docker-registry", "wrk", "hyperfine", "dockerd", "runc", "crun", "busybox")
+    out = tmp_path / "results"
+    tmp_root = Path(os.environ.get("TMPDIR", "/tmp"))
+    before = set(tmp_root.glob("dockyard-bench-*"))
+    res = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = (out / "REPORT.md").read_text()
+    assert report.startswith("# Dockyard benchmark report")
+    for detail in ("| CPU |", "| Kernel |", "| Python |", "| docker-registry (distribution) |"):
+        assert detail in report
+    assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = json.loads((out / "results.json").read_text())
+
+    for prefix in REGISTRY_ROWS:
+        r = _find(rows, prefix)
+        assert _sane(r["dockyard"]) and _sane(r["reference"]), r
+        assert f"| {r['metric']} (" in report
+    for prefix in LIMIT_ROWS:
+        assert _sane(_find(rows, prefix)["limit"])
+    for prefix in NODE_ROWS:
+        r = _find(rows, prefix)
+        assert _sane(r["reference"]), r
+        if r["dockyard"] is None:  # only acceptable while that part of the agent is not built
+            assert "n/a (not available" in r["note"], r
+            assert not (_dockyard_has("pull") and _dockyard_has("run")), r
+        else:
+            assert _sane(r["dockyard"]), r
+    # every number anywhere in the report is positive and finite (a daemon-less side may be 0)
+    for r in rows:
+        for key in ("dockyard", "reference", "limit"):
+            value = r.get(key)
+            if value is not None:
+                assert isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, (key, r)
+    # the bench cleaned up: no scratch directory left behind
+    assert set(tmp_root.glob("dockyard-bench-*")) <= before
