@@ -1,10 +1,11 @@
-"""``gc``: online mark-and-sweep of blobs no name refers to (see registry/gc.py)."""
+"""Maintenance: ``gc`` (online mark-and-sweep, registry/gc.py) and ``fsck`` (registry/fsck.py)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 
 from ..config import parse_duration
+from ..fsck import check
 from ..gc import collect
 from ..index import Index
 from ..storage import open_driver
@@ -37,9 +38,36 @@ def gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def fsck(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    setup_logging(config)
+
+    async def run():
+        driver = open_driver(config.data_dir, config.storage)
+        await driver.open()
+        index = Index(config.database_url)
+        try:
+            return await check(index, driver)
+        finally:
+            await index.close()
+            await driver.close()
+
+    report = asyncio.run(run())
+    for repository, digest, kind in report.missing:
+        print(f"MISSING {kind} {repository}@{digest}")
+    for digest, want, have in report.wrong_size:
+        print(f"SIZE {digest}: index says {want}, storage has {have}")
+    problems = len(report.missing) + len(report.wrong_size)
+    print(f"checked {report.checked} name(s): {problems} problem(s)")
+    return 1 if problems else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gc", help="remove blobs that no repository or manifest refers to (online)")
     add_config_options(p)
     p.add_argument("--grace", metavar="DURATION", help="keep blobs younger than this (default: gc_grace, 1h)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.set_defaults(func=gc)
+    p = sub.add_parser("fsck", help="check that every name in the index leads to stored bytes (read-only)")
+    add_config_options(p)
+    p.set_defaults(func=fsck)

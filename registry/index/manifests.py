@@ -153,6 +153,23 @@ class ManifestQueries:
         async with self.db.read() as conn:
             return set((await conn.execute(q)).scalars())
 
+    async def named_digests(self) -> list[tuple[str, str, str]]:
+        """(repository, digest, "blob" | "manifest") for every name the index holds (for fsck)."""
+        blobs = select(Repository.name, RepositoryBlob.digest).join(Repository, Repository.id == RepositoryBlob.repository_id)
+        manifests = select(Repository.name, Manifest.digest).join(Repository, Repository.id == Manifest.repository_id)
+        async with self.db.read() as conn:
+            out = [(r, d, "blob") for r, d in (await conn.execute(blobs)).all()]
+            out += [(r, d, "manifest") for r, d in (await conn.execute(manifests)).all()]
+        return out
+
+    async def blob_sizes(self, digests: list[str]) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        async with self.db.read() as conn:
+            for i in range(0, len(digests), 500):
+                q = select(Blob.digest, Blob.size).where(Blob.digest.in_(digests[i : i + 500]))
+                out += [(d, s) for d, s in (await conn.execute(q)).all()]
+        return out
+
     async def forget_blobs(self, digests: list[str]) -> None:
         """Drop blob rows whose bytes were swept (only rows nothing links to)."""
 

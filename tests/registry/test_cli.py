@@ -130,3 +130,6 @@ def test_gc_command(tmp_path, index_url):
     r = _run("gc", "--data-dir", str(tmp_path), "--database-url", index_url, "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "would remove 0 blob(s)" in r.stdout
+    r = _run("fsck", "--data-dir", str(tmp_path), "--database-url", index_url)
+    assert r.returncode == 0, r.stderr
+    assert "0 problem(s)" in r.stdout

@@ -47,3 +47,16 @@ async def test_gc_sweeps_only_old_unreferenced_blobs(aiohttp_client, config):
     # Pushing the swept blob again works (its index row was forgotten with its bytes).
     await push_blob(client, "drop", gone_data)
     assert (await client.get(f"/v2/drop/blobs/{gone}")).status == 200
+
+
+async def test_fsck_finds_names_without_bytes(aiohttp_client, config):
+    from registry.fsck import check
+
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    manifest_digest, _ = await push_image(client, "f", "v1", layers=1)
+    report = await check(app[state.INDEX], app[state.STORAGE])
+    assert report.checked == 3 and report.missing == [] and report.wrong_size == []
+    await app[state.STORAGE].delete(Digest.parse(manifest_digest))
+    report = await check(app[state.INDEX], app[state.STORAGE])
+    assert report.missing == [("f", manifest_digest, "manifest")]
