@@ -186,8 +186,11 @@ def dockerd() -> Iterator[Docker]:
         procs.append(ctd)
         wait_until(lambda: (root / "containerd.sock").exists(), 30, ctd, "containerd", ctd_log)
         sock = root / "docker.sock"
+        # An empty daemon config of our own: a host /etc/docker/daemon.json (say with "hosts")
+        # would otherwise conflict with the flags below.
+        (root / "daemon.json").write_text("{}")
         proc = start_process([
-            "dockerd", "--iptables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false",
+            "dockerd", "--config-file", str(root / "daemon.json"), "--iptables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false",
             "--containerd", str(root / "containerd.sock"),
             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}",
