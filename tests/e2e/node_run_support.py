@@ -75,12 +75,18 @@ class Dockyard:
 
 
 def leaks(root: Path, container_id: str | None = None) -> list[str]:
-    """Mounts under `root`, cgroups of the container (or of the test parent), live processes."""
+    """Mounts under `root`, cgroups of the container (or of the test parent) and, for the whole
+    root, container records and runtime state left behind."""
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             if str(root) in line.split()[4]:
                 found.append("mount " + line.split()[4])
+    if container_id is None:
+        for sub in ("containers", "runtime/runc", "runtime/crun"):
+            d = root / sub
+            if d.is_dir():
+                found += [f"file {d / e}" for e in os.listdir(d) if not e.startswith(".") and e != "runtime.log"]
     base = Path("/sys/fs/cgroup")
     parents = [base / c / CGROUP_PARENT for c in ("memory", "pids", "cpu", "freezer", "devices")] + [base / CGROUP_PARENT]
     for parent in parents:

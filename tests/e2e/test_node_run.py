@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from node.engine import DEFAULT_NETWORK
 from tests.e2e.node_run_support import CGROUP_PARENT, busybox_layer, dy, leaks, runtime  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
@@ -75,7 +76,8 @@ def test_isolation_seen_from_inside(dy, runtime):
     assert re.search(r"proc on /proc type proc \([^)]*nosuid,nodev,noexec", mounts), mounts
     assert re.search(r"on /sys type sysfs \(ro,", mounts), mounts
     assert "devpts on /dev/pts type devpts" in mounts and "ptmxmode=666" in mounts
-    assert f["netdevs"] == "lo,"                              # --network none by default: loopback only
+    # the default network: loopback only for "none", loopback + eth0 for a bridge
+    assert f["netdevs"] == ("lo," if DEFAULT_NETWORK == "none" else "lo,eth0,")
     assert f["hosts_localhost"] != "0"
 
 
@@ -127,7 +129,7 @@ def test_failed_start_cleans_up_and_says_why(dy, runtime):
     assert r.returncode == 127 and "no-such-program" in r.stderr
     state = dy.inspect("broken")["State"]
     assert state["Running"] is False and state["ExitCode"] == 127 and "no-such-program" in state["Error"]
-    assert leaks(dy.root) == []
+    assert leaks(dy.root, dy.inspect("broken")["Id"]) == []
 
 
 def test_read_only_tmpfs_and_volumes(dy, tmp_path):

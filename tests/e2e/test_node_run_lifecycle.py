@@ -78,7 +78,7 @@ def test_detached_life(dy, runtime):
     assert (state["Status"], state["Running"], state["ExitCode"]) == ("exited", False, 143)
     assert not _alive(pid)
     assert "Exited (143)" in dy.out("ps", "-a") and dy.out("ps", "-q") == ""
-    assert leaks(dy.root) == []                     # a stopped container holds no mount or cgroup
+    assert leaks(dy.root, cid) == []                # a stopped container holds no mount or cgroup
     assert "got-term" in dy.out("logs", "web")
 
     # start again, then kill -s KILL
@@ -145,7 +145,7 @@ def test_lost_processes_show_exited(dy):
     _wait_for(lambda: not _alive(pid))
     assert "Exited" in dy.out("ps", "-a")
     assert dy.inspect("lost")["State"]["Running"] is False
-    assert leaks(dy.root) == []                       # the dead monitor's mount and cgroup were freed
+    assert leaks(dy.root, dy.inspect("lost")["Id"]) == []   # the dead monitor's mount and cgroup were freed
 
 
 def test_prune_and_wait(dy):
@@ -154,3 +154,28 @@ def test_prune_and_wait(dy):
     out = dy.out("container", "prune", "-f")
     assert "Total reclaimed containers: 1" in out
     assert dy.out("ps", "-a", "-q").split() == [dy.inspect("alive")["Id"][:12]]
+
+
+def test_logs_follow_until_exit(dy):
+    import subprocess
+    dy.out("run", "-d", "--name", "ticker", "busybox", "sh", "-c", "for i in 1 2 3; do echo tick$i; sleep 0.3; done")
+    follow = subprocess.run(dy.argv("logs", "-f", "ticker"), capture_output=True, text=True, timeout=20, env=dy.env)
+    assert follow.stdout == "tick1\ntick2\ntick3\n"
+    assert dy.out("logs", "--tail", "2", "ticker") == "tick2\ntick3\n"
+
+
+def test_volume_commands(dy):
+    assert dy.out("volume", "create", "v1").strip() == "v1"
+    info = json.loads(dy.out("volume", "inspect", "v1"))[0]
+    assert info["Name"] == "v1" and info["Driver"] == "local" and Path(info["Mountpoint"]).is_dir()
+    dy.out("run", "-d", "--name", "user", "-v", "v1:/v", "busybox", "sleep", "30")
+    mounts = dy.inspect("user")["Mounts"]
+    assert any(m["Type"] == "volume" and m["Name"] == "v1" and m["Destination"] == "/v" for m in mounts)
+    r = dy("volume", "rm", "v1")
+    assert r.returncode == 1 and "in use" in r.stderr
+    anonymous = [m["Name"] for m in mounts if m["Destination"] == "/seeded"]
+    dy.out("rm", "-f", "-v", "user")
+    assert dy.out("volume", "ls", "-q").split() == ["v1"]          # -v took the anonymous volume only
+    assert anonymous and anonymous[0] not in dy.out("volume", "ls", "-q")
+    dy.out("volume", "rm", "v1")
+    assert dy.out("volume", "ls", "-q") == ""

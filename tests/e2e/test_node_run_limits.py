@@ -15,7 +15,7 @@ def test_memory_limit_oom_kills(dy, runtime):
     assert r.returncode == 137
     state = dy.inspect("hog")["State"]
     assert state["OOMKilled"] is True and state["ExitCode"] == 137
-    assert leaks(dy.root) == []
+    assert leaks(dy.root, dy.inspect("hog")["Id"]) == []
 
 
 def test_small_program_within_memory_limit_is_not_oom(dy):
