@@ -19,6 +19,8 @@ OCI image layouts (``oci:`` for skopeo/podman/umoci)
         arm64 config) sharing the base layer.
     ``write_dir_layout(image, dest)``  the same image in skopeo's ``dir:`` format.
     ``read_layout_manifest(layout, tag)`` -> (digest, raw bytes) of what index.json tags.
+    ``push_image(image, "host:port/repo:tag")`` skopeo copy to a registry (plain HTTP); the
+        registry then serves exactly ``image.manifest`` (all platforms of an index).
 Docker engine (``dockerd`` fixture in tests/servers.py)
     ``docker_archive(image, out, repo_tag)`` a ``docker save``-format tar for ``docker load``.
     ``docker_build_busybox(docker, workdir, prefix)`` -> ``DockerImages``: ``prefix-base``
@@ -359,3 +361,16 @@ def docker_build_busybox(docker, workdir: Path, prefix: str = "dockyard-test") -
     (two_ctx / "two.txt").write_text("image two\n")
     docker_build(docker, two_ctx, f"{prefix}-two:latest", f"FROM {prefix}-base:latest\nCOPY two.txt /two.txt\n")
     return DockerImages(f"{prefix}-base:latest", f"{prefix}-one:latest", f"{prefix}-two:latest")
+
+
+def push_image(image: OciImage, dest: str, all_platforms: bool | None = None) -> str:
+    """Copy ``image`` to ``docker://<dest>`` (``host:port/repo:tag``) with skopeo, over plain
+    HTTP; indexes go with all their platforms. Returns the digest the registry now serves."""
+    if all_platforms is None:
+        all_platforms = image.config is None
+    argv = ["skopeo", "copy", "-q", "--dest-tls-verify=false", *(["--all"] if all_platforms else []),
+            image.ref, f"docker://{dest}"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}:\n{r.stderr}")
+    return image.manifest.digest

@@ -24,6 +24,8 @@ Fixtures (load with ``pytest_plugins = ["tests.servers"]``, done in tests/confte
     The object has ``.host`` ("127.0.0.1:PORT"), ``.url``, ``.pid``, ``.data_dir``,
     ``.database_url``, ``.log`` (path), ``.stop()``, ``.kill()`` (SIGKILL), ``.restart()``.
     Every registry the factory started is stopped at teardown.
+``shared_dockyard_registry`` (session) -> ``DockyardRegistry``
+    One registry on SQLite for the whole session; use repository names unique to the test.
 
 Every process is also recorded in a module-level table that an ``atexit`` hook empties, so an
 interrupted session (Ctrl-C, a crash in a finalizer) still stops what it started.
@@ -405,6 +407,18 @@ def dockyard_registry(tmp_path_factory) -> Iterator[Callable[..., DockyardRegist
     finally:
         for reg in started:
             reg.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_dockyard_registry(tmp_path_factory) -> Iterator[DockyardRegistry]:
+    """One dockyard-registry on SQLite for the whole session (for tests that only need *a*
+    registry, e.g. the node's client): use repository names unique to your test."""
+    need(REGISTRY_BIN.exists(), f"needs {REGISTRY_BIN} (make venv)")
+    reg = DockyardRegistry(tmp_path_factory.mktemp("dockyard-shared") / "data", None)
+    try:
+        yield reg.start()
+    finally:
+        reg.stop()
 
 
 def pytest_configure(config) -> None:  # noqa: ARG001 - pytest hook signature

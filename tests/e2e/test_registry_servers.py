@@ -33,3 +33,14 @@ def test_dockyard_registry_restart_keeps_port(dockyard_registry):
     assert reg.pid != first
     with urllib.request.urlopen(f"{reg.url}/v2/") as r:
         assert r.status == 200
+
+
+def test_push_image_to_the_shared_registry(shared_dockyard_registry, busybox_image_dir):
+    from tests import images
+
+    digest = images.push_image(busybox_image_dir, f"{shared_dockyard_registry.host}/servers/busybox:1")
+    req = urllib.request.Request(f"{shared_dockyard_registry.url}/v2/servers/busybox/manifests/1",
+                                 headers={"Accept": images.OCI_MANIFEST})
+    with urllib.request.urlopen(req) as r:
+        assert r.read() == busybox_image_dir.manifest.read()
+        assert r.headers["Docker-Content-Digest"] == digest
