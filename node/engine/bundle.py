@@ -23,6 +23,30 @@ MASKED_PATHS = [
     "/sys/devices/virtual/powercap",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# Syscalls Docker's default seccomp profile refuses to a container without extra capabilities
+# (kernel keyring, modules, mounts, namespaces, clock, tracing, swap, reboot, bpf, perf...). This
+# denylist (default allow) is a simplification of Docker's allowlist; argument filters are left out.
+SECCOMP_DENIED = [
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+    "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy",
+    "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl",
+    "lookup_dcookie", "mbind", "mount", "mount_setattr", "move_mount", "move_pages",
+    "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
+    "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace", "query_module", "quotactl",
+    "reboot", "request_key", "set_mempolicy", "setns", "settimeofday", "stime", "swapoff", "swapon",
+    "syslog", "sysfs", "_sysctl", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat",
+    "vm86", "vm86old",
+]
+_SECCOMP_ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                   "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
+
+
+def default_seccomp() -> dict:
+    return {"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": _SECCOMP_ARCHES.get(os.uname().machine, []),
+            "syscalls": [{"names": SECCOMP_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+
+
 DEVICE_RULES = [{"allow": False, "access": "rwm"}] + [
     {"allow": True, "type": t, "major": ma, "minor": mi, "access": acc} for t, ma, mi, acc in (
         ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"),
@@ -105,6 +129,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
             "rootfsPropagation": "rprivate",
+            **({} if "seccomp=unconfined" in (hc.get("SecurityOpt") or []) else {"seccomp": default_seccomp()}),
         },
     }
 

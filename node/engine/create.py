@@ -102,7 +102,15 @@ def host_config(opts: RunOptions) -> dict:
         "AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only,
         "NetworkMode": opts.network or DEFAULT_NETWORK, "PortBindings": list(opts.publish),
         "PublishAllPorts": opts.publish_all, "Runtime": opts.runtime, "Init": opts.init,
+        "SecurityOpt": _security_opts(opts.security_opt),
     }
+
+
+def _security_opts(values: list[str]) -> list[str]:
+    for value in values:
+        if value not in ("seccomp=unconfined", "no-new-privileges", "no-new-privileges=true"):
+            raise EngineError(f"unsupported --security-opt {value!r} (supported: seccomp=unconfined)", 125)
+    return list(values)
 
 
 def create_container(root: str | Path, opts: RunOptions, image) -> Container:

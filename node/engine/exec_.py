@@ -43,6 +43,7 @@ def _process_spec(container: Container, cmd, tty, env, workdir, user) -> dict:
         proc["capabilities"] = caps
     proc["terminal"] = tty
     return {"process": proc, "cgroupsPath": (spec.get("linux") or {}).get("cgroupsPath"),
+            "seccomp": (spec.get("linux") or {}).get("seccomp"),
             "namespaces": [ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []]}
 
 
@@ -91,10 +92,15 @@ def _child(plan: dict, target: int, slave, interactive: bool, report_w: int) -> 
     try:
         from node.runtime import cgroups, namespaces, syscalls as sc
         from node.runtime.process import ProcessError, execute, prepare
+        if plan["seccomp"]:
+            from node.runtime.builtin import preload_seccomp
+            preload_seccomp()  # the container's mount namespace has neither our modules nor libseccomp
         if plan["cgroupsPath"]:
             cgroup = cgroups.open_cgroup(plan["cgroupsPath"])
             if cgroup.exists():
                 cgroup.add(os.getpid())
+        import fcntl
+        import termios  # an extension module: import it before the host's files are out of reach
         order = [t for t in ("ipc", "uts", "network", "pid", "mount") if t in plan["namespaces"]]
         namespaces.join_process(target, order)
         grandchild = os.fork()
@@ -102,8 +108,6 @@ def _child(plan: dict, target: int, slave, interactive: bool, report_w: int) -> 
             try:
                 os.setsid()
                 if slave is not None:
-                    import fcntl
-                    import termios
                     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
                     for fd in (0, 1, 2):
                         os.dup2(slave, fd)
@@ -111,7 +115,7 @@ def _child(plan: dict, target: int, slave, interactive: bool, report_w: int) -> 
                     devnull = os.open("/dev/null", os.O_RDONLY)
                     os.dup2(devnull, 0)
                 program = prepare(plan["process"])
-                execute(program, plan["process"])
+                execute(program, plan["process"], plan["seccomp"])
             except ProcessError as e:
                 os.write(report_w, f"E{e.exit_code} {e}".encode())
                 os._exit(e.exit_code)

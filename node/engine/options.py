@@ -34,7 +34,7 @@ class RunOptions:
     publish_all = False
     ip: str | None = None
     runtime = "builtin"
-    _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases")
+    _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt")
 
     def __init__(self, image: str, **options) -> None:
         self.image = image

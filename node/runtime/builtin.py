@@ -64,6 +64,13 @@ def _raise_report(report: bytes, what: str) -> None:
     raise RuntimeError_(f"container init exited during {what} without a reason")
 
 
+def preload_seccomp() -> None:
+    """Import the seccomp module and open libseccomp now: after pivot_root the container's init
+    can no longer reach the host's Python modules or shared libraries."""
+    from node.runtime import seccomp
+    seccomp._libseccomp()
+
+
 class Created:
     """A created container: init waiting for `start`."""
 
@@ -121,6 +128,8 @@ class BuiltinRuntime:
         if (spec.get("process") or {}).get("terminal"):
             console_master, console_slave = os.openpty()
             console_path = os.ttyname(console_slave)
+        if linux.get("seccomp"):
+            preload_seccomp()
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         pid_r, pid_w = os.pipe()
         report_r, report_w = os.pipe()

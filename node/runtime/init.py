@@ -49,7 +49,7 @@ def run(spec: dict, bundle: str, stdio, console_slave: int | None, console_path:
         if os.read(start_fd, 1) != b"S":
             os._exit(1)  # the parent went away before `start`: never run the program
         os.close(start_fd)
-        execute(program, proc)
+        execute(program, proc, (spec.get("linux") or {}).get("seccomp"))
     except ProcessError as e:
         code = e.exit_code
         _report(report_fd, f"E{code} {e}".encode())

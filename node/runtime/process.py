@@ -101,8 +101,16 @@ def prepare(proc: dict) -> str:
     return program
 
 
-def execute(program: str, proc: dict) -> None:
+def execute(program: str, proc: dict, seccomp_profile: dict | None = None) -> None:
+    """Exec the program; the seccomp filter goes on last, so nothing after it needs more than
+    the program itself will be allowed."""
     reset_signals()
+    if seccomp_profile:
+        from node.runtime import seccomp
+        try:
+            seccomp.load(seccomp_profile)
+        except (OSError, ValueError) as e:
+            raise ProcessError(f"seccomp: {e}") from None
     env = dict(item.split("=", 1) if "=" in item else (item, "") for item in proc.get("env") or [])
     try:
         os.execve(program, proc["args"], env)

@@ -23,6 +23,8 @@ mount | grep ' on / ' | sed 's/^/root=/'
 grep CapEff /proc/self/status | sed 's/\t/ /'
 grep CapBnd /proc/self/status | sed 's/\t/ /'
 grep NoNewPrivs /proc/self/status | sed 's/\t/ /'
+grep 'Seccomp:' /proc/self/status | sed 's/\t/ /'
+(unshare -U true) 2>/dev/null && echo userns=allowed || echo userns=refused
 grep pids /proc/self/cgroup | sed 's/^/cgroup=/'
 (echo c > /proc/sysrq-trigger) 2>/dev/null && echo sysrq=writable || echo sysrq=refused
 (touch /sys/dockyard-test) 2>/dev/null && echo sys=writable || echo sys=readonly
@@ -66,6 +68,7 @@ def test_isolation_seen_from_inside(dy, runtime):
     assert "CapEff: 00000000a80425fb" in r.stdout          # Docker's default capability set
     assert "CapBnd: 00000000a80425fb" in r.stdout
     assert "NoNewPrivs: 1" in r.stdout
+    assert "Seccomp: 2" in r.stdout and f["userns"] == "refused"   # the default seccomp filter
     assert f["cgroup"].endswith(f"/{CGROUP_PARENT}/{cid}")
     assert f["sysrq"] == "refused" and f["sys"] == "readonly"
     assert f["timer_list"] == "0" and f["timer_list_masked"] == "1"   # masked with /dev/null
@@ -190,3 +193,29 @@ def test_interactive_shell_through_a_pty(dy, runtime):
 def test_stdin_with_i(dy):
     r = dy("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z", input="piped text\n")
     assert r.stdout == "PIPED TEXT\n"
+
+
+def test_seccomp_unconfined(dy, runtime):
+    r = dy("run", "--rm", "--runtime", runtime, "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
+           "grep 'Seccomp:' /proc/self/status; unshare -U true && echo userns=allowed")
+    assert r.returncode == 0, r.stderr
+    assert "Seccomp:\t0" in r.stdout and "userns=allowed" in r.stdout
+
+
+def test_exec_with_a_pty(dy, runtime):
+    dy.out("run", "-d", "--name", "box", "--runtime", runtime, "busybox", "sleep", "60")
+    master, slave = os.openpty()
+    proc = subprocess.Popen(dy.argv("exec", "-it", "box", "sh"), stdin=slave, stdout=slave, stderr=slave,
+                            env=dy.env, start_new_session=True)
+    os.close(slave)
+    try:
+        assert b"# " in _read_until(master, b"# ")
+        os.write(master, b"echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); tty; exit 3\n")
+        out = _read_until(master, b"/dev/")
+        assert b"pid1=sleep 60" in out
+        assert proc.wait(timeout=20) == 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)

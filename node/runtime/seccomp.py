@@ -1,0 +1,86 @@
+"""The OCI `linux.seccomp` filter, loaded through libseccomp (Debian's libseccomp2, the library
+runc and crun use) with ctypes: no Python binding is needed, so it works in any interpreter.
+
+Supported: defaultAction, architectures, and syscall rules by name with actions ALLOW, ERRNO
+(errnoRet), KILL, KILL_PROCESS, TRAP, LOG. Rules with argument conditions are skipped (the engine's
+default profile has none). The filter is loaded last, right before exec, after no_new_privs.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+
+ACT_KILL_THREAD = 0x00000000
+ACT_KILL_PROCESS = 0x80000000
+ACT_TRAP = 0x00030000
+ACT_ERRNO_BASE = 0x00050000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+
+_lib = None
+
+
+def _libseccomp():
+    global _lib
+    if _lib is None:
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        except OSError:
+            raise OSError(errno.ENOSYS, "seccomp: libseccomp.so.2 is not installed (Debian: libseccomp2)") from None
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_load.argtypes = [ctypes.c_void_p]
+        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+        _lib = lib
+    return _lib
+
+
+def action(name: str, errno_ret: int | None = None) -> int:
+    if name == "SCMP_ACT_ALLOW":
+        return ACT_ALLOW
+    if name == "SCMP_ACT_ERRNO":
+        return ACT_ERRNO_BASE | ((errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+    if name in ("SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD"):
+        return ACT_KILL_THREAD
+    if name == "SCMP_ACT_KILL_PROCESS":
+        return ACT_KILL_PROCESS
+    if name == "SCMP_ACT_TRAP":
+        return ACT_TRAP
+    if name == "SCMP_ACT_LOG":
+        return ACT_LOG
+    raise ValueError(f"seccomp action {name!r} is not supported")
+
+
+def load(profile: dict | None) -> None:
+    if not profile:
+        return
+    lib = _libseccomp()
+    ctx = lib.seccomp_init(action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet")))
+    if not ctx:
+        raise OSError("seccomp_init failed")
+    try:
+        for arch in profile.get("architectures") or []:
+            token = lib.seccomp_arch_resolve_name(arch.removeprefix("SCMP_ARCH_").lower().encode())
+            if token:
+                lib.seccomp_arch_add(ctx, token)  # EEXIST for the native one: fine
+        for rule in profile.get("syscalls") or []:
+            if rule.get("args"):
+                continue
+            act = action(rule["action"], rule.get("errnoRet"))
+            for name in rule.get("names") or []:
+                nr = lib.seccomp_syscall_resolve_name(name.encode())
+                if nr < 0:
+                    continue  # unknown on this architecture / libseccomp version
+                rc = lib.seccomp_rule_add(ctx, act, nr, 0)
+                if rc < 0 and -rc != errno.EEXIST:
+                    raise OSError(-rc, f"seccomp rule for {name}: {errno.errorcode.get(-rc, rc)}")
+        rc = lib.seccomp_load(ctx)
+        if rc < 0:
+            raise OSError(-rc, f"seccomp_load: {errno.errorcode.get(-rc, rc)}")
+    finally:
+        lib.seccomp_release(ctx)
