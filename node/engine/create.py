@@ -8,7 +8,6 @@ anonymous volumes unless a -v or --tmpfs already covers that path.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from node.engine import DEFAULT_NETWORK, EngineError
@@ -160,6 +159,7 @@ def create_container(root: str | Path, opts: RunOptions, image) -> Container:
             })
             container.update_state(**new_state())
         except BaseException:
+            import shutil
             shutil.rmtree(container.dir, ignore_errors=True)
             raise
     return container

@@ -5,41 +5,38 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
-from datetime import datetime, timezone
 
 MAX_LINE = 16 * 1024
 
 
 def _timestamp() -> str:
     now = time.time_ns()
-    dt = datetime.fromtimestamp(now // 1_000_000_000, timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now % 1_000_000_000:09d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(now // 1_000_000_000)) + f"{now % 1_000_000_000:09d}Z"
 
 
 class LogWriter:
+    """Used by one writer at a time: the monitor's single loop."""
+
     def __init__(self, path) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self._lock = threading.Lock()
         self._pending: dict[str, bytes] = {}
 
     def write(self, stream: str, data: bytes) -> None:
-        with self._lock:
-            buf = self._pending.get(stream, b"") + data
-            lines = []
-            while True:
-                cut = buf.find(b"\n")
-                if cut < 0:
-                    if len(buf) >= MAX_LINE:
-                        lines.append(buf[:MAX_LINE])
-                        buf = buf[MAX_LINE:]
-                        continue
-                    break
-                lines.append(buf[:cut + 1])
-                buf = buf[cut + 1:]
-            self._pending[stream] = buf
-            self._emit(stream, lines)
+        buf = self._pending.get(stream, b"") + data
+        lines = []
+        while True:
+            cut = buf.find(b"\n")
+            if cut < 0:
+                if len(buf) >= MAX_LINE:
+                    lines.append(buf[:MAX_LINE])
+                    buf = buf[MAX_LINE:]
+                    continue
+                break
+            lines.append(buf[:cut + 1])
+            buf = buf[cut + 1:]
+        self._pending[stream] = buf
+        self._emit(stream, lines)
 
     def _emit(self, stream: str, lines: list[bytes]) -> None:
         if not lines:
@@ -50,12 +47,11 @@ class LogWriter:
         os.write(self._fd, out.encode())
 
     def close(self) -> None:
-        with self._lock:
-            for stream, buf in self._pending.items():
-                if buf:
-                    self._emit(stream, [buf])
-            self._pending.clear()
-            os.close(self._fd)
+        for stream, buf in self._pending.items():
+            if buf:
+                self._emit(stream, [buf])
+        self._pending.clear()
+        os.close(self._fd)
 
 
 def read_entries(path, tail: int | None = None) -> tuple[list[dict], int]:

@@ -23,7 +23,6 @@ import fcntl
 import json
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from node.engine import EngineError
@@ -35,7 +34,8 @@ NOUNS = ["anchor", "barge", "cargo", "davit", "ferry", "galley", "harbor", "jett
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 def containers_dir(root: str | Path) -> Path:
@@ -195,8 +195,23 @@ def new_id() -> str:
 
 def since(iso: str) -> float:
     """Seconds since an ISO timestamp this module wrote."""
+    from datetime import datetime, timezone
     try:
         t = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
     except ValueError:
         return 0.0
     return max(0.0, time.time() - t.timestamp())
+
+
+def remove_tree(path) -> None:
+    """shutil.rmtree without importing shutil (and its compression modules) on the run path."""
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(top, name))
+        for name in dirs:
+            full = os.path.join(top, name)
+            if os.path.islink(full):
+                os.unlink(full)
+            else:
+                os.rmdir(full)
+    os.rmdir(path)

@@ -3,11 +3,10 @@ the cgroup), the cgroup, the rootfs mount, runtime state, the network attachment
 with -v (and for --rm) its anonymous volumes too."""
 from __future__ import annotations
 
-import shutil
 import signal
 
 from node.engine import EngineError, bundle, monitor, procs
-from node.engine.records import Container, list_containers
+from node.engine.records import Container, list_containers, remove_tree
 from node.engine.runtimes import get_runtime
 from node.engine.status import current_state
 from node.engine.stop import _signal, wait_stopped
@@ -49,7 +48,7 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
             cgroup.destroy()
         except OSError as e:
             raise EngineError(f"removing cgroup of {container.id[:12]}: {e}", 1) from None
-    shutil.rmtree(container.dir)
+    remove_tree(container.dir)
     if volumes:
         for name in container.meta.get("AnonymousVolumes") or []:
             try:

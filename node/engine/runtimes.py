@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from node.engine import EngineError
@@ -38,6 +37,7 @@ def _hybrid_cgroups() -> bool:
 
 class OciCliRuntime:
     def __init__(self, name: str, state_root: Path) -> None:
+        import shutil
         binary = shutil.which(name)
         if binary is None:
             raise EngineError(f"runtime {name} is not installed", 125)
@@ -85,6 +85,7 @@ class OciCliRuntime:
             raise EngineError(f"{self.name} {what}: {message}", 125)
 
     def create(self, container_id: str, bundle: str, stdio) -> _OciHandle:
+        import shutil
         import socket
         import subprocess
         import tempfile

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from node.engine import EngineError
@@ -75,11 +74,13 @@ def remove_volume(root: str | Path, name: str, force: bool = False) -> None:
     users = users_of(root, name)
     if users and not force:
         raise EngineError(f"remove {name}: volume is in use - [{', '.join(u[:12] for u in users)}]", 1)
+    import shutil
     shutil.rmtree(volumes_dir(root) / name)
 
 
 def populate(volume: dict, source_dir: Path) -> None:
     """Docker copies the image's content at the mount point into a new, empty volume."""
+    import shutil
     data = Path(volume["Mountpoint"])
     if not source_dir.is_dir() or any(data.iterdir()):
         return

@@ -7,9 +7,7 @@ The parent's b"S" on `start_fd` releases the exec (OCI create/start split).
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import termios
 
 from node.runtime import mounts, syscalls as sc
 from node.runtime.process import ProcessError, execute, prepare
@@ -25,6 +23,8 @@ def _report(fd: int, data: bytes) -> None:
 def _stdio(stdio: tuple[int, int, int] | None, console_slave: int | None) -> None:
     os.setsid()
     if console_slave is not None:
+        import fcntl
+        import termios  # before pivot_root: an extension module loaded from the host
         fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
         for target in (0, 1, 2):
             os.dup2(console_slave, target)
