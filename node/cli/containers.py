@@ -43,7 +43,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus")
     p.add_argument("--pids-limit", type=int)
     p.add_argument("--restart", default="no")
-    p.add_argument("--init", action="store_true", help="accepted; an init process is not injected")
+    p.add_argument("--init", action="store_true", help="accepted with a warning; no init process is injected")
     p.add_argument("--network", "--net")
     p.add_argument("-p", "--publish", action="append", default=[])
     p.add_argument("-P", "--publish-all", action="store_true")
@@ -167,6 +167,9 @@ def _image(args):
 
 def _options(args):
     from node.engine.options import RunOptions
+    if args.init:
+        print("WARNING: --init is accepted but no init process is injected; the command runs as PID 1",
+              file=sys.stderr)
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
