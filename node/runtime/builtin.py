@@ -22,7 +22,6 @@ import json
 import os
 
 from node.runtime import cgroups, namespaces, syscalls as sc
-from node.runtime.process import ProcessError
 
 
 RUNTIME_DEVICE_RULES = [
