@@ -101,10 +101,23 @@ def prepare(proc: dict) -> str:
     return program
 
 
+def close_inherited_fds() -> None:
+    """Only stdin, stdout and stderr may reach the program: whatever the agent inherited from
+    its own parent (or opened without O_CLOEXEC) is closed at exec, as runc does."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory listing's own fd, already closed
+
+
 def execute(program: str, proc: dict, seccomp_profile: dict | None = None) -> None:
     """Exec the program; the seccomp filter goes on last, so nothing after it needs more than
     the program itself will be allowed."""
     reset_signals()
+    close_inherited_fds()
     if seccomp_profile:
         from node.runtime import seccomp
         try:

@@ -219,3 +219,16 @@ def test_exec_with_a_pty(dy, runtime):
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_inherited_fds_do_not_reach_the_container(dy, runtime):
+    r_fd, w_fd = os.pipe()
+    os.set_inheritable(w_fd, True)
+    try:
+        out = subprocess.run(dy.argv("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", "ls /proc/1/fd; true"),
+                             pass_fds=(w_fd,), capture_output=True, text=True, env=dy.env, timeout=60)
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "1", "2"]
