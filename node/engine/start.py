@@ -85,6 +85,15 @@ def _monitor_main(root, container: Container, report_w: int, restart_only: bool)
     os.close(log)
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False)
+    # a daemon must not keep its starter's pipes or files open (a caller reading our output
+    # until EOF would wait for the container's whole life)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != report_w:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     container.update_state(MonitorPid=os.getpid(), MonitorStart=procs.start_time(os.getpid()))
     if restart_only:
         os.close(report_w)
