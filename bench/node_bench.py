@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,12 +55,15 @@ def _timed(fn) -> float:
 
 
 def _max_rss_kib(argv: list[str], env: dict | None = None) -> int:
-    """Peak RSS of one command (the process itself, from wait4's rusage)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.read().decode()[-300:]}")
+    """Peak RSS of one command (the process itself, from wait4's rusage). Its stderr goes to a
+    file, not a pipe: a detached monitor it leaves behind must not hold our read end open."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {err.read().decode()[-300:]}")
     return usage.ru_maxrss
 
 
