@@ -43,15 +43,24 @@ async def _add_api_version(request: web.Request, response: web.StreamResponse) -
 
 
 async def expire_uploads(app: web.Application) -> int:
-    """Cancel upload sessions idle longer than upload_expiry, and orphaned staging areas."""
+    """Cancel upload sessions idle longer than upload_expiry, and orphaned staging areas.
+
+    A session is idle when neither its index row nor its staged bytes changed since the cutoff
+    (PATCH appends only touch the staging file, to keep the index out of the data path).
+    """
     cfg, idx, sessions = app[state.CONFIG], app[state.INDEX], app[state.UPLOADS]
     cutoff = time.time() - cfg.upload_expiry
-    expired = await idx.expired_uploads(cutoff)
-    for upload_id in expired:
+    staged = {upload_id: mtime async for upload_id, mtime in app[state.STORAGE].iter_uploads()}
+    expired: list[str] = []
+    for upload_id in await idx.expired_uploads(cutoff):
+        if staged.get(upload_id, 0.0) >= cutoff:
+            await idx.touch_upload(upload_id)  # still being written to
+            continue
         await idx.delete_upload(upload_id)
         await sessions.cancel(upload_id)
+        expired.append(upload_id)
     known = await idx.all_upload_ids()
-    async for upload_id, mtime in app[state.STORAGE].iter_uploads():
+    for upload_id, mtime in staged.items():
         if upload_id not in known and mtime < cutoff:
             await sessions.cancel(upload_id)
             expired.append(upload_id)

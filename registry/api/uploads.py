@@ -68,8 +68,7 @@ async def _finish(request: web.Request, name: str, upload_id: str, digest: Diges
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
     except UploadNotFound:
         raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
-    await index(request).link_blob(name, str(digest), size)
-    await index(request).delete_upload(upload_id)
+    await index(request).complete_upload(upload_id, name, str(digest), size)
     return _blob_created(name, digest)
 
 
@@ -136,12 +135,11 @@ async def patch_upload(request: web.Request) -> web.Response:
             _check_length(request, end - start + 1)
         else:
             _check_length(request)
+        # No index write per chunk: the staging file's mtime tells the expiry it is in use.
         try:
             size = await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK), start_size=size)
         except UploadNotFound:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
-        finally:
-            await index(request).touch_upload(upload_id)
     return web.Response(status=202, headers=_session_headers(name, upload_id, size))
 
 

@@ -62,8 +62,7 @@ class BrowseQueries:
         if contains:
             escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             q = q.where(Repository.name.like(f"%{escaped}%", escape="\\"))
-        async with self.db.read() as conn:
-            return [RepositorySummary(*row) for row in (await conn.execute(q)).all()]
+        return await self.db.read(lambda conn: [RepositorySummary(*row) for row in conn.execute(q).all()])
 
     async def tag_details(self, repository: str, n: int | None = None, last: str | None = None) -> list[TagDetail]:
         q = (
@@ -77,8 +76,7 @@ class BrowseQueries:
         )
         if last:
             q = q.where(Tag.name > last)
-        async with self.db.read() as conn:
-            return [TagDetail(*row) for row in (await conn.execute(q)).all()]
+        return await self.db.read(lambda conn: [TagDetail(*row) for row in conn.execute(q).all()])
 
     async def manifest_references(self, repository: str, digest: str) -> list[Reference]:
         """What a manifest in the repository points at, with blob sizes where known."""
@@ -91,8 +89,7 @@ class BrowseQueries:
             .where(Repository.name == repository, Manifest.digest == digest)
             .order_by(ManifestReference.kind, ManifestReference.digest)
         )
-        async with self.db.read() as conn:
-            return [Reference(*row) for row in (await conn.execute(q)).all()]
+        return await self.db.read(lambda conn: [Reference(*row) for row in conn.execute(q).all()])
 
     async def tags_of(self, repository: str, digest: str) -> list[str]:
         q = (
@@ -101,5 +98,4 @@ class BrowseQueries:
             .where(Repository.name == repository, Tag.manifest_digest == digest)
             .order_by(Tag.name)
         )
-        async with self.db.read() as conn:
-            return list((await conn.execute(q)).scalars())
+        return await self.db.read(lambda conn: list(conn.execute(q).scalars()))

@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, union
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, delete, select, union
 
 from .database import Database
 from .models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, now
+from .queries import repository_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +48,15 @@ class ManifestQueries:
     async def put_manifest(self, repository: str, rec: ManifestRecord) -> None:
         """Record a manifest, its references, its subject and its tags in one transaction."""
 
-        async def tx(conn: AsyncConnection) -> None:
-            repo_id = await self._ensure_repository(conn, repository)  # type: ignore[attr-defined]
+        def tx(conn: Connection) -> None:
+            repo_id = self._ensure_repository(conn, repository)  # type: ignore[attr-defined]
             t = now()
-            await conn.execute(
+            conn.execute(
                 self.db.insert(Blob)
                 .values(digest=rec.digest, size=rec.size, created_at=t)
                 .on_conflict_do_nothing(index_elements=["digest"])
             )
-            await conn.execute(
+            conn.execute(
                 self.db.insert(Manifest)
                 .values(
                     repository_id=repo_id,
@@ -70,23 +70,21 @@ class ManifestQueries:
                 )
                 .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
             )
-            manifest_id = (
-                await conn.execute(
-                    select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == rec.digest)
-                )
+            manifest_id = conn.execute(
+                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == rec.digest)
             ).scalar_one()
             refs = {d: "blob" for d in rec.blobs} | {d: "manifest" for d in rec.children}
             if refs:
                 # Sorted, so concurrent transactions take row locks in the same order.
                 rows = [{"manifest_id": manifest_id, "digest": d, "kind": refs[d]} for d in sorted(refs)]
-                await conn.execute(
+                conn.execute(
                     self.db.insert(ManifestReference).values(rows).on_conflict_do_nothing(
                         index_elements=["manifest_id", "digest"]
                     )
                 )
             for tag in sorted(set(rec.tags)):
                 stmt = self.db.insert(Tag).values(repository_id=repo_id, name=tag, manifest_digest=rec.digest, updated_at=t)
-                await conn.execute(
+                conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["repository_id", "name"],
                         set_={"manifest_digest": stmt.excluded.manifest_digest, "updated_at": stmt.excluded.updated_at},
@@ -96,7 +94,8 @@ class ManifestQueries:
         await self.db.write(tx)
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRow | None:
-        row = await self.db.first(_GET_MANIFEST, {"repository": repository, "digest": digest})
+        params = {"repository": repository, "digest": digest}
+        row = await self.db.read(lambda conn: conn.execute(_GET_MANIFEST, params).first())
         return ManifestRow(*row) if row else None
 
     async def missing_manifests(self, repository: str, digests: list[str]) -> set[str]:
@@ -107,25 +106,24 @@ class ManifestQueries:
             .join(Repository, Repository.id == Manifest.repository_id)
             .where(Repository.name == repository, Manifest.digest.in_(set(digests)))
         )
-        async with self.db.read() as conn:
-            found = set((await conn.execute(q)).scalars())
+        found = await self.db.read(lambda conn: set(conn.execute(q).scalars()))
         return set(digests) - found
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
-        """Remove a manifest and every tag pointing at it (its references cascade)."""
+        """Remove a manifest and every tag pointing at it (its references go with it)."""
 
-        async def tx(conn: AsyncConnection) -> bool:
-            repo_id = await self._repository_id(conn, repository)  # type: ignore[attr-defined]
+        def tx(conn: Connection) -> bool:
+            repo_id = repository_id(conn, repository)
             if repo_id is None:
                 return False
-            await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.manifest_digest == digest))
-            manifest_id = (
-                await conn.execute(select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest))
+            conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.manifest_digest == digest))
+            manifest_id = conn.execute(
+                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest)
             ).scalar_one_or_none()
             if manifest_id is None:
                 return False
-            await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
-            await conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
+            conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
+            conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
             return True
 
         return await self.db.write(tx)
@@ -139,44 +137,42 @@ class ManifestQueries:
         )
         if artifact_type is not None:
             q = q.where(Manifest.artifact_type == artifact_type)
-        async with self.db.read() as conn:
-            return [ManifestRow(*row) for row in (await conn.execute(q)).all()]
+        return await self.db.read(lambda conn: [ManifestRow(*row) for row in conn.execute(q).all()])
 
-    # -- garbage collection -------------------------------------------------------------------
+    # -- garbage collection and fsck ----------------------------------------------------------
     async def live_digests(self) -> set[str]:
         """Mark: every digest some name still reaches (linked blobs, manifests, references)."""
-        q = union(
-            select(RepositoryBlob.digest),
-            select(Manifest.digest),
-            select(ManifestReference.digest),
-        )
-        async with self.db.read() as conn:
-            return set((await conn.execute(q)).scalars())
+        q = union(select(RepositoryBlob.digest), select(Manifest.digest), select(ManifestReference.digest))
+        return await self.db.read(lambda conn: set(conn.execute(q).scalars()))
 
     async def named_digests(self) -> list[tuple[str, str, str]]:
         """(repository, digest, "blob" | "manifest") for every name the index holds (for fsck)."""
         blobs = select(Repository.name, RepositoryBlob.digest).join(Repository, Repository.id == RepositoryBlob.repository_id)
         manifests = select(Repository.name, Manifest.digest).join(Repository, Repository.id == Manifest.repository_id)
-        async with self.db.read() as conn:
-            out = [(r, d, "blob") for r, d in (await conn.execute(blobs)).all()]
-            out += [(r, d, "manifest") for r, d in (await conn.execute(manifests)).all()]
-        return out
+
+        def q(conn: Connection) -> list[tuple[str, str, str]]:
+            out = [(r, d, "blob") for r, d in conn.execute(blobs).all()]
+            return out + [(r, d, "manifest") for r, d in conn.execute(manifests).all()]
+
+        return await self.db.read(q)
 
     async def blob_sizes(self, digests: list[str]) -> list[tuple[str, int]]:
-        out: list[tuple[str, int]] = []
-        async with self.db.read() as conn:
+        def q(conn: Connection) -> list[tuple[str, int]]:
+            out: list[tuple[str, int]] = []
             for i in range(0, len(digests), 500):
-                q = select(Blob.digest, Blob.size).where(Blob.digest.in_(digests[i : i + 500]))
-                out += [(d, s) for d, s in (await conn.execute(q)).all()]
-        return out
+                stmt = select(Blob.digest, Blob.size).where(Blob.digest.in_(digests[i : i + 500]))
+                out += [(d, s) for d, s in conn.execute(stmt).all()]
+            return out
+
+        return await self.db.read(q)
 
     async def forget_blobs(self, digests: list[str]) -> None:
         """Drop blob rows whose bytes were swept (only rows nothing links to)."""
 
-        async def tx(conn: AsyncConnection) -> None:
+        def tx(conn: Connection) -> None:
             for i in range(0, len(digests), 500):
                 part = digests[i : i + 500]
                 linked = select(RepositoryBlob.digest).where(RepositoryBlob.digest.in_(part))
-                await conn.execute(delete(Blob).where(Blob.digest.in_(part), Blob.digest.not_in(linked)))
+                conn.execute(delete(Blob).where(Blob.digest.in_(part), Blob.digest.not_in(linked)))
 
         await self.db.write(tx)

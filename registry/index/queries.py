@@ -3,14 +3,14 @@
 Every write is an upsert (INSERT .. ON CONFLICT) so the same push from many clients at once
 succeeds for all of them and leaves one row. Lists are keyset-paginated on a primary-key or
 unique index (``name > :last ORDER BY name LIMIT :n``), which stays fast at any size.
-Manifest queries are in manifests.py; ``Index`` combines both.
+Each method hands a plain function of a Connection to ``Database.read``/``write`` (see
+database.py). Manifest queries are in manifests.py; ``Index`` combines them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from .database import Database
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, UploadSession, now
@@ -25,6 +25,7 @@ class UploadRow:
 
 
 # The pull path's queries are built once: building a statement costs as much as running it.
+_REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("repository"))
 _RESOLVE_TAG = (
     select(Manifest.digest, Manifest.media_type, Manifest.size)
     .select_from(Tag)
@@ -38,63 +39,72 @@ _BLOB_SIZE = (
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
     .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
 )
+_GET_UPLOAD = select(UploadSession.id, UploadSession.repository, UploadSession.created_at, UploadSession.updated_at).where(
+    UploadSession.id == bindparam("id")
+)
+
+
+def repository_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(_REPOSITORY_ID, {"repository": name}).scalar_one_or_none()
 
 
 class RepositoryQueries:
     db: Database
 
     # -- repositories -------------------------------------------------------------------------
-    async def _ensure_repository(self, conn: AsyncConnection, name: str) -> int:
-        await conn.execute(
+    def _ensure_repository(self, conn: Connection, name: str) -> int:
+        conn.execute(
             self.db.insert(Repository).values(name=name, created_at=now()).on_conflict_do_nothing(index_elements=["name"])
         )
-        return (await conn.execute(select(Repository.id).where(Repository.name == name))).scalar_one()
-
-    @staticmethod
-    async def _repository_id(conn: AsyncConnection, name: str) -> int | None:
-        return (await conn.execute(select(Repository.id).where(Repository.name == name))).scalar_one_or_none()
+        return conn.execute(_REPOSITORY_ID, {"repository": name}).scalar_one()
 
     async def repository_exists(self, name: str) -> bool:
-        async with self.db.read() as conn:
-            return await self._repository_id(conn, name) is not None
+        return await self.db.read(lambda conn: repository_id(conn, name) is not None)
 
-    async def list_repositories(self, n: int, last: str | None = None) -> list[str]:
+    async def list_repositories(self, n: int | None, last: str | None = None) -> list[str]:
         q = select(Repository.name).order_by(Repository.name).limit(n)
         if last:
             q = q.where(Repository.name > last)
-        async with self.db.read() as conn:
-            return list((await conn.execute(q)).scalars())
+        return await self.db.read(lambda conn: list(conn.execute(q).scalars()))
 
     # -- blobs --------------------------------------------------------------------------------
+    def _link_blob(self, conn: Connection, repository: str, digest: str, size: int) -> None:
+        repo_id = self._ensure_repository(conn, repository)
+        conn.execute(
+            self.db.insert(Blob).values(digest=digest, size=size, created_at=now()).on_conflict_do_nothing(
+                index_elements=["digest"]
+            )
+        )
+        conn.execute(
+            self.db.insert(RepositoryBlob)
+            .values(repository_id=repo_id, digest=digest, created_at=now())
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         """Record stored bytes and make them visible in ``repository`` (after the bytes exist)."""
+        await self.db.write(lambda conn: self._link_blob(conn, repository, digest, size))
 
-        async def tx(conn: AsyncConnection) -> None:
-            repo_id = await self._ensure_repository(conn, repository)
-            await conn.execute(
-                self.db.insert(Blob).values(digest=digest, size=size, created_at=now()).on_conflict_do_nothing(
-                    index_elements=["digest"]
-                )
-            )
-            await conn.execute(
-                self.db.insert(RepositoryBlob)
-                .values(repository_id=repo_id, digest=digest, created_at=now())
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            )
+    async def complete_upload(self, upload_id: str, repository: str, digest: str, size: int) -> None:
+        """Link the blob an upload produced and close the session, in one transaction."""
+
+        def tx(conn: Connection) -> None:
+            self._link_blob(conn, repository, digest, size)
+            conn.execute(delete(UploadSession).where(UploadSession.id == upload_id))
 
         await self.db.write(tx)
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""
-        row = await self.db.first(_BLOB_SIZE, {"repository": repository, "digest": digest})
-        return row[0] if row else None
+        params = {"repository": repository, "digest": digest}
+        return await self.db.read(lambda conn: conn.execute(_BLOB_SIZE, params).scalar_one_or_none())
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
-        async def tx(conn: AsyncConnection) -> bool:
-            repo_id = await self._repository_id(conn, repository)
+        def tx(conn: Connection) -> bool:
+            repo_id = repository_id(conn, repository)
             if repo_id is None:
                 return False
-            res = await conn.execute(
+            res = conn.execute(
                 delete(RepositoryBlob).where(RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == digest)
             )
             return res.rowcount > 0
@@ -110,83 +120,70 @@ class RepositoryQueries:
             .join(Repository, Repository.id == RepositoryBlob.repository_id)
             .where(Repository.name == repository, RepositoryBlob.digest.in_(set(digests)))
         )
-        async with self.db.read() as conn:
-            found = set((await conn.execute(q)).scalars())
+        found = await self.db.read(lambda conn: set(conn.execute(q).scalars()))
         return set(digests) - found
 
     # -- upload sessions ----------------------------------------------------------------------
     async def create_upload(self, upload_id: str, repository: str) -> None:
-        async def tx(conn: AsyncConnection) -> None:
-            t = now()
-            await conn.execute(
-                self.db.insert(UploadSession).values(id=upload_id, repository=repository, created_at=t, updated_at=t)
-            )
-
-        await self.db.write(tx)
+        t = now()
+        stmt = self.db.insert(UploadSession).values(id=upload_id, repository=repository, created_at=t, updated_at=t)
+        await self.db.write(lambda conn: conn.execute(stmt))
 
     async def get_upload(self, upload_id: str) -> UploadRow | None:
-        q = select(UploadSession.id, UploadSession.repository, UploadSession.created_at, UploadSession.updated_at).where(
-            UploadSession.id == upload_id
-        )
-        async with self.db.read() as conn:
-            row = (await conn.execute(q)).first()
+        row = await self.db.read(lambda conn: conn.execute(_GET_UPLOAD, {"id": upload_id}).first())
         return UploadRow(*row) if row else None
 
     async def touch_upload(self, upload_id: str) -> None:
-        async def tx(conn: AsyncConnection) -> None:
-            await conn.execute(update(UploadSession).where(UploadSession.id == upload_id).values(updated_at=now()))
-
-        await self.db.write(tx)
+        stmt = update(UploadSession).where(UploadSession.id == upload_id).values(updated_at=now())
+        await self.db.write(lambda conn: conn.execute(stmt))
 
     async def delete_upload(self, upload_id: str) -> None:
-        async def tx(conn: AsyncConnection) -> None:
-            await conn.execute(delete(UploadSession).where(UploadSession.id == upload_id))
-
-        await self.db.write(tx)
+        stmt = delete(UploadSession).where(UploadSession.id == upload_id)
+        await self.db.write(lambda conn: conn.execute(stmt))
 
     async def expired_uploads(self, idle_before: float) -> list[str]:
         q = select(UploadSession.id).where(UploadSession.updated_at < idle_before)
-        async with self.db.read() as conn:
-            return list((await conn.execute(q)).scalars())
+        return await self.db.read(lambda conn: list(conn.execute(q).scalars()))
 
     async def all_upload_ids(self) -> set[str]:
-        async with self.db.read() as conn:
-            return set((await conn.execute(select(UploadSession.id))).scalars())
+        return await self.db.read(lambda conn: set(conn.execute(select(UploadSession.id)).scalars()))
 
     # -- tags ---------------------------------------------------------------------------------
-    async def list_tags(self, repository: str, n: int, last: str | None = None) -> list[str] | None:
+    async def list_tags(self, repository: str, n: int | None, last: str | None = None) -> list[str] | None:
         """Tags in lexical order after ``last``; None when the repository does not exist."""
-        async with self.db.read() as conn:
-            repo_id = await self._repository_id(conn, repository)
+
+        def q(conn: Connection) -> list[str] | None:
+            repo_id = repository_id(conn, repository)
             if repo_id is None:
                 return None
-            q = select(Tag.name).where(Tag.repository_id == repo_id).order_by(Tag.name).limit(n)
+            stmt = select(Tag.name).where(Tag.repository_id == repo_id).order_by(Tag.name).limit(n)
             if last:
-                q = q.where(Tag.name > last)
-            return list((await conn.execute(q)).scalars())
+                stmt = stmt.where(Tag.name > last)
+            return list(conn.execute(stmt).scalars())
+
+        return await self.db.read(q)
 
     async def tag_digests(self, repository: str) -> dict[str, str]:
-        """Every tag of a repository with its manifest digest (for the catalog browser)."""
+        """Every tag of a repository with its manifest digest."""
         q = (
             select(Tag.name, Tag.manifest_digest)
             .join(Repository, Repository.id == Tag.repository_id)
             .where(Repository.name == repository)
             .order_by(Tag.name)
         )
-        async with self.db.read() as conn:
-            return {name: digest for name, digest in (await conn.execute(q)).all()}
+        return await self.db.read(lambda conn: {name: digest for name, digest in conn.execute(q).all()})
 
     async def resolve_tag(self, repository: str, tag: str) -> tuple[str, str, int] | None:
         """(digest, media type, size) of the manifest a tag points at, in one indexed query."""
-        row = await self.db.first(_RESOLVE_TAG, {"repository": repository, "tag": tag})
+        params = {"repository": repository, "tag": tag}
+        row = await self.db.read(lambda conn: conn.execute(_RESOLVE_TAG, params).first())
         return (row[0], row[1], row[2]) if row else None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
-        async def tx(conn: AsyncConnection) -> bool:
-            repo_id = await self._repository_id(conn, repository)
+        def tx(conn: Connection) -> bool:
+            repo_id = repository_id(conn, repository)
             if repo_id is None:
                 return False
-            res = await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
-            return res.rowcount > 0
+            return conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag)).rowcount > 0
 
         return await self.db.write(tx)

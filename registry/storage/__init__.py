@@ -13,5 +13,8 @@ def open_driver(data_dir: str, settings: dict[str, Any] | None = None) -> Storag
     if kind == "filesystem":
         from .filesystem import FilesystemDriver
 
-        return FilesystemDriver(settings.get("root") or data_dir, fsync=bool(settings.get("fsync", True)))
+        from ..config import parse_bool
+
+        fsync = parse_bool(settings.get("fsync", True), "storage.fsync")
+        return FilesystemDriver(settings.get("root") or data_dir, fsync=fsync)
     raise ValueError(f"storage.driver: unknown driver {kind!r} (known: filesystem)")
