@@ -133,6 +133,8 @@ def write(rows: list[Row], machine: list[tuple[str, str]], out_dir: Path, mode: 
     if have_png:
         lines += ["", f"![ratios]({png.name})"]
     lines += ["", "## Notes", ""] + notes(rows) + [f"- {n}" for n in extra_notes]
+    if (out_dir / "PROFILE.md").exists():
+        lines += ["", "Profiles of the worst ratios (what limits them): [PROFILE.md](PROFILE.md)."]
     report = out_dir / "REPORT.md"
     report.write_text("\n".join(lines) + "\n")
     (out_dir / "results.json").write_text(json.dumps(rows, indent=1, default=str))
