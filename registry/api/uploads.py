@@ -91,8 +91,14 @@ async def start_upload(request: web.Request) -> web.Response:
     if digest is not None:
         # Monolithic upload: the whole blob is this request's body.
         async with uploads(request).lock(upload_id):
-            await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK), start_size=0)
-            return await _finish(request, name, upload_id, digest)
+            try:
+                await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK), start_size=0)
+                return await _finish(request, name, upload_id, digest)
+            except BaseException:
+                # The client never learnt this session's id: nothing could resume it.
+                await index(request).delete_upload(upload_id)
+                await uploads(request).cancel(upload_id)
+                raise
     return web.Response(status=202, headers=_session_headers(name, upload_id, 0))
 
 

@@ -195,3 +195,11 @@ async def test_expired_uploads_are_cleaned(aiohttp_client, config):
     r = await client.get(loc)
     assert r.status == 404
     assert await app[state.STORAGE].upload_size(loc.rsplit("/", 1)[1]) is None
+
+
+async def test_failed_monolithic_upload_leaves_no_session(client, config):
+    from pathlib import Path
+
+    r = await client.post(f"/v2/up/blobs/uploads/?digest={Digest.of(b'other')}", data=b"these bytes")
+    assert r.status == 400
+    assert list((Path(config.data_dir) / "uploads").iterdir()) == []
