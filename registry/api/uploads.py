@@ -87,18 +87,18 @@ async def start_upload(request: web.Request) -> web.Response:
             return mounted
     digest = parse_digest(q["digest"]) if "digest" in q else None
     _check_length(request)
-    upload_id = await _new_session(request, name)
     if digest is not None:
-        # Monolithic upload: the whole blob is this request's body.
+        # Monolithic upload: the whole blob is this request's body. The session is private to
+        # this request (no index row; a crash leaves an orphan staging area for the expiry).
+        upload_id = await uploads(request).start()
         async with uploads(request).lock(upload_id):
             try:
                 await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK), start_size=0)
                 return await _finish(request, name, upload_id, digest)
             except BaseException:
-                # The client never learnt this session's id: nothing could resume it.
-                await index(request).delete_upload(upload_id)
                 await uploads(request).cancel(upload_id)
                 raise
+    upload_id = await _new_session(request, name)
     return web.Response(status=202, headers=_session_headers(name, upload_id, 0))
 
 
