@@ -203,3 +203,16 @@ async def test_failed_monolithic_upload_leaves_no_session(client, config):
     r = await client.post(f"/v2/up/blobs/uploads/?digest={Digest.of(b'other')}", data=b"these bytes")
     assert r.status == 400
     assert list((Path(config.data_dir) / "uploads").iterdir()) == []
+
+
+async def test_final_chunk_in_put_with_content_range(client):
+    data, digest = blob(2000)
+    loc = await _start(client)
+    r = await client.patch(loc, data=data[:1200], headers={"Content-Range": "0-1199"})
+    assert r.status == 202
+    loc = r.headers["Location"]
+    r = await client.put(f"{loc}?digest={digest}", data=data[1000:], headers={"Content-Range": "1000-1999"})
+    assert r.status == 416  # overlaps what is already there
+    r = await client.put(f"{loc}?digest={digest}", data=data[1200:], headers={"Content-Range": "1200-1999"})
+    assert r.status == 201, await r.text()
+    assert r.headers["Location"] == f"/v2/up/blobs/{digest}"
