@@ -1,7 +1,16 @@
 """Names: the SQL index of repositories, blob links, manifests, references, tags and uploads.
 
-The only place SQL lives. ``Index(url)`` works on SQLite (aiosqlite) and PostgreSQL (asyncpg)
-through the same code; ``Base`` (in models.py) is the declarative base other packages extend.
+The only place SQL lives. ``Index(url)`` works on SQLite and PostgreSQL (asyncpg) through the
+same code; ``Base`` (in models.py) is the declarative base other packages extend.
+
+Adding a query (auth, catalog): write it as a plain function of a synchronous SQLAlchemy
+``Connection`` and run it with ``await index.db.read(fn)`` or ``await index.db.write(fn)`` (one
+transaction, retried on transient conflicts); use ``index.db.insert(Model)`` for upserts
+(``on_conflict_do_nothing``/``on_conflict_do_update`` on both dialects). Never block on the
+event loop: database.py runs these functions in threads (SQLite) or through run_sync
+(PostgreSQL). New tables need an Alembic revision in migrations/versions/ whose
+``down_revision`` is the latest one you build on ("0001_index" to start); serve and migrate
+upgrade to all heads, and tests/registry/test_index.py checks models and migrations agree.
 """
 from __future__ import annotations
 
