@@ -24,8 +24,9 @@ OCI image layouts (``oci:`` for skopeo/podman/umoci)
 Docker engine (``dockerd`` fixture in tests/servers.py)
     ``docker_archive(image, out, repo_tag)`` a ``docker save``-format tar for ``docker load``.
     ``docker_build_busybox(docker, workdir, prefix)`` -> ``DockerImages``: ``prefix-base``
-        (FROM scratch + ADD rootfs), ``prefix-one`` (base + 2 COPY layers) and ``prefix-two``
-        (base + 1 COPY layer), built with the classic builder; one and two share the base layer.
+        (FROM scratch + ADD rootfs, with /etc/image-id = prefix so the base layer is unique to
+        the prefix), ``prefix-one`` (base + 2 COPY layers) and ``prefix-two`` (base + 1 COPY
+        layer), built with the classic builder; one and two share the base layer.
 
 Session fixtures (in tests/servers.py): ``busybox_rootfs_dir`` (Path) and ``busybox_image_dir``
 (an ``OciImage`` in a session tmp dir: ``.layout``, ``.tag``, ``.manifest``, ``.config``,
@@ -351,6 +352,9 @@ def docker_build_busybox(docker, workdir: Path, prefix: str = "dockyard-test") -
     for d in (base_ctx, one_ctx / "data", two_ctx):
         d.mkdir(parents=True, exist_ok=True)
     rootfs = busybox_rootfs(workdir / "rootfs")
+    # A base layer unique to the prefix: the engine may already hold plain busybox layers from
+    # other tests, and then a pull would find the base "Already exists".
+    (rootfs / "etc" / "image-id").write_text(prefix + "\n")
     tar_layer(base_ctx / "rootfs.tar", root=rootfs, compress=False)
     shutil.rmtree(rootfs)
     docker_build(docker, base_ctx, f"{prefix}-base:latest", 'FROM scratch\nADD rootfs.tar /\nCMD ["sh"]\n')
