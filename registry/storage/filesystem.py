@@ -203,6 +203,9 @@ class FilesystemDriver:
             await self._run(f.seek, 0, os.SEEK_END)
             pending: list[bytes] = []
             pending_size = 0
+            # Double buffering: one buffer is hashed and written in a worker thread while the
+            # next one is read from the network; at most two buffers are held.
+            in_flight: asyncio.Future | None = None
             try:
                 async for chunk in chunks:
                     pending.append(chunk)
@@ -210,8 +213,12 @@ class FilesystemDriver:
                     if pending_size >= BUFFER:
                         buf = b"".join(pending)
                         pending, pending_size = [], 0
-                        await self._run(_write, buf)
+                        if in_flight is not None:
+                            await in_flight
+                        in_flight = asyncio.get_running_loop().run_in_executor(None, _write, buf)
             finally:
+                if in_flight is not None:
+                    await in_flight
                 # Bytes that arrived before a broken stream are kept: the client learns the
                 # session's size from the Range header and resumes from there.
                 if pending:
