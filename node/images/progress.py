@@ -1,0 +1,69 @@
+"""Per-layer progress for pull and push: rich bars on a terminal, docker-like lines otherwise."""
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+
+class Progress:
+    """Silent base: what ``--quiet`` and library callers get."""
+
+    def add(self, key: str, total: int, status: str) -> None: ...
+    def update(self, key: str, done: int, status: str | None = None) -> None: ...
+    def finish(self, key: str, status: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class LineProgress(Progress):
+    """One line per phase change, as `docker pull` prints when not on a terminal."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self.status: dict[str, str] = {}
+
+    def add(self, key: str, total: int, status: str) -> None:
+        self._say(key, status)
+
+    def update(self, key: str, done: int, status: str | None = None) -> None:
+        if status and self.status.get(key) != status:
+            self._say(key, status)
+
+    def finish(self, key: str, status: str) -> None:
+        self._say(key, status)
+
+    def _say(self, key: str, status: str) -> None:
+        self.status[key] = status
+        print(f"{key}: {status}", file=self.out, flush=True)
+
+
+class BarProgress(Progress):
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress as RichProgress, TextColumn, TransferSpeedColumn
+
+        self.bars = RichProgress(TextColumn("{task.fields[key]}: {task.description:<18}"), BarColumn(),
+                                 DownloadColumn(), TransferSpeedColumn(), transient=False,
+                                 console=Console(file=out))
+        self.tasks: dict[str, int] = {}
+        self.bars.start()
+
+    def add(self, key: str, total: int, status: str) -> None:
+        self.tasks[key] = self.bars.add_task(status, total=total or None, key=key)
+
+    def update(self, key: str, done: int, status: str | None = None) -> None:
+        kw = {"description": status} if status else {}
+        self.bars.update(self.tasks[key], completed=done, **kw)
+
+    def finish(self, key: str, status: str) -> None:
+        task = self.tasks[key]
+        total = self.bars.tasks[[t.id for t in self.bars.tasks].index(task)].total
+        self.bars.update(task, description=status, completed=total or 1, total=total or 1)
+
+    def close(self) -> None:
+        self.bars.stop()
+
+
+def for_terminal(quiet: bool, out: TextIO = sys.stdout) -> Progress:
+    if quiet:
+        return Progress()
+    return BarProgress(out) if out.isatty() else LineProgress(out)
