@@ -211,3 +211,30 @@ def test_podman_push_pull(target, busybox_image_dir, tmp_path, request):
     info = json.loads(podman("image", "inspect", ref))[0]
     assert info["Digest"] == digest
     assert f"{ref.rsplit(':', 1)[0]}@{digest}" in info["RepoDigests"]
+
+
+@pytest.mark.docker
+def test_docker_pulls_oci_index_and_docker_list_then_skopeo_delete(target, dockerd, tmp_path):
+    need_tool("skopeo")
+    image = images.build_multiplatform_image(tmp_path / "multi", "v1")
+    amd64_config = image.children[0].config.digest
+    repo = f"{target}/{unique('x')}/multi"
+    skopeo("copy", "-q", "--all", "--dest-tls-verify=false", image.ref, f"docker://{repo}:index")
+    skopeo("copy", "-q", "--all", "--format", "v2s2", "--dest-tls-verify=false", image.ref, f"docker://{repo}:list")
+    kinds = {tag: json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{repo}:{tag}"))["mediaType"]
+             for tag in ("index", "list")}
+    assert kinds == {"index": images.OCI_INDEX,
+                     "list": "application/vnd.docker.distribution.manifest.list.v2+json"}
+    try:
+        for tag in ("index", "list"):
+            dockerd.run("pull", f"{repo}:{tag}")  # the engine picks linux/amd64 from the index
+            assert dockerd.run("image", "inspect", "--format", "{{.Id}}", f"{repo}:{tag}").stdout.strip() == amd64_config
+    finally:
+        dockerd.run("rmi", "-f", amd64_config, check=False)
+
+    # skopeo delete removes the manifest (and so the tag) the reference resolves to.
+    skopeo("delete", "--tls-verify=false", f"docker://{repo}:list")
+    r = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{repo}:list"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "manifest unknown" in r.stderr
+    assert json.loads(skopeo("list-tags", "--tls-verify=false", f"docker://{repo}"))["Tags"] == ["index"]
