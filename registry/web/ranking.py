@@ -1,0 +1,96 @@
+"""A snapshot of every repository's aggregates, for sorting by them and for the stats header.
+
+Sorting 20,000 repositories by size or tag count needs every repository's numbers; computing
+them is one grouped pass over tags and blob links (about a second at 20k repositories / 100k
+tags on SQLite), far too slow per request. So the catalog keeps the last result in memory and
+refreshes it when it is stale:
+
+- a write seen by this process (any successful non-GET request under /v2/, see ``mark_dirty``)
+  makes it stale at once; other processes' writes (a second replica, ``gc``) after ``max_age``;
+- a small registry refreshes inline (the last refresh took under ``INLINE_BUDGET``), so a page
+  shows a push immediately; a large one serves the previous snapshot and refreshes in the
+  background, at most one refresh at a time and not more often than ``THROTTLE`` x its cost.
+
+Rows on a page always show fresh numbers (registry.index.catalog computes them per page); only
+the order of an aggregate sort and the header's totals may lag by one refresh.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ..index.catalog import CatalogQueries, Stats
+
+log = logging.getLogger("registry.web")
+INLINE_BUDGET = 0.2
+THROTTLE = 5.0
+SORT_KEYS = {"tags": 2, "size": 3, "pushed": 4}
+
+
+@dataclass
+class Snapshot:
+    rows: list[tuple[int, str, int, int, float]] = field(default_factory=list)
+    stats: Stats = field(default_factory=lambda: Stats(0, 0, 0, 0, 0))
+    taken_at: float = 0.0
+    cost: float = 0.0
+    orders: dict[str, list[int]] = field(default_factory=dict)  # sort key -> row positions
+
+    def order(self, key: str) -> list[int]:
+        """Row positions by ``key`` ascending (ties by name), computed once per snapshot."""
+        if key not in self.orders:
+            col = SORT_KEYS[key]
+            self.orders[key] = sorted(range(len(self.rows)), key=lambda i: (self.rows[i][col] or 0, self.rows[i][1]))
+        return self.orders[key]
+
+
+class Ranking:
+    def __init__(self, queries: CatalogQueries, max_age: float = 30.0) -> None:
+        self.queries = queries
+        self.max_age = max_age
+        self.snapshot: Snapshot | None = None
+        self.dirty = True
+        self._refreshing: asyncio.Task | None = None
+
+    def mark_dirty(self) -> None:
+        self.dirty = True
+
+    def _stale(self) -> bool:
+        s = self.snapshot
+        return s is None or self.dirty or time.monotonic() - s.taken_at > self.max_age
+
+    async def _refresh(self) -> Snapshot:
+        self.dirty = False
+        started = time.monotonic()
+        rows = await self.queries.repository_ranking()
+        blobs, stored = await self.queries.blob_totals()
+        stats = Stats(len(rows), sum(r[2] for r in rows), blobs, stored, sum(r[3] for r in rows))
+        cost = time.monotonic() - started
+        self.snapshot = Snapshot(rows, stats, time.monotonic(), cost)
+        if cost > INLINE_BUDGET:
+            log.info("catalog ranking of %d repositories refreshed in %.2fs", len(rows), cost)
+        return self.snapshot
+
+    def _start_refresh(self) -> asyncio.Task:
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._refresh())
+        return self._refreshing
+
+    async def get(self) -> Snapshot:
+        if not self._stale():
+            return self.snapshot  # type: ignore[return-value]
+        s = self.snapshot
+        if s is None or s.cost < INLINE_BUDGET:
+            return await asyncio.shield(self._start_refresh())
+        if time.monotonic() - s.taken_at > s.cost * THROTTLE:
+            self._start_refresh()
+        return s
+
+    async def close(self) -> None:
+        if self._refreshing is not None and not self._refreshing.done():
+            self._refreshing.cancel()
+            try:
+                await self._refreshing
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass

@@ -1,0 +1,213 @@
+"""HTML pages of the catalog: Jinja2 templates rendered on the server, autoescaped.
+
+Routes (names in parentheses; repository names may contain slashes, so the parts after a name
+start with ``/-/``, which no repository name can contain):
+
+    GET /                                   -> 302 /ui/
+    GET /ui/                                (ui.home)        repositories: ?q= &sort= &order= &page=
+                                                             (&fragment=1: just the results block)
+    GET /ui/r/{name}                        (ui.repository)  tags: ?q= &sort= &order= &page=
+    GET /ui/r/{name}/-/manifest/{ref}       (ui.image)       ref is a digest or a tag
+    GET /ui/r/{name}/-/manifest/{digest}/raw (ui.raw)        the stored manifest bytes
+
+Every page works without JavaScript; static/catalog.js only adds search-as-you-type and the
+copy buttons. Unknown pages and names get an HTML 404.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from oci.digest import Digest, InvalidDigest
+from oci.reference import validate_name
+
+from ..storage.driver import StorageError
+from .access import may_pull_filter
+from .service import PER_PAGE, REPO_SORTS, TAG_SORTS, CatalogService, NotFound, Paging, pick
+
+NAME = "{name:[^-][^?#]*?}"
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("registry.web", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def ago(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    seconds = max(0, time.time() - ts)
+    for limit, div, unit in ((60, 1, "s"), (3600, 60, "min"), (86400, 3600, "h"), (86400 * 60, 86400, "d"),
+                             (86400 * 730, 86400 * 30, "mo")):
+        if seconds < limit:
+            return f"{int(seconds // div)} {unit} ago"
+    return f"{int(seconds // (86400 * 365))} y ago"
+
+
+def utc(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return ""
+    alg, _, hex_ = digest.partition(":")
+    return f"{alg}:{hex_[:12]}" if hex_ else digest
+
+
+MEDIA_TYPE_LABELS = {
+    "application/vnd.oci.image.manifest.v1+json": "OCI manifest",
+    "application/vnd.oci.image.index.v1+json": "OCI index",
+    "application/vnd.docker.distribution.manifest.v2+json": "Docker manifest",
+    "application/vnd.docker.distribution.manifest.list.v2+json": "Docker manifest list",
+}
+
+
+def media_type_label(media_type: str | None) -> str:
+    return MEDIA_TYPE_LABELS.get(media_type or "", media_type or "")
+
+
+def query_params(listing: dict[str, Any]):
+    """``params(**changes)`` -> the query string of this listing with some parameters changed."""
+    base = {"q": listing["query"], "sort": listing["sort"], "order": listing["order"], "page": listing["page"],
+            "per_page": listing["per_page"]}
+
+    def params(**changes: Any) -> str:
+        merged = {**base, **changes}
+        if not merged["q"]:
+            del merged["q"]
+        if merged["page"] == 1:
+            del merged["page"]
+        if merged["per_page"] == PER_PAGE:
+            del merged["per_page"]
+        return urlencode(merged)
+
+    return params
+
+
+TEMPLATES.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label)
+TEMPLATES.globals.update(query_params=query_params)
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    context.setdefault("host", request.host)
+    context.setdefault("static", lambda path: request.app.router["ui.static"].url_for(filename=path))
+    html = TEMPLATES.get_template(template).render(request=request, **context)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def not_found(request: web.Request, what: str) -> web.Response:
+    return render(request, "404.html", status=404, what=what)
+
+
+def _service(request: web.Request) -> CatalogService:
+    from . import SERVICE
+
+    return request.app[SERVICE]
+
+
+def _name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    try:
+        validate_name(name)
+    except ValueError:
+        raise NotFound(name) from None
+    may_pull = may_pull_filter(request)
+    if may_pull is not None and not may_pull(name):
+        raise NotFound(name)  # not "forbidden": do not confirm that the name exists
+    return name
+
+
+def _sorting(request: web.Request, allowed: tuple[str, ...]) -> tuple[str, bool]:
+    sort = pick(request.query.get("sort"), allowed, "name")
+    default_desc = sort != "name"
+    order = request.query.get("order")
+    return sort, (order == "desc") if order in ("asc", "desc") else default_desc
+
+
+async def home(request: web.Request) -> web.Response:
+    svc = _service(request)
+    sort, desc = _sorting(request, REPO_SORTS)
+    paging = Paging.parse(request.query.get("page"), request.query.get("per_page"))
+    may_pull = may_pull_filter(request)
+    listing = await svc.repositories(request.query.get("q", ""), sort, desc, paging, may_pull)
+    if request.query.get("fragment") == "1":
+        return render(request, "_repositories.html", listing=listing)
+    return render(request, "home.html", listing=listing, stats=await svc.stats(may_pull))
+
+
+async def repository(request: web.Request) -> web.Response:
+    try:
+        name = _name(request)
+        sort, desc = _sorting(request, TAG_SORTS)
+        paging = Paging.parse(request.query.get("page"), request.query.get("per_page"))
+        data = await _service(request).repository(name, request.query.get("q", ""), sort, desc, paging)
+    except NotFound:
+        return not_found(request, f"repository {request.match_info['name']}")
+    return render(request, "repository.html", data=data, repo=data["repository"])
+
+
+async def image(request: web.Request) -> web.Response:
+    try:
+        name = _name(request)
+        data = await _service(request).image(name, request.match_info["reference"])
+    except NotFound:
+        return not_found(request, f"{request.match_info['name']}@{request.match_info['reference']}")
+    return render(request, "image.html", image=data)
+
+
+async def raw_manifest(request: web.Request) -> web.Response:
+    """The stored bytes, as JSON text: shown by the browser, never interpreted as a page."""
+    try:
+        name = _name(request)
+        digest = str(Digest.parse(request.match_info["reference"]))
+        data = await _service(request).image(name, digest)
+        body = await _service(request).images.raw(data["digest"])
+    except (NotFound, InvalidDigest, StorageError):
+        return not_found(request, f"manifest {request.match_info['reference']}")
+    return web.Response(body=body, content_type="application/json", headers={"Docker-Content-Digest": data["digest"]})
+
+
+async def to_home(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/ui/")
+
+
+@web.middleware
+async def html_errors(request: web.Request, handler):
+    """Unknown paths under /ui/ get the catalog's HTML 404 instead of aiohttp's text one."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith("/ui"):
+            return not_found(request, request.path)
+        raise
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/", to_home, name="ui.root")
+    r.add_get("/ui", to_home, name="ui.root_noslash")
+    r.add_get("/ui/", home, name="ui.home")
+    r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}/raw", raw_manifest, name="ui.raw")
+    r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}", image, name="ui.image")
+    r.add_get(f"/ui/r/{NAME}", repository, name="ui.repository")
