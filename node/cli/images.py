@@ -1,0 +1,307 @@
+"""Image commands: pull, push, tag, images, rmi, login, logout, save, load, and the `image` group
+(image ls|rm|pull|push|tag|inspect|save|load). Top-level `inspect` belongs to the container
+commands, which fall back to ``ImageStore.inspect`` for images.
+
+Library modules are imported inside handlers, so `dockyard run` does not pay for aiohttp here.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import getpass
+import json
+import re
+import sys
+from datetime import datetime, timezone
+
+from node.cli.common import CliError
+
+
+def _errors(func):
+    def handler(args):
+        from node.images.errors import ImageError
+        try:
+            return func(args)
+        except ImageError as e:
+            raise CliError(str(e), 1) from None
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise CliError("no space left on device", 1) from None
+            raise CliError(f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}", 1) from None
+    return handler
+
+
+def register(sub) -> None:
+    group = sub.add_parser("image", help="manage images")
+    isub = group.add_subparsers(dest="image_command", metavar="COMMAND")
+    for parsers, names in ((sub, {}), (isub, {"images": "ls", "rmi": "rm"})):
+        _pull(parsers.add_parser("pull", help="pull an image from a registry"))
+        _push(parsers.add_parser("push", help="push an image to a registry"))
+        _tag(parsers.add_parser("tag", help="create a tag that refers to an image"))
+        _images(parsers.add_parser(names.get("images", "images"), help="list images"))
+        _rmi(parsers.add_parser(names.get("rmi", "rmi"), help="remove images"))
+        _save(parsers.add_parser("save", help="save images to an archive (OCI layout + docker-archive)"))
+        _load(parsers.add_parser("load", help="load images from an archive"))
+    p = isub.add_parser("inspect", help="show images as JSON")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=_errors(cmd_inspect))
+    p = sub.add_parser("login", help="log in to a registry")
+    p.add_argument("server")
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(func=_errors(cmd_login))
+    p = sub.add_parser("logout", help="log out from a registry")
+    p.add_argument("server")
+    p.set_defaults(func=_errors(cmd_logout))
+
+
+def _pull(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ref")
+    p.add_argument("--platform")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_errors(cmd_pull))
+
+
+def _push(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ref")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_errors(cmd_push))
+
+
+def _tag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source")
+    p.add_argument("target")
+    p.set_defaults(func=_errors(cmd_tag))
+
+
+def _images(p: argparse.ArgumentParser) -> None:
+    p.add_argument("repository", nargs="?")
+    p.add_argument("--digests", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=_errors(cmd_images))
+
+
+def _rmi(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("refs", nargs="+")
+    p.set_defaults(func=_errors(cmd_rmi))
+
+
+def _save(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=_errors(cmd_save))
+
+
+def _load(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", required=True)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_errors(cmd_load))
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+def cmd_pull(args) -> int:
+    from node.images.pull import pull_image
+    pull_image(args.root, args.ref, platform=args.platform, quiet=args.quiet, out=sys.stdout)
+    return 0
+
+
+def cmd_push(args) -> int:
+    from node.images.push import push_image
+    push_image(args.root, args.ref, quiet=args.quiet)
+    return 0
+
+
+def cmd_tag(args) -> int:
+    from node.images.store import ImageStore
+    from oci.reference import InvalidReference
+    try:
+        ImageStore(args.root).tag(args.source, args.target)
+    except InvalidReference as e:
+        raise CliError(str(e), 1) from None
+    return 0
+
+
+def _since(created: str | None) -> str:
+    if not created:
+        return "N/A"
+    try:
+        when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", created))
+    except ValueError:
+        return "N/A"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    secs = int((datetime.now(timezone.utc) - when).total_seconds())
+    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
+                       ("hour", 3600), ("minute", 60)):
+        if secs >= size:
+            n = secs // size
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "Less than a minute ago"
+
+
+def _human_size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{n}B"
+        n /= 1000
+    return f"{n}B"
+
+
+def _rows(images, args):
+    from oci.reference import Reference
+    for image in images:
+        tags = image.repo_tags or [None]
+        digests = {Reference.parse(d).name: d.rsplit("@", 1)[1] for d in image.repo_digests}
+        for tag in tags:
+            if tag:
+                repo, _, t = tag.rpartition(":")
+                name = Reference.parse(tag).name
+            else:
+                repo, t, name = "<none>", "<none>", None
+            digest = digests.get(name, "<none>") if name else (next(iter(digests.values()), "<none>"))
+            if args.repository and repo != args.repository:
+                continue
+            yield {"Repository": repo, "Tag": t, "ID": image.id if args.no_trunc else image.short_id,
+                   "Digest": digest, "CreatedAt": image.created or "", "CreatedSince": _since(image.created),
+                   "Size": _human_size(image.size)}
+
+
+def cmd_images(args) -> int:
+    from node.images.store import ImageStore
+    rows = list(_rows(ImageStore(args.root).list(), args))
+    if args.quiet:
+        seen = []
+        for r in rows:
+            if r["ID"] not in seen:
+                seen.append(r["ID"])
+        print("\n".join(seen)) if seen else None
+        return 0
+    if args.format == "json":
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    cols = ["Repository", "Tag", *(["Digest"] if args.digests else []), "ID", "CreatedSince", "Size"]
+    titles = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+              "CreatedSince": "CREATED", "Size": "SIZE"}
+    widths = {c: max([len(titles[c])] + [len(r[c]) for r in rows]) for c in cols}
+    print("   ".join(titles[c].ljust(widths[c]) for c in cols).rstrip())
+    for r in rows:
+        print("   ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+    return 0
+
+
+def _in_use(root) -> set[str]:
+    try:
+        from node.engine.usage import images_in_use
+    except ModuleNotFoundError:
+        return set()
+    from pathlib import Path
+    return images_in_use(Path(root))
+
+
+def cmd_rmi(args) -> int:
+    from node.images.errors import ImageError
+    from node.images.store import ImageStore
+    store, code = ImageStore(args.root), 0
+    in_use = _in_use(args.root)
+    for ref in args.refs:
+        try:
+            for line in store.remove(ref, force=args.force, in_use=in_use):
+                print(line)
+        except ImageError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_inspect(args) -> int:
+    from node.images.errors import ImageNotFound
+    from node.images.store import ImageStore
+    store, out, code = ImageStore(args.root), [], 0
+    for ref in args.images:
+        try:
+            out.append(store.inspect(ref))
+        except ImageNotFound as e:
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+    print(json.dumps(out, indent=4))
+    return code
+
+
+def cmd_login(args) -> int:
+    import asyncio
+
+    from node.images import auth
+    from node.images.client import RegistryClient
+    username = args.username
+    if args.password_stdin:
+        if args.password:
+            raise CliError("--password and --password-stdin are mutually exclusive", 1)
+        password = sys.stdin.read().rstrip("\r\n")
+    else:
+        password = args.password
+    if not username:
+        if not sys.stdin.isatty():
+            raise CliError("cannot prompt for a username: stdin is not a terminal (use -u)", 1)
+        username = input("Username: ").strip()
+    if not password:
+        if not sys.stdin.isatty():
+            raise CliError("cannot prompt for a password: stdin is not a terminal (use --password-stdin)", 1)
+        password = getpass.getpass("Password: ")
+    if not username or not password:
+        raise CliError("username and password are required", 1)
+    host = _server(args.server)
+    creds = auth.Credentials(username, password)
+
+    async def verify() -> None:
+        # /v2/ answers 401; the client then sends the credentials (Basic) or asks the token
+        # server with them (Bearer): either refuses bad ones, and nothing is saved.
+        async with RegistryClient(host, credentials=creds) as client:
+            await client.ping()
+    asyncio.run(verify())
+    path = auth.store(host, creds)
+    if args.password:
+        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", file=sys.stderr)
+    print(f"Credentials saved in {path}")
+    print("Login Succeeded")
+    return 0
+
+
+def _server(text: str) -> str:
+    host = text.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    if not host:
+        raise CliError(f"invalid registry {text!r}", 1)
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def cmd_logout(args) -> int:
+    from node.images import auth
+    host = _server(args.server)
+    if auth.erase(host):
+        print(f"Removing login credentials for {host}")
+    else:
+        print(f"Not logged in to {host}")
+    return 0
+
+
+def cmd_save(args) -> int:
+    from pathlib import Path
+
+    from node.images.archive import save
+    save(args.root, args.images, Path(args.output))
+    return 0
+
+
+def cmd_load(args) -> int:
+    from pathlib import Path
+
+    from node.images.archive import load
+    lines = load(args.root, Path(args.input))
+    if not args.quiet:
+        print("\n".join(lines))
+    return 0
