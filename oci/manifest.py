@@ -148,9 +148,9 @@ class ImageIndex:
 Manifest = ImageManifest | ImageIndex
 
 
-def _load(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_MANIFEST_SIZE:
-        raise ManifestError(f"manifest is larger than {MAX_MANIFEST_SIZE} bytes")
+def _load(raw: bytes, max_size: int = MAX_MANIFEST_SIZE) -> dict[str, Any]:
+    if len(raw) > max_size:
+        raise ManifestError(f"manifest is larger than {max_size} bytes")
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as e:
@@ -160,9 +160,9 @@ def _load(raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def detect_media_type(raw: bytes, content_type: str | None = None) -> str:
+def detect_media_type(raw: bytes, content_type: str | None = None, max_size: int = MAX_MANIFEST_SIZE) -> str:
     """The media type of a manifest: its own mediaType field, else the Content-Type it came with."""
-    doc = _load(raw)
+    doc = _load(raw, max_size)
     inner = doc.get("mediaType")
     ct = (content_type or "").split(";")[0].strip()
     if isinstance(inner, str) and inner:
@@ -179,10 +179,10 @@ def detect_media_type(raw: bytes, content_type: str | None = None) -> str:
     raise ManifestError("cannot tell the manifest's media type")
 
 
-def parse_manifest(raw: bytes, content_type: str | None = None) -> Manifest:
+def parse_manifest(raw: bytes, content_type: str | None = None, max_size: int = MAX_MANIFEST_SIZE) -> Manifest:
     """Parse and validate manifest bytes. Raises ManifestError with a readable reason."""
-    doc = _load(raw)
-    media_type = detect_media_type(raw, content_type)
+    doc = _load(raw, max_size)
+    media_type = detect_media_type(raw, content_type, max_size)
     inner = doc.get("mediaType")
     ct = (content_type or "").split(";")[0].strip()
     if media_type in mt.SCHEMA1 or doc.get("schemaVersion") == 1:

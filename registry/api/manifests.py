@@ -165,7 +165,7 @@ async def put_manifest(request: web.Request) -> web.Response:
             message=f"manifest digest {digest} does not match the reference {ref_digest}",
         )
     try:
-        manifest = parse_manifest(raw, request.headers.get("Content-Type"))
+        manifest = parse_manifest(raw, request.headers.get("Content-Type"), max_size=config(request).max_manifest_size)
     except (ManifestError, InvalidDigest) as e:
         raise ManifestInvalid(detail={"reason": str(e)}, message=f"manifest invalid: {e}") from None
     except RecursionError:  # hostile nesting depth

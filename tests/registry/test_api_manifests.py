@@ -216,3 +216,13 @@ async def test_delete_manifest_by_digest_and_tag(client):
     r = await client.delete(f"/v2/del/manifests/{digest}")
     assert r.status == 404
     assert (await r.json())["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
+async def test_manifest_size_limit_can_be_raised(aiohttp_client, config):
+    config.max_manifest_size = 8 << 20
+    client = await aiohttp_client(create_app(config))
+    cfg, _ = blob(10)
+    await push_blob(client, "large", cfg)
+    raw = image_manifest(cfg, [], annotations={"pad": "x" * (5 << 20)})
+    r = await client.put("/v2/large/manifests/t", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201, (await r.text())[:300]
