@@ -149,7 +149,7 @@ class _Extractor:
                     nxt = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not create:
-                        raise UnpackError(f"refusing layer entry {name!r}: {comp!r} does not exist") from None
+                        raise UnpackError(f"refusing link to {name!r}: {comp!r} is not in this layer") from None
                     os.mkdir(comp, 0o755, dir_fd=fd)
                     nxt = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 except OSError as e:
@@ -273,9 +273,11 @@ class _Extractor:
             if not link:  # symlink modes mean nothing on Linux
                 _chmod_via_fd(base, parent, m.mode & 0o7777)
         for key, value in _xattrs(m):
-            target = fd if fd is not None else f"/proc/self/fd/{parent}/{base}"
             try:
-                os.setxattr(target, key, value, follow_symlinks=False)
+                if fd is not None:
+                    os.setxattr(fd, key, value)
+                else:
+                    os.setxattr(f"/proc/self/fd/{parent}/{base}", key, value, follow_symlinks=False)
             except OSError as e:
                 if e.errno not in (errno.ENOTSUP, errno.EPERM):  # e.g. user.* on a symlink
                     raise
