@@ -12,7 +12,7 @@ whatever the size of the registry (20,000 repositories / 100,000 tags is the yar
   it refreshes after writes (see registry/web/ranking.py).
 
 "Size" of a repository is the sum of the distinct blobs it can serve (its repository_blobs
-links: configs, layers and manifests), i.e. what a full mirror of it would download.
+links: configs and layers) plus its manifests, i.e. what a full mirror of it would download.
 """
 from __future__ import annotations
 
@@ -97,7 +97,14 @@ def _aggregates(conn: Connection, ids: list[int]) -> dict[int, tuple[int, int, f
         .where(RepositoryBlob.repository_id.in_(ids))
         .group_by(RepositoryBlob.repository_id)
     ).all()
+    manifests = conn.execute(
+        select(Manifest.repository_id, func.sum(Manifest.size))
+        .where(Manifest.repository_id.in_(ids))
+        .group_by(Manifest.repository_id)
+    ).all()
     size_of = {rid: int(s or 0) for rid, s in sizes}
+    for rid, s in manifests:
+        size_of[rid] = size_of.get(rid, 0) + int(s or 0)
     out = {rid: (0, size_of.get(rid, 0), None) for rid in ids}
     for rid, count, updated in tags:
         out[rid] = (int(count), size_of.get(rid, 0), updated)
@@ -169,6 +176,9 @@ class CatalogQueries:
                 select(RepositoryBlob.repository_id, func.sum(Blob.size))
                 .join(Blob, Blob.digest == RepositoryBlob.digest)
                 .group_by(RepositoryBlob.repository_id)).all())
+            for rid, s in conn.execute(select(Manifest.repository_id, func.sum(Manifest.size))
+                                       .group_by(Manifest.repository_id)):
+                sizes[rid] = int(sizes.get(rid) or 0) + int(s or 0)
             out = []
             for rid, name, created in repos:
                 count, updated = tags.get(rid, (0, None))
