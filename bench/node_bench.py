@@ -19,7 +19,7 @@ from bench import bundles, hyper, images, servers
 from bench.alternate import Results, alternate, log, pair_row
 from bench.oci_http import Client
 from bench.plan import Plan, size_label
-from bench.procs import Processes, Scratch, descendants, parent_pid, pss_kib, venv_tool
+from bench.procs import Processes, Scratch, descendants, parent_pid, pss_kib, status_kib, venv_tool
 from bench.rows import Row, row, unavailable
 
 AREA = "node"
@@ -55,16 +55,20 @@ def _timed(fn) -> float:
 
 
 def _max_rss_kib(argv: list[str], env: dict | None = None) -> int:
-    """Peak RSS of one command (the process itself, from wait4's rusage). Its stderr goes to a
-    file, not a pipe: a detached monitor it leaves behind must not hold our read end open."""
+    """Peak RSS of one command: its VmHWM, polled every 2 ms until it exits (the last value read).
+    Not wait4's ru_maxrss: Linux keeps that across execve, so a child forked from this (big)
+    Python process would report the bench's own size. stderr goes to a file, not a pipe, so a
+    detached monitor left behind cannot hold our read end open."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, status_kib(proc.pid, "VmHWM") or 0)
+            time.sleep(0.002)
         if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {err.read().decode()[-300:]}")
-    return usage.ru_maxrss
+    return peak
 
 
 def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
@@ -210,7 +214,7 @@ def _memory_rows(plan, docker, docker_error, agent, dy_error, ref) -> list[Row]:
                  "lower", per_container, DY, DOCKER, "containerd-shim-runc-v2",
                  note="PSS of the container init's parent process, median over the running containers"),
         pair_row(AREA, "agent command peak RSS: `dockyard run -d` vs `docker run -d` (CLI)", "MiB", "lower",
-                 cli_peak, DY, DOCKER, "docker CLI 20.10", note="ru_maxrss of the command"),
+                 cli_peak, DY, DOCKER, "docker CLI 20.10", note="VmHWM of the command, polled every 2 ms"),
     ]
     if daemons is not None:
         rows.append(row(AREA, f"resident daemons with {plan.containers} containers running", "MiB", "lower",

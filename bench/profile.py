@@ -22,7 +22,7 @@ from bench import loadgen, servers, wrk
 from bench.oci_http import MANIFEST_ACCEPT, Client, file_digest, tiny_image
 from bench.procs import REPO, VENV_BIN, Processes, Scratch
 
-WORKLOADS = ("small-pushes", "pull", "push", "manifest-get")
+WORKLOADS = ("small-pushes", "pull", "push", "manifest-get", "tags-list")
 
 
 def _py_spy() -> str:
@@ -80,6 +80,11 @@ def drive(workload: str, port: int, seconds: float, scratch: Scratch) -> None:
     client = Client(port)
     if workload == "small-pushes":
         loadgen.small_pushes_per_s(port, 8, seconds)
+    elif workload == "tags-list":
+        loadgen.many_tags(port, "bench/tags", 2000)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            client.get_json_pages("/v2/bench/tags/tags/list")
     elif workload == "manifest-get":
         tiny_image(client, "bench/manifest", "v1")
         wrk.run(f"http://127.0.0.1:{port}/v2/bench/manifest/manifests/v1", MANIFEST_ACCEPT, seconds=seconds)
