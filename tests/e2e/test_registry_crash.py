@@ -4,6 +4,7 @@ Eight threads push random multi-MiB blobs in chunks (POST, PATCH..., PUT ?digest
 then a manifest over them, over plain HTTP, recording what the registry acknowledged. The
 registry is SIGKILLed while they run, restarted, and then:
 
+- no file in the blob tree is partial, and ``dockyard-registry fsck`` finds no dangling name;
 - every blob and manifest whose PUT got its 201 is readable, byte for byte, with its digest;
 - a blob that was never acknowledged is either absent (404) or complete and correct;
 - every upload session whose POST was acknowledged still answers GET with a Range covering at
@@ -16,12 +17,15 @@ import http.client
 import json
 import os
 import random
+import subprocess
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 
 import pytest
+
+from tests.servers import REGISTRY_BIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -179,6 +183,15 @@ def test_kill_9_during_concurrent_pushes_then_restart(dockyard_registry, databas
     for t in threads:
         t.join(30)
     assert not pushes.errors, pushes.errors
+    # On disk (registry/storage/layout.py): every file in the blob tree holds exactly the bytes
+    # its name promises -- a blob appears only by rename after verification.
+    for path in (reg.data_dir / "blobs" / "sha256").glob("*/*"):
+        assert sha256(path.read_bytes()) == f"sha256:{path.name}", f"partial blob on disk: {path}"
+    # The index names nothing whose bytes are missing (the registry's own read-only check).
+    fsck = subprocess.run([str(REGISTRY_BIN), "fsck", "--data-dir", str(reg.data_dir),
+                           *(["--database-url", reg.database_url] if reg.database_url else [])],
+                          capture_output=True, text=True, timeout=120)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     reg.start()
     client = Client(reg.host)
 
