@@ -125,6 +125,8 @@ class RegistryClient:
         try:
             async with self.session.get(URL(params["realm"]).update_query(query), headers=headers) as resp:
                 if resp.status in (401, 403):
+                    if not self.credentials:
+                        raise AuthError(f"authentication required by {self.host}: run 'dockyard login {self.host}'")
                     raise AuthError(f"{self.host}: the token server refused the credentials (HTTP {resp.status})")
                 if resp.status != 200:
                     raise AuthError(f"{self.host}: the token server answered HTTP {resp.status}")
