@@ -179,21 +179,28 @@ class V2Cgroup:
             os.makedirs(current, exist_ok=True)
         self.apply(resources or {})
 
+    def _limit(self, name: str, value: str) -> None:
+        path = os.path.join(self.dir, name)
+        if not os.path.exists(path):
+            controller = name.split(".")[0]
+            raise OSError(f"cannot set {name}: the {controller} controller is not available in {self.root}")
+        _write(path, value)
+
     def apply(self, resources: dict) -> None:
         memory = resources.get("memory") or {}
         if memory.get("limit"):
-            _write(os.path.join(self.dir, "memory.max"), str(memory["limit"]))
+            self._limit("memory.max", str(memory["limit"]))
             swap_file = os.path.join(self.dir, "memory.swap.max")
             if memory.get("swap") and os.path.exists(swap_file):
                 # OCI swap is memory+swap (v1 semantics); v2 counts swap alone.
                 _write(swap_file, str(max(0, memory["swap"] - memory["limit"])))
         cpu = resources.get("cpu") or {}
         if cpu.get("quota"):
-            _write(os.path.join(self.dir, "cpu.max"), f"{cpu['quota']} {cpu.get('period') or 100000}")
+            self._limit("cpu.max", f"{cpu['quota']} {cpu.get('period') or 100000}")
         pids = resources.get("pids") or {}
         if pids.get("limit"):
             limit = pids["limit"]
-            _write(os.path.join(self.dir, "pids.max"), "max" if limit < 0 else str(limit))
+            self._limit("pids.max", "max" if limit < 0 else str(limit))
 
     def add(self, pid: int) -> None:
         _write(os.path.join(self.dir, "cgroup.procs"), str(pid))

@@ -95,7 +95,8 @@ def test_v2_cgroup_enables_controllers_and_writes_limits(tmp_path):
     assert cgroups.is_v2(str(tmp_path))
     cg = cgroups.open_cgroup("/dockyard/abc", str(tmp_path))
     (tmp_path / "dockyard" / "abc").mkdir(parents=True)
-    (tmp_path / "dockyard" / "abc" / "memory.swap.max").write_text("")
+    for name in ("memory.max", "memory.swap.max", "cpu.max", "pids.max"):  # what the kernel would provide
+        (tmp_path / "dockyard" / "abc" / name).write_text("")
     cg.create({"memory": {"limit": 32 << 20, "swap": 32 << 20}, "cpu": {"quota": 150000, "period": 100000},
                "pids": {"limit": 50}})
     assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"

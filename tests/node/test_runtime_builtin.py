@@ -1,0 +1,145 @@
+"""The built-in runtime on its own: an OCI bundle written by hand (no engine), run with cgroups
+on this machine's v1 hierarchies and on the (controller-less) cgroup2 mount, which exercises the
+v2 code path — cgroup.procs, cgroup.freeze/cgroup.events, removal — on a real kernel."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from node.runtime import cgroups
+from node.runtime.builtin import BuiltinRuntime, RuntimeError_
+from tests.e2e.node_run_support import build_busybox_layer
+from tests.helpers import need, need_root
+
+pytestmark = pytest.mark.root
+V2_ROOT = "/sys/fs/cgroup/unified"
+
+
+def _spec(args: list[str], cgroups_path: str) -> dict:
+    return {
+        "ociVersion": "1.0.2",
+        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
+                    "env": ["PATH=/bin"], "cwd": "/",
+                    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+                    "noNewPrivileges": True},
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "bundle",
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
+        "linux": {"cgroupsPath": cgroups_path, "resources": {"pids": {"limit": 20}},
+                  "namespaces": [{"type": t} for t in ("pid", "mount", "uts", "ipc", "network")],
+                  "maskedPaths": ["/proc/keys"], "readonlyPaths": ["/proc/sys"]},
+    }
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory):
+    need(os.path.exists("/bin/busybox"), "needs busybox-static at /bin/busybox")
+    return build_busybox_layer(tmp_path_factory.mktemp("bundle-image") / "rootfs")
+
+
+def _bundle(tmp_path: Path, rootfs: Path, spec: dict) -> str:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    os.symlink(rootfs, bundle / "rootfs")
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return str(bundle)
+
+
+def _run(runtime: BuiltinRuntime, bundle: str, name: str, during=None) -> tuple[int, str]:
+    out_r, out_w = os.pipe()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        created = runtime.create(name, bundle, (devnull, out_w, out_w))
+    finally:
+        os.close(out_w)
+        os.close(devnull)
+    created.start()
+    if during:
+        during(created.pid)
+    chunks = []
+    while data := os.read(out_r, 65536):
+        chunks.append(data)
+    os.close(out_r)
+    _, status = os.waitpid(created.pid, 0)
+    runtime.delete(name, bundle)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode()
+
+
+def test_bundle_runs_with_v1_cgroups(tmp_path, rootfs):
+    need_root()
+    need(not cgroups.is_v2(), "this machine's root hierarchy is v2")
+    path = f"/dockyard-rt-test-{os.getpid()}/one"
+    bundle = _bundle(tmp_path, rootfs, _spec(["sh", "-c", "echo $$ $(hostname); grep pids /proc/self/cgroup; "
+                                                   "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null; exit 7"], path))
+    runtime = BuiltinRuntime()
+    try:
+        code, out = _run(runtime, bundle, "one")
+        assert code == 7
+        lines = out.splitlines()
+        assert lines[0] == "1 bundle" and lines[1].endswith(path)
+        assert not cgroups.open_cgroup(path).exists()
+    finally:
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            d.rmdir()
+
+
+def test_bundle_runs_on_a_cgroup2_hierarchy(tmp_path, rootfs):
+    need_root()
+    need(os.path.exists(f"{V2_ROOT}/cgroup.controllers"), f"needs a cgroup2 mount at {V2_ROOT}")
+    path = f"/dockyard-rt-test-{os.getpid()}/two"
+    spec = _spec(["sh", "-c", "cat /proc/self/cgroup; sleep 0.5; echo after"], path)
+    spec["linux"]["resources"] = {}  # this cgroup2 mount has no controllers: limits would fail loudly
+    bundle = _bundle(tmp_path, rootfs, spec)
+    runtime = BuiltinRuntime(cgroup_root=V2_ROOT)
+    seen = {}
+
+    def freeze_and_thaw(pid: int) -> None:
+        cg = cgroups.open_cgroup(path, V2_ROOT)
+        assert cg.version == 2 and cg.pids() == [pid]
+        cg.freeze()
+        seen["frozen"] = "frozen 1" in Path(V2_ROOT, path.strip("/"), "cgroup.events").read_text()
+        with open(f"/proc/{pid}/stat") as f:
+            seen["state"] = f.read().rsplit(")", 1)[1].split()[0]
+        cg.thaw()
+    try:
+        code, out = _run(runtime, bundle, "two", during=freeze_and_thaw)
+        assert code == 0 and f"0::{path}" in out.splitlines() and out.endswith("after\n")
+        assert seen["frozen"]
+        assert not Path(V2_ROOT, path.strip("/")).exists()
+    finally:
+        parent = Path(V2_ROOT, f"dockyard-rt-test-{os.getpid()}")
+        if parent.exists():
+            parent.rmdir()
+
+
+def test_v2_limit_without_its_controller_is_an_error(tmp_path):
+    need_root()
+    need(os.path.exists(f"{V2_ROOT}/cgroup.controllers"), f"needs a cgroup2 mount at {V2_ROOT}")
+    need("pids" not in Path(V2_ROOT, "cgroup.controllers").read_text().split(), "pids is enabled on v2 here")
+    cg = cgroups.open_cgroup(f"/dockyard-rt-test-{os.getpid()}/limits", V2_ROOT)
+    try:
+        with pytest.raises(OSError, match="pids controller is not available"):
+            cg.create({"pids": {"limit": 5}})
+    finally:
+        cg.destroy()
+        Path(V2_ROOT, f"dockyard-rt-test-{os.getpid()}").rmdir()
+
+
+def test_failed_create_says_why_and_removes_the_cgroup(tmp_path, rootfs):
+    need_root()
+    path = f"/dockyard-rt-test-{os.getpid()}/bad"
+    spec = _spec(["true"], path)
+    spec["mounts"].append({"destination": "/broken", "type": "no-such-fs", "source": "none"})
+    bundle = _bundle(tmp_path, rootfs, spec)
+    try:
+        with pytest.raises(RuntimeError_) as e:
+            BuiltinRuntime().create("bad", bundle, None)
+        assert "/broken" in str(e.value) and "no-such-fs" in str(e.value)
+        assert not cgroups.open_cgroup(path).exists()
+    finally:
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            d.rmdir()
