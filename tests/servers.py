@@ -149,7 +149,8 @@ class Docker:
         r = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout,
                            input=input)
         if check and r.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+            raise AssertionError(f"docker {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n"
+                                 f"-- dockerd log tail ({self.log}):\n{log_tail(self.log, 20)}")
         return r
 
 
