@@ -6,7 +6,8 @@ tags on SQLite), far too slow per request. So the catalog keeps the last result 
 refreshes it when it is stale:
 
 - a write seen by this process (any successful non-GET request under /v2/, see ``mark_dirty``)
-  makes it stale at once; other processes' writes (a second replica, ``gc``) after ``max_age``;
+  makes it stale at once; other processes' writes (a second replica, ``gc``) after ``max_age``
+  (or 60 times the refresh's cost, when that is longer: about 3 minutes at 20k/100k);
 - a small registry refreshes inline (the last refresh took under ``INLINE_BUDGET``), so a page
   shows a push immediately; a large one serves the previous snapshot and refreshes in the
   background, at most one refresh at a time and not more often than ``THROTTLE`` x its cost.
@@ -25,8 +26,9 @@ from ..index.catalog import CatalogQueries, Stats
 
 log = logging.getLogger("registry.web")
 INLINE_BUDGET = 0.2
-THROTTLE = 5.0
-SORT_KEYS = {"tags": 2, "size": 3, "pushed": 4}
+THROTTLE = 20.0  # a refresh costing c seconds runs at most every 20c: under 5% of a core
+AGE_PER_COST = 60.0  # and other processes' writes are picked up within max(max_age, 60c)
+SORT_KEYS = {"name": 1, "tags": 2, "size": 3, "pushed": 4}
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Ranking:
 
     def _stale(self) -> bool:
         s = self.snapshot
-        return s is None or self.dirty or time.monotonic() - s.taken_at > self.max_age
+        return s is None or self.dirty or time.monotonic() - s.taken_at > max(self.max_age, s.cost * AGE_PER_COST)
 
     async def _refresh(self) -> Snapshot:
         self.dirty = False

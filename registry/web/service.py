@@ -73,17 +73,16 @@ class CatalogService:
             rows = await self.queries.repositories_by_name(text, paging.offset, paging.per_page, descending)
         else:
             snap = await self.ranking.get()
-            order = snap.order(sort) if sort != "name" else range(len(snap.rows))
-            if sort == "name":  # snapshot rows are not in name order: sort positions by name once
-                order = snap.orders.setdefault("name", sorted(range(len(snap.rows)), key=lambda i: snap.rows[i][1]))
+            order = snap.order(sort)
             if descending:
-                order = list(reversed(order))
+                order = order[::-1]
             needle = text.lower()
-            matches = [snap.rows[i] for i in order
-                       if needle in snap.rows[i][1] and (may_pull is None or may_pull(snap.rows[i][1]))]
-            total = len(matches)
-            page = matches[paging.offset:paging.offset + paging.per_page]
-            rows = await self.queries.repositories_by_id([r[0] for r in page])
+            if needle or may_pull is not None:
+                order = [i for i in order
+                         if needle in snap.rows[i][1] and (may_pull is None or may_pull(snap.rows[i][1]))]
+            total = len(order)
+            page = order[paging.offset:paging.offset + paging.per_page]
+            rows = await self.queries.repositories_by_id([snap.rows[i][0] for i in page])
         return {"query": text, "sort": sort, "order": "desc" if descending else "asc", **paging.info(total),
                 "repositories": [_repo(r) for r in rows]}
 

@@ -105,7 +105,26 @@ def query_params(listing: dict[str, Any]):
     return params
 
 
-TEMPLATES.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label)
+def created_by(line: str | None) -> str:
+    """A history line as people read it: Docker's "/bin/sh -c #(nop) " prefix says nothing."""
+    text = (line or "").strip()
+    for prefix in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
+        if text.startswith(prefix):
+            return ("RUN " if prefix == "/bin/sh -c " else "") + text[len(prefix):].strip()
+    return text
+
+
+def rfc3339(text: str | None) -> str:
+    """``2026-11-28T09:28:56.208478792Z`` -> ``2026-11-28 09:28:56 UTC`` (other forms as given)."""
+    if not text:
+        return ""
+    if len(text) >= 19 and text[10] == "T" and text.endswith("Z"):
+        return f"{text[:10]} {text[11:19]} UTC"
+    return text
+
+
+TEMPLATES.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label,
+                         created_by=created_by, rfc3339=rfc3339)
 TEMPLATES.globals.update(query_params=query_params)
 
 
