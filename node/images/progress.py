@@ -48,7 +48,8 @@ class BarProgress(Progress):
         self.bars.start()
 
     def add(self, key: str, total: int, status: str) -> None:
-        self.tasks[key] = self.bars.add_task(status, total=total or None, key=key)
+        done = total if status.endswith("exists") else 0
+        self.tasks[key] = self.bars.add_task(status, total=total or None, completed=done, key=key)
 
     def update(self, key: str, done: int, status: str | None = None) -> None:
         kw = {"description": status} if status else {}

@@ -3,11 +3,15 @@ with Range, corrupt bytes and a wrong diff_id are refused and leave nothing visi
 store then answers lookups and rmi as docker does."""
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
 import os
+import signal
+import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -54,6 +58,7 @@ class FakeRegistry:
         self.big_digest = str(Digest.of(self.layers[0][0]))
         self.cut_first = False
         self.corrupt = False
+        self.slow = False
         self.requests: list[tuple[str, str | None]] = []  # (digest, Range header)
 
     async def manifest_handler(self, request: web.Request) -> web.Response:
@@ -80,7 +85,12 @@ class FakeRegistry:
             await resp.write(data[: len(data) // 3])
             request.transport.close()  # the connection breaks mid-body
             return resp
-        await resp.write(data[start:])
+        if self.slow:  # ~1 s per MiB: time for the test to kill the puller mid-body
+            for i in range(start, len(data), 64 << 10):
+                await resp.write(data[i:i + (64 << 10)])
+                await asyncio.sleep(0.06)
+        else:
+            await resp.write(data[start:])
         await resp.write_eof()
         return resp
 
@@ -171,3 +181,34 @@ async def test_lookup_tag_and_rmi(aiohttp_server, tmp_path):
     lines = store.remove(image.id)
     assert lines[-1] == f"Deleted: {image.id}"
     assert store.list() == [] and not any(store.content.snapshots.iterdir())
+
+
+async def test_killed_pull_leaves_nothing_visible_then_resumes(aiohttp_server, tmp_path):
+    """kill -9 during a download: no image, no snapshot of that layer; the next pull resumes the
+    partial file with Range and completes."""
+    need_root()
+    fake = FakeRegistry()
+    fake.slow = True
+    host = await start(aiohttp_server, fake)
+    dockyard = Path(sys.executable).parent / "dockyard"
+    proc = await asyncio.create_subprocess_exec(str(dockyard), "--root", str(tmp_path), "pull", "-q",
+                                                f"{host}/test/img:1", stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    part = tmp_path / "images" / "content" / "ingest" / f"{Digest.parse(fake.big_digest).hex}.part"
+    for _ in range(600):
+        if part.exists() and part.stat().st_size > (512 << 10):
+            break
+        await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    store = ImageStore(tmp_path)
+    assert store.list() == []
+    assert not store.content.has_blob(Digest.parse(fake.big_digest))
+    big_chain = Digest.of(fake.layers[0][2])  # chain ID of the bottom layer is its diff_id
+    assert not store.content.has_snapshot(big_chain) and not store.content.snapshot_dir(big_chain).exists()
+    kept = part.stat().st_size
+    fake.slow = False
+    image = await pull_async(tmp_path, f"{host}/test/img:1", None, True, io.StringIO())
+    assert fake.requests[-1] == (fake.big_digest, f"bytes={kept}-") or \
+        (fake.big_digest, f"bytes={kept}-") in fake.requests
+    assert (image.layer_dirs()[0] / "big.bin").stat().st_size == 3 << 20
