@@ -33,8 +33,8 @@ USER, PASSWORD = "alice", "secret"
 
 
 def dockyard(root: Path, *args: str, config: Path | None = None, input: str | None = None,
-             timeout: float = 180) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DOCKYARD_CONFIG=str(config or Path(root).parent / "dockercfg"))
+             timeout: float = 180, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DOCKYARD_CONFIG=str(config or Path(root).parent / "dockercfg"), **(env or {}))
     return subprocess.run([str(DOCKYARD), "--root", str(root), *args], capture_output=True, text=True,
                           env=env, input=input, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
 
@@ -156,3 +156,61 @@ def token_registry():
     finally:
         stop_process(proc)
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_registry():
+    """distribution over HTTPS with a self-signed certificate for this machine's host name (which
+    must resolve to loopback): a name that is not a loopback literal, so the client uses TLS.
+    Yields (host:port, CA file)."""
+    import socket
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    need_tool("docker-registry")
+    name = socket.gethostname()
+    try:
+        addr = socket.gethostbyname(name)
+    except OSError:
+        addr = ""
+    from tests.helpers import need
+    need(addr.startswith("127."), f"needs the host name {name!r} to resolve to a loopback address")
+    root = private_dir("dyauth-tls-")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (root / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(json.dumps({
+        "version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(root / "storage")}},
+        "http": {"addr": f"127.0.0.1:{port}", "tls": {"certificate": str(root / "cert.pem"),
+                                                     "key": str(root / "key.pem")}}}))
+    log = root / "registry.log"
+    proc = start_process(["docker-registry", "serve", str(config)], log)
+    try:
+        wait_until(lambda: _tls_up(port), 30, proc, "docker-registry (tls)", log)
+        yield f"{name}:{port}", root / "cert.pem"
+    finally:
+        stop_process(proc)
+
+
+def _tls_up(port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -16,7 +16,7 @@ import pytest
 
 from tests import images
 from tests.e2e.node_images_support import (DOCKYARD, PASSWORD, USER, basic_registry, dockyard,  # noqa: F401
-                                           token_registry)
+                                           tls_registry, token_registry)
 from tests.helpers import need, need_root, need_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -192,6 +192,20 @@ def test_login_push_pull_logout(auth_registry, reference_registry, busybox, tmp_
     ok(dockyard(root, "logout", auth_registry.host, config=cfg))
     assert auth_registry.host not in json.loads(saved.read_text()).get("auths", {})
     fails(dockyard(tmp_path / "third", "pull", dst, config=cfg), "authentication required")
+
+
+def test_https_with_ca_file(tls_registry, busybox, tmp_path):
+    need(DOCKYARD.exists(), f"needs {DOCKYARD} (make venv)")
+    need_root()
+    host, ca = tls_registry
+    ref = f"{host}/{repo()}/busybox:1"
+    r = subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", busybox.ref, f"docker://{ref}"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    root = tmp_path / "root"
+    fails(dockyard(root, "pull", ref), "certificate")  # not trusted without the CA
+    out = ok(dockyard(root, "pull", ref, env={"DOCKYARD_CA_FILE": str(ca)}))
+    assert f"Digest: {busybox.manifest.digest}" in out
 
 
 # -- save / load -----------------------------------------------------------------------------
