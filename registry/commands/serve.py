@@ -18,8 +18,14 @@ def serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     setup_logging(config)
     app = create_app(config)
-    print(f"dockyard-registry: serving on http://{config.listen}/v2/ (data in {config.data_dir})", file=sys.stderr)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None, shutdown_timeout=5)
+    from ..auth import parse_auth
+    from ..auth.tls import server_ssl_context
+
+    ssl_context = server_ssl_context(parse_auth(config))  # HTTPS when auth.tls_cert/tls_key are set
+    scheme = "https" if ssl_context else "http"
+    print(f"dockyard-registry: serving on {scheme}://{config.listen}/v2/ (data in {config.data_dir})", file=sys.stderr)
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None, shutdown_timeout=5,
+                ssl_context=ssl_context)
     return 0
 
 

@@ -1,0 +1,100 @@
+"""``AuthService``: everything auth needs at run time, built once the index is open.
+
+Kept on the app under ``AUTH`` (a typed key); the middleware, the token endpoint, the login
+page and the catalog's visibility filter all go through it.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from aiohttp import web
+
+from ..index.auth_queries import AuthQueries
+from .identities import Authenticator
+from .rules import ANONYMOUS, Identity, Policy
+from .settings import AuthSettings
+from .tokens import TokenError, TokenService
+
+IDENTITY = "dockyard.identity"      # request key: the Identity of the caller
+SESSION_COOKIE = "dockyard_session"
+_HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+class AuthService:
+    def __init__(self, settings: AuthSettings, queries: AuthQueries, tokens: TokenService) -> None:
+        self.settings = settings
+        self.queries = queries
+        self.tokens = tokens
+        self.policy = Policy(settings.rules, settings.anonymous_pull, frozenset(settings.admins))
+        self.authenticator = Authenticator(settings, queries)
+
+    # -- what the challenge says ---------------------------------------------------------------
+    def realm(self, request: web.Request) -> str:
+        if self.settings.realm:
+            return self.settings.realm
+        host = request.host if _HOST_RE.match(request.host or "") else None
+        if host is None:
+            host = request.url.raw_host or "localhost"
+        return f"{request.scheme}://{host}/token"
+
+    def challenge(self, request: web.Request, scope: str | None = None, error: str | None = None) -> str:
+        if self.settings.mode == "basic":
+            return f'Basic realm="{self.settings.service}"'
+        parts = [f'realm="{self.realm(request)}"', f'service="{self.settings.service}"']
+        if scope:
+            parts.append(f'scope="{scope}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return "Bearer " + ",".join(parts)
+
+    # -- identities from a request ------------------------------------------------------------
+    async def identity_from_token(self, token: str) -> Identity | None:
+        """A signed-in identity behind an access token, looked up fresh (for catalog pages)."""
+        try:
+            claims = self.tokens.verify_access(token)
+        except TokenError:
+            return None
+        return await self.authenticator.lookup(claims["sub"]) if claims["sub"] else ANONYMOUS
+
+    async def identity_from_session(self, request: web.Request) -> Identity | None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        try:
+            claims = self.tokens.verify_session(cookie)
+        except TokenError:
+            return None
+        who = await self.authenticator.lookup(claims["sub"])
+        if who is None or who.changed_at > claims["iat"] + 1:
+            return None
+        return who
+
+
+def client_address(request: web.Request) -> str:
+    """Who to count failed logins against. Behind a proxy this is the proxy: configure the
+    proxy to rate-limit, or run the registry where it sees client addresses."""
+    return request.remote or "unknown"
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """``Basic base64(user:password)`` -> (user, password); None when malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user:
+        return None
+    return user, password
+
+
+def bearer_token(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
