@@ -27,7 +27,7 @@ from oci.digest import Digest, InvalidDigest
 from oci.reference import validate_name
 
 from ..storage.driver import StorageError
-from .access import may_pull_filter
+from .access import may_pull_filter, signed_in_as
 from .service import PER_PAGE, REPO_SORTS, TAG_SORTS, CatalogService, NotFound, Paging, pick
 
 NAME = "{name:[^-][^?#]*?}"
@@ -130,6 +130,8 @@ TEMPLATES.globals.update(query_params=query_params)
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     context.setdefault("host", request.host)
+    context["auth_enabled"], context["user"] = signed_in_as(request)
+    context.setdefault("here", request.path_qs)
     context.setdefault("static", lambda path: request.app.router["ui.static"].url_for(filename=path))
     html = TEMPLATES.get_template(template).render(request=request, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
