@@ -8,6 +8,7 @@ overlayfs. The image record is written last: until then nothing names the new bl
 from __future__ import annotations
 
 import asyncio
+import errno
 import platform as host_platform
 import sys
 from pathlib import Path
@@ -67,6 +68,10 @@ async def pull_async(root: Path, ref: str, platform: str | None, quiet: bool, ou
     try:
         async with RegistryClient(reference.domain) as client:
             image, fresh = await _pull(client, store, reference, want, progress)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise ImageError(f"no space left on device under {root} while pulling {reference.familiar()}") from None
+        raise
     finally:
         progress.close()
     top = image.repo_digests[-1].rsplit("@", 1)[1] if image.repo_digests else image.manifest_digest

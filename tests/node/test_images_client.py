@@ -212,3 +212,20 @@ async def test_killed_pull_leaves_nothing_visible_then_resumes(aiohttp_server, t
     assert fake.requests[-1] == (fake.big_digest, f"bytes={kept}-") or \
         (fake.big_digest, f"bytes={kept}-") in fake.requests
     assert (image.layer_dirs()[0] / "big.bin").stat().st_size == 3 << 20
+
+
+async def test_disk_full_is_one_clear_error(aiohttp_server, tmp_path):
+    need_root()
+    fake = FakeRegistry()
+    host = await start(aiohttp_server, fake)
+    small = tmp_path / "small"
+    small.mkdir()
+    r = await asyncio.create_subprocess_exec("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small))
+    assert await r.wait() == 0
+    try:
+        with pytest.raises(ImageError, match="no space left on device"):
+            await pull_async(small, f"{host}/test/img:1", None, True, io.StringIO())
+        assert ImageStore(small).list() == []
+    finally:
+        r = await asyncio.create_subprocess_exec("umount", str(small))
+        await r.wait()
