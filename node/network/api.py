@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.network import firewall, hosts, ipam, links, networks, ports
-from node.network.state import ContainerNet, Endpoint, Network, NetworkError, PortBinding, Store
+from node.network.state import (
+    ContainerNet, Endpoint, Network, NetworkError, PortBinding, Store, in_forked_child,
+)
 
 __all__ = ["Attachment", "NetworkError", "attach", "detach", "reclaim", "connect", "disconnect",
            "lookup", "netns_path_for"]
@@ -102,6 +104,8 @@ def attach(root: Path, container_id: str, container_name: str, network: str, pub
             firewall.apply(store)
             _refresh_hosts(store, c)
         except BaseException:
+            if in_forked_child():  # a library's fork unwinding: the parent owns this attach
+                os._exit(70)
             with contextlib.suppress(Exception):
                 _detach_locked(store, store.container(container_id) or c)
             raise
@@ -238,6 +242,8 @@ def connect(root: Path, container_ref: str, network: str, aliases: list[str] = (
         try:
             _add_endpoint(store, c, net, list(aliases), ip)
         except BaseException:
+            if in_forked_child():
+                os._exit(70)
             _drop_endpoint(store, c, net.name)
             raise
         firewall.apply(store)

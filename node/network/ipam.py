@@ -16,9 +16,9 @@ IPv4Net = ipaddress.IPv4Network
 # The default bridge tries these in order; user networks without --subnet take the first free
 # one of the rest. Private ranges that home and office networks use least.
 DEFAULT_BRIDGE_CANDIDATES = ("172.30.0.0/16", "172.31.0.0/16", "10.87.0.0/16", "192.168.230.0/24")
-USER_POOL = tuple(f"172.{n}.0.0/16" for n in range(18, 30)) + tuple(
-    f"192.168.{n}.0/24" for n in range(231, 255)
-)
+USER_POOL = (tuple(f"172.{n}.0.0/16" for n in range(18, 30))
+             + tuple(f"10.{n}.0.0/16" for n in range(200, 250))
+             + tuple(f"192.168.{n}.0/24" for n in range(231, 255)))
 
 
 def parse_subnet(text: str) -> IPv4Net:

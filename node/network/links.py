@@ -132,6 +132,9 @@ def create_endpoint(
             finally:
                 os.close(fd)
         except BaseException:
+            from node.network.state import in_forked_child
+            if in_forked_child():
+                os._exit(70)
             with contextlib.suppress(Exception):
                 ipr.link("del", index=ipr.link_lookup(ifname=host_veth)[0])
             raise

@@ -3,12 +3,13 @@ inspect). Each network owns one Linux bridge whose address is the network's gate
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from datetime import datetime, timezone
 
 from node.network import firewall, ipam, links
 from node.network.state import (
-    DEFAULT_NETWORK, NETWORK_NAME_RE, RESERVED_NAMES, Network, NetworkError, Store,
+    DEFAULT_NETWORK, NETWORK_NAME_RE, RESERVED_NAMES, Network, NetworkError, Store, in_forked_child,
 )
 
 DEFAULT_BRIDGE_DEVICE = "dockyard0"
@@ -34,6 +35,8 @@ def _new_network(store: Store, name: str, subnet: ipaddress.IPv4Network, gateway
         links.ensure_bridge(net.bridge, net.gateway, subnet.prefixlen)
         firewall.apply(store)
     except BaseException:
+        if in_forked_child():  # a library's fork unwinding: the parent owns this network
+            os._exit(70)
         store.delete_network(name)
         links.delete_link(net.bridge)
         raise
@@ -45,7 +48,7 @@ def ensure_default(store: Store) -> Network:
     net = store.network(DEFAULT_NETWORK)
     if net is not None:
         return net
-    subnet = ipam.choose_subnet(ipam.DEFAULT_BRIDGE_CANDIDATES, _taken_ranges(store))
+    subnet = ipam.choose_subnet(ipam.DEFAULT_BRIDGE_CANDIDATES + ipam.USER_POOL, _taken_ranges(store))
     # Another agent root on this host (tests) may already own dockyard0.
     bridge = None if links.link_exists(DEFAULT_BRIDGE_DEVICE) else DEFAULT_BRIDGE_DEVICE
     return _new_network(store, DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), bridge)

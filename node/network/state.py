@@ -23,6 +23,8 @@ import hashlib
 import json
 import os
 import re
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -103,14 +105,32 @@ class Store:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
+        """The store lock (flock), held over every read-modify-write of records and kernel state.
+
+        pyroute2 forks helper children (to create a namespace, to open a socket inside one) while
+        we hold it. Such a child must never run the caller's Python code: a signal handler the
+        caller installed (pytest's, the monitor's) would raise in the child, unwind through our
+        cleanup and the engine's, and the child would wait for this very lock while its parent
+        waits for the child. So, while the lock is held, Python-level handlers of the terminating
+        signals are parked at SIG_DFL (a child just dies), and a forked child that reaches this
+        lock anyway exits at once."""
+        global _lock_owner_pid
+        if _lock_owner_pid is not None:
+            if _lock_owner_pid != os.getpid():
+                os._exit(70)  # a fork of the lock holder unwinding into our code: stop here
+            raise RuntimeError("the network store lock is not reentrant")
         self.networks_dir.mkdir(parents=True, exist_ok=True)
         self.endpoints_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        parked = _park_signal_handlers()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock_owner_pid = os.getpid()
             yield
         finally:
+            _lock_owner_pid = None
             os.close(fd)
+            _restore_signal_handlers(parked)
 
     # networks ---------------------------------------------------------------------------
     def networks(self) -> list[Network]:
@@ -170,6 +190,32 @@ class Store:
         raw["endpoints"] = [Endpoint(**e) for e in raw.get("endpoints", [])]
         raw["ports"] = [PortBinding(**p) for p in raw.get("ports", [])]
         return ContainerNet(**raw)
+
+
+_lock_owner_pid: int | None = None
+_PARKED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                   signal.SIGUSR1, signal.SIGUSR2)
+
+
+def in_forked_child() -> bool:
+    """True in a process forked (by a library) while its parent held the store lock."""
+    return _lock_owner_pid is not None and _lock_owner_pid != os.getpid()
+
+
+def _park_signal_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may set handlers; other threads' forks are rare here
+    parked = {}
+    for sig in _PARKED_SIGNALS:
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            parked[sig] = signal.signal(sig, signal.SIG_DFL)
+    return parked
+
+
+def _restore_signal_handlers(parked: dict) -> None:
+    for sig, handler in parked.items():
+        signal.signal(sig, handler)
 
 
 def _write_json(path: Path, data: object) -> None:
