@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # The network a container joins when `run` is not given --network. "none" and "host" are handled
 # by the engine itself; any other value goes to node.network.api (attach/detach).
-DEFAULT_NETWORK = "none"
+DEFAULT_NETWORK = "bridge"
 
 
 class EngineError(Exception):
