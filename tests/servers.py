@@ -27,22 +27,17 @@ Fixtures (load with ``pytest_plugins = ["tests.servers"]``, done in tests/confte
 ``shared_dockyard_registry`` (session) -> ``DockyardRegistry``
     One registry on SQLite for the whole session; use repository names unique to the test.
 
-Every process is also recorded in a module-level table that an ``atexit`` hook empties, so an
-interrupted session (Ctrl-C, a crash in a finalizer) still stops what it started.
+Processes are started and stopped by tests/procs.py, which also stops, at exit, whatever an
+interrupted session (Ctrl-C, SIGTERM, a crash in a finalizer) left running.
 """
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,88 +46,12 @@ from typing import Callable, Iterator
 import pytest
 
 from tests.helpers import free_port, need, need_root, need_tool, wait_for_port
+from tests.procs import (_RUNNING, _stop_leftovers, http_status, log_tail, pid_alive, private_dir,  # noqa: F401
+                         start_process, stop_process, unmount_below, wait_pid_gone, wait_until)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGISTRY_BIN = REPO_ROOT / ".venv" / "bin" / "dockyard-registry"
-
-# pid -> Popen of every server still running; emptied by stop_process and by the atexit guard.
-_RUNNING: dict[int, subprocess.Popen] = {}
-
-
-def start_process(argv: list[str], log: Path, **kwargs) -> subprocess.Popen:
-    """Start a server with stdout+stderr appended to ``log``, in its own process group."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, **kwargs)
-    _RUNNING[proc.pid] = proc
-    return proc
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
-    """terminate (or ``sig``), wait, then kill; only this PID, never by name."""
-    try:
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-    finally:
-        _RUNNING.pop(proc.pid, None)
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for proc in list(_RUNNING.values()):
-        stop_process(proc, timeout=5)
-
-
-def log_tail(log: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def wait_until(check: Callable[[], bool], timeout: float, proc: subprocess.Popen, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_tail(log)}")
-        if check():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not ready after {timeout}s:\n{log_tail(log)}")
-
-
-def private_dir(prefix: str) -> Path:
-    # Short paths under /tmp: unix socket paths are limited to 107 bytes.
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-
-
-def unmount_below(root: Path) -> None:
-    """Lazily unmount anything a killed daemon left mounted under ``root`` (deepest first)."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return
-    prefix = str(root) + "/"
-    targets = [m.split()[1] for m in mounts if len(m.split()) > 1 and m.split()[1].startswith(prefix)]
-    for target in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], capture_output=True)
-
-
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
-
 
 # -- Docker ------------------------------------------------------------------------------------
 
@@ -193,7 +112,8 @@ def dockerd() -> Iterator[Docker]:
         # would otherwise conflict with the flags below.
         (root / "daemon.json").write_text("{}")
         proc = start_process([
-            "dockerd", "--config-file", str(root / "daemon.json"), "--iptables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false",
+            "dockerd", "--config-file", str(root / "daemon.json"),
+            "--iptables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false",
             "--containerd", str(root / "containerd.sock"),
             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}",
@@ -269,9 +189,9 @@ def postgres_server() -> Iterator[Postgres]:
         # postmaster's own pid if runuser is gone first.
         pm_pid = _read_postmaster_pid(data)
         stop_process(proc, timeout=20)
-        if pm_pid and _alive(pm_pid):
+        if pm_pid and pid_alive(pm_pid):
             os.kill(pm_pid, signal.SIGQUIT)
-            _wait_gone(pm_pid, 10)
+            wait_pid_gone(pm_pid, 10)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -280,22 +200,6 @@ def _read_postmaster_pid(data: Path) -> int | None:
         return int((data / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
-def _wait_gone(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
