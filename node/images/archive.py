@@ -152,7 +152,7 @@ def load(root: Path, path: Path) -> list[str]:
     """Import every image of the archive; returns docker's "Loaded image..." lines."""
     store = ImageStore(root)
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with store.writing(), tarfile.open(path, "r:*") as tar:
             archive = _Archive(tar)
             if "index.json" in archive.members:
                 return _load_oci(store, archive)

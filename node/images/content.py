@@ -8,6 +8,7 @@ Layout under ``<root>/images``::
     snapshots/<chain-hex>/meta.json   {"diff_id", "size"}: written before the rename
     snapshots/.tmp-<chain-hex>-<pid>  an unpack in progress (never a visible snapshot)
     locks/                            flock files: one per blob and snapshot being made
+    gc.lock, images.lock              (store.py) sweep vs pulls; the records file
 
 Blobs are hashed before they are renamed into place; snapshots are unpacked into a temp dir
 and renamed when complete. Whoever holds a blob's or snapshot's lock makes it; a concurrent

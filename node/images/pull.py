@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TextIO
 
 from oci import mediatypes as mt
-from oci.digest import Digest
 from oci.manifest import ImageConfig, ImageIndex, ManifestError, Platform, chain_ids, parse_manifest
 from oci.reference import InvalidReference, Reference
 
@@ -66,8 +65,9 @@ async def pull_async(root: Path, ref: str, platform: str | None, quiet: bool, ou
     say(f"{reference.reference if not reference.digest else reference.digest}: Pulling from {reference.repository}")
     progress = for_terminal(quiet, out)
     try:
-        async with RegistryClient(reference.domain) as client:
-            image, fresh = await _pull(client, store, reference, want, progress)
+        with store.writing():
+            async with RegistryClient(reference.domain) as client:
+                image, fresh = await _pull(client, store, reference, want, progress)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise ImageError(f"no space left on device under {root} while pulling {reference.familiar()}") from None

@@ -226,11 +226,21 @@ class ImageStore:
             del records[iid]
             self._save(records)
             lines.append(f"Deleted: {iid}")
-            self._collect(records)
+        self.collect()
         return lines
 
-    def _collect(self, records: dict[str, dict[str, Any]]) -> None:
-        """Delete blobs and snapshots that no remaining record names (called under the lock)."""
+    def writing(self):
+        """Held (shared) by pulls and loads from their first blob to their record: the sweep in
+        ``collect`` waits for them, so it never deletes bytes a record is about to name.
+        Lock order everywhere: this one, then images.lock."""
+        return locked(self.dir / "gc.lock", shared=True)
+
+    def collect(self) -> None:
+        """Delete blobs and snapshots that no record names."""
+        with locked(self.dir / "gc.lock"), locked(self.lock_path):
+            self._sweep(self._load())
+
+    def _sweep(self, records: dict[str, dict[str, Any]]) -> None:
         keep_blobs: set[str] = set()
         keep_snaps: set[str] = set()
         for rec in records.values():
