@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+from markupsafe import Markup, escape
 from aiohttp import web
 
 from oci.digest import Digest, InvalidDigest
@@ -114,6 +115,11 @@ def created_by(line: str | None) -> str:
     return text
 
 
+def breakable(name: str) -> Markup:
+    """A repository name that may wrap after each slash on narrow screens (escaped first)."""
+    return Markup("/<wbr>").join(escape(part) for part in name.split("/"))
+
+
 def rfc3339(text: str | None) -> str:
     """``2026-11-28T09:28:56.208478792Z`` -> ``2026-11-28 09:28:56 UTC`` (other forms as given)."""
     if not text:
@@ -124,7 +130,7 @@ def rfc3339(text: str | None) -> str:
 
 
 TEMPLATES.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label,
-                         created_by=created_by, rfc3339=rfc3339)
+                         created_by=created_by, rfc3339=rfc3339, breakable=breakable)
 TEMPLATES.globals.update(query_params=query_params)
 
 

@@ -138,6 +138,13 @@ async def test_search_sort_page_and_browse_to_layers(catalog_registry, page):
     assert seeded["web:2.0"] in await page.inner_text(".digestline")
     assert page.dialogs == [] and page.console_errors == []
 
+    # a phone-sized screen: no horizontal scrolling of the page itself
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path, name in (("/ui/", "home-mobile"), ("/ui/r/shop/web-frontend", "repository-mobile")):
+        await page.goto(f"{reg.url}{path}")
+        await shot(page, name)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, name
+
 
 @pytest.mark.parametrize("page", ["csp", "no-csp"], indirect=True)
 async def test_image_page_config_referrers_and_hostile_text(catalog_registry, page):

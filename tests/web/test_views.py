@@ -81,7 +81,7 @@ async def test_home_lists_searches_sorts_and_pages(client):
     assert repo_names(await get_html(client, "/ui/?q=web")) == ["alpha/web", "gamma/web-cache"]
     assert repo_names(await get_html(client, "/ui/?q=alpha%2F")) == ["alpha/web"]  # prefix
     assert repo_names(await get_html(client, "/ui/?q=%25")) == []  # LIKE wildcards are literal
-    assert repo_names(await get_html(client, "/ui/?sort=tags")) [0] == "alpha/web"
+    assert repo_names(await get_html(client, "/ui/?sort=tags"))[0] == "alpha/web"
     assert repo_names(await get_html(client, "/ui/?sort=size"))[0] == "beta/db"
     assert repo_names(await get_html(client, "/ui/?sort=name&order=desc")) == ["gamma/web-cache", "beta/db", "alpha/web"]
     assert repo_names(await get_html(client, "/ui/?sort=pushed"))[0] == "gamma/web-cache"
