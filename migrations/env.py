@@ -7,21 +7,15 @@ command line given ``-x url=...`` or ``sqlalchemy.url``.
 from __future__ import annotations
 
 import asyncio
-import importlib
 
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from registry.index.models import Base
+from registry.index.models import load_all_models
 
-# Packages that add tables to Base; imported when present so autogenerate sees them.
-for _module in ("registry.auth.models", "registry.web.models"):
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as e:
-        if e.name is None or not _module.startswith(e.name):
-            raise
+# Every module that adds tables to Base, so autogenerate sees them all.
+Base = load_all_models()
 
 config = context.config
 target_metadata = Base.metadata

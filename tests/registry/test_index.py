@@ -7,7 +7,8 @@ from alembic.migration import MigrationContext
 
 from registry import state
 from registry.app import create_app
-from registry.index import Base, Index, ManifestRecord
+from registry.index import Index, ManifestRecord
+from registry.index.models import load_all_models
 from tests.registry.oci_client import push_image
 
 
@@ -18,7 +19,7 @@ async def test_migrations_match_the_models(index_url):
         await idx.migrate()  # idempotent
 
         def diff(sync_conn):
-            return compare_metadata(MigrationContext.configure(sync_conn), Base.metadata)
+            return compare_metadata(MigrationContext.configure(sync_conn), load_all_models().metadata)
 
         async with idx.engine.connect() as conn:
             changes = await conn.run_sync(diff)
