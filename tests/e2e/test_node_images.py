@@ -254,6 +254,28 @@ def test_save_then_docker_load(dockerd, busybox, tmp_path):
         dockerd.run("rmi", name, check=False)
 
 
+@pytest.mark.docker
+def test_pull_what_docker_pushed(dockerd, registry, tmp_path):
+    """Docker schema2 manifests and layers, built by the classic builder and pushed by docker."""
+    prefix = f"dypull-{uuid.uuid4().hex[:6]}"
+    built = images.docker_build_busybox(dockerd, tmp_path / "ctx", prefix)
+    ref = f"{registry}/{repo()}/one:1"
+    try:
+        dockerd.run("tag", built.one, ref)
+        out = dockerd.run("push", ref).stdout
+        digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
+        docker_id = dockerd.run("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+        root = tmp_path / "root"
+        assert f"Digest: {digest}" in ok(dockyard(root, "pull", ref))
+        info = inspect(root, ref)
+        assert info["Id"] == docker_id
+        assert info["Descriptor"]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+        top = Path(info["GraphDriver"]["Data"]["LowerDirs"][-1])
+        assert (top / "data" / "payload.bin").stat().st_size == 32 * 4096
+    finally:
+        dockerd.run("rmi", "-f", ref, *built.tags, check=False)
+
+
 def test_concurrent_pulls_converge(registry, busybox, tmp_path):
     ref = f"{registry}/{repo()}/busybox:1"
     images.push_image(busybox, ref)
