@@ -254,6 +254,24 @@ def test_save_then_docker_load(dockerd, busybox, tmp_path):
         dockerd.run("rmi", name, check=False)
 
 
+def test_rmi_refuses_while_a_container_uses_the_image(reference_registry, busybox, tmp_path):
+    need(DOCKYARD.exists(), f"needs {DOCKYARD} (make venv)")
+    need_root()
+    ref = f"{reference_registry}/{repo()}/busybox:1"
+    images.push_image(busybox, ref)
+    root = tmp_path / "root"
+    ok(dockyard(root, "pull", "-q", ref))
+    cid = ok(dockyard(root, "create", "--network", "none", ref, "true")).strip()
+    try:
+        fails(dockyard(root, "rmi", ref), "being used by a container")
+        assert ok(dockyard(root, "rmi", "-f", ref)).strip() == f"Untagged: {ref}"
+        info = inspect(root, busybox.config.digest)  # the bytes stay for the container
+        assert all(Path(p).is_dir() for p in info["GraphDriver"]["Data"]["LowerDirs"])
+    finally:
+        dockyard(root, "rm", "-f", cid)
+    assert "Deleted:" in ok(dockyard(root, "rmi", busybox.config.digest))
+
+
 @pytest.mark.docker
 def test_pull_what_docker_pushed(dockerd, registry, tmp_path):
     """Docker schema2 manifests and layers, built by the classic builder and pushed by docker."""
