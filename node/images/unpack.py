@@ -90,7 +90,7 @@ def unpack_layer(src: BinaryIO, dest: Path, expected_diff_id: Digest | None = No
     directory ``dest``. Raises UnpackError / DigestMismatch with a readable reason."""
     reader = _CountingReader(_decompressor(src), max_size)
     root_fd = os.open(dest, _DIR_FLAGS)
-    extractor = _Extractor(root_fd)
+    extractor = _Extractor(root_fd, max_size)
     try:
         try:
             with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tar:
@@ -133,7 +133,9 @@ def split_name(name: str) -> list[str]:
 
 
 class _Extractor:
-    def __init__(self, root_fd: int) -> None:
+    def __init__(self, root_fd: int, max_written: int) -> None:
+        # Sparse entries expand holes into zeros: bound what is written, not only what is read.
+        self.max_written, self.written = max_written, 0
         self.root_fd = root_fd
         self.dirs: list[tuple[list[str], tarfile.TarInfo]] = []  # metadata applied at the end
         self.root_member: tarfile.TarInfo | None = None
@@ -225,6 +227,10 @@ class _Extractor:
             data = tar.extractfile(m)
             if data is not None:
                 while chunk := data.read(_CHUNK):
+                    self.written += len(chunk)
+                    if self.written > self.max_written:
+                        raise UnpackError(f"layer writes more than {self.max_written} bytes (limit; set "
+                                          "DOCKYARD_MAX_LAYER_SIZE to raise it)")
                     _write_all(fd, chunk)
             self._meta(m, None, None, fd=fd)
         finally:

@@ -135,6 +135,32 @@ def test_decompression_bomb_is_bounded(env):
     assert_untouched(store, canary)
 
 
+def test_sparse_bomb_is_bounded(env):
+    """A GNU sparse entry: a few KiB of tar that would expand to 1 GiB of zeros on disk."""
+    store, canary = env
+    sparse = tarfile.TarInfo("holes")
+    sparse.type = tarfile.GNUTYPE_SPARSE
+    sparse.size = 512
+    sparse.mtime = 0
+    sparse.mode = 0o644
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        tar.addfile(sparse, io.BytesIO(b"x" * 512))
+    raw = bytearray(buf.getvalue())
+    # GNU sparse header: one map entry (offset 1 GiB - 512, 512 bytes), realsize 1 GiB, at the
+    # offsets the GNU format defines (sparse map at 386, realsize at 483); fix the checksum.
+    def octal(n: int, width: int) -> bytes:
+        return f"{n:0{width - 1}o}".encode() + b"\0"
+    raw[386:398], raw[398:410] = octal((1 << 30) - 512, 12), octal(512, 12)
+    raw[483:495] = octal(1 << 30, 12)
+    raw[148:156] = b"        "
+    raw[148:156] = f"{sum(raw[:512]):06o}".encode() + b"\0 "
+    blob = gzip.compress(bytes(raw))
+    with pytest.raises(UnpackError, match="more than"):
+        unpack_via_store(store, blob, max_size=64 << 20)
+    assert_untouched(store, canary)
+
+
 def test_wrong_diff_id_is_refused(env):
     store, canary = env
     blob = make_tar([entry("f", data=b"x")])
