@@ -24,8 +24,15 @@ NETNS_DIR = Path("/run/dockyard/netns")
 
 # network namespaces --------------------------------------------------------------------------
 def IPRoute(**kwargs):  # noqa: N802 - stands in for the class
+    """pyroute2's IPRoute; with netns= it forks a child to open the socket inside the namespace,
+    so the caller's Python signal handlers are parked meanwhile (state.parked_signal_handlers)."""
     from pyroute2 import IPRoute as _IPRoute
-    return _IPRoute(**kwargs)
+
+    from node.network.state import parked_signal_handlers
+    if "netns" not in kwargs:
+        return _IPRoute(**kwargs)
+    with parked_signal_handlers():
+        return _IPRoute(**kwargs)
 
 
 def _netns():
@@ -40,7 +47,9 @@ def create_netns(path: str) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a plain file left by a crash between create and bind
-    _netns().create(path)
+    from node.network.state import parked_signal_handlers
+    with parked_signal_handlers():  # pyroute2 forks a child for this
+        _netns().create(path)
     with IPRoute(netns=path) as ns:
         ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
 

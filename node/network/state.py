@@ -202,6 +202,17 @@ def in_forked_child() -> bool:
     return _lock_owner_pid is not None and _lock_owner_pid != os.getpid()
 
 
+@contextlib.contextmanager
+def parked_signal_handlers() -> Iterator[None]:
+    """Around a library call that forks a helper child and later SIGTERMs it (pyroute2 does):
+    the child must die by default, never run the caller's Python handler (see Store.locked)."""
+    parked = _park_signal_handlers()
+    try:
+        yield
+    finally:
+        _restore_signal_handlers(parked)
+
+
 def _park_signal_handlers() -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}  # only the main thread may set handlers; other threads' forks are rare here

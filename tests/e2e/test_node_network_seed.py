@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -112,6 +113,15 @@ def fetch_from(netns_path: str, url: str) -> str:
     return proc.stdout
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
 def host_veths() -> set[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()
@@ -119,9 +129,9 @@ def host_veths() -> set[str]:
 
 
 def test_seed_scenario_publish_fetch_stop_rm(dockyard, web_image, remote_host):
-    port = free_port()
+    port = 8080 if port_is_free(8080) else free_port()  # the port, unless taken here
     before = host_veths()
-    out = dockyard("run", "-d", "--name", "web", "--network", "bridge", "-p", f"{port}:80", web_image)
+    out = dockyard("run", "-d", "--name", "web", "-p", f"{port}:80", web_image)  # default: bridge
     cid = out.stdout.strip().splitlines()[-1]
     assert fetch(f"http://127.0.0.1:{port}/") == PAGE
     assert fetch_from(remote_host, f"http://10.251.1.1:{port}/") == PAGE  # not only loopback
@@ -131,7 +141,7 @@ def test_seed_scenario_publish_fetch_stop_rm(dockyard, web_image, remote_host):
     netns_path = settings["SandboxKey"]
     assert os.path.exists(netns_path) and host_veths() - before
 
-    dockyard("stop", "web")
+    dockyard("stop", "-t", "2", "web")  # httpd as PID 1 ignores SIGTERM: docker would wait 10 s
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
 
@@ -145,7 +155,7 @@ def test_seed_scenario_publish_fetch_stop_rm(dockyard, web_image, remote_host):
 
 
 def test_published_all_exposed_ports(dockyard, web_image):
-    dockyard("run", "-d", "--name", "webp", "--network", "bridge", "-P", web_image)
+    dockyard("run", "-d", "--name", "webp", "-P", web_image)
     line = dockyard("port", "webp", "80").stdout.strip()
     host_port = int(line.rsplit(":", 1)[1])
     assert fetch(f"http://127.0.0.1:{host_port}/") == PAGE

@@ -58,7 +58,7 @@ def remote_host():
     10.251.0.2/30 there)."""
     path = str(links.NETNS_DIR / f"test-remote-{os.getpid()}")
     links.create_netns(path)
-    from pyroute2 import IPRoute
+    from node.network.links import IPRoute
     with IPRoute() as ipr:
         links.delete_link("dyt-h0")
         ipr.link("add", ifname="dyt-h0", kind="veth", peer={"ifname": "dyt-r0"})
@@ -224,7 +224,7 @@ def test_reclaim_releases_crashed_containers_only(net_root):
 
 def test_network_create_refuses_overlapping_subnets(net_root):
     root, _ = net_root
-    from pyroute2 import IPRoute
+    from node.network.links import IPRoute
     with IPRoute() as ipr:
         links.delete_link("dyt-dummy0")
         ipr.link("add", ifname="dyt-dummy0", kind="veth", peer={"ifname": "dyt-dummy1"})
