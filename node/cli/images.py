@@ -153,20 +153,23 @@ def _human_size(n: int) -> str:
 
 
 def _rows(images, args):
+    """docker's rows: one per tag; an untagged image shows one row per repository it was pulled
+    from by digest (TAG <none>), else a single <none> <none> row."""
     from oci.reference import Reference
     for image in images:
-        tags = image.repo_tags or [None]
-        digests = {Reference.parse(d).name: d.rsplit("@", 1)[1] for d in image.repo_digests}
-        for tag in tags:
-            if tag:
-                repo, _, t = tag.rpartition(":")
-                name = Reference.parse(tag).name
-            else:
-                repo, t, name = "<none>", "<none>", None
-            digest = digests.get(name, "<none>") if name else (next(iter(digests.values()), "<none>"))
+        digests = {}
+        for d in image.repo_digests:
+            digests.setdefault(Reference.parse(d).familiar().rsplit("@", 1)[0], d.rsplit("@", 1)[1])
+        entries = []
+        for tag in image.repo_tags:
+            repo, _, t = tag.rpartition(":")
+            entries.append((repo, t, digests.get(repo, "<none>")))
+        if not entries:
+            entries = [(repo, "<none>", d) for repo, d in digests.items()] or [("<none>", "<none>", "<none>")]
+        for repo, tag, digest in entries:
             if args.repository and repo != args.repository:
                 continue
-            yield {"Repository": repo, "Tag": t, "ID": image.id if args.no_trunc else image.short_id,
+            yield {"Repository": repo, "Tag": tag, "ID": image.id if args.no_trunc else image.short_id,
                    "Digest": digest, "CreatedAt": image.created or "", "CreatedSince": _since(image.created),
                    "Size": _human_size(image.size)}
 

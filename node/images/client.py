@@ -153,7 +153,8 @@ class RegistryClient:
                                   expect=(200, 404))
         async with resp:
             if resp.status == 404:
-                raise RegistryError(f"manifest for {self.host}/{repo}:{reference} not found")
+                sep = "@" if reference.startswith("sha256:") else ":"
+                raise RegistryError(f"manifest for {self.host}/{repo}{sep}{reference} not found")
             raw = await resp.content.read(4 * 1024 * 1024 + 1)
         if len(raw) > 4 * 1024 * 1024:
             raise RegistryError(f"manifest for {repo}:{reference} is larger than 4 MiB")
