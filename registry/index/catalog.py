@@ -250,6 +250,15 @@ class CatalogQueries:
         return await self.db.read(lambda conn: {d: int(s) for d, s in conn.execute(stmt).all()})
 
     # -- the whole registry -------------------------------------------------------------------
+    async def counts(self) -> tuple[int, int]:
+        """(repositories, tags): two index-only counts, for before the ranking exists."""
+        def q(conn: Connection) -> tuple[int, int]:
+            repos = conn.execute(select(func.count()).select_from(Repository)).scalar_one()
+            tags = conn.execute(select(func.count()).select_from(Tag)).scalar_one()
+            return int(repos), int(tags)
+
+        return await self.db.read(q)
+
     async def blob_totals(self) -> tuple[int, int]:
         """(unique blobs, stored bytes)."""
         stmt = select(func.count(), func.coalesce(func.sum(Blob.size), 0)).select_from(Blob)

@@ -63,6 +63,7 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         ranking = Ranking(CatalogQueries(app[state.INDEX].db), max_age=max_age)
         app[SERVICE] = CatalogService(ranking.queries, ranking, ImageReader(app[state.STORAGE]))
+        ranking.start()  # build the first snapshot in the background, before anyone asks
         try:
             yield
         finally:

@@ -79,6 +79,20 @@ class Ranking:
             self._refreshing = asyncio.create_task(self._refresh())
         return self._refreshing
 
+    async def get_soon(self) -> Snapshot | None:
+        """Like ``get``, but before the first snapshot exists wait only ``INLINE_BUDGET`` for it
+        (None then: a large registry that just started is still being ranked)."""
+        if self.snapshot is not None:
+            return await self.get()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._start_refresh()), INLINE_BUDGET)
+        except asyncio.TimeoutError:
+            return None
+
+    def start(self) -> None:
+        """Build the first snapshot in the background."""
+        self._start_refresh()
+
     async def get(self) -> Snapshot:
         if not self._stale():
             return self.snapshot  # type: ignore[return-value]

@@ -87,7 +87,10 @@ class CatalogService:
                 "repositories": [_repo(r) for r in rows]}
 
     async def stats(self, may_pull: Access = None) -> dict[str, Any]:
-        snap = await self.ranking.get()
+        snap = await self.ranking.get_soon() if may_pull is None else await self.ranking.get()
+        if snap is None:  # the first ranking is still being built (a large registry just started)
+            repos, tags = await self.queries.counts()
+            return {"repositories": repos, "tags": tags, "blobs": None, "stored_bytes": None, "saved_bytes": None}
         s = snap.stats
         if may_pull is not None:  # totals over what the caller may see (blob totals stay global)
             visible = [r for r in snap.rows if may_pull(r[1])]

@@ -46,3 +46,14 @@ async def test_large_registry_serves_the_old_snapshot_while_refreshing(monkeypat
     await asyncio.sleep(0.15)
     assert q.calls == 2 and (await r.get()).stats.repositories == 2
     await r.close()
+
+
+async def test_stats_do_not_wait_for_a_slow_first_ranking(monkeypatch):
+    monkeypatch.setattr(ranking_mod, "INLINE_BUDGET", 0.01)
+    q = FakeQueries(0.2)
+    r = Ranking(q)
+    r.start()
+    assert await r.get_soon() is None  # still building: the caller shows cheap counts instead
+    await asyncio.sleep(0.3)
+    assert (await r.get_soon()).stats.repositories == 1
+    await r.close()
