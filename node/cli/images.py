@@ -10,6 +10,7 @@ import argparse
 import errno
 import getpass
 import json
+import os
 import re
 import sys
 from datetime import datetime, timezone
@@ -91,13 +92,13 @@ def _rmi(p: argparse.ArgumentParser) -> None:
 
 
 def _save(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", help="file to write (default: stdout, if it is not a terminal)")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=_errors(cmd_save))
 
 
 def _load(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--input", required=True)
+    p.add_argument("-i", "--input", help="archive to read (default: stdin)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_errors(cmd_load))
 
@@ -296,7 +297,16 @@ def cmd_save(args) -> int:
     from pathlib import Path
 
     from node.images.archive import save
-    save(args.root, args.images, Path(args.output))
+    if args.output:
+        save(args.root, args.images, Path(args.output))
+        return 0
+    if sys.stdout.isatty():
+        raise CliError("cowardly refusing to write an archive to a terminal: use -o FILE or redirect", 1)
+    with _scratch(args.root) as tmp:
+        save(args.root, args.images, tmp)
+        with open(tmp, "rb") as f:
+            import shutil
+            shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
     return 0
 
 
@@ -304,7 +314,36 @@ def cmd_load(args) -> int:
     from pathlib import Path
 
     from node.images.archive import load
-    lines = load(args.root, Path(args.input))
+    if args.input:
+        lines = load(args.root, Path(args.input))
+    else:
+        if sys.stdin.isatty():
+            raise CliError("no archive: use -i FILE or pipe one on stdin", 1)
+        with _scratch(args.root) as tmp:  # the archive is read by name: spool stdin first
+            with open(tmp, "wb") as f:
+                import shutil
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+            lines = load(args.root, tmp)
     if not args.quiet:
         print("\n".join(lines))
     return 0
+
+
+def _scratch(root):
+    """A temp file under the store's ingest dir (same disk as the blobs), removed afterwards."""
+    import contextlib
+    import tempfile
+    from pathlib import Path
+
+    @contextlib.contextmanager
+    def scratch():
+        d = Path(root) / "images" / "content" / "ingest"
+        d.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=d, prefix="archive-")
+        os.close(fd)
+        try:
+            yield Path(name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+    return scratch()

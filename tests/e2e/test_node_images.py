@@ -224,6 +224,12 @@ def test_save_skopeo_and_load_round_trip(registry, busybox, tmp_path):
     assert ok(dockyard(other, "load", "-i", str(archive))).strip() == f"Loaded image: {ref}"
     loaded = inspect(other, ref)
     assert loaded["Id"] == busybox.config.digest and loaded["Descriptor"]["digest"] == digest
+    # through a pipe: save to stdout, load from stdin
+    piped = tmp_path / "piped"
+    r = subprocess.run(f"{DOCKYARD} --root {root} save {ref} | {DOCKYARD} --root {piped} load", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == f"Loaded image: {ref}", r.stderr
+    assert inspect(piped, ref)["Id"] == busybox.config.digest
     # a docker-archive (docker save format) loads too
     dock = images.docker_archive(busybox, tmp_path / "docker.tar", "fromdocker:7")
     assert "Loaded image: fromdocker:7" in ok(dockyard(other, "load", "-i", str(dock)))
