@@ -7,6 +7,7 @@ port (the default realm: http://<Host>/token).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_docker_login_push_pull_and_denials(dockerd, auth_registry, tmp_path):
     assert "Authorization" not in log and "eyJ" not in log
 
 
-def test_skopeo_with_creds_and_robot_token(auth_registry, busybox_image_dir):
+def test_skopeo_with_creds_and_robot_token(auth_registry, busybox_image_dir, tmp_path):
     need_tool("skopeo")
     host, secret = auth_registry.host, auth_registry.robot_secret
     base = ["skopeo", "--command-timeout", "120s"]
@@ -134,6 +135,18 @@ def test_skopeo_with_creds_and_robot_token(auth_registry, busybox_image_dir):
     r = skopeo("copy", "-q", "--dest-tls-verify=false", "--dest-creds", f"robot$ci:{secret}", img.ref,
                f"docker://{host}/team-a/other:1")
     assert r.returncode != 0 and ("denied" in r.stderr.lower() or "403" in r.stderr), r.stderr
+    # podman login talks to the same token endpoint
+    if shutil.which("podman"):
+        authfile = str(tmp_path / "auth.json")
+        r = subprocess.run(["podman", "login", "--authfile", authfile, "--tls-verify=false", "-u", "alice",
+                            "--password-stdin", host], input="wrong\n", capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0, r.stdout
+        r = subprocess.run(["podman", "login", "--authfile", authfile, "--tls-verify=false", "-u", "alice",
+                            "--password-stdin", host], input="alicepw-1\n", capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
+        r = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--authfile", authfile,
+                            f"docker://{host}/team-a/sk:v1"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
     # revoked: refused
     cli(auth_registry.data_dir, auth_registry.config_path, "token", "revoke", "ci")
     r = skopeo("inspect", "--tls-verify=false", "--creds", f"robot$ci:{secret}", f"docker://{host}/team-a/ci-build:1")
