@@ -22,7 +22,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 ROBOT_PREFIX = "robot$"
 ROBOT_SECRET_PREFIX = "dyr_"
 MAX_PASSWORD = 1024
-_DUMMY_HASH = bcrypt.hashpw(b"dockyard-dummy", bcrypt.gensalt(4))
+_dummy_hashes: dict[int, bytes] = {}
 
 
 class PasswordError(ValueError):
@@ -49,12 +49,19 @@ def verify_password(password: str, hashed: str | None) -> bool:
     """Constant work whether or not ``hashed`` exists; False for anything not bcrypt."""
     data = password.encode()[:MAX_PASSWORD]
     if not hashed or not hashed.startswith(("$2a$", "$2b$", "$2y$")) or len(data) > 72:
-        bcrypt.checkpw(b"x", _DUMMY_HASH)
+        _dummy_check()
         return False
     try:
         return bcrypt.checkpw(data, hashed.encode())
     except ValueError:
         return False
+
+
+def _dummy_check(cost: int = BCRYPT_COST) -> None:
+    """As slow as checking a real password of the default cost (made once, on first use)."""
+    if cost not in _dummy_hashes:
+        _dummy_hashes[cost] = bcrypt.hashpw(b"dockyard-dummy", bcrypt.gensalt(cost))
+    bcrypt.checkpw(b"x", _dummy_hashes[cost])
 
 
 # -- robot secrets ----------------------------------------------------------------------------

@@ -62,10 +62,20 @@ def parse_scopes(values: list[str]) -> list[Scope]:
     return out
 
 
+def _load_key(path: Path):
+    from ..config import ConfigError
+
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as e:
+        raise ConfigError(f"auth.token_key {path}: cannot read: {e.strerror}") from None
+    except (ValueError, TypeError):
+        raise ConfigError(f"auth.token_key {path}: not an unencrypted PEM private key") from None
+
+
 def _load_or_create_key(path: Path, key_type: str):
     if path.exists():
-        data = path.read_bytes()
-        return serialization.load_pem_private_key(data, password=None)
+        return _load_key(path)
     key = ec.generate_private_key(ec.SECP256R1()) if key_type == "ec" else rsa.generate_private_key(65537, 3072)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -82,7 +92,7 @@ def _load_or_create_key(path: Path, key_type: str):
         pass
     finally:
         os.unlink(tmp)
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    return _load_key(path)
 
 
 def key_id(public_key) -> str:
@@ -101,7 +111,9 @@ class TokenService:
         elif isinstance(self.key, ec.EllipticCurvePrivateKey) and self.key.curve.name == "secp256r1":
             self.alg = "ES256"
         else:
-            raise ValueError(f"auth.token_key {key_path}: expected an RSA or EC P-256 private key")
+            from ..config import ConfigError
+
+            raise ConfigError(f"auth.token_key {key_path}: expected an RSA or EC P-256 private key")
         self.public_key = self.key.public_key()
         self.kid = key_id(self.public_key)
         self.issuer, self.service = issuer, service

@@ -58,6 +58,10 @@ def check_config(args: argparse.Namespace) -> int:
 
     try:
         open_driver(config.data_dir, config.storage)
+        from ..auth import parse_auth
+        from ..auth.tls import server_ssl_context
+
+        server_ssl_context(parse_auth(config))  # the auth section, and the TLS files it names
     except ValueError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
