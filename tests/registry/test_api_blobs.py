@@ -131,3 +131,24 @@ async def test_internal_error_is_an_envelope_without_traceback(client, monkeypat
     assert r.status == 500
     text = await r.text()
     assert "UNKNOWN" in text and "secret internals" not in text and "Traceback" not in text
+
+
+async def test_streamed_blobs_for_drivers_without_local_files(aiohttp_client, config, monkeypatch):
+    # A remote driver (S3 later) has no local path: blobs are streamed, with one Range.
+    monkeypatch.setattr("registry.storage.filesystem.FilesystemDriver.local_path", lambda self, d: None)
+    client = await aiohttp_client(create_app(config))
+    data, digest = blob(3 << 20)
+    await push_blob(client, "remote", data)
+    r = await client.get(f"/v2/remote/blobs/{digest}")
+    assert r.status == 200 and await r.read() == data
+    r = await client.get(f"/v2/remote/blobs/{digest}", headers={"Range": "bytes=100-199"})
+    assert r.status == 206 and await r.read() == data[100:200]
+    assert r.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+    r = await client.get(f"/v2/remote/blobs/{digest}", headers={"Range": "bytes=-10"})
+    assert await r.read() == data[-10:]
+    r = await client.head(f"/v2/remote/blobs/{digest}")
+    assert r.status == 200 and int(r.headers["Content-Length"]) == len(data)
+    for bad in ("bytes=99999999-", "items=0-1", "bytes=5-1", "bytes=0-1,4-5"):
+        r = await client.get(f"/v2/remote/blobs/{digest}", headers={"Range": bad})
+        assert r.status == 416, bad
+        assert r.headers["Content-Range"] == f"bytes */{len(data)}"
