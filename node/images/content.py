@@ -27,7 +27,6 @@ from oci.digest import Digest, hash_file
 
 from .errors import DigestMismatch
 from .fsutil import atomic_write, fsync_dir, locked
-from .unpack import unpack_layer
 
 
 class ContentStore:
@@ -118,6 +117,8 @@ class ContentStore:
                 shutil.rmtree(stale, ignore_errors=True)
             if final.exists():  # no meta.json: incomplete leftover of an older layout
                 shutil.rmtree(final, ignore_errors=True)
+            from .unpack import unpack_layer  # here: `dockyard run` reads the store, never unpacks
+
             tmp = self.snapshots / f".tmp-{chain_id.hex}-{os.getpid()}"
             (tmp / "fs").mkdir(parents=True)
             try:
