@@ -12,7 +12,8 @@ Files and layers
 OCI image layouts (``oci:`` for skopeo/podman/umoci)
     ``build_busybox_image(dest, tag=, arch=, variant=, extra=)`` -> ``OciImage``: three layers
         (busybox base; a layer adding /etc/motd, /data/keep.txt and /data/junk.txt; a layer
-        deleting /data/junk.txt with a whiteout) in an OCI layout at ``dest``. ``extra`` (bytes)
+        deleting /data/junk.txt with a whiteout and adding /data/added-late.txt) in an OCI
+        layout at ``dest``: the final /data holds added-late.txt and keep.txt. ``extra`` (bytes)
         goes into /extra.bin in the second layer, to make distinct images on demand.
     ``build_multiplatform_image(dest, tag=)`` -> ``OciImage`` whose ``manifest`` is an OCI index
         of linux/amd64 and linux/arm64/v8 (the arm64 one is fake: the same busybox bytes, an
