@@ -123,11 +123,11 @@ async def _pull(client: RegistryClient, store: ImageStore, ref: Reference, want:
             progress.add(key, desc.size, "Already exists")
             return
         fresh = True
-        progress.add(key, desc.size, "Waiting")
+        progress.add(key, desc.size, "Pulling fs layer")
         async with gate:
             if not store.content.has_blob(desc.digest):
-                await client.fetch_blob(repo, desc.digest, desc.size, store.content,
-                                        lambda done: progress.update(key, done, "Downloading"))
+                await client.fetch_blob(repo, desc.digest, desc.size, store.content, lambda done: progress.update(
+                    key, done, "Verifying Checksum" if done >= desc.size else "Downloading"))
                 progress.update(key, desc.size, "Download complete")
         progress.update(key, desc.size, "Extracting")
         await asyncio.to_thread(store.content.unpack, desc.digest, config.diff_ids[i], chains[i])
