@@ -274,3 +274,18 @@ async def test_mount_needs_pull_on_the_source(reg):
     t = await token(client, "bob", "bobpw", "repository:bob/tool:pull,push", "repository:public/base:pull")
     r = await client.post(f"/v2/bob/tool/blobs/uploads/?mount={digest}&from=public/base", headers=bearer(t))
     assert r.status == 201
+
+
+def test_rsa_keys_sign_rs256_and_keys_persist(tmp_path):
+    from registry.auth.tokens import TokenService
+
+    path = tmp_path / "auth" / "key.pem"
+    svc = TokenService(path, "rsa", "iss", "svc", 60, 600, 600)
+    assert svc.alg == "RS256" and oct(path.stat().st_mode & 0o777) == "0o600"
+    t, _, _ = svc.issue_access("alice", [])
+    again = TokenService(path, "ec", "iss", "svc", 60, 600, 600)  # an existing key wins over key_type
+    assert again.alg == "RS256" and again.kid == svc.kid
+    assert again.verify_access(t)["sub"] == "alice"
+    other = TokenService(tmp_path / "other.pem", "ec", "iss", "svc", 60, 600, 600)
+    with pytest.raises(Exception, match="not signed by this registry"):
+        other.verify_access(t)
