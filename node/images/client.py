@@ -83,8 +83,12 @@ class RegistryClient:
         assert self.session is not None, "use 'async with RegistryClient(...)'"
         key = " ".join(scopes)
         headers = dict(kwargs.pop("headers", {}) or {})
+        # Credentials go only to the registry itself, never to a host a Location header names.
+        ours = URL(url).host == self.base.host and URL(url).port == self.base.port
         for attempt in range(2):
-            if self._basic and self.credentials:
+            if not ours:
+                pass
+            elif self._basic and self.credentials:
                 headers["Authorization"] = self.credentials.basic_header()
             elif key in self._auth:
                 headers["Authorization"] = self._auth[key]

@@ -24,6 +24,7 @@ from .progress import Progress, for_terminal
 from .store import Image, ImageStore
 
 PARALLEL = 3
+MAX_CONFIG_SIZE = 8 << 20  # configs are read whole; real ones are a few KiB
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
          "s390x": "s390x", "riscv64": "riscv64"}
 
@@ -100,6 +101,8 @@ async def _pull(client: RegistryClient, store: ImageStore, ref: Reference, want:
             digest = top_digest
         if manifest.config.media_type not in mt.CONFIGS:
             raise ImageError(f"{ref.familiar()} is not a container image (config type {manifest.config.media_type})")
+        if manifest.config.size > MAX_CONFIG_SIZE:
+            raise ImageError(f"image config of {ref.familiar()} is larger than {MAX_CONFIG_SIZE} bytes")
         if not store.content.has_blob(manifest.config.digest):
             await client.fetch_blob(repo, manifest.config.digest, manifest.config.size, store.content)
         config = ImageConfig.parse(store.content.read_blob(manifest.config.digest))
