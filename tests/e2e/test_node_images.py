@@ -85,6 +85,11 @@ def test_pull_single_platform(registry, busybox, tmp_path):
     assert inspect(root, f"{ref.rsplit(':', 1)[0]}@{digest}")["Id"] == info["Id"]
     rows = ok(dockyard(root, "images", "--digests")).splitlines()
     assert rows[0].split()[:3] == ["REPOSITORY", "TAG", "DIGEST"] and digest in rows[1]
+    ok(dockyard(root, "tag", ref, "local/alias:2"))
+    assert ok(dockyard(root, "images", "-q")).split() == [busybox.config.digest[7:19]]
+    listed = [json.loads(line) for line in ok(dockyard(root, "images", "--format", "json")).splitlines()]
+    assert {(r["Repository"], r["Tag"]) for r in listed} == {(ref.rsplit(":", 1)[0], "1"), ("local/alias", "2")}
+    assert all(r["ID"] == busybox.config.digest[7:19] and r["Size"].endswith("MB") for r in listed)
 
 
 def test_pull_multi_platform(registry, multi, tmp_path):
