@@ -76,7 +76,9 @@ def test_docker_login_push_pull_and_denials(dockerd, auth_registry, tmp_path):
         r = login(docker, host, "alice")
         assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
         cfg = json.loads((Path(docker.env["DOCKER_CONFIG"]) / "config.json").read_text())
-        assert host in cfg["auths"]
+        # docker kept our refresh token (its identity token): the pushes below use the OAuth2
+        # refresh_token grant, not the password
+        assert "identitytoken" in cfg["auths"][host]
         docker.run("push", private)
         r = docker.run("push", public, check=False)
         assert r.returncode != 0 and "denied: requested access to the resource is denied" in r.stderr, r.stderr
