@@ -47,6 +47,7 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+")
     p.set_defaults(func=_errors(cmd_inspect))
     p = sub.add_parser("login", help="log in to a registry")
+    _tls(p)
     p.add_argument("server")
     p.add_argument("-u", "--username")
     p.add_argument("-p", "--password")
@@ -57,7 +58,23 @@ def register(sub) -> None:
     p.set_defaults(func=_errors(cmd_logout))
 
 
+def _tls(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ca-file", help="CA bundle to trust for HTTPS registries (else $DOCKYARD_CA_FILE)")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="talk plain HTTP to this registry (also $DOCKYARD_INSECURE_REGISTRIES)")
+
+
+def _apply_tls(args) -> None:
+    # The client reads these from the environment; flags only extend it for this process.
+    if getattr(args, "ca_file", None):
+        os.environ["DOCKYARD_CA_FILE"] = args.ca_file
+    if getattr(args, "insecure_registry", None):
+        listed = [h for h in os.environ.get("DOCKYARD_INSECURE_REGISTRIES", "").split(",") if h]
+        os.environ["DOCKYARD_INSECURE_REGISTRIES"] = ",".join(listed + args.insecure_registry)
+
+
 def _pull(p: argparse.ArgumentParser) -> None:
+    _tls(p)
     p.add_argument("ref")
     p.add_argument("--platform")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -65,6 +82,7 @@ def _pull(p: argparse.ArgumentParser) -> None:
 
 
 def _push(p: argparse.ArgumentParser) -> None:
+    _tls(p)
     p.add_argument("ref")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_errors(cmd_push))
@@ -107,12 +125,14 @@ def _load(p: argparse.ArgumentParser) -> None:
 
 def cmd_pull(args) -> int:
     from node.images.pull import pull_image
+    _apply_tls(args)
     pull_image(args.root, args.ref, platform=args.platform, quiet=args.quiet, out=sys.stdout)
     return 0
 
 
 def cmd_push(args) -> int:
     from node.images.push import push_image
+    _apply_tls(args)
     push_image(args.root, args.ref, quiet=args.quiet)
     return 0
 
@@ -261,6 +281,7 @@ def cmd_login(args) -> int:
         raise CliError("username and password are required", 1)
     host = _server(args.server)
     creds = auth.Credentials(username, password)
+    _apply_tls(args)
 
     async def verify() -> None:
         # /v2/ answers 401; the client then sends the credentials (Basic) or asks the token

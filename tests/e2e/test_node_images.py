@@ -211,6 +211,10 @@ def test_https_with_ca_file(tls_registry, busybox, tmp_path):
     fails(dockyard(root, "pull", ref), "certificate")  # not trusted without the CA
     out = ok(dockyard(root, "pull", ref, env={"DOCKYARD_CA_FILE": str(ca)}))
     assert f"Digest: {busybox.manifest.digest}" in out
+    out = ok(dockyard(tmp_path / "flag", "pull", "--ca-file", str(ca), ref))
+    assert f"Digest: {busybox.manifest.digest}" in out
+    # listed as insecure: plain HTTP, which this TLS-only server cannot answer
+    assert dockyard(tmp_path / "plain", "pull", "--insecure-registry", host, ref).returncode != 0
 
 
 # -- save / load -----------------------------------------------------------------------------
