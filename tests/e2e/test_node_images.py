@@ -321,3 +321,26 @@ def test_concurrent_pulls_converge(registry, busybox, tmp_path):
     snaps = sorted(p.name for p in (root / "images" / "snapshots").iterdir())
     assert len(snaps) == 3 and not any(s.startswith(".") for s in snaps)
     assert len(json.loads((root / "images" / "images.json").read_text())["images"]) == 1
+
+
+def test_save_two_images_in_one_archive(tmp_path):
+    need(DOCKYARD.exists(), f"needs {DOCKYARD} (make venv)")
+    need_root()
+    need_tool("skopeo")
+    root = tmp_path / "root"
+    one = images.build_busybox_image(tmp_path / "one")
+    two = images.build_busybox_image(tmp_path / "two", extra=b"the second image")
+    ok(dockyard(root, "load", "-i", str(images.docker_archive(one, tmp_path / "1.tar", "pair/one:1"))))
+    ok(dockyard(root, "load", "-i", str(images.docker_archive(two, tmp_path / "2.tar", "pair/two:2"))))
+    archive = tmp_path / "both.tar"
+    ok(dockyard(root, "save", "-o", str(archive), "pair/one:1", "pair/two:2"))
+    for tag, image in (("1", one), ("2", two)):
+        info = json.loads(subprocess.run(["skopeo", "inspect", "--config", f"oci-archive:{archive}:{tag}"],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert info["rootfs"]["diff_ids"] == [l.diff_id for l in image.layers]
+    other = tmp_path / "other"
+    out = ok(dockyard(other, "load", "-i", str(archive))).splitlines()
+    assert out == ["Loaded image: pair/one:1", "Loaded image: pair/two:2"]
+    assert inspect(other, "pair/two:2")["Id"] == two.config.digest
+    # the shared base layer is stored and unpacked once
+    assert len(list((other / "images" / "snapshots").iterdir())) == 5
