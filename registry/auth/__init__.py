@@ -2,7 +2,7 @@
 
 ``setup_auth(app, config)`` is called by registry.app.create_app after the API routes exist.
 With ``auth.mode`` none (the default) it does nothing and everyone may do everything. Otherwise
-it adds the token endpoint (/token), the catalog's sign-in page (/auth/login), and the auth
+it adds the token endpoint (/token, token mode), the catalog's sign-in page (/auth/login), and the auth
 middleware (registry/auth/middleware.py); settings in registry/auth/settings.py.
 
 For the catalog (registry.web) and anyone else asking "may this caller see that repository?":
@@ -50,7 +50,8 @@ def setup_auth(app: web.Application, config: RegistryConfig) -> None:
     from .endpoint import add_token_routes
     from .login import add_login_routes
 
-    add_token_routes(app)
+    if settings.mode == "token":  # basic mode never looks at bearer tokens: no endpoint for them
+        add_token_routes(app)
     add_login_routes(app)
     app.middlewares.append(auth_middleware)
 

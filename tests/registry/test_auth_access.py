@@ -95,9 +95,10 @@ async def test_basic_mode(basic_reg):
     # anonymous: challenged (may sign in), not denied
     r = await client.get("/v2/team-a/app/manifests/v1")
     assert r.status == 401
-    # bearer tokens mean nothing in basic mode
+    # bearer tokens mean nothing in basic mode, and nothing issues them
     r = await client.get("/v2/team-a/app/manifests/v1", headers=bearer("abc"))
     assert r.status == 401
+    assert (await client.get("/token", headers=basic("alice", "alicepw"))).status == 404
     r = await Authed(client, basic("root", "rootpw")).delete(f"/v2/team-a/app/manifests/{digest}")
     assert r.status == 202
 
