@@ -29,6 +29,7 @@ from .api.middleware import error_middleware
 from .api.routes import add_routes
 from .auth import setup_auth
 from .config import RegistryConfig
+from .gc import collect
 from .index import Index
 from .storage import open_driver
 from .storage.uploads import UploadSessions
@@ -79,6 +80,16 @@ async def _expiry_loop(app: web.Application) -> None:
         await asyncio.sleep(interval)
 
 
+async def _gc_loop(app: web.Application) -> None:
+    cfg = app[state.CONFIG]
+    while True:
+        await asyncio.sleep(cfg.gc_interval)
+        try:
+            await collect(app[state.INDEX], app[state.STORAGE], cfg.gc_grace)
+        except Exception:
+            log.exception("garbage collection failed")
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     cfg = app[state.CONFIG]
     driver = open_driver(cfg.data_dir, cfg.storage)
@@ -90,13 +101,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[state.STORAGE] = driver
         app[state.INDEX] = idx
         app[state.UPLOADS] = UploadSessions(driver)
-        task = asyncio.create_task(_expiry_loop(app))
+        tasks = [asyncio.create_task(_expiry_loop(app))]
+        if cfg.gc_interval > 0:
+            tasks.append(asyncio.create_task(_gc_loop(app)))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     finally:
         await idx.close()
         await driver.close()

@@ -50,6 +50,8 @@ class RegistryConfig:
     upload_expiry: float = 7 * 86400
     # GC never removes a blob younger than this: it may belong to a push in flight.
     gc_grace: float = 3600
+    # Seconds between online garbage collections inside `serve`; 0 (default) = only `gc` runs it.
+    gc_interval: float = 0
     log_level: str = "INFO"
     # `serve` brings the database schema up to date on start.
     auto_migrate: bool = True
@@ -82,8 +84,8 @@ class RegistryConfig:
             )
         if self.max_manifest_size <= 0:
             raise ConfigError("max_manifest_size: must be positive")
-        if self.upload_expiry <= 0 or self.gc_grace < 0:
-            raise ConfigError("upload_expiry must be positive and gc_grace not negative")
+        if self.upload_expiry <= 0 or self.gc_grace < 0 or self.gc_interval < 0:
+            raise ConfigError("upload_expiry must be positive; gc_grace and gc_interval not negative")
         self.log_level = str(self.log_level).upper()
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
@@ -147,6 +149,7 @@ _CONVERTERS = {
     "max_manifest_size": parse_size,
     "upload_expiry": parse_duration,
     "gc_grace": parse_duration,
+    "gc_interval": parse_duration,
     "log_level": lambda v, n: str(v),
     "auto_migrate": parse_bool,
 }

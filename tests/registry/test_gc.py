@@ -60,3 +60,24 @@ async def test_fsck_finds_names_without_bytes(aiohttp_client, config):
     await app[state.STORAGE].delete(Digest.parse(manifest_digest))
     report = await check(app[state.INDEX], app[state.STORAGE])
     assert report.missing == [("f", manifest_digest, "manifest")]
+
+
+async def test_scheduled_gc_inside_serve(aiohttp_client, config):
+    import asyncio
+
+    config.gc_interval = 0.2
+    config.gc_grace = 60  # never 0: a push stores bytes a moment before it names them
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    data, digest = blob()
+    await push_blob(client, "s", data)
+    kept, kept_digest = blob()
+    await push_blob(client, "s", kept)
+    assert (await client.delete(f"/v2/s/blobs/{digest}")).status == 202
+    _age(config, digest, 7200)
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if await app[state.STORAGE].stat(Digest.parse(digest)) is None:
+            break
+    assert await app[state.STORAGE].stat(Digest.parse(digest)) is None
+    assert (await client.get(f"/v2/s/blobs/{kept_digest}")).status == 200
