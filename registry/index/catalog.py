@@ -6,7 +6,7 @@ whatever the size of the registry (20,000 repositories / 100,000 tags is the yar
 - the repository list in name order is one LIMIT/OFFSET walk of the ``repositories.name``
   unique index (a LIKE filter scans names only, never tags);
 - the numbers shown on a page (tag count, size, last push) are computed for that page's
-  repositories only, in two grouped statements keyed by ``repository_id`` (no N+1);
+  repositories only, in one statement of correlated subqueries (no N+1, no whole-table join);
 - sorting by an aggregate needs the aggregate of every repository: ``repository_ranking``
   computes it in three grouped statements, and the web layer keeps the result as a snapshot
   it refreshes after writes (see registry/web/ranking.py).
@@ -17,7 +17,7 @@ links: configs and layers) plus its manifests, i.e. what a full mirror of it wou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -58,6 +58,13 @@ class ManifestInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRows:
+    manifest: ManifestInfo
+    tags: list[str]
+    referrers: list[ManifestInfo]
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     repositories: int
     tags: int
@@ -82,47 +89,32 @@ def _name_filter(stmt, text: str | None):
     return stmt
 
 
-def _aggregates(conn: Connection, ids: list[int]) -> dict[int, tuple[int, int, float | None]]:
-    """(tag count, size, last tag change) for the given repositories, in two statements."""
-    if not ids:
-        return {}
-    tags = conn.execute(
-        select(Tag.repository_id, func.count(), func.max(Tag.updated_at))
-        .where(Tag.repository_id.in_(ids))
-        .group_by(Tag.repository_id)
-    ).all()
-    sizes = conn.execute(
-        select(RepositoryBlob.repository_id, func.sum(Blob.size))
-        .join(Blob, Blob.digest == RepositoryBlob.digest)
-        .where(RepositoryBlob.repository_id.in_(ids))
-        .group_by(RepositoryBlob.repository_id)
-    ).all()
-    manifests = conn.execute(
-        select(Manifest.repository_id, func.sum(Manifest.size))
-        .where(Manifest.repository_id.in_(ids))
-        .group_by(Manifest.repository_id)
-    ).all()
-    size_of = {rid: int(s or 0) for rid, s in sizes}
-    for rid, s in manifests:
-        size_of[rid] = size_of.get(rid, 0) + int(s or 0)
-    out = {rid: (0, size_of.get(rid, 0), None) for rid in ids}
-    for rid, count, updated in tags:
-        out[rid] = (int(count), size_of.get(rid, 0), updated)
-    return out
+def _page_rows_stmt(ids: list[int]):
+    """One statement for a page's rows: correlated subqueries, so each number is an index range
+    scan of that repository's rows (PostgreSQL would otherwise hash-join whole tables)."""
+    rid = Repository.id
+    tag_count = select(func.count()).where(Tag.repository_id == rid).correlate(Repository).scalar_subquery()
+    last_tag = select(func.max(Tag.updated_at)).where(Tag.repository_id == rid).correlate(Repository).scalar_subquery()
+    blob_bytes = (select(func.coalesce(func.sum(Blob.size), 0))
+                  .select_from(RepositoryBlob).join(Blob, Blob.digest == RepositoryBlob.digest)
+                  .where(RepositoryBlob.repository_id == rid).correlate(Repository).scalar_subquery())
+    manifest_bytes = (select(func.coalesce(func.sum(Manifest.size), 0))
+                      .where(Manifest.repository_id == rid).correlate(Repository).scalar_subquery())
+    return select(rid, Repository.created_at, tag_count, last_tag, blob_bytes, manifest_bytes).where(rid.in_(ids))
 
 
 def _rows(conn: Connection, repos: list[tuple[int, str]]) -> list[RepositoryRow]:
-    """Rows for (id, name) pairs, in the order given. Creation times are fetched here, by id,
+    """Rows for (id, name) pairs, in the order given, with their numbers. Fetched here by id,
     so the paging statement before reads the name index alone (a covering scan)."""
     ids = [r[0] for r in repos]
     if not ids:
         return []
-    created = dict(conn.execute(select(Repository.id, Repository.created_at).where(Repository.id.in_(ids))).all())
-    agg = _aggregates(conn, ids)
+    found = {r[0]: r for r in conn.execute(_page_rows_stmt(ids)).all()}
     out = []
     for rid, name in repos:
-        count, size, updated = agg[rid]
-        out.append(RepositoryRow(rid, name, count, size, updated if updated is not None else created.get(rid)))
+        _, created, count, updated, blob_bytes, manifest_bytes = found[rid]
+        out.append(RepositoryRow(rid, name, int(count or 0), int(blob_bytes or 0) + int(manifest_bytes or 0),
+                                 updated if updated is not None else created))
     return out
 
 
@@ -137,12 +129,19 @@ class CatalogQueries:
         return await self.db.read(lambda conn: int(conn.execute(stmt).scalar_one()))
 
     async def repositories_by_name(self, text: str | None, offset: int, limit: int,
-                                   descending: bool = False) -> list[RepositoryRow]:
-        """One page in name order (the unique index on name serves ORDER BY ... LIMIT)."""
+                                   descending: bool = False) -> tuple[int, list[RepositoryRow]]:
+        """(matching count, one page in name order); the unique index on name serves ORDER BY
+        ... LIMIT, and everything runs in one round trip to the database."""
         order = Repository.name.desc() if descending else Repository.name
+        count = _name_filter(select(func.count()).select_from(Repository), text)
         stmt = _name_filter(select(Repository.id, Repository.name), text)
         stmt = stmt.order_by(order).offset(offset).limit(limit)
-        return await self.db.read(lambda conn: _rows(conn, [tuple(r) for r in conn.execute(stmt).all()]))
+
+        def q(conn: Connection) -> tuple[int, list[RepositoryRow]]:
+            total = int(conn.execute(count).scalar_one())
+            return total, _rows(conn, [tuple(r) for r in conn.execute(stmt).all()])
+
+        return await self.db.read(q)
 
     async def repositories_by_id(self, ids: list[int]) -> list[RepositoryRow]:
         """Rows for the given ids, in the order given (for pages ordered by a ranking)."""
@@ -199,57 +198,55 @@ class CatalogQueries:
             stmt = stmt.where(Tag.name.like(like_pattern(text), escape="\\"))
         return stmt
 
-    async def tags(self, repository_id: int, text: str | None, sort: str, descending: bool,
-                   offset: int, limit: int) -> tuple[int, list[TagRow]]:
-        """(matching tag count, one page of tags) of a repository."""
+    async def repository_tags(self, name: str, text: str | None, sort: str, descending: bool,
+                              offset: int, limit: int) -> tuple[RepositoryRow, int, list[TagRow]] | None:
+        """(the repository, matching tag count, one page of tags) in one round trip; None when
+        there is no such repository."""
         if sort not in TAG_SORTS:
             raise ValueError(f"sort: one of {TAG_SORTS}")
         key = {"name": Tag.name, "pushed": Tag.updated_at, "size": Manifest.size}[sort]
-        stmt = self._tags_stmt(repository_id, text)
-        count_stmt = select(func.count()).select_from(stmt.subquery())
-        stmt = stmt.order_by(key.desc() if descending else key, Tag.name).offset(offset).limit(limit)
+        find = select(Repository.id, Repository.name).where(Repository.name == name)
 
-        def q(conn: Connection) -> tuple[int, list[TagRow]]:
-            total = int(conn.execute(count_stmt).scalar_one())
-            return total, [TagRow(*r) for r in conn.execute(stmt).all()]
-
-        return await self.db.read(q)
-
-    async def manifest(self, repository_id: int, digest: str) -> ManifestInfo | None:
-        stmt = select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type,
-                      Manifest.subject_digest, Manifest.annotations, Manifest.created_at).where(
-            Manifest.repository_id == repository_id, Manifest.digest == digest)
-
-        def q(conn: Connection) -> ManifestInfo | None:
-            row = conn.execute(stmt).first()
-            return ManifestInfo(*row) if row else None
+        def q(conn: Connection) -> tuple[RepositoryRow, int, list[TagRow]] | None:
+            found = conn.execute(find).first()
+            if found is None:
+                return None
+            repo = _rows(conn, [tuple(found)])[0]
+            stmt = self._tags_stmt(repo.id, text)
+            total = int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+            page = stmt.order_by(key.desc() if descending else key, Tag.name).offset(offset).limit(limit)
+            return repo, total, [TagRow(*r) for r in conn.execute(page).all()]
 
         return await self.db.read(q)
 
-    async def tag_digest(self, repository_id: int, tag: str) -> str | None:
-        stmt = select(Tag.manifest_digest).where(Tag.repository_id == repository_id, Tag.name == tag)
-        return await self.db.read(lambda conn: conn.execute(stmt).scalar_one_or_none())
+    async def image(self, name: str, reference: str) -> ImageRows | None:
+        """A manifest of the repository by digest or tag, with its tags and its referrers, in
+        one round trip; None when the repository, tag or manifest is unknown."""
+        columns = (Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type,
+                   Manifest.subject_digest, Manifest.annotations, Manifest.created_at)
 
-    async def tags_of(self, repository_id: int, digest: str) -> list[str]:
-        stmt = select(Tag.name).where(Tag.repository_id == repository_id, Tag.manifest_digest == digest).order_by(Tag.name)
-        return await self.db.read(lambda conn: list(conn.execute(stmt).scalars()))
+        def q(conn: Connection) -> ImageRows | None:
+            rid = conn.execute(select(Repository.id).where(Repository.name == name)).scalar_one_or_none()
+            if rid is None:
+                return None
+            digest = reference
+            if ":" not in reference:
+                digest = conn.execute(select(Tag.manifest_digest).where(
+                    Tag.repository_id == rid, Tag.name == reference)).scalar_one_or_none()
+                if digest is None:
+                    return None
+            row = conn.execute(select(*columns).where(Manifest.repository_id == rid, Manifest.digest == digest)).first()
+            if row is None:
+                return None
+            tags = list(conn.execute(select(Tag.name).where(
+                Tag.repository_id == rid, Tag.manifest_digest == digest).order_by(Tag.name)).scalars())
+            referrers = [ManifestInfo(*r) for r in conn.execute(select(*columns).where(
+                Manifest.repository_id == rid, Manifest.subject_digest == digest
+            ).order_by(Manifest.created_at, Manifest.digest)).all()]
+            return ImageRows(ManifestInfo(*row), tags, referrers)
 
-    async def referrers(self, repository_id: int, digest: str) -> list[ManifestInfo]:
-        """Manifests of the repository whose subject is ``digest`` (signatures, SBOMs...)."""
-        stmt = select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type,
-                      Manifest.subject_digest, Manifest.annotations, Manifest.created_at).where(
-            Manifest.repository_id == repository_id, Manifest.subject_digest == digest
-        ).order_by(Manifest.created_at, Manifest.digest)
-        return await self.db.read(lambda conn: [ManifestInfo(*r) for r in conn.execute(stmt).all()])
+        return await self.db.read(q)
 
-    async def blob_sizes(self, digests: Iterable[str]) -> dict[str, int]:
-        wanted = sorted(set(digests))
-        if not wanted:
-            return {}
-        stmt = select(Blob.digest, Blob.size).where(Blob.digest.in_(wanted))
-        return await self.db.read(lambda conn: {d: int(s) for d, s in conn.execute(stmt).all()})
-
-    # -- the whole registry -------------------------------------------------------------------
     async def counts(self) -> tuple[int, int]:
         """(repositories, tags): two index-only counts, for before the ranking exists."""
         def q(conn: Connection) -> tuple[int, int]:

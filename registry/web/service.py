@@ -69,8 +69,7 @@ class CatalogService:
                            may_pull: Access = None) -> dict[str, Any]:
         text = text.strip()[:255]
         if sort == "name" and may_pull is None:
-            total = await self.queries.count_repositories(text)
-            rows = await self.queries.repositories_by_name(text, paging.offset, paging.per_page, descending)
+            total, rows = await self.queries.repositories_by_name(text, paging.offset, paging.per_page, descending)
         else:
             snap = await self.ranking.get()
             order = snap.order(sort)
@@ -112,11 +111,11 @@ class CatalogService:
 
     # -- one repository -----------------------------------------------------------------------
     async def repository(self, name: str, text: str, sort: str, descending: bool, paging: Paging) -> dict[str, Any]:
-        repo = await self.queries.repository(name)
-        if repo is None:
+        found = await self.queries.repository_tags(name, text.strip()[:128], sort, descending, paging.offset,
+                                                   paging.per_page)
+        if found is None:
             raise NotFound(name)
-        total, tags = await self.queries.tags(repo.id, text.strip()[:128], sort, descending, paging.offset,
-                                              paging.per_page)
+        repo, total, tags = found
         summaries = await self.images.summaries([(t.digest, t.media_type) for t in tags])
         return {"repository": _repo(repo), "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),
@@ -131,23 +130,12 @@ class CatalogService:
 
     # -- one image ----------------------------------------------------------------------------
     async def image(self, name: str, reference: str) -> dict[str, Any]:
-        repo = await self.queries.repository(name)
-        if repo is None:
-            raise NotFound(name)
-        digest = reference
-        if ":" not in reference:  # a tag
-            resolved = await self.queries.tag_digest(repo.id, reference)
-            if resolved is None:
-                raise NotFound(reference)
-            digest = resolved
-        info = await self.queries.manifest(repo.id, digest)
-        if info is None:
-            raise NotFound(digest)
+        found = await self.queries.image(name, reference)
+        if found is None:
+            raise NotFound(f"{name}@{reference}")
+        info, tags, referrers = found.manifest, found.tags, found.referrers
         s = await self.images.summary(info.digest, info.media_type)
-        tags = await self.queries.tags_of(repo.id, info.digest)
-        referrers = await self.queries.referrers(repo.id, info.digest)
         ref_summaries = await self.images.summaries([(r.digest, r.media_type) for r in referrers])
-        sizes = await self.queries.blob_sizes([l.digest for l in s.layers])
         return {
             "repository": name, "digest": info.digest, "media_type": info.media_type, "kind": s.kind,
             "size": info.size, "tags": tags, "pushed_at": info.created_at, "artifact_type": s.artifact_type,
@@ -155,8 +143,8 @@ class CatalogService:
             "created": s.created, "problem": s.problem,
             "config": _config_view(s.config) if s.kind == "image" else None,
             "config_digest": s.config_digest, "config_media_type": s.config_media_type,
-            "layers": [{"digest": l.digest, "media_type": l.media_type, "size": l.size, "created_by": l.created_by,
-                        "stored": l.digest in sizes} for l in s.layers],
+            "layers": [{"digest": l.digest, "media_type": l.media_type, "size": l.size, "created_by": l.created_by}
+                       for l in s.layers],
             "compressed_size": s.compressed_size,
             "history": [{"created": h.get("created"), "created_by": h.get("created_by"), "comment": h.get("comment"),
                          "empty_layer": bool(h.get("empty_layer"))} for h in s.history],
