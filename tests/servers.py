@@ -99,7 +99,7 @@ def _containerd_config(root: Path) -> Path:
 def dockerd() -> Iterator[Docker]:
     need_root()
     need_tool("dockerd", "docker", "containerd")
-    root = private_dir("dyd-")
+    root = private_dir("tsrv-docker-")
     log = root / "dockerd.log"
     ctd_log = root / "containerd.log"
     procs: list[subprocess.Popen] = []
@@ -161,7 +161,7 @@ def postgres_server() -> Iterator[Postgres]:
     need_root()
     need((PG_BIN / "postgres").exists(), "needs PostgreSQL 15 (apt-get install postgresql)")
     need_tool("runuser")
-    root = private_dir("dypg-")
+    root = private_dir("tsrv-pg-")
     shutil.chown(root, "postgres", "postgres")
     data, sockdir, log = root / "data", root / "sock", root / "postgres.log"
     sockdir.mkdir()
@@ -217,7 +217,7 @@ def postgres_url(postgres_server: Postgres) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def reference_registry() -> Iterator[str]:
     need_tool("docker-registry")
-    root = private_dir("dyref-")
+    root = private_dir("tsrv-ref-")
     port = free_port()
     config = root / "config.yml"
     config.write_text(json.dumps({  # JSON is YAML

@@ -188,7 +188,7 @@ def test_podman_push_pull(target, busybox_image_dir, tmp_path, request):
     need_root()
     need_tool("podman")
     # podman refuses a runroot longer than 50 characters: a short private dir under /tmp.
-    state = private_dir("dypod-")
+    state = private_dir("tsrv-podman-")
     request.addfinalizer(lambda: shutil.rmtree(state, ignore_errors=True))
     base = ["podman", "--root", str(state / "root"), "--runroot", str(state / "run"),
             "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
