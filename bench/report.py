@@ -76,6 +76,10 @@ def notes(rows: list[Row]) -> list[str]:
     return lines
 
 
+def _short(text: str, width: int = 62) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def plot(rows: list[Row], path: Path) -> bool:
     try:
         import matplotlib
@@ -87,9 +91,9 @@ def plot(rows: list[Row], path: Path) -> bool:
     # a log axis cannot show 0 (e.g. "no daemon at all"): such rows stay in the table only
     pairs = [(r, ratio(r)) for r in rows if ratio(r) is not None and ratio(r) > 0]
     height = max(2.5, 0.38 * len(pairs) + 1.2)
-    fig, ax = plt.subplots(figsize=(10, height))
+    fig, ax = plt.subplots(figsize=(13, height))
     if pairs:
-        labels = [f"{r['metric']} [{r['unit']}, {'↑' if r['better'] == 'higher' else '↓'}]" for r, _ in pairs]
+        labels = [f"{_short(r['metric'])} [{r['unit']}, {'↑' if r['better'] == 'higher' else '↓'}]" for r, _ in pairs]
         values = [q for _, q in pairs]
         colors = ["#2e8b57" if dockyard_is_better(r) else "#c0392b" for r, _ in pairs]
         y = list(range(len(pairs)))[::-1]
@@ -102,8 +106,11 @@ def plot(rows: list[Row], path: Path) -> bool:
         low, high = min(values + [1.0]), max(values + [1.0])
         ticks = [2.0 ** k for k in range(math.floor(math.log2(low)), math.ceil(math.log2(high)) + 1)]
         ax.set_xlim(ticks[0] / 1.2, ticks[-1] * 1.5)
+        if len(ticks) > 7:  # keep the labels apart: every other power of two, always with 1
+            ticks = [t for t in ticks if round(math.log2(t)) % 2 == 0]
         ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+            lambda v, _p: f"{v:g}" if v >= 1 else f"1/{1 / v:g}"))
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         for yi, q in zip(y, values):
             ax.text(q, yi, f" {q:.2f}", va="center", fontsize=7)
