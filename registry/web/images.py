@@ -81,7 +81,7 @@ def _attach_history(layers: list[Layer], history: list[Any]) -> None:
     """Pair layers with the history entries that created them (empty_layer ones make none)."""
     lines = [h for h in history if isinstance(h, dict) and not h.get("empty_layer")]
     for layer, h in zip(layers, lines):
-        layer.created_by = str(h.get("created_by") or h.get("comment") or "")
+        layer.created_by = str(h.get("created_by") or h.get("comment") or "")  # str(): user input
 
 
 class ImageReader:
@@ -153,6 +153,6 @@ class ImageReader:
         out.platform = str(cfg.platform) if cfg.os or cfg.architecture else ""
         out.created = cfg.created if isinstance(cfg.created, str) else None
         out.config = cfg.config
-        out.history = [h for h in cfg.history if isinstance(h, dict)]
+        out.history = [h for h in cfg.history if isinstance(h, dict)] if isinstance(cfg.history, list) else []
         _attach_history(out.layers, out.history)
         return out

@@ -146,8 +146,9 @@ class CatalogService:
             "layers": [{"digest": l.digest, "media_type": l.media_type, "size": l.size, "created_by": l.created_by}
                        for l in s.layers],
             "compressed_size": s.compressed_size,
-            "history": [{"created": h.get("created"), "created_by": h.get("created_by"), "comment": h.get("comment"),
-                         "empty_layer": bool(h.get("empty_layer"))} for h in s.history],
+            "history": [{"created": _text(h.get("created")), "created_by": _text(h.get("created_by")),
+                         "comment": _text(h.get("comment")), "empty_layer": bool(h.get("empty_layer"))}
+                        for h in s.history],
             "manifests": [{"digest": c.digest, "media_type": c.media_type, "size": c.size, "platform": c.platform,
                            "artifact_type": c.artifact_type} for c in s.children],
             "referrers": [{"digest": r.digest, "media_type": r.media_type, "size": r.size,
@@ -155,6 +156,13 @@ class CatalogService:
                            "annotations": ref_summaries[r.digest].annotations, "pushed_at": r.created_at}
                           for r in referrers],
         }
+
+
+def _text(value: Any) -> str | None:
+    """A config field meant to be a string, whatever the pushed JSON holds there."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
 
 
 def _config_view(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -188,6 +188,20 @@ async def test_hostile_labels_and_annotations_are_text_not_markup(client):
     assert api["config"]["labels"] == {HOSTILE: HOSTILE} and api["annotations"]["org.opencontainers.image.description"] == HOSTILE
 
 
+async def test_odd_config_types_render(client):
+    """Config fields of the wrong JSON type (user input) are shown as text, not a 500."""
+    config = {"architecture": 7, "os": ["linux"], "created": 12345,
+              "config": {"Cmd": "sh -c true", "Env": {"A": 1}, "Labels": ["x"], "ExposedPorts": ["80/tcp"],
+                         "User": 0, "WorkingDir": {"w": 1}},
+              "history": [{"created": {"t": 1}, "created_by": 42}, "not an object"]}
+    digest = await push_described(client, "odd/types", "v1", config=config, layers=[b"z"])
+    html = await get_html(client, f"/ui/r/odd/types/-/manifest/{digest}")
+    assert "sh -c true" in html and "42" in html
+    await get_html(client, "/ui/r/odd/types")
+    other = await push_described(client, "odd/types", "v2", config={"os": "linux", "history": 5}, layers=[b"y"])
+    await get_html(client, f"/ui/r/odd/types/-/manifest/{other}")
+
+
 async def test_json_api_mirrors_the_pages(client):
     await push_image(client, "api/one", "v1")
     await push_image(client, "api/two", "v1")
