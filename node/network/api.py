@@ -150,6 +150,7 @@ def _detach_locked(store: Store, c: ContainerNet) -> None:
     store.delete_container(c.container_id)
     for ep in c.endpoints:
         links.delete_link(ep.host_veth)
+    idle: list[Network] = []
     for net in store.networks():
         if ipam.release(net, c.container_id):
             store.save_network(net)
@@ -157,9 +158,12 @@ def _detach_locked(store: Store, c: ContainerNet) -> None:
             # The agent is no daemon: with no container on it, the default bridge (and, when no
             # user network exists either, the whole nftables table) goes away and comes back on
             # the next attach, so an idle node carries no kernel state of ours.
-            store.delete_network(net.name)
-            links.delete_link(net.bridge)
-    firewall.apply(store)  # under the lock, so no freed address is handed out before this
+            idle.append(net)
+    # under the lock, so no freed address is handed out before the rules follow
+    firewall.apply(store, without=frozenset(n.name for n in idle))
+    for net in idle:
+        links.delete_link(net.bridge)
+        store.delete_network(net.name)
     links.remove_netns(c.netns_path)
     _refresh_peer_hosts(store, peers)
 
@@ -327,7 +331,8 @@ def purge(root: Path) -> None:
     with store.locked():
         for c in store.containers():
             _detach_locked(store, c)
-        for net in store.networks():
-            store.delete_network(net.name)
+        doomed = store.networks()
+        firewall.apply(store, without=frozenset(n.name for n in doomed))
+        for net in doomed:
             links.delete_link(net.bridge)
-        firewall.apply(store)
+            store.delete_network(net.name)

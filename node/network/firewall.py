@@ -77,9 +77,12 @@ def render(table: str, networks: list[Network], containers: list[ContainerNet]) 
     return "\n".join(lines) + "\n"
 
 
-def apply(store: Store) -> None:
-    """Make the kernel's table match the records (call under the store lock)."""
-    script = render(table_name(store), store.networks(), store.containers())
+def apply(store: Store, without: frozenset[str] = frozenset()) -> None:
+    """Make the kernel's table match the records (call under the store lock), leaving out the
+    networks named in ``without``: they are being removed, kernel objects before their records,
+    so that a crash in between leaves a record to retry from rather than an orphan."""
+    networks = [n for n in store.networks() if n.name not in without]
+    script = render(table_name(store), networks, store.containers())
     nft = shutil.which("nft") or "/usr/sbin/nft"
     try:
         proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)

@@ -98,9 +98,9 @@ def remove(store: Store, ref: str) -> Network:
         users = [c.name for c in store.containers() if c.endpoint(net.name)]
         if users or net.allocations:
             raise NetworkError(f"network {net.name} has active endpoints: {', '.join(users) or '?'}")
-        store.delete_network(net.name)
+        firewall.apply(store, without=frozenset({net.name}))
         links.delete_link(net.bridge)
-        firewall.apply(store)
+        store.delete_network(net.name)  # the record last: a crash before leaves one to retry
         return net
 
 

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.docker, pytest.mark
 
 PAGE = "hello from the dockyard seed scenario\n"
 REMOTE_NETNS_NAME = f"test-seed-remote-{os.getpid()}"
+HOST_LINK, REMOTE_LINK = f"dys{os.getpid() % 100000}h", f"dys{os.getpid() % 100000}r"
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +80,18 @@ def remote_host():
     from node.network import links
     path = str(links.NETNS_DIR / REMOTE_NETNS_NAME)
     links.create_netns(path)
-    links.delete_link("dyt-seed0")
-    subprocess.run(["ip", "link", "add", "dyt-seed0", "type", "veth", "peer", "name", "dyt-seed1"], check=True)
-    subprocess.run(["ip", "link", "set", "dyt-seed1", "netns", path], check=True)
-    subprocess.run(["ip", "addr", "add", "10.251.1.1/30", "dev", "dyt-seed0"], check=True)
-    subprocess.run(["ip", "link", "set", "dyt-seed0", "up"], check=True)
+    links.delete_link(HOST_LINK)
+    subprocess.run(["ip", "link", "add", HOST_LINK, "type", "veth", "peer", "name", REMOTE_LINK], check=True)
+    subprocess.run(["ip", "link", "set", REMOTE_LINK, "netns", path], check=True)
+    subprocess.run(["ip", "addr", "add", "10.251.1.1/30", "dev", HOST_LINK], check=True)
+    subprocess.run(["ip", "link", "set", HOST_LINK, "up"], check=True)
     inside = ["nsenter", f"--net={path}", "ip"]
-    subprocess.run([*inside, "addr", "add", "10.251.1.2/30", "dev", "dyt-seed1"], check=True)
-    subprocess.run([*inside, "link", "set", "dyt-seed1", "up"], check=True)
+    subprocess.run([*inside, "addr", "add", "10.251.1.2/30", "dev", REMOTE_LINK], check=True)
+    subprocess.run([*inside, "link", "set", REMOTE_LINK, "up"], check=True)
     try:
         yield path
     finally:
-        links.delete_link("dyt-seed0")
+        links.delete_link(HOST_LINK)
         links.remove_netns(path)
 
 

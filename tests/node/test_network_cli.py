@@ -29,6 +29,8 @@ from node.__main__ import main
 sys.exit(main(sys.argv[2:]))
 """
 PAGE = "page from web\n"
+# Per-process subnet: two test runs on one machine (helpers, CI retries) must not collide.
+NET = f"10.252.{10 + os.getpid() % 240}"
 
 
 @pytest.fixture(scope="module")
@@ -69,31 +71,31 @@ def dy(layer, tmp_path):
 
 
 def test_user_network_from_the_command_line(dy):
-    net_id = dy("network", "create", "--subnet", "10.252.9.0/24", "--gateway", "10.252.9.254",
+    net_id = dy("network", "create", "--subnet", f"{NET}.0/24", "--gateway", f"{NET}.254",
                 "app").stdout.strip()
     assert len(net_id) == 64
-    clash = dy("network", "create", "--subnet", "10.252.9.128/25", "app2", ok=False)
+    clash = dy("network", "create", "--subnet", f"{NET}.128/25", "app2", ok=False)
     assert "overlaps network app" in clash.stderr
     assert "app" in dy("network", "ls", "-q").stdout.split()
 
     dy("run", "-d", "--name", "web", "--network", "app", "--network-alias", "www",
-       "--ip", "10.252.9.50", "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+       "--ip", f"{NET}.50", "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
     got = dy("run", "--rm", "--network", "app", "busybox", "sh", "-c",
              "wget -qO- http://www/ && ip route && cat /etc/hosts").stdout
     assert got.startswith(PAGE)
-    assert "default via 10.252.9.254" in got and "10.252.9.50\tweb www" in got
+    assert f"default via {NET}.254" in got and f"{NET}.50\tweb www" in got
     info = json.loads(dy("network", "inspect", "app").stdout)[0]
-    assert [c["IPv4Address"] for c in info["Containers"].values()] == ["10.252.9.50/24"]
-    assert info["IPAM"]["Config"] == [{"Subnet": "10.252.9.0/24", "Gateway": "10.252.9.254"}]
+    assert [c["IPv4Address"] for c in info["Containers"].values()] == [f"{NET}.50/24"]
+    assert info["IPAM"]["Config"] == [{"Subnet": f"{NET}.0/24", "Gateway": f"{NET}.254"}]
 
     # a container on the default bridge joins the user network while it runs, then leaves it
     dy("run", "-d", "--name", "solo", "--network", "bridge", "busybox", "sleep", "300")
-    dy("exec", "solo", "wget", "-T", "2", "-qO-", "http://10.252.9.50/", ok=False)
+    dy("exec", "solo", "wget", "-T", "2", "-qO-", f"http://{NET}.50/", ok=False)
     dy("network", "connect", "--alias", "lonely", "app", "solo")
     assert dy("exec", "solo", "wget", "-qO-", "http://web/").stdout == PAGE
     assert "lonely" in dy("exec", "web", "cat", "/etc/hosts").stdout  # peers learn its name
     dy("network", "disconnect", "app", "solo")
-    dy("exec", "solo", "wget", "-T", "2", "-qO-", "http://10.252.9.50/", ok=False)
+    dy("exec", "solo", "wget", "-T", "2", "-qO-", f"http://{NET}.50/", ok=False)
     assert "lonely" not in dy("exec", "web", "cat", "/etc/hosts").stdout
 
     assert "active endpoints" in dy("network", "rm", "app", ok=False).stderr

@@ -2,7 +2,7 @@
 
 Containers are stood in for by `busybox httpd` started inside the namespace attach() made
 (nsenter --net); a second "host" is a network namespace the test connects to this host with a
-veth pair on 10.251.0.0/30. Everything is removed at teardown (api.purge + the test's links).
+veth pair on 10.251.N.0/30 (N from the pid). Everything is removed at teardown (api.purge + the test's links).
 """
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ from node.network.state import NetworkError, Store
 from tests.helpers import free_port, need_root, need_tool
 
 pytestmark = pytest.mark.root
+
+# Per-process addresses and link names: two test runs on one machine must not collide.
+N = 10 + os.getpid() % 240
+REMOTE = f"10.251.{N}"  # .1 here, .2 in the remote namespace
+HOST_LINK, REMOTE_LINK, DUMMY = (f"dyt{os.getpid() % 100000}{s}" for s in ("h", "r", "d"))
 
 FETCH = (
     "import sys, urllib.request;"
@@ -54,26 +59,26 @@ def net_root(tmp_path):
 
 @pytest.fixture
 def remote_host():
-    """A second machine: a netns joined to this host by veth dyt-h0 (10.251.0.1/30 here,
-    10.251.0.2/30 there)."""
+    """A second machine: a netns joined to this host by a veth pair (REMOTE.1/30 here,
+    REMOTE.2/30 there)."""
     path = str(links.NETNS_DIR / f"test-remote-{os.getpid()}")
     links.create_netns(path)
     from node.network.links import IPRoute
     with IPRoute() as ipr:
-        links.delete_link("dyt-h0")
-        ipr.link("add", ifname="dyt-h0", kind="veth", peer={"ifname": "dyt-r0"})
-        host = ipr.link_lookup(ifname="dyt-h0")[0]
-        ipr.addr("add", index=host, address="10.251.0.1", prefixlen=30)
+        links.delete_link(HOST_LINK)
+        ipr.link("add", ifname=HOST_LINK, kind="veth", peer={"ifname": REMOTE_LINK})
+        host = ipr.link_lookup(ifname=HOST_LINK)[0]
+        ipr.addr("add", index=host, address=f"{REMOTE}.1", prefixlen=30)
         ipr.link("set", index=host, state="up")
         fd = os.open(path, os.O_RDONLY)
-        ipr.link("set", index=ipr.link_lookup(ifname="dyt-r0")[0], net_ns_fd=fd)
+        ipr.link("set", index=ipr.link_lookup(ifname=REMOTE_LINK)[0], net_ns_fd=fd)
         os.close(fd)
     with IPRoute(netns=path) as ns:
-        idx = ns.link_lookup(ifname="dyt-r0")[0]
-        ns.addr("add", index=idx, address="10.251.0.2", prefixlen=30)
+        idx = ns.link_lookup(ifname=REMOTE_LINK)[0]
+        ns.addr("add", index=idx, address=f"{REMOTE}.2", prefixlen=30)
         ns.link("set", index=idx, state="up")
     yield path
-    links.delete_link("dyt-h0")
+    links.delete_link(HOST_LINK)
     links.remove_netns(path)
 
 
@@ -126,17 +131,17 @@ def test_published_port_from_host_and_another_host_then_gone(net_root, remote_ho
     assert fetch(f"http://127.0.0.1:{port}/") == "hello from web1"  # published, on loopback
     assert fetch(f"http://127.0.0.1:{random_port}/") == "hello from web1"
     # another machine reaches the published port through this host's address on their link
-    assert fetch_in(remote_host, f"http://10.251.0.1:{port}/") == "hello from web1"
+    assert fetch_in(remote_host, f"http://{REMOTE}.1:{port}/") == "hello from web1"
     # hairpin: the container reaches its own published port through the host's address
     assert fetch_in(a.netns_path, f"http://{a.gateway}:{port}/") == "hello from web1"
     # outbound: the remote host sees the host's address, not the container's (masquerade)
     procs.append(subprocess.Popen(["nsenter", f"--net={remote_host}", sys.executable, "-c",
                                    ECHO_CLIENT, "18777"]))
     deadline = time.monotonic() + 5
-    while (seen := fetch_in(a.netns_path, "http://10.251.0.2:18777/")) is None:
+    while (seen := fetch_in(a.netns_path, f"http://{REMOTE}.2:18777/")) is None:
         assert time.monotonic() < deadline, "the remote echo server never answered"
         time.sleep(0.1)
-    assert seen == "10.251.0.1"
+    assert seen == f"{REMOTE}.1"
     # inside: eth0 with the address, default route via the gateway, loopback up
     out = subprocess.run(["nsenter", f"--net={a.netns_path}", "busybox", "ip", "route"],
                          capture_output=True, text=True).stdout
@@ -159,14 +164,14 @@ def test_user_networks_resolve_names_and_are_isolated(net_root, tmp_path):
     root, procs = net_root
     store = Store(root)
     networks.create(store, "app")
-    networks.create(store, "other", subnet="10.252.8.0/24")
+    networks.create(store, "other", subnet=f"10.249.{N}.0/24")
     for cid in ("aaa1", "bbb1", "ccc1"):  # the engine keeps these files and bind-mounts them
         (root / "containers" / cid).mkdir(parents=True)
         (root / "containers" / cid / "hosts").write_text("")
     a = attach(root, "aaa1", "app", aliases=["db"])
     b = attach(root, "bbb1", "app")
-    c = attach(root, "ccc1", "other", ip="10.252.8.77")
-    assert c.ip_address == "10.252.8.77"
+    c = attach(root, "ccc1", "other", ip=f"10.249.{N}.77")
+    assert c.ip_address == f"10.249.{N}.77"
     serve(procs, a.netns_path, tmp_path / "wa", "I am a")
     serve(procs, c.netns_path, tmp_path / "wc", "I am c")
     fetch(f"http://{a.ip_address}/")
@@ -182,7 +187,7 @@ def test_user_networks_resolve_names_and_are_isolated(net_root, tmp_path):
     assert fetch_in(c.netns_path, f"http://{a.ip_address}/", timeout=1.5) is None
     assert fetch_in(b.netns_path, f"http://{c.ip_address}/", timeout=1.5) is None
     with pytest.raises(NetworkError, match="already in use"):
-        attach(root, "ddd1", "other", ip="10.252.8.77")
+        attach(root, "ddd1", "other", ip=f"10.249.{N}.77")
     with pytest.raises(NetworkError, match="active endpoints"):
         networks.remove(store, "app")
 
@@ -226,23 +231,23 @@ def test_network_create_refuses_overlapping_subnets(net_root):
     root, _ = net_root
     from node.network.links import IPRoute
     with IPRoute() as ipr:
-        links.delete_link("dyt-dummy0")
-        ipr.link("add", ifname="dyt-dummy0", kind="veth", peer={"ifname": "dyt-dummy1"})
-        idx = ipr.link_lookup(ifname="dyt-dummy0")[0]
-        ipr.addr("add", index=idx, address="10.253.7.1", prefixlen=24)
+        links.delete_link(DUMMY)
+        ipr.link("add", ifname=DUMMY, kind="veth", peer={"ifname": DUMMY + "p"})
+        idx = ipr.link_lookup(ifname=DUMMY)[0]
+        ipr.addr("add", index=idx, address=f"10.253.{N}.1", prefixlen=24)
         ipr.link("set", index=idx, state="up")
-        ipr.link("set", index=ipr.link_lookup(ifname="dyt-dummy1")[0], state="up")
+        ipr.link("set", index=ipr.link_lookup(ifname=DUMMY + "p")[0], state="up")
     try:
         proc = subprocess.run([sys.executable, "-m", "node", "--root", str(root), "network",
-                               "create", "--subnet", "10.253.0.0/16", "clash"],
+                               "create", "--subnet", f"10.253.{N}.0/25", "clash"],
                               capture_output=True, text=True)
         assert proc.returncode == 1
-        assert "overlaps" in proc.stderr and "dyt-dummy0" in proc.stderr
-        networks.create(Store(root), "ok", subnet="10.254.3.0/24")
+        assert "overlaps" in proc.stderr and DUMMY in proc.stderr
+        networks.create(Store(root), "ok", subnet=f"10.254.{N}.0/24")
         with pytest.raises(NetworkError, match="overlaps network ok"):
-            networks.create(Store(root), "ok2", subnet="10.254.0.0/16")
+            networks.create(Store(root), "ok2", subnet=f"10.254.{N}.128/25")
     finally:
-        links.delete_link("dyt-dummy0")
+        links.delete_link(DUMMY)
 
 
 def test_reclaim_removes_namespace_of_an_attach_killed_midway(net_root):
