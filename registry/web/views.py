@@ -6,6 +6,7 @@ start with ``/-/``, which no repository name can contain):
     GET /                                   -> 302 /ui/
     GET /ui/                                (ui.home)        repositories: ?q= &sort= &order= &page=
                                                              (&fragment=1: just the results block)
+    GET /ui/api                             (ui.api)         the JSON API's documentation
     GET /ui/r/{name}                        (ui.repository)  tags: ?q= &sort= &order= &page=
     GET /ui/r/{name}/-/manifest/{ref}       (ui.image)       ref is a digest or a tag
     GET /ui/r/{name}/-/manifest/{digest}/raw (ui.raw)        the stored manifest bytes
@@ -215,6 +216,12 @@ async def raw_manifest(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json", headers={"Docker-Content-Digest": data["digest"]})
 
 
+async def api_docs(request: web.Request) -> web.Response:
+    from . import api
+
+    return render(request, "api.html", doc=(api.__doc__ or "").strip())
+
+
 async def to_home(request: web.Request) -> web.Response:
     raise web.HTTPFound("/ui/")
 
@@ -235,6 +242,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/", to_home, name="ui.root")
     r.add_get("/ui", to_home, name="ui.root_noslash")
     r.add_get("/ui/", home, name="ui.home")
+    r.add_get("/ui/api", api_docs, name="ui.api")
     r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}/raw", raw_manifest, name="ui.raw")
     r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}", image, name="ui.image")
     r.add_get(f"/ui/r/{NAME}", repository, name="ui.repository")

@@ -221,6 +221,8 @@ async def test_json_api_mirrors_the_pages(client):
     stats = await get_json(client, "/api/v1/stats")
     assert stats["repositories"] == 2 and stats["tags"] == 3 and stats["blobs"] >= 6
     assert "GET /v1/search?q=&n=&page=" in " ".join((await get_json(client, "/api/v1/"))["endpoints"])
+    docs = await get_html(client, "/ui/api")
+    assert "/api/v1/repositories/{name}/tags" in docs and "num_results" in docs
 
 
 async def test_dedup_savings_and_fresh_ranking_after_push(client):
