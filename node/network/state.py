@@ -114,23 +114,25 @@ class Store:
         waits for the child. So, while the lock is held, Python-level handlers of the terminating
         signals are parked at SIG_DFL (a child just dies), and a forked child that reaches this
         lock anyway exits at once."""
-        global _lock_owner_pid
-        if _lock_owner_pid is not None:
-            if _lock_owner_pid != os.getpid():
+        global _lock_owner
+        if _lock_owner is not None:
+            if _lock_owner[0] != os.getpid():
                 os._exit(70)  # a fork of the lock holder unwinding into our code: stop here
-            raise RuntimeError("the network store lock is not reentrant")
+            if _lock_owner[1] == threading.get_ident():
+                raise RuntimeError("the network store lock is not reentrant")
         self.networks_dir.mkdir(parents=True, exist_ok=True)
         self.endpoints_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        parked = _park_signal_handlers()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            _lock_owner_pid = os.getpid()
-            yield
-        finally:
-            _lock_owner_pid = None
-            os.close(fd)
-            _restore_signal_handlers(parked)
+        with _threads_of_this_process:  # flock would not tell two threads apart
+            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            parked = _park_signal_handlers()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                _lock_owner = (os.getpid(), threading.get_ident())
+                yield
+            finally:
+                _lock_owner = None
+                os.close(fd)
+                _restore_signal_handlers(parked)
 
     # networks ---------------------------------------------------------------------------
     def networks(self) -> list[Network]:
@@ -192,14 +194,15 @@ class Store:
         return ContainerNet(**raw)
 
 
-_lock_owner_pid: int | None = None
+_lock_owner: tuple[int, int] | None = None  # (pid, thread) holding the store lock
+_threads_of_this_process = threading.Lock()
 _PARKED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
                    signal.SIGUSR1, signal.SIGUSR2)
 
 
 def in_forked_child() -> bool:
     """True in a process forked (by a library) while its parent held the store lock."""
-    return _lock_owner_pid is not None and _lock_owner_pid != os.getpid()
+    return _lock_owner is not None and _lock_owner[0] != os.getpid()
 
 
 @contextlib.contextmanager

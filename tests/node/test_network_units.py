@@ -154,3 +154,36 @@ def test_store_round_trip_and_rejects_hostile_ids(tmp_path):
     assert store.network("../etc") is None
     with pytest.raises(NetworkError):
         store.container("../../etc/passwd")
+
+
+def test_store_lock_serialises_threads_and_stops_forked_children(tmp_path):
+    import os
+    import threading
+    import time
+
+    store, order = Store(tmp_path), []
+
+    def worker(name):
+        with store.locked():
+            order.append(f"{name}+")
+            time.sleep(0.05)
+            order.append(f"{name}-")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
+    with store.locked():
+        with pytest.raises(RuntimeError, match="not reentrant"):
+            with store.locked():
+                pass
+        pid = os.fork()
+        if pid == 0:  # a library's fork child that wanders into our code must not wait
+            with store.locked():
+                os._exit(0)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 70
+
