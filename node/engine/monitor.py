@@ -33,6 +33,7 @@ from node.runtime.mounts import secure_join
 def prepare(root, container: Container):
     """Mount the rootfs, set up the network, write the bundle. Returns (runtime, network)."""
     meta = container.meta
+    me = os.getpid()
     runtime = get_runtime(meta["HostConfig"].get("Runtime") or "builtin", root)
     rootfs.mount_rootfs(container)
     try:
@@ -51,6 +52,8 @@ def prepare(root, container: Container):
         spec = bundle.build_spec(container, user, network, env)
         bundle.write_bundle(container, spec)
     except BaseException:
+        if os.getpid() != me:
+            os._exit(1)  # a helper forked by a library unwound into our stack: never act as us
         release(root, container, runtime)
         raise
     return runtime, network

@@ -78,15 +78,18 @@ def setup(root, container) -> NetworkSetup:
         from node.network import api
     except ImportError:
         raise EngineError(f"network {mode} is not available", 125) from None
+    me = os.getpid()
     try:
         attachment = api.attach(root, container.id, container.name, mode,
                                 meta["HostConfig"].get("PortBindings") or [],
                                 meta["HostConfig"].get("PublishAllPorts", False),
                                 list((config.get("ExposedPorts") or {}).keys()),
                                 config.get("NetworkAliases") or [], config.get("IPAddress"), hostname)
-    except EngineError:
-        raise
-    except Exception as e:  # the network layer's own errors become one line for the user
+    except BaseException as e:
+        _exit_if_stray(me)
+        if isinstance(e, EngineError) or not isinstance(e, Exception):
+            raise
+        # the network layer's own errors become one line for the user
         raise EngineError(f"network {mode}: {e}", 125) from None
     lines = [LOCALHOST_LINES]
     for ip, names in attachment.hosts or []:
@@ -104,7 +107,20 @@ def teardown(root, container) -> None:
         from node.network import api
     except ImportError:
         return
-    api.detach(root, container.id)
+    me = os.getpid()
+    try:
+        api.detach(root, container.id)
+    except BaseException:
+        _exit_if_stray(me)
+        raise
+
+
+def _exit_if_stray(pid: int) -> None:
+    """pyroute2 forks helpers inside attach/detach; one that fails in an unexpected way unwinds
+    into our stack instead of exiting, and would go on as a second monitor (and deadlock on the
+    network lock its parent holds, as seen in tests). It must vanish."""
+    if os.getpid() != pid:
+        os._exit(1)
 
 
 def _exists(path: str) -> bool:
