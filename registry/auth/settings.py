@@ -10,6 +10,7 @@ auth:
   token_key_type: ec     #   generated (ec -> ES256, rsa -> RS256) when the file is absent
   token_ttl: 5m          # access tokens
   refresh_ttl: 7d        # refresh tokens (docker login's identity token)
+  session_ttl: 12h       # the catalog's sign-in cookie
   htpasswd: ""           # bcrypt htpasswd file used as is (beside the users in the index)
   admins: [alice]        # user names (e.g. from htpasswd) with every right
   anonymous_pull: ["public/*"]
