@@ -24,9 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests import images
 from tests.e2e.node_images_support import DOCKYARD, dockyard
-from tests.e2e.test_registry_auth import USERS, auth_registry, cli  # noqa: F401 - fixture
+from tests.e2e.test_registry_auth import auth_registry, cli  # noqa: F401 - auth_registry is a fixture
 from tests.helpers import free_port, need, need_root, need_tool, wait_for_port
 from tests.servers import REGISTRY_BIN, start_process, stop_process
 
