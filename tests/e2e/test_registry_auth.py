@@ -153,3 +153,29 @@ def test_skopeo_with_creds_and_robot_token(auth_registry, busybox_image_dir, tmp
     cli(auth_registry.data_dir, auth_registry.config_path, "token", "revoke", "ci")
     r = skopeo("inspect", "--tls-verify=false", "--creds", f"robot$ci:{secret}", f"docker://{host}/team-a/ci-build:1")
     assert r.returncode != 0
+
+
+def test_basic_mode_with_docker_and_skopeo(dockerd, dockyard_registry, busybox_image_dir, tmp_path):
+    need_tool("skopeo")
+    config = tmp_path / "basic.yml"
+    config.write_text(CONFIG.replace("mode: token", "mode: basic"))
+    data = tmp_path / "data"
+    for name in ("alice", "reader"):
+        cli(data, config, "user", "add", name, "--password-stdin", *USERS[name][1], input=USERS[name][0] + "\n")
+    reg = dockyard_registry(data_dir=data, args=("--config", str(config)))
+    host, docker = reg.host, dockerd
+    ref = f"{host}/team-a/basic:1"
+    r = subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "alice:alicepw-1",
+                        busybox_image_dir.ref, f"docker://{ref}"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = docker.run("pull", ref, check=False)
+        assert r.returncode != 0
+        assert login(docker, host, "reader").returncode == 0
+        docker.run("pull", ref)
+        docker.run("tag", ref, f"{host}/team-a/basic:2")
+        r = docker.run("push", f"{host}/team-a/basic:2", check=False)
+        assert r.returncode != 0 and "denied: requested access to the resource is denied" in r.stderr, r.stderr
+    finally:
+        docker.run("logout", host, check=False)
+        docker.run("rmi", "-f", ref, f"{host}/team-a/basic:2", check=False)
