@@ -34,9 +34,9 @@ class AuthService:
     def realm(self, request: web.Request) -> str:
         if self.settings.realm:
             return self.settings.realm
-        host = request.host if _HOST_RE.match(request.host or "") else None
-        if host is None:
-            host = request.url.raw_host or "localhost"
+        # The Host header is the client's own; still, never let it break out of the quoted
+        # challenge parameter.
+        host = request.host if _HOST_RE.match(request.host or "") else "localhost"
         return f"{request.scheme}://{host}/token"
 
     def challenge(self, request: web.Request, scope: str | None = None, error: str | None = None) -> str:

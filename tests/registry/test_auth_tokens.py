@@ -43,6 +43,8 @@ async def test_challenge_on_base_and_on_resources(reg):
     assert 'scope="registry:catalog:*"' in r.headers["WWW-Authenticate"]
     r = await client.head("/v2/team-a/app/manifests/latest")
     assert r.status == 401 and await r.read() == b""
+    r = await client.get("/v2/", headers={"Host": 'x",error="y'})
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="http://localhost/token",service="dockyard"'
 
 
 async def test_token_contents(reg):
