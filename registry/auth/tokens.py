@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 LEEWAY = 10  # seconds of clock skew tolerated between replicas
+VERIFIED_CACHE = 10_000
 REQUIRED = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]
 SCOPE_RE = re.compile(r"^(repository|registry)(\(\w+\))?:(.+):([a-z*,]*)$")
 
@@ -118,6 +119,7 @@ class TokenService:
         self.kid = key_id(self.public_key)
         self.issuer, self.service = issuer, service
         self.ttl, self.refresh_ttl, self.session_ttl = ttl, refresh_ttl, session_ttl
+        self._verified: dict[str, dict[str, Any]] = {}
 
     # -- issuing ------------------------------------------------------------------------------
     def _sign(self, sub: str, audience: str, ttl: float, extra: dict[str, Any]) -> tuple[str, int, int]:
@@ -163,9 +165,19 @@ class TokenService:
         return claims
 
     def verify_access(self, token: str) -> dict[str, Any]:
+        # A push or pull sends the same token dozens of times: remember verified tokens (by
+        # their exact bytes) until they expire, instead of checking the signature each time.
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached["exp"] + LEEWAY > time.time():
+                return cached
+            del self._verified[token]
         claims = self._verify(token, self.service)
         if not isinstance(claims.get("access", []), list):
             raise TokenError("invalid access claim")
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[token] = claims
         return claims
 
     def verify_refresh(self, token: str) -> dict[str, Any]:

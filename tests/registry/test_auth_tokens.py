@@ -291,3 +291,17 @@ def test_rsa_keys_sign_rs256_and_keys_persist(tmp_path):
     other = TokenService(tmp_path / "other.pem", "ec", "iss", "svc", 60, 600, 600)
     with pytest.raises(Exception, match="not signed by this registry"):
         other.verify_access(t)
+
+
+def test_a_remembered_token_still_expires(tmp_path, monkeypatch):
+    from registry.auth import tokens
+    from registry.auth.tokens import TokenError, TokenService
+
+    monkeypatch.setattr(tokens, "LEEWAY", 0)
+    svc = TokenService(tmp_path / "key.pem", "ec", "iss", "svc", 1, 600, 600)
+    t, _, _ = svc.issue_access("alice", [])
+    assert svc.verify_access(t)["sub"] == "alice"
+    assert svc.verify_access(t)["sub"] == "alice"  # from the cache
+    time.sleep(1.2)
+    with pytest.raises(TokenError, match="expired"):
+        svc.verify_access(t)
