@@ -20,7 +20,7 @@ import aiohttp
 from yarl import URL
 
 from oci import mediatypes as mt
-from oci.digest import Digest, InvalidDigest
+from oci.digest import Digest, Hasher, InvalidDigest
 
 from . import auth
 from .content import ContentStore
@@ -193,9 +193,10 @@ class RegistryClient:
                 return store.blob_path(digest)
             part = store.ingest_path(digest)
             last_error: Exception | None = None
+            hasher: Hasher | None = None
             for attempt in range(DOWNLOAD_RETRIES):
                 try:
-                    await self._download(repo, digest, size, part, progress)
+                    hasher = await self._download(repo, digest, size, part, progress)
                     last_error = None
                     break
                 except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError,
@@ -207,17 +208,22 @@ class RegistryClient:
             if last_error is not None:
                 raise RegistryError(f"download of {digest} from {self.host} failed after {DOWNLOAD_RETRIES} "
                                     f"attempts: {last_error}")
-            return await asyncio.to_thread(store.commit_file, digest, part, size)
+            hashed = (hasher.digest(), hasher.size) if hasher is not None else None
+            return await asyncio.to_thread(store.commit_file, digest, part, size, hashed)
         finally:
             os.close(lock_fd)
 
-    async def _download(self, repo: str, digest: Digest, size: int, part: Path, progress: Progress | None) -> None:
+    async def _download(self, repo: str, digest: Digest, size: int, part: Path,
+                        progress: Progress | None) -> Hasher | None:
+        """Fill ``part`` up to ``size`` bytes; returns a hasher over all of them (the bytes are
+        hashed as they arrive, so the commit needs no second pass), or None if it did not see
+        them all."""
         offset = part.stat().st_size if part.exists() else 0
         if offset > size:
             part.unlink()
             offset = 0
         if offset == size and size > 0:
-            return
+            return None
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         resp = await self.request("GET", self.url(f"/v2/{repo}/blobs/{digest}"), [scope_for(repo)],
                                   headers=headers, expect=(200, 206, 404, 416))
@@ -229,6 +235,8 @@ class RegistryClient:
                 raise RegistryError("range not satisfiable")
             mode = "ab" if resp.status == 206 else "wb"
             done = offset if resp.status == 206 else 0
+            # A resumed file's first bytes came from an earlier attempt: hash them from disk.
+            hasher = await asyncio.to_thread(_hash_prefix, part, digest.algorithm) if done else Hasher(digest.algorithm)
             with open(part, mode) as f:
                 async for chunk in resp.content.iter_chunked(1 << 20):
                     done += len(chunk)
@@ -237,10 +245,12 @@ class RegistryClient:
                         part.unlink(missing_ok=True)
                         raise DigestMismatch(f"blob {digest} is larger than its descriptor's {size} bytes")
                     f.write(chunk)
+                    hasher.update(chunk)
                     if progress:
                         progress(done)
             if done < size:
                 raise RegistryError(f"connection closed after {done} of {size} bytes")
+        return hasher
 
     # -- blobs up -------------------------------------------------------------------------
 
@@ -296,6 +306,14 @@ class RegistryClient:
         resp = await self.request("PUT", location.update_query({"digest": str(digest)}), scopes, expect=(201,),
                                   headers={"Content-Length": "0"})
         resp.release()
+
+
+def _hash_prefix(path: Path, algorithm: str) -> Hasher:
+    h = Hasher(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h
 
 
 async def _error_detail(resp: aiohttp.ClientResponse) -> str:

@@ -55,9 +55,11 @@ class ContentStore:
     def blob_lock(self, digest: Digest):
         return locked(self.locks / f"blob-{digest.hex}.lock")
 
-    def commit_file(self, digest: Digest, tmp: Path, size: int | None = None) -> Path:
-        """Verify ``tmp`` against the digest (and size), then rename it into the store."""
-        actual, actual_size = hash_file(str(tmp), digest.algorithm)
+    def commit_file(self, digest: Digest, tmp: Path, size: int | None = None,
+                    hashed: tuple[Digest, int] | None = None) -> Path:
+        """Verify ``tmp`` against the digest (and size), then rename it into the store.
+        ``hashed``: digest and size the caller computed while writing every byte of ``tmp``."""
+        actual, actual_size = hashed or hash_file(str(tmp), digest.algorithm)
         if actual != digest or (size is not None and actual_size != size):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
