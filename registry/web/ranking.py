@@ -79,6 +79,10 @@ class Ranking:
             self._refreshing = asyncio.create_task(self._refresh())
         return self._refreshing
 
+    def fresh(self) -> Snapshot | None:
+        """The snapshot if nothing made it stale (no write seen since, younger than max_age)."""
+        return None if self._stale() else self.snapshot
+
     async def get_soon(self) -> Snapshot | None:
         """Like ``get``, but before the first snapshot exists wait only ``INLINE_BUDGET`` for it
         (None then: a large registry that just started is still being ranked)."""

@@ -5,8 +5,9 @@ the templates read the same keys), so the pages and the API can never disagree.
 
 Access: ``may_pull(name) -> bool`` (None means everyone may pull everything) hides
 repositories the caller may not pull. With no filter, the default name order is a SQL walk of
-the name index; with a filter or an aggregate sort, the order comes from the in-memory ranking
-snapshot (registry/web/ranking.py) and the page's rows are then read fresh by id.
+the name index; with a filter, an aggregate sort, or a search while the snapshot is fresh, the
+order comes from the in-memory ranking snapshot (registry/web/ranking.py) and the page's rows
+are then read fresh by id.
 """
 from __future__ import annotations
 
@@ -68,10 +69,13 @@ class CatalogService:
     async def repositories(self, text: str, sort: str, descending: bool, paging: Paging,
                            may_pull: Access = None) -> dict[str, Any]:
         text = text.strip()[:255]
-        if sort == "name" and may_pull is None:
+        # A substring search scans every name either way: in memory when the snapshot is fresh
+        # (no write since it was taken), else with LIKE in SQL.
+        snap = self.ranking.fresh() if text else None
+        if sort == "name" and may_pull is None and snap is None:
             total, rows = await self.queries.repositories_by_name(text, paging.offset, paging.per_page, descending)
         else:
-            snap = await self.ranking.get()
+            snap = snap or await self.ranking.get()
             order = snap.order(sort)
             if descending:
                 order = order[::-1]
