@@ -112,6 +112,9 @@ def start_dockerd(procs: Processes, work: Path) -> Dockerd:
     if shutil.which("dockerd") is None:
         raise RuntimeError("dockerd is not installed")
     sock = work / "docker.sock"
+    # unix socket paths are limited to 107 bytes; containerd's go below exec-root, deeper still
+    if len(str(work / "exec" / "containerd" / "containerd.sock.ttrpc")) > 100:
+        raise RuntimeError(f"scratch path too long for dockerd's unix sockets: {work} (use a shorter --scratch-dir)")
     argv = ["dockerd", "--iptables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false",
             "--data-root", str(work / "data"), "--exec-root", str(work / "exec"),
             "--pidfile", str(work / "docker.pid"), "-H", f"unix://{sock}", "--log-level", "error",

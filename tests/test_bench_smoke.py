@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import shutil
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -47,13 +48,16 @@ def _dockyard_has(command: str) -> bool:
 @pytest.mark.e2e
 @pytest.mark.root
 @pytest.mark.docker
-def test_quick_bench_writes_a_sane_report(tmp_path):
+def test_quick_bench_writes_a_sane_report(tmp_path, request):
     need_root()
     need_tool("docker-registry", "wrk", "hyperfine", "dockerd", "runc", "crun", "busybox")
     out = tmp_path / "results"
-    tmp_root = Path(os.environ.get("TMPDIR", "/tmp"))
-    before = set(tmp_root.glob("dockyard-bench-*"))
-    res = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,
+    # our own parent, so a concurrent bench run cannot confuse the leftover check; short, because
+    # dockerd's unix sockets live below it (107-byte limit)
+    scratch = Path(tempfile.mkdtemp(prefix="benchsmoke-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    res = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out),
+                          "--scratch-dir", str(scratch)], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     report = (out / "REPORT.md").read_text()
@@ -71,7 +75,7 @@ def test_quick_bench_writes_a_sane_report(tmp_path):
         assert _sane(_find(rows, prefix)["limit"])
     for prefix in NODE_ROWS:
         r = _find(rows, prefix)
-        assert _sane(r["reference"]), r
+        assert _sane(r["reference"]), (r["metric"], r["note"])
         if r["dockyard"] is None:  # only acceptable while that part of the agent is not built
             assert "n/a (not available" in r["note"], r
             assert not (_dockyard_has("pull") and _dockyard_has("run")), r
@@ -84,4 +88,27 @@ def test_quick_bench_writes_a_sane_report(tmp_path):
             if value is not None:
                 assert isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, (key, r)
     # the bench cleaned up: no scratch directory left behind
-    assert set(tmp_root.glob("dockyard-bench-*")) <= before
+    assert list(scratch.iterdir()) == []
+
+
+def test_report_writer_keeps_unavailable_rows_and_odd_ratios(tmp_path):
+    """No root needed: the report writer never drops a row, and a zero or missing ratio (a side
+    with no daemon, a subject not built) neither breaks the table nor the plot."""
+    from bench import report
+    from bench.rows import row, unavailable
+
+    rows = [
+        row("registry", "push blob", "MB/s", "higher", 200.0, 100.0, ref_name="ref", limit=400.0, limit_name="disk"),
+        row("node", "daemons", "MiB", "lower", 0.0, 90.0, ref_name="dockerd"),
+        unavailable("node", "pull image", "s", "lower", "`dockyard pull` is not built yet"),
+        row("limits", "sha256", "MB/s", "higher", limit=1500.0),
+        {"area": "catalog", "metric": "page", "unit": "ms", "dockyard": 12.0},  # a foreign, partial row
+    ]
+    from bench.rows import normalise
+    path = report.write([normalise(r) for r in rows], [("CPU", "test")], tmp_path, "quick", 1.0, [])
+    text = path.read_text()
+    assert "| push blob (MB/s, higher is better) | 200 | 100 (ref) | 2.00 ✓ | 400 (disk) |" in text
+    assert "| daemons (MiB, lower is better) | 0 | 90.0 (dockerd) | 0.00 ✓ |" in text
+    assert "n/a (not available: `dockyard pull` is not built yet)" in text
+    assert "| page (ms, higher is better) | 12.0 | n/a | – |" in text
+    assert (tmp_path / "ratios.png").read_bytes()[:4] == b"\x89PNG"
