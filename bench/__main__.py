@@ -43,6 +43,13 @@ def _run_area(name: str, plan, scratch: Scratch, procs: Processes) -> list[dict]
         procs.stop_all()
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs (CI smoke)")
@@ -58,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
 
     started = time.monotonic()
+    load_at_start = _loadavg()
     scratch = Scratch(args.scratch_dir)
     procs = Processes()
     rows: list[dict] = []
@@ -72,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         procs.stop_all()
         scratch.close()
     duration = time.monotonic() - started
+    details.append(("Load average (1/5/15 min) at start, at end", f"{load_at_start}; {_loadavg()}"))
     path = report.write(rows, details, args.out, "quick" if plan.quick else "full", duration,
-                        [f"areas run: {', '.join(areas)}"])
+                        [f"areas run: {', '.join(areas)}",
+                         "a load average above the core count means other work shared the machine: "
+                         "ratios (same run, alternating) stay meaningful, absolute numbers less so"])
     log(f"report written to {path} after {duration:.0f} s")
     return 0
 
