@@ -245,3 +245,14 @@ async def test_v1_search_in_docker_format(client):
     assert set(body["results"][0]) >= {"name", "description", "star_count", "is_official", "is_automated"}
     page2 = await get_json(client, "/v1/search?q=nginx&n=1&page=2")
     assert [r["name"] for r in page2["results"]] == ["search/nginx-proxy"]
+
+
+async def test_search_gives_the_same_answer_from_sql_and_from_the_snapshot(client):
+    for name in ("same/web", "same/web-2", "other/db", "x/webhook"):
+        await push_image(client, name, "v1")
+    path = "/api/v1/repositories?q=web&per_page=2&page=2"
+    from_sql = await get_json(client, path)  # pushes just made the snapshot stale: SQL answers
+    await get_json(client, "/api/v1/stats")  # refreshes the snapshot
+    from_memory = await get_json(client, path)
+    assert from_sql == from_memory and from_sql["total"] == 3
+    assert [r["name"] for r in from_memory["repositories"]] == ["x/webhook"]
