@@ -27,12 +27,11 @@ from ..api.routes import ACTIONS
 from ..state import INDEX
 from .identities import TooManyFailures
 from .rules import ANONYMOUS, Identity
-from .service import IDENTITY, AuthService, basic_credentials, bearer_token, client_address
+from .service import AUTH, IDENTITY, AuthService, basic_credentials, bearer_token, client_address
 from .tokens import TokenError, granted_actions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SCOPE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
-AUTH: web.AppKey[AuthService] = web.AppKey("auth_service", AuthService)
 
 
 def _scope(action: str, repo: str | None) -> str | None:

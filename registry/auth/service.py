@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from ipaddress import ip_address
 
 from aiohttp import web
 
@@ -72,10 +73,30 @@ class AuthService:
         return who
 
 
+AUTH: web.AppKey[AuthService] = web.AppKey("auth_service", AuthService)
+
+
 def client_address(request: web.Request) -> str:
-    """Who to count failed logins against. Behind a proxy this is the proxy: configure the
-    proxy to rate-limit, or run the registry where it sees client addresses."""
-    return request.remote or "unknown"
+    """Who to count failed logins against: the peer address, or, when the peer is a trusted
+    proxy (``auth.trusted_proxies``), the nearest X-Forwarded-For hop that is not one. Hops a
+    client wrote itself (left of the first untrusted one) are never believed."""
+    remote = request.remote or "unknown"
+    proxies = request.app[AUTH].settings.trusted_proxies if AUTH in request.app else ()
+    if not proxies or not _trusted(remote, proxies):
+        return remote
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop[:64]
+    return remote
+
+
+def _trusted(address: str, proxies) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:

@@ -19,6 +19,7 @@ auth:
     - {pattern: "{user}/*", users: ["*"], actions: [pull, push]}   # "*" = any signed-in user
   failed_login_limit: 10 # failed logins per client IP ...
   failed_login_window: 1m  # ... per this window, then 429 TOOMANYREQUESTS
+  trusted_proxies: []    # networks of reverse proxies whose X-Forwarded-For names the client
   tls_cert: ""           # serve HTTPS with this certificate chain and key
   tls_key: ""
 ```
@@ -26,6 +27,7 @@ auth:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from .rules import ACTIONS, Rule, check_pattern
 MODES = ("none", "basic", "token")
 KNOWN = {"mode", "service", "issuer", "realm", "token_key", "token_key_type", "token_ttl", "refresh_ttl",
          "htpasswd", "admins", "anonymous_pull", "rules", "failed_login_limit", "failed_login_window",
-         "tls_cert", "tls_key", "session_ttl"}
+         "tls_cert", "tls_key", "session_ttl", "trusted_proxies"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class AuthSettings:
     failed_login_window: float = 60.0
     tls_cert: str = ""
     tls_key: str = ""
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -116,6 +119,12 @@ def parse_auth(config: RegistryConfig) -> AuthSettings:
         limit = int(raw.get("failed_login_limit", 10))
     except (TypeError, ValueError):
         raise ConfigError("auth.failed_login_limit: expected a whole number") from None
+    proxies = []
+    for net in _str_list(raw.get("trusted_proxies"), "trusted_proxies"):
+        try:
+            proxies.append(ip_network(net, strict=False))
+        except ValueError:
+            raise ConfigError(f"auth.trusted_proxies: {net!r} is not an address or network") from None
     settings = AuthSettings(
         mode=mode,
         service=str(raw.get("service") or "dockyard"),
@@ -134,6 +143,7 @@ def parse_auth(config: RegistryConfig) -> AuthSettings:
         failed_login_window=parse_duration(raw.get("failed_login_window", 60), "auth.failed_login_window"),
         tls_cert=str(raw.get("tls_cert") or ""),
         tls_key=str(raw.get("tls_key") or ""),
+        trusted_proxies=tuple(proxies),
     )
     if settings.token_ttl <= 0 or settings.refresh_ttl <= 0 or settings.session_ttl <= 0:
         raise ConfigError("auth: token_ttl, refresh_ttl and session_ttl must be positive")

@@ -53,6 +53,7 @@ def test_policy_decisions():
     ({"mode": "token", "realm": "ftp://x"}, "auth.realm"),
     ({"mode": "token", "token_ttl": "soon"}, "token_ttl"),
     ({"mode": "token", "colour": "blue"}, "unknown"),
+    ({"mode": "token", "trusted_proxies": ["10.0.0.0/33"]}, "trusted_proxies"),
 ])
 def test_bad_settings_are_named(tmp_path, auth, message):
     cfg = RegistryConfig(data_dir=str(tmp_path), auth=auth).finish()
@@ -236,3 +237,26 @@ def test_the_example_config_parses(tmp_path):
     doc["auth"].pop("tls_cert"), doc["auth"].pop("tls_key")
     s = parse_auth(RegistryConfig(data_dir=str(tmp_path), auth=doc["auth"]).finish())
     assert s.mode == "token" and len(s.rules) == 3 and s.anonymous_pull == ("public/*",)
+
+
+async def test_failed_logins_behind_a_trusted_proxy(aiohttp_client, tmp_path):
+    app, client = await start(aiohttp_client, auth_config(tmp_path, failed_login_limit=2,
+                                                          trusted_proxies=["127.0.0.0/8", "10.0.0.0/8"]))
+
+    def attempt(password: str, forwarded: str):
+        return client.get("/token", headers={**basic("alice", password), "X-Forwarded-For": forwarded})
+
+    for _ in range(2):
+        assert (await attempt("guess", "203.0.113.9, 10.0.0.5")).status == 401
+    assert (await attempt("alicepw", "203.0.113.9")).status == 429
+    # another client behind the same proxy is not locked out
+    assert (await attempt("alicepw", "198.51.100.7, 10.1.2.3")).status == 200
+    # a client cannot pick its own address by writing X-Forwarded-For: the proxy appends the real one
+    assert (await attempt("alicepw", "1.2.3.4, 203.0.113.9")).status == 429
+
+
+async def test_untrusted_peers_cannot_forge_their_address(aiohttp_client, tmp_path):
+    app, client = await start(aiohttp_client, auth_config(tmp_path, failed_login_limit=2))
+    for forged in ("192.0.2.1", "192.0.2.2"):
+        assert (await client.get("/token", headers={**basic("alice", "x"), "X-Forwarded-For": forged})).status == 401
+    assert (await client.get("/token", headers={**basic("alice", "alicepw"), "X-Forwarded-For": "192.0.2.3"})).status == 429
