@@ -30,7 +30,7 @@ State under ``<root>/images`` (drawn in content.py and store.py): ``content/blob
 ``content/ingest/``, ``snapshots/<chain-id-hex>/{fs,meta.json}``, ``images.json`` (+ ``.lock``),
 ``locks/``. Credentials: ``$DOCKYARD_CONFIG/config.json``, else ``$DOCKER_CONFIG/config.json``,
 else ``~/.docker/config.json`` (auth.py). Environment: ``DOCKYARD_INSECURE_REGISTRIES``,
-``DOCKYARD_CA_FILE``, ``DOCKYARD_MAX_LAYER_SIZE``.
+``DOCKYARD_TLS_REGISTRIES``, ``DOCKYARD_CA_FILE``, ``DOCKYARD_MAX_LAYER_SIZE``.
 
 Errors are node.images.errors.ImageError subclasses whose message is one line for the user.
 """

@@ -2,7 +2,8 @@
 blob downloads, blob uploads (HEAD first, cross-repository mount, chunked PATCH) and manifest PUT.
 
 Transport: plain HTTP for loopback hosts (127.0.0.0/8, localhost, ::1) and for hosts listed in
-``$DOCKYARD_INSECURE_REGISTRIES`` (comma separated ``host[:port]``); HTTPS otherwise, verified
+``$DOCKYARD_INSECURE_REGISTRIES`` (comma separated ``host[:port]``); HTTPS otherwise (and for
+hosts in ``$DOCKYARD_TLS_REGISTRIES``, even on loopback), verified
 against the system CAs plus ``$DOCKYARD_CA_FILE`` (or the ``ca_file`` argument) when given.
 """
 from __future__ import annotations
@@ -32,15 +33,21 @@ DOWNLOAD_RETRIES = 5
 Progress = Callable[[int], None]  # called with the number of bytes done so far
 
 
+def _listed(variable: str, host: str, hostname: str) -> bool:
+    listed = {h.strip() for h in os.environ.get(variable, "").split(",") if h.strip()}
+    return host in listed or hostname in listed
+
+
 def is_insecure(host: str) -> bool:
     hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+    if _listed("DOCKYARD_TLS_REGISTRIES", host, hostname):  # e.g. TLS on a loopback tunnel
+        return False
     if hostname == "localhost":
         return True
     with contextlib.suppress(ValueError):
         if ipaddress.ip_address(hostname).is_loopback:
             return True
-    listed = {h.strip() for h in os.environ.get("DOCKYARD_INSECURE_REGISTRIES", "").split(",") if h.strip()}
-    return host in listed or hostname in listed
+    return _listed("DOCKYARD_INSECURE_REGISTRIES", host, hostname)
 
 
 def scope_for(repo: str, push: bool = False) -> str:
@@ -61,7 +68,8 @@ class RegistryClient:
     async def __aenter__(self) -> "RegistryClient":
         ssl_ctx: ssl.SSLContext | bool = True
         if self.base.scheme == "https" and self.ca_file:
-            ssl_ctx = ssl.create_default_context(cafile=self.ca_file)
+            ssl_ctx = ssl.create_default_context()  # the system CAs, plus:
+            ssl_ctx.load_verify_locations(cafile=self.ca_file)
         connector = aiohttp.TCPConnector(ssl=ssl_ctx if self.base.scheme == "https" else False, limit=8)
         timeout = aiohttp.ClientTimeout(total=None, connect=15, sock_read=60)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout,

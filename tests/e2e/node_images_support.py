@@ -160,10 +160,10 @@ def token_registry():
 
 @pytest.fixture(scope="module")
 def tls_registry():
-    """distribution over HTTPS with a self-signed certificate for this machine's host name (which
-    must resolve to loopback): a name that is not a loopback literal, so the client uses TLS.
-    Yields (host:port, CA file)."""
-    import socket
+    """distribution over HTTPS on 127.0.0.1 with a self-signed certificate (SAN IP 127.0.0.1).
+    Loopback means plain HTTP to the client unless the host is in DOCKYARD_TLS_REGISTRIES, which
+    the tests set. Yields (host:port, CA file)."""
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -171,13 +171,7 @@ def tls_registry():
     from cryptography.x509.oid import NameOID
 
     need_tool("docker-registry")
-    name = socket.gethostname()
-    try:
-        addr = socket.gethostbyname(name)
-    except OSError:
-        addr = ""
-    from tests.helpers import need
-    need(addr.startswith("127."), f"needs the host name {name!r} to resolve to a loopback address")
+    name = "127.0.0.1"
     root = private_dir("dyauth-tls-")
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -185,7 +179,8 @@ def tls_registry():
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(name))]),
+                           critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     (root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -207,14 +207,15 @@ def test_https_with_ca_file(tls_registry, busybox, tmp_path):
     r = subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", busybox.ref, f"docker://{ref}"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    tls = {"DOCKYARD_TLS_REGISTRIES": host}
     root = tmp_path / "root"
-    fails(dockyard(root, "pull", ref), "certificate")  # not trusted without the CA
-    out = ok(dockyard(root, "pull", ref, env={"DOCKYARD_CA_FILE": str(ca)}))
+    fails(dockyard(root, "pull", ref, env=tls), "certificate")  # not trusted without the CA
+    out = ok(dockyard(root, "pull", ref, env={**tls, "DOCKYARD_CA_FILE": str(ca)}))
     assert f"Digest: {busybox.manifest.digest}" in out
-    out = ok(dockyard(tmp_path / "flag", "pull", "--ca-file", str(ca), ref))
+    out = ok(dockyard(tmp_path / "flag", "pull", "--ca-file", str(ca), ref, env=tls))
     assert f"Digest: {busybox.manifest.digest}" in out
-    # listed as insecure: plain HTTP, which this TLS-only server cannot answer
-    assert dockyard(tmp_path / "plain", "pull", "--insecure-registry", host, ref).returncode != 0
+    # loopback without the TLS listing: plain HTTP, which this TLS-only server cannot answer
+    assert dockyard(tmp_path / "plain", "pull", ref).returncode != 0
 
 
 # -- save / load -----------------------------------------------------------------------------

@@ -64,3 +64,5 @@ def test_plain_http_only_for_loopback_and_listed(monkeypatch):
     assert is_insecure("lab.internal:5000") and is_insecure("other.lan:443")
     assert not is_insecure("lab.internal:5001") and not is_insecure("registry.example")
     assert not is_insecure("10.0.0.1:5000")
+    monkeypatch.setenv("DOCKYARD_TLS_REGISTRIES", "127.0.0.1:5443")
+    assert not is_insecure("127.0.0.1:5443") and is_insecure("127.0.0.1:5000")
