@@ -74,7 +74,11 @@ def _user_mounts(container) -> list[dict]:
     result = []
     for m in sorted(container.meta.get("Mounts") or [], key=lambda m: m["Destination"].rstrip("/").count("/")):
         if m["Type"] == "tmpfs":
-            opts = ["nosuid", "nodev", "noexec"] + [o for o in (m.get("Mode") or "").split(",") if o]
+            user_opts = [o for o in (m.get("Mode") or "").split(",") if o]
+            # Docker's --tmpfs is world-writable unless told otherwise; runc would otherwise copy
+            # the mode of the directory underneath
+            mode = [] if any(o.startswith("mode=") for o in user_opts) else ["mode=1777"]
+            opts = ["nosuid", "nodev", "noexec"] + mode + user_opts
             result.append({"destination": m["Destination"], "type": "tmpfs", "source": "tmpfs", "options": opts})
         else:
             opts = ["rbind", "rprivate"] + (["ro"] if not m.get("RW", True) else [])
