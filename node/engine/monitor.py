@@ -201,9 +201,11 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
     stdio = Stdio(container, attach)
     try:
         runtime, network = prepare(root, container)
-    except BaseException:
+    except BaseException as e:
         stdio.created(None)
         stdio.finish()
+        container.update_state(Status="created", Running=False, Pid=0, FinishedAt=now_iso(),
+                               ExitCode=e.exit_code if isinstance(e, EngineError) else 125, Error=str(e))
         raise
     handle = None
     try:
