@@ -24,9 +24,9 @@ from aiohttp import web
 from ..config import RegistryConfig
 from ..index.auth_queries import AuthQueries
 from ..state import INDEX
-from .middleware import AUTH, auth_middleware
+from .middleware import auth_middleware
 from .rules import ANONYMOUS, Identity
-from .service import IDENTITY, AuthService
+from .service import AUTH, IDENTITY, AuthService
 from .settings import AuthSettings, parse_auth
 from .tokens import TokenService
 
@@ -41,7 +41,8 @@ def setup_auth(app: web.Application, config: RegistryConfig) -> None:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         tokens = TokenService(settings.token_key, settings.token_key_type, settings.issuer, settings.service,
-                              settings.token_ttl, settings.refresh_ttl, settings.session_ttl)
+                              settings.token_ttl, settings.refresh_ttl, settings.session_ttl,
+                              settings.previous_token_keys)
         app[AUTH] = AuthService(settings, AuthQueries(app[INDEX].db), tokens)
         yield
 

@@ -8,6 +8,7 @@ auth:
   realm: ""              # token endpoint URL; empty: http(s)://<Host of the request>/token
   token_key: ""          # PEM private key (RSA or EC P-256); empty: <data_dir>/auth/token-key.pem,
   token_key_type: ec     #   generated (ec -> ES256, rsa -> RS256) when the file is absent
+  previous_token_keys: []  # earlier signing keys whose tokens are still accepted (rotation)
   token_ttl: 5m          # access tokens
   refresh_ttl: 7d        # refresh tokens (docker login's identity token)
   session_ttl: 12h       # the catalog's sign-in cookie
@@ -37,7 +38,7 @@ from .rules import ACTIONS, Rule, check_pattern
 MODES = ("none", "basic", "token")
 KNOWN = {"mode", "service", "issuer", "realm", "token_key", "token_key_type", "token_ttl", "refresh_ttl",
          "htpasswd", "admins", "anonymous_pull", "rules", "failed_login_limit", "failed_login_window",
-         "tls_cert", "tls_key", "session_ttl", "trusted_proxies"}
+         "tls_cert", "tls_key", "session_ttl", "trusted_proxies", "previous_token_keys"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class AuthSettings:
     realm: str = ""
     token_key: str = ""
     token_key_type: str = "ec"
+    previous_token_keys: tuple[str, ...] = ()
     token_ttl: float = 300.0
     refresh_ttl: float = 7 * 86400.0
     session_ttl: float = 12 * 3600.0
@@ -132,6 +134,7 @@ def parse_auth(config: RegistryConfig) -> AuthSettings:
         realm=str(raw.get("realm") or ""),
         token_key=token_key,
         token_key_type=key_type,
+        previous_token_keys=_str_list(raw.get("previous_token_keys"), "previous_token_keys"),
         token_ttl=parse_duration(raw.get("token_ttl", 300), "auth.token_ttl"),
         refresh_ttl=parse_duration(raw.get("refresh_ttl", 7 * 86400), "auth.refresh_ttl"),
         session_ttl=parse_duration(raw.get("session_ttl", 12 * 3600), "auth.session_ttl"),

@@ -103,20 +103,33 @@ def key_id(public_key) -> str:
     return ":".join(b32[i:i + 4] for i in range(0, 48, 4))
 
 
-class TokenService:
-    def __init__(self, key_path: str | Path, key_type: str, issuer: str, service: str,
-                 ttl: float, refresh_ttl: float, session_ttl: float) -> None:
-        self.key = _load_or_create_key(Path(key_path), key_type)
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            self.alg = "RS256"
-        elif isinstance(self.key, ec.EllipticCurvePrivateKey) and self.key.curve.name == "secp256r1":
-            self.alg = "ES256"
-        else:
-            from ..config import ConfigError
+def _algorithm(key, path) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
+        return "ES256"
+    from ..config import ConfigError
 
-            raise ConfigError(f"auth.token_key {key_path}: expected an RSA or EC P-256 private key")
+    raise ConfigError(f"auth.token_key {path}: expected an RSA or EC P-256 private key")
+
+
+class TokenService:
+    """Signs with one key; verifies with it and with ``previous_keys`` (PEM private key files
+    of earlier signing keys), so a key can be rotated without signing everybody out: move the
+    old file to previous_keys, and drop it once refresh_ttl has passed."""
+
+    def __init__(self, key_path: str | Path, key_type: str, issuer: str, service: str,
+                 ttl: float, refresh_ttl: float, session_ttl: float,
+                 previous_keys: tuple[str, ...] = ()) -> None:
+        self.key = _load_or_create_key(Path(key_path), key_type)
+        self.alg = _algorithm(self.key, key_path)
         self.public_key = self.key.public_key()
         self.kid = key_id(self.public_key)
+        # kid -> (algorithm, public key) of every key whose tokens are accepted
+        self.verify_keys = {self.kid: (self.alg, self.public_key)}
+        for old in previous_keys:
+            key = _load_key(Path(old))
+            self.verify_keys.setdefault(key_id(key.public_key()), (_algorithm(key, old), key.public_key()))
         self.issuer, self.service = issuer, service
         self.ttl, self.refresh_ttl, self.session_ttl = ttl, refresh_ttl, session_ttl
         self._verified: dict[str, dict[str, Any]] = {}
@@ -147,10 +160,11 @@ class TokenService:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise TokenError("malformed token") from None
-        if header.get("alg") != self.alg or header.get("kid") != self.kid:
+        alg, public_key = self.verify_keys.get(str(header.get("kid")), (None, None))
+        if alg is None or header.get("alg") != alg:
             raise TokenError("token not signed by this registry's key")
         try:
-            claims = jwt.decode(token, self.public_key, algorithms=[self.alg], audience=audience,
+            claims = jwt.decode(token, public_key, algorithms=[alg], audience=audience,
                                 issuer=self.issuer, leeway=LEEWAY, options={"require": REQUIRED})
         except jwt.ExpiredSignatureError:
             raise TokenError("token expired") from None

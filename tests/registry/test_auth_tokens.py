@@ -305,3 +305,25 @@ def test_a_remembered_token_still_expires(tmp_path, monkeypatch):
     time.sleep(1.2)
     with pytest.raises(TokenError, match="expired"):
         svc.verify_access(t)
+
+
+def test_key_rotation_keeps_old_tokens_until_the_old_key_is_dropped(tmp_path):
+    from registry.auth.tokens import TokenError, TokenService
+
+    old = TokenService(tmp_path / "old.pem", "rsa", "iss", "svc", 60, 600, 600)
+    access, _, _ = old.issue_access("alice", [])
+    refresh = old.issue_refresh("alice")
+    new = TokenService(tmp_path / "new.pem", "ec", "iss", "svc", 60, 600, 600, previous_keys=(str(tmp_path / "old.pem"),))
+    assert new.alg == "ES256" and new.verify_access(access)["sub"] == "alice"
+    assert new.verify_refresh(refresh)["sub"] == "alice"
+    fresh, _, _ = new.issue_access("bob", [])
+    assert jwt.get_unverified_header(fresh)["kid"] == new.kid != old.kid
+    with pytest.raises(TokenError):
+        old.verify_access(fresh)
+    alone = TokenService(tmp_path / "new.pem", "ec", "iss", "svc", 60, 600, 600)
+    with pytest.raises(TokenError, match="not signed by this registry"):
+        alone.verify_refresh(refresh)
+    # an old key's kid with another algorithm is still refused
+    header = _b64(json.dumps({"alg": "ES256", "kid": old.kid}).encode())
+    with pytest.raises(TokenError):
+        new.verify_access(f"{header}.{access.split('.')[1]}.{access.split('.')[2]}")
