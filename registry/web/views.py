@@ -135,11 +135,22 @@ TEMPLATES.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, 
 TEMPLATES.globals.update(query_params=query_params)
 
 
+_STATIC_URLS: dict[str, str] = {}
+
+
+def _static_url(app: web.Application, path: str) -> str:
+    """The versioned URL of a static file (aiohttp hashes the file on every url_for: once here)."""
+    url = _STATIC_URLS.get(path)
+    if url is None:
+        url = _STATIC_URLS[path] = str(app.router["ui.static"].url_for(filename=path))
+    return url
+
+
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     context.setdefault("host", request.host)
     context["auth_enabled"], context["user"] = signed_in_as(request)
     context.setdefault("here", request.path_qs)
-    context.setdefault("static", lambda path: request.app.router["ui.static"].url_for(filename=path))
+    context.setdefault("static", lambda path: _static_url(request.app, path))
     html = TEMPLATES.get_template(template).render(request=request, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
