@@ -131,7 +131,8 @@ def rfc3339(text: str | None) -> str:
 
 
 TEMPLATES.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label,
-                         created_by=created_by, rfc3339=rfc3339, breakable=breakable)
+                         created_by=created_by, rfc3339=rfc3339, breakable=breakable,
+                         num=lambda n: f"{n:,}" if isinstance(n, int) else "—")
 TEMPLATES.globals.update(query_params=query_params)
 
 
