@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from .record import record
 
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
@@ -17,7 +17,7 @@ class InvalidDigest(ValueError):
     """The text is not a digest this project accepts."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@record(frozen=True, order=True)
 class Digest:
     algorithm: str
     hex: str

@@ -7,7 +7,7 @@ One parser per media type family (image manifest, index); schema1 is refused.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from .record import Factory, record
 from typing import Any
 
 from . import mediatypes as mt
@@ -20,7 +20,7 @@ class ManifestError(ValueError):
     """The bytes are not a manifest this project accepts; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Platform:
     os: str
     architecture: str
@@ -45,7 +45,7 @@ class Platform:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Descriptor:
     media_type: str
     digest: Digest
@@ -100,7 +100,7 @@ class Descriptor:
         return d
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ImageManifest:
     raw: bytes
     media_type: str
@@ -124,7 +124,7 @@ class ImageManifest:
         return self.artifact_type or self.config.media_type
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ImageIndex:
     raw: bytes
     media_type: str
@@ -222,7 +222,7 @@ def parse_manifest(raw: bytes, content_type: str | None = None, max_size: int = 
     raise ManifestError(f"unsupported manifest media type {media_type!r}")
 
 
-@dataclass(slots=True)
+@record
 class ImageConfig:
     """The parts of an image config (OCI or Docker) that the node uses."""
 
@@ -231,9 +231,9 @@ class ImageConfig:
     os: str = ""
     variant: str | None = None
     created: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)  # Entrypoint, Cmd, Env, WorkingDir, User...
-    diff_ids: list[Digest] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = Factory(dict)  # Entrypoint, Cmd, Env, WorkingDir, User...
+    diff_ids: list[Digest] = Factory(list)
+    history: list[dict[str, Any]] = Factory(list)
 
     @classmethod
     def parse(cls, raw: bytes) -> "ImageConfig":

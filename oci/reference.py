@@ -7,9 +7,9 @@ detection, `docker.io` and `library/` defaults). Registries validate names with
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .digest import Digest, InvalidDigest
+from .record import record
 
 NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"^{NAME_COMPONENT}(?:/{NAME_COMPONENT})*$")
@@ -46,7 +46,7 @@ def is_tag(text: str) -> bool:
     return bool(TAG_RE.match(text or ""))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Reference:
     """`domain/repository[:tag][@digest]`, normalised as docker does."""
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oci.digest import Digest, InvalidDigest
 from oci.manifest import ImageConfig, chain_ids
+from oci.record import record
 from oci.reference import InvalidReference, Reference
 
 from .content import ContentStore
@@ -38,7 +38,7 @@ def normalise(ref: str) -> str:
     return str(Reference.parse(ref))
 
 
-@dataclass
+@record  # not dataclasses: importing it costs `dockyard run` ~10 ms (see oci/record.py)
 class Image:
     id: str
     config: ImageConfig
@@ -50,7 +50,7 @@ class Image:
     manifest_media_type: str
     layers: list[dict[str, Any]]
     platform: str = ""
-    _snapshots: Path = field(default=Path("."), repr=False)
+    _snapshots: Path = Path(".")
 
     @property
     def chain_ids(self) -> list[Digest]:
