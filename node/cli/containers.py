@@ -179,6 +179,8 @@ def cmd_create(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from node.engine.start import warm_up
+    warm_up()
     from node.engine.create import create_container
     opts = _options(args)
     container = create_container(args.root, opts, _image(args))

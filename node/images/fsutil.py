@@ -4,9 +4,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def fsync_dir(path: Path) -> None:
@@ -20,6 +19,7 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write to a temp file beside ``path``, fsync, rename: readers see the old or the new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # only writers need it (random, weakref...): keep `run`'s lookup light
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:

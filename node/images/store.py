@@ -17,7 +17,6 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 from oci.digest import Digest, InvalidDigest
 from oci.manifest import ImageConfig, chain_ids
@@ -27,6 +26,11 @@ from oci.reference import InvalidReference, Reference
 from .content import ContentStore
 from .errors import ImageError, ImageNotFound
 from .fsutil import atomic_write, locked
+
+# Annotations only (postponed): importing typing would cost `dockyard run` ~2.5 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Image", "ImageStore", "ImageNotFound", "normalise"]
 

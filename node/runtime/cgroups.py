@@ -50,6 +50,48 @@ def open_cgroup(path: str, root: str = DEFAULT_ROOT) -> "V1Cgroup | V2Cgroup":
     return V2Cgroup(path, root) if is_v2(root) else V1Cgroup(path, root)
 
 
+def prewarm_attach(root: str = DEFAULT_ROOT) -> None:
+    """Start, on a background thread, the slow part of the container's coming cgroup join.
+
+    The first write to any cgroup.procs after a quiet spell makes the kernel wait for an RCU
+    grace period (percpu rwsem cgroup_threadgroup_rwsem: 10-15 ms measured here); writes that
+    follow within about one grace period are cheap. Re-writing our own PID into the cgroup we are
+    already in moves nothing (same css_set) but starts that wait now, while the caller works,
+    instead of later, when the container waits. Best effort: any failure is ignored.
+    """
+    path = _own_procs_file(root)
+    if path:
+        import _thread  # not threading: nothing here needs its bookkeeping, and it costs an import
+        _thread.start_new_thread(_rewrite_own_pid, (path,))
+
+
+def _own_procs_file(root: str) -> str | None:
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if controllers.startswith("name="):
+            continue
+        path = os.path.join(root, controllers, rel.lstrip("/"), "cgroup.procs")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _rewrite_own_pid(path: str) -> None:
+    try:  # raw fd, not a file object: a fork meanwhile must not inherit a held buffer lock
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
 class V1Cgroup:
     version = 1
 

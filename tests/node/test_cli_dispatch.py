@@ -46,3 +46,28 @@ def test_unknown_command_lists_every_choice():
     proc = subprocess.run([sys.executable, "-m", "node", "nosuch"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "invalid choice" in proc.stderr and "'pull'" in proc.stderr and "'run'" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["--root", "/r", "run", "--rm", "--network", "none", "-e", "A=1", "-v", "/a:/b", "img", "sh", "-c", "x"],
+    ["create", "--name", "c1", "-m", "10m", "img"],
+    ["rm", "-f", "a", "b"],
+    ["volume", "create", "v1"],
+    ["image", "ls"],
+    ["pull", "-q", "busybox"],
+    ["network", "connect", "--alias", "x", "n", "c"],
+])
+def test_one_command_parser_parses_like_the_full_one(argv):
+    full = vars(build_parser().parse_args(argv))
+    one = vars(build_parser(requested_command(argv)).parse_args(argv))
+    assert full.keys() == one.keys()
+    for key in full:
+        if key == "func":  # wrapped handlers: compare what they wrap
+            assert getattr(full[key], "__qualname__", None) == getattr(one[key], "__qualname__", None)
+        else:
+            assert full[key] == one[key], key
+
+
+def test_one_command_parser_builds_only_that_command():
+    sub = next(a for a in build_parser("run")._actions if a.dest == "command")
+    assert set(sub.choices) == {"run"}
