@@ -47,6 +47,28 @@ def requested_command(argv: list[str]) -> str | None:
     return None
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (bz2, lzma, zlib...) on
+    every start: argparse asks for it once per add_argument."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None) -> None:
+        if width is None:
+            width = _terminal_columns() - 2  # what HelpFormatter computes for width=None
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Unused:
     """Stands in for the parser of a command this process will not run: every call is accepted
     and ignored, so a group's register() builds one command without knowing it."""
@@ -67,6 +89,7 @@ class _OneCommand:
 
     def add_parser(self, name, **kwargs):
         if name == self._command or self._command in kwargs.get("aliases", ()):
+            kwargs.setdefault("formatter_class", _HelpFormatter)
             return self._sub.add_parser(name, **kwargs)
         return _Unused()
 
@@ -76,7 +99,8 @@ class _OneCommand:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for every command, or (``command`` given) only for that command."""
-    parser = argparse.ArgumentParser(prog="dockyard", description="Pull images and run containers.")
+    parser = argparse.ArgumentParser(prog="dockyard", description="Pull images and run containers.",
+                                     formatter_class=_HelpFormatter)
     parser.add_argument(
         "--root",
         default=os.environ.get("DOCKYARD_ROOT", DEFAULT_ROOT),

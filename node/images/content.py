@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from oci.digest import Digest, hash_file
@@ -116,9 +115,9 @@ class ContentStore:
                 return final / "fs"
             self.snapshots.mkdir(parents=True, exist_ok=True)
             for stale in self.snapshots.glob(f".tmp-{chain_id.hex}-*"):  # a killed earlier unpack
-                shutil.rmtree(stale, ignore_errors=True)
+                _rmtree(stale, ignore_errors=True)
             if final.exists():  # no meta.json: incomplete leftover of an older layout
-                shutil.rmtree(final, ignore_errors=True)
+                _rmtree(final, ignore_errors=True)
             from .unpack import unpack_layer  # here: `dockyard run` reads the store, never unpacks
 
             tmp = self.snapshots / f".tmp-{chain_id.hex}-{os.getpid()}"
@@ -132,7 +131,7 @@ class ContentStore:
                 os.rename(tmp, final)
                 fsync_dir(self.snapshots)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                _rmtree(tmp, ignore_errors=True)
                 raise
         return final / "fs"
 
@@ -143,10 +142,17 @@ class ContentStore:
                 return
             trash = self.snapshots / f".trash-{chain_id.hex}-{os.getpid()}"
             os.rename(final, trash)  # gone from view at once; the delete may take a while
-            shutil.rmtree(trash, ignore_errors=True)
+            _rmtree(trash, ignore_errors=True)
 
     def list_snapshots(self) -> list[Digest]:
         if not self.snapshots.is_dir():
             return []
         return [Digest("sha256", p.name) for p in self.snapshots.iterdir()
                 if not p.name.startswith(".") and len(p.name) == 64]
+
+
+def _rmtree(path, ignore_errors: bool = False) -> None:
+    # shutil (with bz2, lzma, zlib) is imported only by the writers that need it, not by every
+    # `dockyard run` that looks an image up.
+    import shutil
+    shutil.rmtree(path, ignore_errors=ignore_errors)

@@ -71,3 +71,25 @@ def test_one_command_parser_parses_like_the_full_one(argv):
 def test_one_command_parser_builds_only_that_command():
     sub = next(a for a in build_parser("run")._actions if a.dest == "command")
     assert set(sub.choices) == {"run"}
+
+
+@pytest.mark.parametrize("columns", [None, "50", "200", "0", "junk"])
+def test_help_width_is_what_shutil_would_give(monkeypatch, columns):
+    import shutil
+
+    from node.__main__ import _terminal_columns
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert _terminal_columns() == shutil.get_terminal_size().columns
+
+
+def test_run_path_does_not_import_heavy_modules():
+    code = ("import sys; sys.argv = ['dockyard', 'run', '--help']\n"
+            "from node.__main__ import build_parser, requested_command\n"
+            "build_parser(requested_command(sys.argv[1:]))\n"
+            "import node.images.store, node.engine.start, node.engine.create\n"
+            "print(sorted({'shutil', 'typing', 'dataclasses', 'tempfile'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
