@@ -52,6 +52,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ip")
     p.add_argument("--runtime", default="builtin", choices=["builtin", "runc", "crun"])
     p.add_argument("--security-opt", action="append", default=[], help="seccomp=unconfined")
+    p.add_argument("--userns", default=None, help="host (default) or private: container root is an unprivileged host uid")
     p.add_argument("--platform")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
@@ -168,7 +169,8 @@ def _options(args):
         volumes=args.volumes, read_only=args.read_only, tmpfs=args.tmpfs, memory=args.memory,
         cpus=args.cpus, pids_limit=args.pids_limit, restart=args.restart, init=args.init,
         network=args.network, publish=args.publish, publish_all=args.publish_all,
-        network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime, security_opt=args.security_opt)
+        network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime, security_opt=args.security_opt,
+        userns=args.userns)
 
 
 def cmd_create(args) -> int:

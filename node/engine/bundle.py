@@ -101,6 +101,15 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
     ns_net = network.namespace_entry()
     if ns_net:
         namespaces.append(ns_net)
+    id_maps = meta.get("IdMappings")
+    if id_maps:  # --userns=private (node/engine/userns.py)
+        namespaces.insert(0, {"type": "user"})
+        if not ns_net or ns_net.get("path"):
+            # sysfs may only be mounted from a user namespace that owns the network namespace;
+            # here that one is the host's (bridge, host): bind the host's /sys, as Docker does
+            for m in mounts:
+                if m["type"] == "sysfs":
+                    m.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
     resources: dict = {"devices": DEVICE_RULES}
     if hc.get("Memory"):
         resources["memory"] = {"limit": hc["Memory"], "swap": hc.get("MemorySwap") or hc["Memory"]}
@@ -133,6 +142,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
             "rootfsPropagation": "rprivate",
+            **({"uidMappings": id_maps["uid"], "gidMappings": id_maps["gid"]} if id_maps else {}),
             **({} if "seccomp=unconfined" in (hc.get("SecurityOpt") or []) else {"seccomp": default_seccomp()}),
         },
     }

@@ -14,6 +14,7 @@ from node.engine import DEFAULT_NETWORK, EngineError
 from node.engine.options import (RunOptions, parse_cpus, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
+from node.engine.userns import validate_mode as validate_userns
 from node.engine.volumes import create_volume
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -102,6 +103,7 @@ def host_config(opts: RunOptions) -> dict:
         "NetworkMode": opts.network or DEFAULT_NETWORK, "PortBindings": list(opts.publish),
         "PublishAllPorts": opts.publish_all, "Runtime": opts.runtime, "Init": opts.init,
         "SecurityOpt": _security_opts(opts.security_opt),
+        "UsernsMode": "" if validate_userns(opts.userns) == "host" else "private",
     }
 
 
@@ -151,11 +153,16 @@ def create_container(root: str | Path, opts: RunOptions, image) -> Container:
             for sub in ("upper", "work", "bundle/rootfs"):
                 (container.dir / sub).mkdir(parents=True)
             mounts, anonymous = _mounts(root, opts, image_config)
+            id_maps = None
+            if hc["UsernsMode"] == "private":
+                from node.engine import userns
+                id_maps = userns.mappings()
+                userns.open_path_for(container, id_maps)
             container.save_meta({
                 "Id": cid, "Name": name, "Created": now_iso(), "Image": image.id, "ImageRef": opts.image,
                 "Path": args[0], "Args": args[1:], "Config": config, "HostConfig": hc, "Mounts": mounts,
                 "AnonymousVolumes": anonymous, "LayerDirs": [str(d) for d in image.layer_dirs()],
-                "Driver": "overlay",
+                "Driver": "overlay", **({"IdMappings": id_maps} if id_maps else {}),
             })
             container.update_state(**new_state())
         except BaseException:

@@ -101,7 +101,12 @@ def _child(plan: dict, target: int, slave, interactive: bool, report_w: int) -> 
                 cgroup.add(os.getpid())
         import fcntl
         import termios  # an extension module: import it before the host's files are out of reach
-        order = [t for t in ("ipc", "uts", "network", "pid", "mount") if t in plan["namespaces"]]
+        # the user namespace last: the network namespace may belong to the host's user namespace,
+        # which only host root (still us until then) may enter
+        order = [t for t in ("ipc", "uts", "network", "pid", "mount", "user") if t in plan["namespaces"]]
+        if "user" in order:  # --userns=private: a hard limit cannot be raised once inside
+            from node.runtime.process import set_rlimits
+            set_rlimits(plan["process"].get("rlimits") or [])
         namespaces.join_process(target, order)
         grandchild = os.fork()
         if grandchild == 0:

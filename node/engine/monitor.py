@@ -43,6 +43,9 @@ def prepare(root, container: Container):
         os.makedirs(workdir, exist_ok=True)
         _populate_volumes(container, rootfs_dir)
         network = netsetup.setup(root, container)
+        if meta.get("IdMappings"):  # --userns=private: node/engine/userns.py
+            from node.engine import userns
+            userns.adopt(container, rootfs_dir, workdir)
         env = list(meta["Config"]["Env"])
         keys = {e.partition("=")[0] for e in env}
         if "HOSTNAME" not in keys:

@@ -34,6 +34,7 @@ class RunOptions:
     publish_all = False
     ip: str | None = None
     runtime = "builtin"
+    userns: str | None = None
     _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt")
 
     def __init__(self, image: str, **options) -> None:

@@ -48,6 +48,11 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
             cgroup.destroy()
         except OSError as e:
             raise EngineError(f"removing cgroup of {container.id[:12]}: {e}", 1) from None
+    from node.engine.rootfs import detach_mounts_under
+    try:
+        detach_mounts_under(container.dir)  # never delete through a mount into the image's layers
+    except OSError as e:
+        raise EngineError(f"removing {container.id[:12]}: {e}", 1) from None
     remove_tree(container.dir)
     if volumes:
         for name in container.meta.get("AnonymousVolumes") or []:

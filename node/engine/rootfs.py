@@ -21,15 +21,74 @@ def mount_rootfs(container) -> None:
     for layer in layers:
         if not os.path.isdir(layer):
             raise EngineError(f"image layer {layer} is missing", 125)
+    maps = container.meta.get("IdMappings")
+    if maps:
+        layers = _idmapped_layers(container, layers, maps)
     lower = ":".join(reversed(layers))  # overlay wants the top layer first
     data = f"lowerdir={lower},upperdir={container.dir / 'upper'},workdir={container.dir / 'work'}"
     if len(data) > MAX_MOUNT_DATA:
+        _unmount_lowers(container)
         raise EngineError(f"too many layers for one overlay mount ({len(layers)})", 125)
     os.makedirs(target, exist_ok=True)
     try:
         sc.mount("overlay", target, "overlay", 0, data)
     except OSError as e:
+        _unmount_lowers(container)
         raise EngineError(f"mounting the container's root filesystem: {e}", 125) from None
+
+
+def _idmapped_layers(container, layers: list[str], maps: dict) -> list[str]:
+    """--userns=private: each layer bound at CONTAINER/lower/N through an idmapped mount (see
+    node/engine/userns.py); short paths, which also leave more room in the overlay options."""
+    from node.engine import userns
+    base = container.dir / "lower"
+    _unmount_lowers(container)
+    result = []
+    try:
+        with userns.HelperNamespace(maps) as helper:
+            for i, layer in enumerate(layers):
+                target = base / str(i)
+                target.mkdir(parents=True, exist_ok=True)
+                sc.idmapped_bind(layer, str(target), helper.fd)
+                result.append(str(target))
+    except OSError as e:
+        _unmount_lowers(container)
+        raise EngineError(f"--userns=private: idmapped mount of the image's layers: {e}", 125) from None
+    return result
+
+
+def detach_mounts_under(path) -> None:
+    """Before a container's directory is deleted: nothing may stay mounted below it (an idmapped
+    layer bind would let the delete reach into the image itself). Raises OSError if one stays."""
+    prefix = os.path.realpath(str(path)) + "/"
+
+    def mounted() -> list[str]:
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4].encode().decode("unicode_escape") for line in f]
+        return sorted({p for p in points if p.startswith(prefix)}, key=len, reverse=True)
+
+    for point in mounted():
+        try:
+            sc.umount2(point, sc.MNT_DETACH)
+        except OSError:
+            pass
+    left = mounted()
+    if left:
+        raise OSError(16, f"still mounted, not deleting: {', '.join(left)}")
+
+
+def _unmount_lowers(container) -> None:
+    base = container.dir / "lower"
+    if not base.is_dir():
+        return
+    for name in os.listdir(base):
+        # a bind of a directory on the same filesystem: os.path.ismount cannot tell; unmount
+        # until the kernel says there is nothing mounted there (EINVAL)
+        for _ in range(16):
+            try:
+                sc.umount2(str(base / name), sc.MNT_DETACH)
+            except OSError:
+                break
 
 
 def unmount_rootfs(container) -> None:
@@ -39,3 +98,4 @@ def unmount_rootfs(container) -> None:
             sc.umount2(target, 0)
         except OSError:
             sc.umount2(target, sc.MNT_DETACH)
+    _unmount_lowers(container)

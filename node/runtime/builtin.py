@@ -63,6 +63,34 @@ def _raise_report(report: bytes, what: str) -> None:
     raise RuntimeError_(f"container init exited during {what} without a reason")
 
 
+def _wait_for_maps(pid_w: int, maps_r: int) -> None:
+    """A, just after unshare(CLONE_NEWUSER): ask P for the id maps, wait, then become the
+    namespace's root (until the maps exist our ids are unmapped)."""
+    os.write(pid_w, b"U")
+    if os.read(maps_r, 1) != b"M":
+        raise RuntimeError_("the runtime did not write the user namespace's id maps")
+    os.close(maps_r)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def _write_maps(a: int, linux: dict, pid_r: int, maps_w: int) -> None:
+    """P's half (OCI linux.uidMappings/gidMappings). If A failed before unsharing, its report
+    says why; leave the pipes for the caller's ordinary failure path."""
+    try:
+        if os.read(pid_r, 1) != b"U":
+            return
+        for kind, key in (("uid", "uidMappings"), ("gid", "gidMappings")):
+            text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key) or [])
+            with open(f"/proc/{a}/{kind}_map", "w") as f:
+                f.write(text)
+        os.write(maps_w, b"M")
+    except OSError:
+        pass  # A sees EOF instead of b"M" and reports the failure
+    finally:
+        os.close(maps_w)
+
+
 def preload_seccomp() -> None:
     """Import the seccomp module and open libseccomp now: after pivot_root the container's init
     can no longer reach the host's Python modules or shared libraries."""
@@ -133,11 +161,24 @@ class BuiltinRuntime:
         pid_r, pid_w = os.pipe()
         report_r, report_w = os.pipe()
         start_r, start_w = os.pipe()
+        new_userns = any(ns.get("type") == "user" and not ns.get("path") for ns in ns_list)
+        maps_r, maps_w = os.pipe() if new_userns else (-1, -1)
         a = os.fork()
         if a == 0:  # A
             try:
                 os.close(pid_r), os.close(report_r), os.close(start_w)
+                if new_userns:
+                    os.close(maps_w)
+                    # inside the user namespace, raising a hard limit is refused: set them now
+                    from node.runtime.process import set_rlimits
+                    set_rlimits((spec.get("process") or {}).get("rlimits") or [])
+                    # once we are the mapped root, the interpreter's own directories may be out
+                    # of reach (a Python under /root): import all that A and B still need now
+                    import _socket, fcntl, termios  # noqa: F401,E401
+                    from node.runtime import init, process, mounts, capabilities  # noqa: F401,E401
                 created = namespaces.enter(ns_list)
+                if created & sc.CLONE_NEWUSER:
+                    _wait_for_maps(pid_w, maps_r)
                 if created & sc.CLONE_NEWNET:
                     namespaces.loopback_up()
                 b = os.fork()
@@ -155,6 +196,9 @@ class BuiltinRuntime:
         os.close(pid_w), os.close(report_w), os.close(start_r)
         if console_slave is not None:
             os.close(console_slave)
+        if new_userns:
+            os.close(maps_r)
+            _write_maps(a, linux, pid_r, maps_w)
         raw_pid = _read_all(pid_r)
         os.close(pid_r)
         os.waitpid(a, 0)

@@ -116,7 +116,16 @@ def mount_entry(rootfs: str, entry: dict, bundle: str) -> None:
         return  # a cgroup view needs per-controller mounts; not provided by this runtime
     else:
         _make_target(dest, as_file=False)
-        sc.mount(source, dest, kind, flags, data or None)
+        try:
+            sc.mount(source, dest, kind, flags, data or None)
+        except PermissionError:
+            if kind != "sysfs":
+                raise
+            # in a user namespace that does not own the network namespace (joined by path)
+            # sysfs cannot be mounted: bind the host's, as runc does
+            sc.mount("/sys", dest, None, sc.MS_BIND | sc.MS_REC)
+            sc.mount("/sys", dest, None, sc.MS_BIND | sc.MS_REMOUNT | (flags & ~sc.MS_REC)
+                     | (os.statvfs(dest).f_flag & _KEEP_ON_REMOUNT))
         if kind == "tmpfs" and entry["destination"].rstrip("/") == "/dev":
             make_devices(dest)
     if propagation:
@@ -129,7 +138,11 @@ def make_devices(dev: str) -> None:
         for name, major, minor in DEFAULT_DEVICES:
             path = os.path.join(dev, name)
             if not os.path.exists(path):
-                os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+                try:
+                    os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+                except PermissionError:  # in a user namespace: bind the host's node instead
+                    _make_target(path, as_file=True)
+                    sc.mount(f"/dev/{name}", path, None, sc.MS_BIND)
         for target, name in DEFAULT_LINKS:
             path = os.path.join(dev, name)
             if not os.path.lexists(path):

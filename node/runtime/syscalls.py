@@ -162,3 +162,36 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.syscall(_SYS_capset, ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+# the new mount API (x86_64 numbers; linux/mount.h), for idmapped layer mounts (--userns=private)
+_SYS_open_tree = 428
+_SYS_move_mount = 429
+_SYS_mount_setattr = 442
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 4
+MOUNT_ATTR_IDMAP = 0x00100000
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def idmapped_bind(source: str, target: str, userns_fd: int) -> None:
+    """Bind `source` (recursively) onto `target` with ownership shifted through the id maps of the
+    user namespace `userns_fd`: open_tree(CLONE) -> mount_setattr(IDMAP) -> move_mount."""
+    tree = _check(_libc.syscall(_SYS_open_tree, AT_FDCWD, _b(source),
+                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE), f"open_tree {source}")
+    try:
+        attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+        _check(_libc.syscall(_SYS_mount_setattr, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE,
+                             ctypes.byref(attr), ctypes.sizeof(attr)), f"mount_setattr(IDMAP) {source}")
+        _check(_libc.syscall(_SYS_move_mount, tree, b"", AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH),
+               f"move_mount {source} -> {target}")
+    finally:
+        os.close(tree)
