@@ -15,7 +15,6 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import bcrypt
 
 BCRYPT_COST = 12
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -42,6 +41,8 @@ def hash_password(password: str, cost: int = BCRYPT_COST) -> str:
     if len(data) > 72:
         # bcrypt ignores bytes after the 72nd: refuse rather than silently accept prefixes.
         raise PasswordError("the password is longer than 72 bytes (bcrypt's limit)")
+    import bcrypt  # here, not at the top: with auth off the registry never loads it
+
     return bcrypt.hashpw(data, bcrypt.gensalt(cost)).decode()
 
 
@@ -51,6 +52,8 @@ def verify_password(password: str, hashed: str | None) -> bool:
     if not hashed or not hashed.startswith(("$2a$", "$2b$", "$2y$")) or len(data) > 72:
         _dummy_check()
         return False
+    import bcrypt
+
     try:
         return bcrypt.checkpw(data, hashed.encode())
     except ValueError:
@@ -59,6 +62,8 @@ def verify_password(password: str, hashed: str | None) -> bool:
 
 def _dummy_check(cost: int = BCRYPT_COST) -> None:
     """As slow as checking a real password of the default cost (made once, on first use)."""
+    import bcrypt
+
     if cost not in _dummy_hashes:
         _dummy_hashes[cost] = bcrypt.hashpw(b"dockyard-dummy", bcrypt.gensalt(cost))
     bcrypt.checkpw(b"x", _dummy_hashes[cost])

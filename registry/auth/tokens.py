@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+# jwt and cryptography (OpenSSL's bindings, ~20 MiB resident) are imported inside the functions
+# that sign or verify: with auth off (the default) the registry never loads them.
 
 LEEWAY = 10  # seconds of clock skew tolerated between replicas
 VERIFIED_CACHE = 10_000
@@ -64,6 +63,8 @@ def parse_scopes(values: list[str]) -> list[Scope]:
 
 
 def _load_key(path: Path):
+    from cryptography.hazmat.primitives import serialization
+
     from ..config import ConfigError
 
     try:
@@ -77,6 +78,9 @@ def _load_key(path: Path):
 def _load_or_create_key(path: Path, key_type: str):
     if path.exists():
         return _load_key(path)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     key = ec.generate_private_key(ec.SECP256R1()) if key_type == "ec" else rsa.generate_private_key(65537, 3072)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -98,12 +102,16 @@ def _load_or_create_key(path: Path, key_type: str):
 
 def key_id(public_key) -> str:
     """libtrust-style key id: the SHA-256 of the DER public key, base32 in 12 groups of 4."""
+    from cryptography.hazmat.primitives import serialization
+
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     b32 = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
     return ":".join(b32[i:i + 4] for i in range(0, 48, 4))
 
 
 def _algorithm(key, path) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPrivateKey):
         return "RS256"
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
@@ -136,6 +144,8 @@ class TokenService:
 
     # -- issuing ------------------------------------------------------------------------------
     def _sign(self, sub: str, audience: str, ttl: float, extra: dict[str, Any]) -> tuple[str, int, int]:
+        import jwt
+
         now = int(time.time())
         claims = {"iss": self.issuer, "sub": sub, "aud": audience, "iat": now, "nbf": now - 1,
                   "exp": now + int(ttl), "jti": secrets.token_urlsafe(16), **extra}
@@ -154,6 +164,8 @@ class TokenService:
 
     # -- verifying ----------------------------------------------------------------------------
     def _verify(self, token: str, audience: str) -> dict[str, Any]:
+        import jwt
+
         if len(token) > 16384:
             raise TokenError("token too large")
         try:

@@ -2,6 +2,10 @@
 
 The scripts live in the top-level ``migrations`` package. Upgrades go to "heads": other parts of
 the registry (auth, catalog) may add their own revision branches on top of the first one.
+
+Alembic (with Mako, ~10 MiB resident for the life of the server) is imported only when the schema
+is behind: ``upgrade`` first compares alembic_version, read with plain SQL, with the head revision
+ids written in the scripts (read as text, not imported). Anything it cannot read -> run Alembic.
 """
 from __future__ import annotations
 
@@ -10,29 +14,78 @@ import contextlib
 import fcntl
 import importlib.util
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATION_LOCK_KEY = 0x646F636B  # 'dock'
 
 
-def alembic_config(url: str | None = None) -> Config:
+def _script_location() -> Path:
     spec = importlib.util.find_spec("migrations")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the migrations package is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(list(spec.submodule_search_locations)[0])))
+    cfg.set_main_option("script_location", str(_script_location()))
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
+_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]\s*$", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=(.*)$", re.M)
+
+
+def script_heads() -> set[str] | None:
+    """Head revision ids of the scripts, read as text; None when a script is not in the simple
+    ``revision = "x"`` / ``down_revision = "y" | ("y", "z") | None`` form (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((_script_location() / "versions").glob("*.py")):
+        source = path.read_text()
+        rev, down = _REVISION.findall(source), _DOWN_REVISION.findall(source)
+        if len(rev) != 1 or len(down) != 1:
+            return None
+        value = down[0].split("#")[0].strip()
+        names = re.findall(r"['\"]([^'\"]+)['\"]", value)
+        if not names and value != "None":
+            return None
+        revisions.add(rev[0])
+        parents.update(names)
+    return (revisions - parents) or None
+
+
+async def is_current(engine: AsyncEngine) -> bool:
+    """True when alembic_version holds exactly the scripts' heads (no Alembic import)."""
+    heads = script_heads()
+    if heads is None:
+        return False
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    except Exception:  # no table yet (fresh database), or anything unexpected: let Alembic look
+        return False
+    return set(rows) == heads
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Bring the schema to ``revision``; safe when several processes or tasks start together."""
+    if revision == "heads" and await is_current(engine):
+        return
+    from alembic import command
+
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
 
     def run(sync_conn) -> None:

@@ -21,7 +21,6 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from markupsafe import Markup, escape
 from aiohttp import web
 
@@ -33,13 +32,7 @@ from .access import may_pull_filter, signed_in_as
 from .service import PER_PAGE, REPO_SORTS, TAG_SORTS, CatalogService, NotFound, Paging, pick
 
 NAME = "{name:[^-][^?#]*?}"
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("registry.web", "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-)
+_TEMPLATES = None  # the jinja2 Environment, made on the first page render (see templates())
 
 
 def human_size(n: int | None) -> str:
@@ -130,10 +123,26 @@ def rfc3339(text: str | None) -> str:
     return text
 
 
-TEMPLATES.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label,
-                         created_by=created_by, rfc3339=rfc3339, breakable=breakable,
-                         num=lambda n: f"{n:,}" if isinstance(n, int) else "—")
-TEMPLATES.globals.update(query_params=query_params)
+def templates():
+    """The template environment. jinja2 is imported on the first page render, not at start-up:
+    a registry nobody browses never pays its few MiB."""
+    global _TEMPLATES
+    if _TEMPLATES is None:
+        import jinja2
+
+        env = jinja2.Environment(
+            loader=jinja2.PackageLoader("registry.web", "templates"),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        env.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label,
+                           created_by=created_by, rfc3339=rfc3339, breakable=breakable,
+                           num=lambda n: f"{n:,}" if isinstance(n, int) else "—")
+        env.globals.update(query_params=query_params)
+        _TEMPLATES = env
+    return _TEMPLATES
 
 
 _STATIC_URLS: dict[str, str] = {}
@@ -152,7 +161,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     context["auth_enabled"], context["user"] = signed_in_as(request)
     context.setdefault("here", request.path_qs)
     context.setdefault("static", lambda path: _static_url(request.app, path))
-    html = TEMPLATES.get_template(template).render(request=request, **context)
+    html = templates().get_template(template).render(request=request, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
 
