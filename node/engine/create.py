@@ -14,7 +14,6 @@ from node.engine import DEFAULT_NETWORK, EngineError
 from node.engine.options import (RunOptions, parse_cpus, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
-from node.engine.userns import validate_mode as validate_userns
 from node.engine.volumes import create_volume
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -103,8 +102,15 @@ def host_config(opts: RunOptions) -> dict:
         "NetworkMode": opts.network or DEFAULT_NETWORK, "PortBindings": list(opts.publish),
         "PublishAllPorts": opts.publish_all, "Runtime": opts.runtime, "Init": opts.init,
         "SecurityOpt": _security_opts(opts.security_opt),
-        "UsernsMode": "" if validate_userns(opts.userns) == "host" else "private",
+        "UsernsMode": _userns_mode(opts.userns),
     }
+
+
+def _userns_mode(value: str | None) -> str:
+    if not value:
+        return ""  # the host's user namespace, like docker's default
+    from node.engine.userns import validate_mode
+    return "" if validate_mode(value) == "host" else "private"
 
 
 def _security_opts(values: list[str]) -> list[str]:
