@@ -9,6 +9,7 @@ database.py). Manifest queries are in manifests.py; ``Index`` combines them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
@@ -42,6 +43,30 @@ _BLOB_SIZE = (
 _GET_UPLOAD = select(UploadSession.id, UploadSession.repository, UploadSession.created_at, UploadSession.updated_at).where(
     UploadSession.id == bindparam("id")
 )
+_DELETE_UPLOAD = delete(UploadSession).where(UploadSession.id == bindparam("id"))
+# (bind names differ from column names: an UPDATE reserves those for its SET clause)
+_TOUCH_UPLOAD = update(UploadSession).where(UploadSession.id == bindparam("upload_id")).values(
+    updated_at=bindparam("touched_at")
+)
+
+# The push path's upserts, built once per dialect (the ON CONFLICT construct is dialect-specific).
+# They carry no values: the parameter dict given to execute() names the columns, so the statement
+# object and its cache key stay the same and SQLAlchemy compiles each one once, not per push.
+_UPSERTS: dict[str, dict[str, Any]] = {}
+
+
+def _upserts(db: Database) -> dict[str, Any]:
+    stmts = _UPSERTS.get(db.dialect)
+    if stmts is None:
+        stmts = _UPSERTS[db.dialect] = {
+            "repository": db.insert(Repository).on_conflict_do_nothing(index_elements=["name"]),
+            "blob": db.insert(Blob).on_conflict_do_nothing(index_elements=["digest"]),
+            "repository_blob": db.insert(RepositoryBlob).on_conflict_do_nothing(
+                index_elements=["repository_id", "digest"]
+            ),
+            "upload": db.insert(UploadSession),
+        }
+    return stmts
 
 
 def repository_id(conn: Connection, name: str) -> int | None:
@@ -53,9 +78,7 @@ class RepositoryQueries:
 
     # -- repositories -------------------------------------------------------------------------
     def _ensure_repository(self, conn: Connection, name: str) -> int:
-        conn.execute(
-            self.db.insert(Repository).values(name=name, created_at=now()).on_conflict_do_nothing(index_elements=["name"])
-        )
+        conn.execute(_upserts(self.db)["repository"], {"name": name, "created_at": now()})
         return conn.execute(_REPOSITORY_ID, {"repository": name}).scalar_one()
 
     async def repository_exists(self, name: str) -> bool:
@@ -70,16 +93,9 @@ class RepositoryQueries:
     # -- blobs --------------------------------------------------------------------------------
     def _link_blob(self, conn: Connection, repository: str, digest: str, size: int) -> None:
         repo_id = self._ensure_repository(conn, repository)
-        conn.execute(
-            self.db.insert(Blob).values(digest=digest, size=size, created_at=now()).on_conflict_do_nothing(
-                index_elements=["digest"]
-            )
-        )
-        conn.execute(
-            self.db.insert(RepositoryBlob)
-            .values(repository_id=repo_id, digest=digest, created_at=now())
-            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-        )
+        upserts = _upserts(self.db)
+        conn.execute(upserts["blob"], {"digest": digest, "size": size, "created_at": now()})
+        conn.execute(upserts["repository_blob"], {"repository_id": repo_id, "digest": digest, "created_at": now()})
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         """Record stored bytes and make them visible in ``repository`` (after the bytes exist)."""
@@ -90,7 +106,7 @@ class RepositoryQueries:
 
         def tx(conn: Connection) -> None:
             self._link_blob(conn, repository, digest, size)
-            conn.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+            conn.execute(_DELETE_UPLOAD, {"id": upload_id})
 
         await self.db.write(tx)
 
@@ -126,20 +142,20 @@ class RepositoryQueries:
     # -- upload sessions ----------------------------------------------------------------------
     async def create_upload(self, upload_id: str, repository: str) -> None:
         t = now()
-        stmt = self.db.insert(UploadSession).values(id=upload_id, repository=repository, created_at=t, updated_at=t)
-        await self.db.write(lambda conn: conn.execute(stmt))
+        stmt, params = _upserts(self.db)["upload"], {"id": upload_id, "repository": repository, "created_at": t,
+                                                     "updated_at": t}
+        await self.db.write(lambda conn: conn.execute(stmt, params))
 
     async def get_upload(self, upload_id: str) -> UploadRow | None:
         row = await self.db.read(lambda conn: conn.execute(_GET_UPLOAD, {"id": upload_id}).first())
         return UploadRow(*row) if row else None
 
     async def touch_upload(self, upload_id: str) -> None:
-        stmt = update(UploadSession).where(UploadSession.id == upload_id).values(updated_at=now())
-        await self.db.write(lambda conn: conn.execute(stmt))
+        params = {"upload_id": upload_id, "touched_at": now()}
+        await self.db.write(lambda conn: conn.execute(_TOUCH_UPLOAD, params))
 
     async def delete_upload(self, upload_id: str) -> None:
-        stmt = delete(UploadSession).where(UploadSession.id == upload_id)
-        await self.db.write(lambda conn: conn.execute(stmt))
+        await self.db.write(lambda conn: conn.execute(_DELETE_UPLOAD, {"id": upload_id}))
 
     async def expired_uploads(self, idle_before: float) -> list[str]:
         q = select(UploadSession.id).where(UploadSession.updated_at < idle_before)
