@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from oci.reference import validate_name
+
 from .. import auth
-from .service import Access
+from .service import Access, CatalogService, NotFound, pick
 
 
 def may_pull_filter(request: web.Request) -> Access:
@@ -26,3 +28,30 @@ def signed_in_as(request: web.Request) -> tuple[bool, str | None]:
         return False, None
     who = current(request)
     return True, (None if getattr(who, "anonymous", True) else getattr(who, "name", None))
+
+
+def catalog_service(request: web.Request) -> CatalogService:
+    from . import SERVICE
+
+    return request.app[SERVICE]
+
+
+def visible_name(request: web.Request) -> str:
+    """The repository name in the URL, if it is valid and this caller may pull it; else NotFound
+    (never "forbidden": a hidden repository's existence is not confirmed)."""
+    name = request.match_info["name"]
+    try:
+        validate_name(name)
+    except ValueError:
+        raise NotFound(name) from None
+    may_pull = may_pull_filter(request)
+    if may_pull is not None and not may_pull(name):
+        raise NotFound(name)
+    return name
+
+
+def sorting(request: web.Request, allowed: tuple[str, ...]) -> tuple[str, bool]:
+    """(?sort= among ``allowed``, descending?): names ascend by default, the rest descend."""
+    sort = pick(request.query.get("sort"), allowed, "name")
+    order = request.query.get("order")
+    return sort, (order == "desc") if order in ("asc", "desc") else sort != "name"

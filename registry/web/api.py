@@ -27,41 +27,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from oci.reference import validate_name
 
-from .access import may_pull_filter
-from .service import REPO_SORTS, TAG_SORTS, CatalogService, NotFound, Paging, pick
+from .access import catalog_service, may_pull_filter, sorting, visible_name
+from .service import REPO_SORTS, TAG_SORTS, NotFound, Paging
 
 NAME = "{name:[^-][^?#]*?}"
 ENDPOINTS = [line.strip() for line in (__doc__ or "").split("\n") if line.strip().startswith("GET ")]
 
 
-def _service(request: web.Request) -> CatalogService:
-    from . import SERVICE
-
-    return request.app[SERVICE]
-
-
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _name(request: web.Request) -> str:
-    name = request.match_info["name"]
-    try:
-        validate_name(name)
-    except ValueError:
-        raise NotFound(name) from None
-    may_pull = may_pull_filter(request)
-    if may_pull is not None and not may_pull(name):
-        raise NotFound(name)
-    return name
-
-
-def _sorting(request: web.Request, allowed: tuple[str, ...]) -> tuple[str, bool]:
-    sort = pick(request.query.get("sort"), allowed, "name")
-    order = request.query.get("order")
-    return sort, (order == "desc") if order in ("asc", "desc") else sort != "name"
 
 
 async def index(request: web.Request) -> web.Response:
@@ -69,20 +44,20 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(await _service(request).stats(may_pull_filter(request)))
+    return web.json_response(await catalog_service(request).stats(may_pull_filter(request)))
 
 
 async def repositories(request: web.Request) -> web.Response:
-    sort, desc = _sorting(request, REPO_SORTS)
+    sort, desc = sorting(request, REPO_SORTS)
     paging = Paging.parse(request.query.get("page"), request.query.get("per_page"))
-    listing = await _service(request).repositories(request.query.get("q", ""), sort, desc, paging,
+    listing = await catalog_service(request).repositories(request.query.get("q", ""), sort, desc, paging,
                                                     may_pull_filter(request))
     return web.json_response(listing)
 
 
 async def repository(request: web.Request) -> web.Response:
     try:
-        data = await _service(request).repository(_name(request), "", "name", False, Paging(1, 1))
+        data = await catalog_service(request).repository(visible_name(request), "", "name", False, Paging(1, 1))
     except NotFound:
         return _error(404, "repository not found")
     return web.json_response(data["repository"])
@@ -90,9 +65,9 @@ async def repository(request: web.Request) -> web.Response:
 
 async def tags(request: web.Request) -> web.Response:
     try:
-        sort, desc = _sorting(request, TAG_SORTS)
+        sort, desc = sorting(request, TAG_SORTS)
         paging = Paging.parse(request.query.get("page"), request.query.get("per_page"))
-        data = await _service(request).repository(_name(request), request.query.get("q", ""), sort, desc, paging)
+        data = await catalog_service(request).repository(visible_name(request), request.query.get("q", ""), sort, desc, paging)
     except NotFound:
         return _error(404, "repository not found")
     return web.json_response(data)
@@ -100,7 +75,7 @@ async def tags(request: web.Request) -> web.Response:
 
 async def manifest(request: web.Request) -> web.Response:
     try:
-        data = await _service(request).image(_name(request), request.match_info["reference"])
+        data = await catalog_service(request).image(visible_name(request), request.match_info["reference"])
     except NotFound:
         return _error(404, "manifest not found")
     return web.json_response(data)
@@ -109,7 +84,7 @@ async def manifest(request: web.Request) -> web.Response:
 async def v1_search(request: web.Request) -> web.Response:
     """``docker search HOST/TERM`` asks ``GET /v1/search?q=TERM&n=25``."""
     paging = Paging.parse(request.query.get("page"), request.query.get("n"), default=25)
-    return web.json_response(await _service(request).search(request.query.get("q", ""), paging,
+    return web.json_response(await catalog_service(request).search(request.query.get("q", ""), paging,
                                                             may_pull_filter(request)))
 
 

@@ -25,11 +25,10 @@ from markupsafe import Markup, escape
 from aiohttp import web
 
 from oci.digest import Digest, InvalidDigest
-from oci.reference import validate_name
 
 from ..storage.driver import StorageError
-from .access import may_pull_filter, signed_in_as
-from .service import PER_PAGE, REPO_SORTS, TAG_SORTS, CatalogService, NotFound, Paging, pick
+from .access import catalog_service, may_pull_filter, signed_in_as, sorting, visible_name
+from .service import PER_PAGE, REPO_SORTS, TAG_SORTS, NotFound, Paging
 
 NAME = "{name:[^-][^?#]*?}"
 _TEMPLATES = None  # the jinja2 Environment, made on the first page render (see templates())
@@ -169,34 +168,11 @@ def not_found(request: web.Request, what: str) -> web.Response:
     return render(request, "404.html", status=404, what=what)
 
 
-def _service(request: web.Request) -> CatalogService:
-    from . import SERVICE
-
-    return request.app[SERVICE]
-
-
-def _name(request: web.Request) -> str:
-    name = request.match_info["name"]
-    try:
-        validate_name(name)
-    except ValueError:
-        raise NotFound(name) from None
-    may_pull = may_pull_filter(request)
-    if may_pull is not None and not may_pull(name):
-        raise NotFound(name)  # not "forbidden": do not confirm that the name exists
-    return name
-
-
-def _sorting(request: web.Request, allowed: tuple[str, ...]) -> tuple[str, bool]:
-    sort = pick(request.query.get("sort"), allowed, "name")
-    default_desc = sort != "name"
-    order = request.query.get("order")
-    return sort, (order == "desc") if order in ("asc", "desc") else default_desc
 
 
 async def home(request: web.Request) -> web.Response:
-    svc = _service(request)
-    sort, desc = _sorting(request, REPO_SORTS)
+    svc = catalog_service(request)
+    sort, desc = sorting(request, REPO_SORTS)
     paging = Paging.parse(request.query.get("page"), request.query.get("per_page"))
     may_pull = may_pull_filter(request)
     listing = await svc.repositories(request.query.get("q", ""), sort, desc, paging, may_pull)
@@ -207,10 +183,10 @@ async def home(request: web.Request) -> web.Response:
 
 async def repository(request: web.Request) -> web.Response:
     try:
-        name = _name(request)
-        sort, desc = _sorting(request, TAG_SORTS)
+        name = visible_name(request)
+        sort, desc = sorting(request, TAG_SORTS)
         paging = Paging.parse(request.query.get("page"), request.query.get("per_page"))
-        data = await _service(request).repository(name, request.query.get("q", ""), sort, desc, paging)
+        data = await catalog_service(request).repository(name, request.query.get("q", ""), sort, desc, paging)
     except NotFound:
         return not_found(request, f"repository {request.match_info['name']}")
     return render(request, "repository.html", data=data, repo=data["repository"])
@@ -218,8 +194,8 @@ async def repository(request: web.Request) -> web.Response:
 
 async def image(request: web.Request) -> web.Response:
     try:
-        name = _name(request)
-        data = await _service(request).image(name, request.match_info["reference"])
+        name = visible_name(request)
+        data = await catalog_service(request).image(name, request.match_info["reference"])
     except NotFound:
         return not_found(request, f"{request.match_info['name']}@{request.match_info['reference']}")
     return render(request, "image.html", image=data)
@@ -228,10 +204,10 @@ async def image(request: web.Request) -> web.Response:
 async def raw_manifest(request: web.Request) -> web.Response:
     """The stored bytes, as JSON text: shown by the browser, never interpreted as a page."""
     try:
-        name = _name(request)
+        name = visible_name(request)
         digest = str(Digest.parse(request.match_info["reference"]))
-        data = await _service(request).image(name, digest)
-        body = await _service(request).images.raw(data["digest"])
+        data = await catalog_service(request).image(name, digest)
+        body = await catalog_service(request).images.raw(data["digest"])
     except (NotFound, InvalidDigest, StorageError):
         return not_found(request, f"manifest {request.match_info['reference']}")
     return web.Response(body=body, content_type="application/json", headers={"Docker-Content-Digest": data["digest"]})
