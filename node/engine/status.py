@@ -53,14 +53,27 @@ def describe(state: dict) -> str:
 
 
 def human_duration(seconds: float) -> str:
+    """Docker's wording (go-units HumanDuration): "1 second", "About a minute", "3 weeks"..."""
     if seconds < 1:
         return "Less than a second"
+    if int(seconds) == 1:
+        return "1 second"
     if seconds < 60:
         return f"{int(seconds)} seconds"
     minutes = seconds / 60
+    if int(minutes) == 1:
+        return "About a minute"
     if minutes < 60:
-        return "About a minute" if int(minutes) == 1 else f"{int(minutes)} minutes"
+        return f"{int(minutes)} minutes"
     hours = minutes / 60
+    if int(hours) == 1:
+        return "About an hour"
     if hours < 48:
-        return "About an hour" if int(hours) == 1 else f"{int(hours)} hours"
-    return f"{int(hours / 24)} days"
+        return f"{int(hours)} hours"
+    if hours < 24 * 7 * 2:
+        return f"{int(hours / 24)} days"
+    if hours < 24 * 30 * 2:
+        return f"{int(hours / 24 / 7)} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{int(hours / 24 / 30)} months"
+    return f"{int(hours / 24 / 365)} years"

@@ -119,3 +119,11 @@ def test_conflicting_flags(tmp_path, image):
         create_container(tmp_path, RunOptions(image="i", remove=True, restart="always"), image)
     assert e.value.exit_code == 125
     assert not os.listdir(tmp_path / "containers") if (tmp_path / "containers").exists() else True
+
+
+def test_human_duration_uses_dockers_wording():
+    from node.engine.status import human_duration
+    cases = {0.4: "Less than a second", 1.2: "1 second", 42: "42 seconds", 61: "About a minute",
+             600: "10 minutes", 3700: "About an hour", 5 * 3600: "5 hours", 3 * 86400: "3 days",
+             20 * 86400: "2 weeks", 90 * 86400: "3 months", 800 * 86400: "2 years"}
+    assert {s: human_duration(s) for s in cases} == cases
