@@ -156,13 +156,8 @@ def _since(created: str | None) -> str:
         return "N/A"
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    secs = int((datetime.now(timezone.utc) - when).total_seconds())
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
-                       ("hour", 3600), ("minute", 60)):
-        if secs >= size:
-            n = secs // size
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return "Less than a minute ago"
+    from node.engine.status import human_duration  # the wording `ps` uses, as docker does
+    return f"{human_duration((datetime.now(timezone.utc) - when).total_seconds())} ago"
 
 
 def _human_size(n: int) -> str:
