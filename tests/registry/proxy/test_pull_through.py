@@ -157,3 +157,13 @@ async def test_unknown_upstream_content_is_unknown(setup):
     assert r.status == 404 and (await r.json())["errors"][0]["code"] == "MANIFEST_UNKNOWN"
     r = await setup.client.get("/v2/up/lib/none/blobs/sha256:" + "0" * 64)
     assert r.status == 404 and (await r.json())["errors"][0]["code"] == "BLOB_UNKNOWN"
+
+
+async def test_dockyards_own_access_rules_apply_to_cached_names(make_setup):
+    s = await make_setup(auth={"mode": "basic", "anonymous_pull": ["up/public/*"]})
+    await push_image(s.upstream, "public/ok", "1")
+    await push_image(s.upstream, "secret/no", "1")
+    assert (await s.client.get("/v2/up/public/ok/manifests/1", headers=ACCEPT)).status == 200
+    r = await s.client.get("/v2/up/secret/no/manifests/1", headers=ACCEPT)
+    assert r.status == 401
+    assert s.faulty.gets("/secret/") == 0  # refused before anything was fetched
