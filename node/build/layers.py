@@ -85,8 +85,25 @@ def clean_runtime_leftovers(upper: Path, lowers: list[Path]) -> None:
             os.unlink(path)
     for rel in MOUNTPOINT_DIRS + ("etc",):
         path = upper / rel
-        if path.is_dir() and not path.is_symlink() and not os.listdir(path) and not _exists_below(lowers, rel):
+        if path.is_dir() and not path.is_symlink() and not os.listdir(path) and (
+                not _exists_below(lowers, rel) or _copied_up_only(path, lowers, rel)):
             os.rmdir(path)
+
+
+def _copied_up_only(path: Path, lowers: list[Path], rel: str) -> bool:
+    """An empty upper dir that overlay copied up (for a mount point below it) and that differs
+    from the one beneath in nothing but its mtime: not a change of the step's."""
+    if _is_opaque(str(path)):
+        return False
+    st = os.lstat(path)
+    for lower in reversed(lowers):
+        try:
+            below = os.lstat(os.path.join(lower, rel))
+        except FileNotFoundError:
+            continue
+        return (below.st_mode, below.st_uid, below.st_gid) == (st.st_mode, st.st_uid, st.st_gid) and \
+            _xattrs(str(path)) == _xattrs(os.path.join(lower, rel))
+    return False
 
 
 def _sorted_walk(root: Path):
