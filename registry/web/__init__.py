@@ -61,8 +61,13 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
     max_age = _max_age(config)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        ranking = Ranking(CatalogQueries(app[state.INDEX].db), max_age=max_age)
-        app[SERVICE] = CatalogService(ranking.queries, ranking, ImageReader(app[state.STORAGE]))
+        index = app[state.INDEX]
+        ranking = Ranking(CatalogQueries(index.db), max_age=max_age)
+
+        async def linked(repository: str, digest: str) -> bool:
+            return await index.blob_size(repository, digest) is not None
+
+        app[SERVICE] = CatalogService(ranking.queries, ranking, ImageReader(app[state.STORAGE], linked))
         ranking.start()  # build the first snapshot in the background, before anyone asks
         try:
             yield

@@ -120,7 +120,7 @@ class CatalogService:
         if found is None:
             raise NotFound(name)
         repo, total, tags = found
-        summaries = await self.images.summaries([(t.digest, t.media_type) for t in tags])
+        summaries = await self.images.summaries(name, [(t.digest, t.media_type) for t in tags])
         return {"repository": _repo(repo), "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),
                 "tags": [self._tag(t, summaries[t.digest]) for t in tags]}
@@ -138,8 +138,8 @@ class CatalogService:
         if found is None:
             raise NotFound(f"{name}@{reference}")
         info, tags, referrers = found.manifest, found.tags, found.referrers
-        s = await self.images.summary(info.digest, info.media_type)
-        ref_summaries = await self.images.summaries([(r.digest, r.media_type) for r in referrers])
+        s = await self.images.summary(name, info.digest, info.media_type)
+        ref_summaries = await self.images.summaries(name, [(r.digest, r.media_type) for r in referrers])
         return {
             "repository": name, "digest": info.digest, "media_type": info.media_type, "kind": s.kind,
             "size": info.size, "tags": tags, "pushed_at": info.created_at, "artifact_type": s.artifact_type,
