@@ -27,35 +27,41 @@ def _engine_errors(func):
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
-    p.add_argument("--name")
+    p.add_argument("--name", help="assign a name to the container")
     p.add_argument("--rm", action="store_true", dest="remove", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
-    p.add_argument("-e", "--env", action="append", default=[])
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("-w", "--workdir")
-    p.add_argument("--entrypoint")
-    p.add_argument("-u", "--user")
-    p.add_argument("-h", "--hostname")
-    p.add_argument("-v", "--volume", action="append", default=[], dest="volumes")
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("--tmpfs", action="append", default=[])
-    p.add_argument("-m", "--memory")
-    p.add_argument("--cpus")
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--restart", default="no")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="set an environment variable (KEY alone takes it from this shell)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="read KEY=VALUE lines")
+    p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    p.add_argument("--entrypoint", metavar="CMD", help="override the image's ENTRYPOINT")
+    p.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid (and group) to run as")
+    p.add_argument("-h", "--hostname", metavar="NAME", help="the container's host name")
+    p.add_argument("-v", "--volume", action="append", default=[], dest="volumes", metavar="SRC:DEST[:ro]",
+                   help="bind a host path or a named volume")
+    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs")
+    p.add_argument("-m", "--memory", metavar="BYTES", help="memory limit (e.g. 64m, 1g)")
+    p.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 0.5)")
+    p.add_argument("--pids-limit", type=int, metavar="N", help="most processes at once (-1: unlimited)")
+    p.add_argument("--restart", default="no", metavar="POLICY",
+                   help="no, on-failure[:N], always or unless-stopped")
     p.add_argument("--init", action="store_true", help="accepted with a warning; no init process is injected")
-    p.add_argument("--network", "--net")
-    p.add_argument("-p", "--publish", action="append", default=[])
-    p.add_argument("-P", "--publish-all", action="store_true")
-    p.add_argument("--network-alias", action="append", default=[])
-    p.add_argument("--ip")
-    p.add_argument("--runtime", default="builtin", choices=["builtin", "runc", "crun"])
+    p.add_argument("--network", "--net", metavar="NET", help="bridge (default), none, host or a network's name")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]",
+                   help="publish a container port on the host")
+    p.add_argument("-P", "--publish-all", action="store_true", help="publish every exposed port on a free port")
+    p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+                   help="another name for the container on its user network")
+    p.add_argument("--ip", metavar="ADDRESS", help="the container's IPv4 address on its network")
+    p.add_argument("--runtime", default="builtin", choices=["builtin", "runc", "crun"],
+                   help="the OCI runtime (default: builtin)")
     p.add_argument("--security-opt", action="append", default=[], help="seccomp=unconfined")
     p.add_argument("--userns", default=None, help="host (default) or private: container root is an unprivileged host uid")
-    p.add_argument("--platform")
-    p.add_argument("image")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("--platform", metavar="OS/ARCH", help="platform to pull if the image is missing")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
 def _requested_command(argv: list[str]) -> str | None:
@@ -180,7 +186,14 @@ def cmd_create(args) -> int:
     return 0
 
 
+def _need_terminal(args) -> None:
+    """docker's check: -it needs a terminal on stdin (a pipe cannot be put in raw mode)."""
+    if args.interactive and args.tty and not getattr(args, "detach", False) and not sys.stdin.isatty():
+        raise CliError("the input device is not a TTY", 1)
+
+
 def cmd_run(args) -> int:
+    _need_terminal(args)
     from node.engine.start import warm_up
     warm_up()
     from node.engine.create import create_container
@@ -315,6 +328,7 @@ def cmd_logs(args) -> int:
 
 
 def cmd_exec(args) -> int:
+    _need_terminal(args)
     from node.engine.exec_ import exec_in_container
     from node.engine.records import find
     command = list(args.command)

@@ -25,6 +25,8 @@ def _errors(func):
             return func(args)
         except ImageError as e:
             raise CliError(str(e), 1) from None
+        except BrokenPipeError:
+            raise  # the reader of our output went away: main() ends quietly
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise CliError("no space left on device", 1) from None
@@ -83,8 +85,10 @@ def _pull(p: argparse.ArgumentParser) -> None:
 
 def _push(p: argparse.ArgumentParser) -> None:
     _tls(p)
-    p.add_argument("ref")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("ref", metavar="NAME[:TAG]", help="the image to push")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
+    p.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",
+                   help="how to compress layers stored uncompressed (default: gzip)")
     p.set_defaults(func=_errors(cmd_push))
 
 
@@ -133,7 +137,7 @@ def cmd_pull(args) -> int:
 def cmd_push(args) -> int:
     from node.images.push import push_image
     _apply_tls(args)
-    push_image(args.root, args.ref, quiet=args.quiet)
+    push_image(args.root, args.ref, quiet=args.quiet, compression=args.compression)
     return 0
 
 

@@ -21,7 +21,7 @@ from tests import images
 from tests.helpers import need, need_tool
 from tests.registry.oci_client import push_image
 from tests.servers import REGISTRY_BIN, DockyardRegistry
-from tests.web.test_views import HOSTILE, push_described
+from tests.registry.web.test_views import HOSTILE, push_described
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",

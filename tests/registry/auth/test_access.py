@@ -237,7 +237,7 @@ def test_the_example_config_parses(tmp_path):
     import yaml
     from pathlib import Path
 
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "registry.auth.example.yml").read_text())
+    doc = yaml.safe_load((Path(__file__).resolve().parents[3] / "deploy" / "registry.auth.example.yml").read_text())
     doc["auth"].pop("tls_cert"), doc["auth"].pop("tls_key")
     s = parse_auth(RegistryConfig(data_dir=str(tmp_path), auth=doc["auth"]).finish())
     assert s.mode == "token" and len(s.rules) == 3 and s.anonymous_pull == ("public/*",)
