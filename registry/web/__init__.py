@@ -90,9 +90,10 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
     from ..auth.login import PAGE_RENDERER
 
     app[PAGE_RENDERER] = views.login_page
-    views.add_routes(app)
+    # The pages under /ui/r/{name}/-/... first: the repository page's {name} would match them all.
     actions.add_routes(app)
     files_views.add_routes(app)
+    views.add_routes(app)
     api.add_routes(app)
     app.router.add_static("/ui/static/", STATIC_DIR, name="ui.static", append_version=True)
     app.middlewares.append(views.html_errors)
