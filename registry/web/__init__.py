@@ -69,10 +69,14 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
     app[ACTIONS_ENABLED] = settings.actions
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        db = app[state.INDEX].db
-        ranking = Ranking(CatalogQueries(db), max_age=settings.ranking_max_age)
-        details = CatalogDetails(db)
-        app[SERVICE] = CatalogService(ranking.queries, ranking, ImageReader(app[state.STORAGE]), details)
+        index = app[state.INDEX]
+        ranking = Ranking(CatalogQueries(index.db), max_age=settings.ranking_max_age)
+        details = CatalogDetails(index.db)
+
+        async def linked(repository: str, digest: str) -> bool:
+            return await index.blob_size(repository, digest) is not None
+
+        app[SERVICE] = CatalogService(ranking.queries, ranking, ImageReader(app[state.STORAGE], linked), details)
         pulls = app[PULLS] = PullRecorder(details, settings.pull_flush_interval)
         ranking.start()  # build the first snapshot in the background, before anyone asks
         if settings.record_pulls:

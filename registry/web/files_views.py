@@ -5,8 +5,8 @@
     GET /api/v1/repositories/{name}/manifests/{ref}/layers/{digest}/files      the same, as JSON
     GET /api/v1/repositories/{name}/manifests/{ref}/tree
 
-The layer must be one of the manifest's layers (so a caller who may pull the repository cannot
-list an arbitrary blob by digest); the reading is registry/web/layer_files.py and file_tree.py.
+The layer must be one of the manifest's layers and linked in the repository (so a caller who may
+pull one repository cannot list another's blob by digest); the tree reads only linked layers; the reading is registry/web/layer_files.py and file_tree.py.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ async def _layer(request: web.Request) -> tuple[dict[str, Any], dict[str, Any], 
     image = await _image(request)
     digest = request.match_info["digest"]
     layer = next((l for l in image["layers"] if l["digest"] == digest), None)
-    if layer is None:
+    if layer is None or not await catalog_service(request).images.linked(image["repository"], digest):
         raise NotFound(digest)
     offset = _int(request.query.get("offset"), 0, 0, 10**9)
     limit = _int(request.query.get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -59,7 +59,12 @@ async def _tree(request: web.Request) -> tuple[dict[str, Any], FileList, str]:
     text = request.query.get("path", "")[:500]
     offset = _int(request.query.get("offset"), 0, 0, 10**9)
     limit = _int(request.query.get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
-    tree = await catalog_service(request).trees.tree(image["digest"], [l["digest"] for l in image["layers"]])
+    svc = catalog_service(request)
+    layers = [l["digest"] for l in image["layers"]]
+    linked = [d for d in layers if await svc.images.linked(image["repository"], d)]
+    if linked != layers:  # a layer not linked here (#13.2): show nothing rather than a wrong tree
+        return image, FileList(problem="some layers are not linked in this repository"), ""
+    tree = await svc.trees.tree(image["digest"], layers)
     return image, page(tree, text, offset, limit), text
 
 

@@ -11,6 +11,7 @@ are then read fresh by id.
 """
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -76,24 +77,22 @@ class CatalogService:
         """Repository rows with their headline tag and description card (one query for the
         page's headlines; the summaries come from the digest-keyed cache)."""
         heads = await self.details.headlines([r.id for r in rows])
-        cards = await self._cards(heads)
+        cards = await self._cards(heads, {r.id: r.name for r in rows})
         return [{**_repo(r), "headline_tag": heads[r.id].tag if r.id in heads else None,
                  "description": cards.get(r.id) or describe(None)} for r in rows]
 
-    async def _cards(self, heads: dict[int, Headline]) -> dict[int, dict[str, Any]]:
-        summaries = await self.images.summaries([(h.digest, h.media_type) for h in heads.values()])
+    async def _cards(self, heads: dict[int, Headline], names: dict[int, str]) -> dict[int, dict[str, Any]]:
+        ids = list(heads)
+        found = await asyncio.gather(*(self.images.summary(names[i], heads[i].digest, heads[i].media_type)
+                                       for i in ids))
+        summaries = dict(zip(ids, found))
         children = {}
-        for s in summaries.values():  # an index describes itself, or through its first platform
+        for rid, s in summaries.items():  # an index describes itself, or through its first platform
             if s.kind == "index" and s.children and not describe(s)["tag"]:
-                first = next((c for c in s.children if c.platform), s.children[0])
-                children[s.digest] = first
-        child_summaries = await self.images.summaries([(c.digest, c.media_type) for c in children.values()])
-        out = {}
-        for rid, h in heads.items():
-            s = summaries[h.digest]
-            child = children.get(h.digest)
-            out[rid] = describe(s, child_summaries.get(child.digest) if child else None, h.tag)
-        return out
+                children[rid] = next((c for c in s.children if c.platform), s.children[0])
+        kids = dict(zip(children, await asyncio.gather(*(self.images.summary(names[i], c.digest, c.media_type)
+                                                          for i, c in children.items()))))
+        return {rid: describe(summaries[rid], kids.get(rid), heads[rid].tag) for rid in ids}
 
     # -- the repository list ------------------------------------------------------------------
     async def repositories(self, text: str, sort: str, descending: bool, paging: Paging,
@@ -176,7 +175,7 @@ class CatalogService:
         if found is None:
             raise NotFound(name)
         repo, total, tags = found
-        summaries = await self.images.summaries([(t.digest, t.media_type) for t in tags])
+        summaries = await self.images.summaries(name, [(t.digest, t.media_type) for t in tags])
         digests = sorted({t.digest for t in tags})
         badges = await self._badges(repo.id, digests)
         pulls = await self.details.last_pulls(repo.id, [t.name for t in tags] + digests)
@@ -217,8 +216,8 @@ class CatalogService:
         if found is None:
             raise NotFound(f"{name}@{reference}")
         info, tags, referrers = found.manifest, found.tags, found.referrers
-        s = await self.images.summary(info.digest, info.media_type)
-        ref_summaries = await self.images.summaries([(r.digest, r.media_type) for r in referrers])
+        s = await self.images.summary(name, info.digest, info.media_type)
+        ref_summaries = await self.images.summaries(name, [(r.digest, r.media_type) for r in referrers])
         return {
             "repository": name, "digest": info.digest, "media_type": info.media_type, "kind": s.kind,
             "size": info.size, "tags": tags, "pushed_at": info.created_at, "artifact_type": s.artifact_type,
