@@ -34,6 +34,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
                    help="set an environment variable (KEY alone takes it from this shell)")
     p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="read KEY=VALUE lines")
+    p.add_argument("-l", "--label", action="append", default=[], dest="labels", metavar="KEY[=VALUE]",
+                   help="set metadata on the container")
+    p.add_argument("--label-file", action="append", default=[], dest="label_files", metavar="FILE",
+                   help="read labels from a file of KEY=VALUE lines")
     p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
     p.add_argument("--entrypoint", metavar="CMD", help="override the image's ENTRYPOINT")
     p.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid (and group) to run as")
@@ -90,9 +94,14 @@ def register(sub) -> None:
         if wanted in (None, name):
             _add_run_options(p)
     p = add("ps", cmd_ps, "list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: only running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate IDs, commands and mounts")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="NAME=VALUE",
+                   help="id, name, label, status, ancestor, exited, network, volume")
+    p.add_argument("--format", default="", metavar="FORMAT", help="table, json, or a Go template")
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="N", help="show the N last created containers")
+    p.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
     for name, func, text in (("start", cmd_start, "start stopped containers"),
                              ("pause", cmd_pause, "freeze containers"),
                              ("unpause", cmd_unpause, "thaw containers"),
@@ -176,7 +185,7 @@ def _options(args):
         cpus=args.cpus, pids_limit=args.pids_limit, restart=args.restart, init=args.init,
         network=args.network, publish=args.publish, publish_all=args.publish_all,
         network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime, security_opt=args.security_opt,
-        userns=args.userns)
+        userns=args.userns, labels=args.labels, label_files=args.label_files)
 
 
 def cmd_create(args) -> int:
@@ -286,22 +295,48 @@ def cmd_wait(args) -> int:
 
 
 def cmd_ps(args) -> int:
-    from node.engine.inspect import ps_row
+    from node.cli import gotemplate, listing
+    from node.engine.inspect import inspect_container
     from node.engine.records import list_containers
-    rows = [ps_row(c) for c in list_containers(args.root)]
-    if not args.all:
-        rows = [r for r in rows if r["State"] in ("running", "paused", "restarting")]
+    filters = listing.parse_filters(args.filter, listing.PS_FILTERS)
+    docs = sorted((inspect_container(c) for c in list_containers(args.root)),
+                  key=lambda d: d.get("Created") or "", reverse=True)
+    last = 1 if args.latest else args.last
+    if last >= 0:
+        docs = docs[:last]
+    elif not args.all and not ({"status", "exited"} & filters.keys()):
+        docs = [d for d in docs if (d.get("State") or {}).get("Status") in ("running", "paused", "restarting")]
+    sizes: dict[str, int] | None = None
+
+    def image_size(image_id: str) -> int | None:
+        nonlocal sizes
+        if sizes is None:  # read the image records once, and only if a row asks
+            from node.images.store import ImageStore
+            sizes = {i.id: i.size for i in ImageStore(args.root).list()}
+        return sizes.get(image_id)
+    rows = [listing.ps_row(d, args.no_trunc, image_size) for d in docs]
+    if filters:
+        rows = [r for r in rows if listing.ps_filter(filters, lambda ref: _image_ids(args.root, ref))(r)]
     if args.quiet:
         for r in rows:
             print(r["ID"])
         return 0
-    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    keys = ["ID", "Image", "Command", "Created", "Status", "Ports", "Names"]
-    widths = [max([len(h)] + [len(r[k]) for r in rows]) for h, k in zip(headers, keys)]
-    print("   ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for r in rows:
-        print("   ".join(r[k].ljust(w) for k, w in zip(keys, widths)).rstrip())
+    try:
+        lines = gotemplate.format_rows(args.format, rows, listing.PS_HEADERS, listing.PS_TABLE)
+    except gotemplate.TemplateError as e:
+        raise CliError(str(e), 125) from None
+    for line in lines:
+        print(line.rstrip() if args.format in ("", "table") else line)
     return 0
+
+
+def _image_ids(root, ref: str) -> set[str]:
+    """The image IDs an `ancestor=` filter names (unknown: none)."""
+    from node.images.store import ImageStore
+    try:
+        return {ImageStore(root).get(ref).id}
+    except Exception:  # noqa: BLE001 - docker lists nothing for an unknown ancestor
+        return set()
 
 
 def cmd_logs(args) -> int:

@@ -85,3 +85,59 @@ def test_output_into_a_closed_pipe_ends_quietly(loaded, shared_dockyard_registry
                        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert dockyard(fresh, "image", "inspect", ref).returncode == 0
+
+
+PS_FORMAT = "{{.Names}}|{{.Image}}|{{.Command}}|{{.State}}|{{.Labels}}|{{.Label \"tier\"}}|{{.Ports}}|{{.Networks}}"
+
+
+@pytest.fixture(scope="module")
+def same_containers(dockerd, loaded):
+    """The same three containers, made by docker and by dockyard from the same image."""
+    root, imgs = loaded
+    tag = uuid.uuid4().hex[:6]
+    specs = [(f"up-{tag}", ["--label", "tier=web", "-d"], ["sleep", "300"]),
+             (f"three-{tag}", ["--label", "tier=job"], ["sh", "-c", "exit 3"]),
+             (f"zero-{tag}", [], ["true"])]
+    for name, flags, cmd in specs:
+        dockerd.run("run", "--name", name, "--network", "none", *flags, imgs.one, *cmd, check=False)
+        r = dockyard(root, "run", "--name", name, "--network", "none", *flags, imgs.one, *cmd)
+        assert r.returncode in (0, 3), r.stderr
+    yield root, [s[0] for s in specs], tag
+    names = [s[0] for s in specs]
+    dockerd.run("rm", "-f", *names, check=False)
+    dockyard(root, "rm", "-f", *names)
+
+
+@pytest.mark.parametrize("filters", [[], ["--filter", "status=exited"], ["--filter", "label=tier"],
+                                     ["--filter", "label=tier=job"], ["--filter", "exited=3"],
+                                     ["--filter", "status=running", "--filter", "status=exited"],
+                                     ["--filter", "ancestor=IMAGE"], ["--filter", "name=three-"]])
+def test_ps_filter_and_format_give_dockers_rows(dockerd, loaded, same_containers, filters):
+    root, names, tag = same_containers
+    filters = [f.replace("IMAGE", loaded[1].one) for f in filters]
+    argv = ["ps", "-a", *filters, "--format", PS_FORMAT]
+    ours = sorted(l for l in dockyard(root, *argv).stdout.splitlines() if tag in l)
+    theirs = sorted(l for l in dockerd.run(*argv).stdout.splitlines() if tag in l)
+    assert ours == theirs and ours, (ours, theirs)
+
+
+def test_ps_json_keys_and_table(dockerd, same_containers):
+    root, names, tag = same_containers
+    ours = [json.loads(l) for l in dockyard(root, "ps", "--format", "{{json .}}").stdout.splitlines()]
+    theirs = [json.loads(l) for l in dockerd.run("ps", "--format", "{{json .}}").stdout.splitlines()]
+    assert ours and theirs and sorted(ours[0]) == sorted(theirs[0]), json.dumps(theirs[0])
+    table = dockyard(root, "ps", "-a", "--no-trunc", "--format", "table {{.ID}}\\t{{.Names}}").stdout.splitlines()
+    assert table[0].split() == ["CONTAINER", "ID", "NAMES"] and all(len(l.split()[0]) == 64 for l in table[1:])
+    r = dockyard(root, "ps", "--format", "{{if .Names}}x{{end}}")
+    assert r.returncode == 125 and "not supported" in r.stderr
+
+
+def test_images_filter_and_format(dockerd, loaded):
+    root, imgs = loaded
+    fmt = "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}"
+    ours = dockyard(root, "images", "--filter", f"reference={imgs.one.split(':')[0]}", "--format", fmt).stdout.split("\n")
+    theirs = dockerd.run("images", "--filter", f"reference={imgs.one.split(':')[0]}", "--format", fmt).stdout.split("\n")
+    assert ours[0] == theirs[0], (ours, theirs)
+    assert dockyard(root, "images", "--filter", "dangling=true", "-q").stdout.strip() == ""
+    bad = dockyard(root, "images", "--filter", "colour=red")
+    assert bad.returncode == 125 and "invalid filter 'colour'" in bad.stderr
