@@ -41,7 +41,7 @@ class S3Settings:
     prefix: str = ""
     redirect: bool = False
     redirect_expiry: float = 600.0   # lifetime of a presigned URL, seconds
-    retries: int = 5                 # attempts per S3 call (botocore "standard" backoff)
+    retries: int = 3                 # retries after a failed S3 call (botocore "standard" backoff)
     timeout: float = 30.0            # connect/read timeout per attempt, seconds
 
 
@@ -82,7 +82,7 @@ def parse_s3_settings(raw: Mapping[str, Any]) -> S3Settings:
     prefix = _text(raw, "prefix")
     if prefix.startswith("/") or "//" in prefix or len(prefix) > 200:
         raise ConfigError(f"storage.prefix: a plain key prefix like 'scale/' (no leading '/', no '//'), got {prefix[:80]!r}")
-    retries = raw.get("retries", 5)
+    retries = raw.get("retries", 3)
     if isinstance(retries, bool) or not str(retries).isdigit() or not 1 <= int(retries) <= 20:
         raise ConfigError(f"storage.retries: expected a whole number from 1 to 20, got {retries!r}")
     expiry = parse_duration(raw.get("redirect_expiry", 600), "storage.redirect_expiry")
