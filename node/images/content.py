@@ -101,9 +101,12 @@ class ContentStore:
         return (self.snapshot_dir(chain_id) / "meta.json").is_file()
 
     def snapshot_size(self, chain_id: Digest) -> int:
+        """The layer's size as docker counts it (``content_size``); snapshots unpacked by an
+        older version only know their tar size."""
         try:
-            return int(json.loads((self.snapshot_dir(chain_id) / "meta.json").read_text())["size"])
-        except (OSError, ValueError, KeyError):
+            meta = json.loads((self.snapshot_dir(chain_id) / "meta.json").read_text())
+            return int(meta.get("content_size", meta["size"]))
+        except (OSError, ValueError, KeyError, AttributeError):
             return 0
 
     def unpack(self, layer: Digest, diff_id: Digest, chain_id: Digest, max_size: int | None = None) -> Path:
@@ -127,6 +130,7 @@ class ContentStore:
                     kwargs = {"max_size": max_size} if max_size else {}
                     result = unpack_layer(src, tmp / "fs", diff_id, **kwargs)
                 (tmp / "meta.json").write_text(json.dumps({"diff_id": str(result.diff_id), "size": result.size,
+                                                           "content_size": content_size(tmp / "fs"),
                                                            "layer": str(layer)}))
                 os.rename(tmp, final)
                 fsync_dir(self.snapshots)
@@ -156,3 +160,21 @@ def _rmtree(path, ignore_errors: bool = False) -> None:
     # `dockyard run` that looks an image up.
     import shutil
     shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def content_size(root: Path) -> int:
+    """What docker's ``images`` reports for a layer: the apparent size of everything in it but
+    directories (symlinks count their target's length), each hardlinked inode once."""
+    total, seen = 0, set()
+    stack = [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif st.st_size and st.st_ino not in seen:
+                    if st.st_nlink > 1:
+                        seen.add(st.st_ino)
+                    total += st.st_size
+    return total

@@ -1,6 +1,8 @@
 """Basic mode, access rules, robots, htpasswd, the failed-login limit, the sign-in page."""
 from __future__ import annotations
 
+import re
+
 import logging
 import time
 
@@ -192,12 +194,14 @@ async def test_signin_page_and_catalog_filter(aiohttp_client, tmp_path):
     for name in ("team-a/app", "public/base", "secret/x"):
         await push_image(root, name, "latest", layers=1)
     r = await client.get("/auth/login?next=//evil.example/")
-    assert r.status == 200 and 'name="next" value="/"' in await r.text()
-    r = await client.post("/auth/login", data={"username": "alice", "password": "nope", "next": "/ui/"},
-                          allow_redirects=False)
+    page = await r.text()
+    assert r.status == 200 and 'name="next" value="/"' in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # the catalog's CSRF field
+    r = await client.post("/auth/login", data={"username": "alice", "password": "nope", "next": "/ui/",
+                                               "csrf_token": csrf}, allow_redirects=False)
     assert r.status == 401
-    r = await client.post("/auth/login", data={"username": "alice", "password": "alicepw", "next": "/ui/"},
-                          allow_redirects=False)
+    r = await client.post("/auth/login", data={"username": "alice", "password": "alicepw", "next": "/ui/",
+                                               "csrf_token": csrf}, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == "/ui/"
     cookie = r.cookies["dockyard_session"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
@@ -225,7 +229,7 @@ async def test_signin_page_and_catalog_filter(aiohttp_client, tmp_path):
     assert can(Identity("alice", frozenset({"team-a"})), "team-a/app", "delete", app=app2)
     # a session cookie is not an access token, nor the reverse
     assert (await client2.get("/v2/", headers=bearer(cookie.value))).status == 401
-    r = await client.post("/auth/logout", allow_redirects=False)
+    r = await client.post("/auth/logout", data={"csrf_token": csrf}, allow_redirects=False)
     assert r.status == 303
 
 
@@ -233,7 +237,7 @@ def test_the_example_config_parses(tmp_path):
     import yaml
     from pathlib import Path
 
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "registry.auth.example.yml").read_text())
+    doc = yaml.safe_load((Path(__file__).resolve().parents[3] / "deploy" / "registry.auth.example.yml").read_text())
     doc["auth"].pop("tls_cert"), doc["auth"].pop("tls_key")
     s = parse_auth(RegistryConfig(data_dir=str(tmp_path), auth=doc["auth"]).finish())
     assert s.mode == "token" and len(s.rules) == 3 and s.anonymous_pull == ("public/*",)
