@@ -99,6 +99,9 @@ class RegistryConfig:
         """The settings as plain data, with passwords in URLs hidden (for check-config)."""
         d = dataclasses.asdict(self)
         d["database_url"] = redact_url(self.database_url)
+        for key in ("secret_key", "password"):
+            if d["storage"].get(key):
+                d["storage"][key] = "***"
         for up in d["proxy"].get("upstreams") or []:  # upstream credentials (registry.proxy)
             if isinstance(up, dict) and up.get("password"):
                 up["password"] = "***"
