@@ -154,16 +154,17 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
 
     log("proxy: warm pull vs local pull on the same Dockyard")
     images.push(clients[DY], "bench/local")
-    warm_s = [warm(DY, 0) for _ in range(plan.rounds)]
-    local_s = []
-    for _ in range(plan.rounds):
+    os.sync()
+    names = {"cache": prefix[DY] + last[DY], "local": "bench/local"}
+
+    def same_server(side: str, _rnd: int) -> float:
         start = time.perf_counter()
-        _pull(clients[DY], "bench/local")
-        local_s.append(image_mb / (time.perf_counter() - start))
-    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
-    out.append(row(AREA, f"warm pull through the cache vs a local repository, {label}", "MB/s", "higher",
-                   med(warm_s), med(local_s), ref_name="dockyard, same server, pushed repository",
-                   samples={"dockyard": warm_s, "reference": local_s}))
+        _pull(clients[DY], names[side])
+        return image_mb / (time.perf_counter() - start)
+
+    res = alternate(["cache", "local"], max(5, plan.rounds), same_server)
+    out.append(pair_row(AREA, f"warm pull through the cache vs a local repository, {label}", "MB/s", "higher", res,
+                        "cache", "local", "dockyard, same server, pushed repository"))
 
     log(f"proxy: {CONCURRENT} concurrent cold pulls")
     gets: dict[str, float] = {}
