@@ -167,3 +167,15 @@ async def test_dockyards_own_access_rules_apply_to_cached_names(make_setup):
     r = await s.client.get("/v2/up/secret/no/manifests/1", headers=ACCEPT)
     assert r.status == 401
     assert s.faulty.gets("/secret/") == 0  # refused before anything was fetched
+
+
+async def test_the_catalog_marks_cached_repositories_with_their_upstream(setup):
+    await push_image(setup.upstream, "lib/shown", "1")
+    await _pull(setup.client, "up/lib/shown", "1")
+    await push_image(setup.client, "mine/local", "1")
+    r = await setup.client.get("/api/v1/repositories")
+    assert r.status == 200, await r.text()
+    listed = {repo["name"]: repo["upstream"] for repo in (await r.json())["repositories"]}
+    assert listed == {"up/lib/shown": "up", "mine/local": None}
+    page = await (await setup.client.get("/ui/")).text()
+    assert "cache of up" in page
