@@ -213,3 +213,13 @@ async def _head(request: web.Request, target: Target, digest: Digest) -> web.Str
     await out.prepare(request)
     await out.write_eof()
     return out
+
+
+async def upstream_has_blob(target: Target, digest: Digest) -> bool:
+    """A HEAD at the upstream: does this repository there have the blob? (False when it cannot say.)"""
+    try:
+        resp = await target.client.send("HEAD", target.remote, f"blobs/{digest}")
+    except (UpstreamNotFound, UpstreamUnavailable):
+        return False
+    resp.release()
+    return True

@@ -18,7 +18,7 @@ from oci.digest import is_digest
 from ..api.common import parse_digest
 from ..api.errors import BlobUnknown, ManifestUnknown, Unsupported
 from ..api.routes import ACTIONS
-from .blobs import serve_blob
+from .blobs import serve_blob, upstream_has_blob
 from .manifests import ensure_manifest
 from .routing import Target
 from .tags import list_tags
@@ -81,9 +81,10 @@ async def _read(svc, target: Target, route: str, request: web.Request, handler: 
             return await handler(request)  # cached: the ordinary path, nothing added
         digest = parse_digest(request.match_info["digest"])
         size = await svc.cache.stored_size(str(digest))
-        if size is None or not await svc.cache.queries.references_blob(target.local, str(digest)):
+        if size is None or not await upstream_has_blob(target, digest):
             return await serve_blob(svc, target, request, digest, handler)
-        # Stored for another cached repository, and a manifest here names it: a link is enough.
+        # Stored already (another cached repository brought it), and the upstream confirms this
+        # repository has it: a link is enough, no bytes move.
         await svc.cache.link_blob(target.local, target.upstream.name, target.remote, str(digest), size)
         return await handler(request)
     if route == "v2.tags.list":

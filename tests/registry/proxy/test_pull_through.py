@@ -215,3 +215,16 @@ async def test_a_slow_client_catches_up_from_storage(setup):
     assert not svc.fetches
     assert await slow.read() == data
     assert setup.faulty.gets(digest) == 1
+
+
+async def test_bytes_another_cached_repository_brought_are_linked_after_a_head(setup):
+    data = os.urandom(100_000)
+    digest = await push_blob(setup.upstream, "lib/one", data)
+    await push_blob(setup.upstream, "lib/two", data)
+    assert await (await setup.client.get(f"/v2/up/lib/one/blobs/{digest}")).read() == data
+    setup.faulty.reset_counts()
+    assert await (await setup.client.get(f"/v2/up/lib/two/blobs/{digest}")).read() == data
+    assert setup.faulty.counts == {("HEAD", f"/v2/lib/two/blobs/{digest}"): 1}
+    # a repository the upstream does not have it in gets the upstream's answer, not our bytes
+    r = await setup.client.get(f"/v2/up/lib/three/blobs/{digest}")
+    assert r.status == 404
