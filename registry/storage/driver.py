@@ -8,16 +8,27 @@ Names (which repository may see which blob) are not the driver's business: that 
 """
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Protocol
 
 from oci.digest import Digest
 
 ChunkHook = Callable[[bytes], None]
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # the errnos of "no space left"
 
 
 class StorageError(Exception):
     """A storage operation failed for a reason the client may be told about."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage could not do its part (an I/O error, a lost connection): not the client's
+    fault; the API answers 503 + Retry-After. The original error is ``__cause__``."""
+
+
+class StorageFull(StorageUnavailable):
+    """No space (or quota) left: the API answers 507 with a clear message."""
 
 
 class BlobNotFound(StorageError):
