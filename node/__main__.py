@@ -13,7 +13,7 @@ import sys
 
 from node.cli.common import CliError, DEFAULT_ROOT
 
-COMMAND_MODULES = ("node.cli.images", "node.cli.containers", "node.cli.network")
+COMMAND_MODULES = ("node.cli.images", "node.cli.containers", "node.cli.network", "node.cli.engine")
 
 # Which module registers each top-level command. Building every group's parser costs ~15 ms
 # (the images group alone ~10), so a plain `dockyard run ...` registers only its owner's group.
@@ -25,6 +25,7 @@ COMMAND_OWNERS = {
                      "kill", "rm", "logs", "exec", "inspect", "container", "volume"),
                     "node.cli.containers"),
     **dict.fromkeys(("network", "port"), "node.cli.network"),
+    "engine": "node.cli.engine",
 }
 
 
