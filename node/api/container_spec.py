@@ -81,11 +81,12 @@ def _restart(policy: dict | None) -> str:
 def _network(host: dict, body: dict) -> tuple[str, list[str], str | None]:
     mode = host.get("NetworkMode") or "default"
     endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
-    if mode == "default":
-        mode = "bridge" if not endpoints else next(iter(endpoints))
+    if mode == "default":  # the docker CLI's word for the bridge, also as an endpoint key
+        named = [k for k in endpoints if k != "default"]
+        mode = named[0] if named else "bridge"
     if mode.startswith("container:"):
         raise bad_request("network mode container:<name> is not supported by Dockyard")
-    endpoint = endpoints.get(mode) or {}
+    endpoint = endpoints.get(mode) or endpoints.get("default") or {}
     aliases = _strings(endpoint.get("Aliases"), "Aliases")
     ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None
     return mode, aliases, ip

@@ -215,6 +215,8 @@ async def wait(request: web.Request) -> web.Response:
         if ended and condition == "removed" and backend.meta(container).get(container_spec.AUTO_REMOVE):
             await _maybe_autoremove(request.app, container)
             break
+        if request.transport is None or request.transport.is_closing():
+            return response  # the client gave up waiting
         await asyncio.sleep(POLL)
     await response.write(json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
     await response.write_eof()

@@ -61,7 +61,8 @@ async def error_middleware(request: web.Request, handler):
             return error_response(e.status, text)
         raise
     except (ConnectionResetError, BrokenPipeError):
-        raise
+        # the client left mid-stream (docker cp, a cancelled wait): nothing to answer, no noise
+        return web.Response(status=499)
     except Exception as e:  # noqa: BLE001 - the engine keeps serving; the caller gets one line
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, f"{e.__class__.__name__}: {e}" if not str(e) else str(e))
