@@ -16,7 +16,8 @@ import sys
 from node import __version__
 from node.cli.common import CliError, DEFAULT_ROOT
 
-COMMAND_MODULES = ("node.cli.images", "node.cli.containers", "node.cli.network")
+COMMAND_MODULES = ("node.cli.images", "node.cli.imagetools", "node.cli.containers", "node.cli.network",
+                   "node.cli.build", "node.cli.system")
 
 # Which module registers each top-level command. Building every group's parser costs ~15 ms
 # (the images group alone ~10), so a plain `dockyard run ...` registers only its owner's group.
@@ -28,6 +29,9 @@ COMMAND_OWNERS = {
                      "kill", "rm", "logs", "exec", "inspect", "container", "volume"),
                     "node.cli.containers"),
     **dict.fromkeys(("network", "port"), "node.cli.network"),
+    **dict.fromkeys(("search", "history"), "node.cli.imagetools"),
+    **dict.fromkeys(("version", "info", "completion"), "node.cli.system"),
+    **dict.fromkeys(("build", "builder"), "node.cli.build"),
 }
 
 

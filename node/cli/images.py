@@ -45,6 +45,8 @@ def register(sub) -> None:
         _rmi(parsers.add_parser(names.get("rmi", "rmi"), help="remove images"))
         _save(parsers.add_parser("save", help="save images to an archive (OCI layout + docker-archive)"))
         _load(parsers.add_parser("load", help="load images from an archive"))
+    from node.cli.imagetools import register_image_group
+    register_image_group(isub)
     p = isub.add_parser("inspect", help="show images as JSON")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=_errors(cmd_inspect))

@@ -139,6 +139,25 @@ class ContentStore:
                 raise
         return final / "fs"
 
+    def adopt_snapshot(self, chain_id: Digest, fs_dir: Path, diff_id: Digest, size: int, layer: Digest) -> bool:
+        """Make the finished directory ``fs_dir`` (overlay form, on this filesystem) the snapshot
+        ``chain_id`` by renaming it: what `dockyard build` does with a step's upper dir instead
+        of unpacking the layer it just wrote. False (``fs_dir`` left alone) if one exists."""
+        final = self.snapshot_dir(chain_id)
+        with locked(self.locks / f"snap-{chain_id.hex}.lock"):
+            if self.has_snapshot(chain_id):
+                return False
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                _rmtree(final, ignore_errors=True)
+            tmp = self.snapshots / f".tmp-{chain_id.hex}-{os.getpid()}"
+            tmp.mkdir()
+            os.rename(fs_dir, tmp / "fs")
+            (tmp / "meta.json").write_text(json.dumps({"diff_id": str(diff_id), "size": size, "layer": str(layer)}))
+            os.rename(tmp, final)
+            fsync_dir(self.snapshots)
+        return True
+
     def remove_snapshot(self, chain_id: Digest) -> None:
         with locked(self.locks / f"snap-{chain_id.hex}.lock"):
             final = self.snapshot_dir(chain_id)

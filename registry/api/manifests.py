@@ -12,7 +12,7 @@ from aiohttp import web
 
 from oci import mediatypes as mt
 from oci.digest import Digest, InvalidDigest
-from oci.manifest import ImageIndex, ManifestError, parse_manifest
+from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifest, validate_image_config
 from oci.reference import is_tag
 
 from .. import state
@@ -21,12 +21,15 @@ from ..storage.driver import BlobNotFound
 from .common import config, index, manifest_location, parse_digest, repo_name, storage
 from .errors import (
     DigestInvalid,
+    ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
     TagInvalid,
     Unsupported,
 )
 from .references import check_references
+
+MAX_CONFIG_CHECKED = 4 << 20  # the catalog shows configs up to this size (registry/web/images.py)
 
 
 def _reference(request: web.Request, for_write: bool = False) -> tuple[Digest | None, str | None]:
@@ -125,6 +128,25 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _check_config(request: web.Request, manifest: ImageManifest | ImageIndex) -> None:
+    """An image config's fields must have image-spec's JSON types: what the catalog (and every
+    client) reads from it later must not trip over a `variant` of 7 (#13.3). The config is
+    linked in this repository by now (check_references)."""
+    if not isinstance(manifest, ImageManifest) or manifest.config.media_type not in mt.CONFIGS:
+        return
+    digest = manifest.config.digest
+    size = await storage(request).stat(digest)
+    if size is None or size > MAX_CONFIG_CHECKED:
+        return  # too large to be a config people read; the catalog says so instead of parsing it
+    try:
+        validate_image_config(await storage(request).get(digest))
+    except ManifestError as e:
+        raise ManifestInvalid(detail={"reason": str(e)[:500], "field": e.field, "digest": str(digest)},
+                              message=f"manifest invalid: {e}"[:600]) from None
+    except BlobNotFound:
+        raise ManifestBlobUnknown(detail={"digest": str(digest)}) from None
+
+
 async def put_manifest(request: web.Request) -> web.Response:
     name = repo_name(request)
     ref_digest, tag = _reference(request, for_write=True)
@@ -138,8 +160,10 @@ async def put_manifest(request: web.Request) -> web.Response:
         )
     try:
         manifest = parse_manifest(raw, request.headers.get("Content-Type"), max_size=config(request).max_manifest_size)
-    except (ManifestError, InvalidDigest) as e:
-        raise ManifestInvalid(detail={"reason": str(e)}, message=f"manifest invalid: {e}") from None
+    except ManifestError as e:
+        raise ManifestInvalid(detail={"reason": str(e)[:500], "field": e.field}, message=f"manifest invalid: {e}"[:600]) from None
+    except InvalidDigest as e:
+        raise ManifestInvalid(detail={"reason": str(e)[:500]}, message=f"manifest invalid: {e}"[:600]) from None
     except RecursionError:  # hostile nesting depth
         raise ManifestInvalid(message="manifest invalid: JSON nested too deeply") from None
     artifact_type = manifest.effective_artifact_type
@@ -151,6 +175,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         # The empty config `{}` is well known; store it for clients that never upload it.
         await storage(request).put(Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON)
         await index(request).link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON))
+    await _check_config(request, manifest)
     # Bytes first, names second.
     try:
         await storage(request).touch(digest)  # already stored: keep GC's grace period on it

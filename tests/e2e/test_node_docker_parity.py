@@ -141,3 +141,54 @@ def test_images_filter_and_format(dockerd, loaded):
     assert dockyard(root, "images", "--filter", "dangling=true", "-q").stdout.strip() == ""
     bad = dockyard(root, "images", "--filter", "colour=red")
     assert bad.returncode == 125 and "invalid filter 'colour'" in bad.stderr
+
+
+def test_history_is_dockers(dockerd, loaded):
+    root, imgs = loaded
+    fmt = "{{.CreatedBy}}|{{.Size}}|{{.Comment}}"
+    ours = dockyard(root, "history", "--no-trunc", "--format", fmt, imgs.one)
+    assert ours.returncode == 0, ours.stderr
+    theirs = dockerd.run("history", "--no-trunc", "--format", fmt, imgs.one).stdout
+    assert ours.stdout.splitlines() == theirs.splitlines()
+    table = dockyard(root, "history", imgs.one).stdout.splitlines()
+    assert table[0].split()[:4] == ["IMAGE", "CREATED", "CREATED", "BY"] and table[1].split()[0] != "<missing>"
+
+
+def test_search_is_dockers(dockerd, shared_dockyard_registry, busybox_image_dir, tmp_path):
+    host = shared_dockyard_registry.host
+    term = f"srch{uuid.uuid4().hex[:6]}"
+    images.push_image(busybox_image_dir, f"{host}/{term}/app:1")
+    ours = dockyard(tmp_path / "root", "search", f"{host}/{term}")
+    assert ours.returncode == 0, ours.stderr
+    theirs = dockerd.run("search", f"{host}/{term}").stdout
+    assert [l.split()[0] for l in ours.stdout.splitlines()] == [l.split()[0] for l in theirs.splitlines()]
+    assert f"{term}/app" in ours.stdout
+    r = dockyard(tmp_path / "root", "search", "127.0.0.1:1/x")
+    assert r.returncode == 1 and r.stderr.strip() == "Error: cannot reach registry 127.0.0.1:1: connection refused"
+
+
+def test_image_prune_removes_dangling_images_after_asking(shared_dockyard_registry, busybox_image_dir, tmp_path):
+    ref = f"{shared_dockyard_registry.host}/parity/prune{uuid.uuid4().hex[:6]}"
+    digest = images.push_image(busybox_image_dir, ref + ":1")
+    root = tmp_path / "root"
+    assert dockyard(root, "pull", f"{ref}@{digest}").returncode == 0
+    assert dockyard(root, "images", "-q", "--filter", "dangling=true").stdout.strip()
+    kept = dockyard(root, "image", "prune", input="n\n")
+    assert kept.returncode == 0 and "Are you sure you want to continue? [y/N]" in kept.stderr
+    assert dockyard(root, "images", "-q").stdout.strip()
+    gone = dockyard(root, "image", "prune", "-f")
+    assert gone.returncode == 0 and "deleted: sha256:" in gone.stdout, gone.stdout
+    assert "Total reclaimed space: " in gone.stdout and "Total reclaimed space: 0B" not in gone.stdout
+    assert dockyard(root, "images", "-q").stdout.strip() == ""
+
+
+def test_completion_scripts(tmp_path):
+    for shell in ("bash", "zsh"):
+        r = dockyard(tmp_path / "root", "completion", shell)
+        assert r.returncode == 0 and "complete -F _dockyard dockyard" in r.stdout
+    script = dockyard(tmp_path / "root", "completion", "bash").stdout
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    # Completing `dockyard run --la` offers --label (the flags come from the real parser).
+    probe = script + '\nCOMP_WORDS=(dockyard run --la); COMP_CWORD=2; _dockyard; echo "${COMPREPLY[@]}"\n'
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout
+    assert "--label" in out.split() and "--label-file" in out.split()

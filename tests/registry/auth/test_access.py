@@ -264,3 +264,50 @@ async def test_untrusted_peers_cannot_forge_their_address(aiohttp_client, tmp_pa
     for forged in ("192.0.2.1", "192.0.2.2"):
         assert (await client.get("/token", headers={**basic("alice", "x"), "X-Forwarded-For": forged})).status == 401
     assert (await client.get("/token", headers={**basic("alice", "alicepw"), "X-Forwarded-For": "192.0.2.3"})).status == 429
+
+
+async def test_concurrent_guesses_are_counted_before_bcrypt(aiohttp_client, tmp_path, monkeypatch):
+    """#13.5: the limit was checked before bcrypt and the failure written after it, so 40
+    concurrent Basic logins (39 wrong) and 30 concurrent /token guesses were all checked."""
+    import asyncio
+
+    from registry.auth import identities
+
+    checked = []
+    real = identities.verify_password
+
+    def counting(password, hashed):
+        checked.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(identities, "verify_password", counting)
+    app, client = await start(aiohttp_client, auth_config(tmp_path, mode="basic", failed_login_limit=3,
+                                                          failed_login_window="1m"))
+    creds = [basic("alice", f"guess{i}") for i in range(39)] + [basic("alice", "alicepw")]
+    answers = await asyncio.gather(*(client.get("/v2/", headers=h) for h in creds))
+    statuses = [r.status for r in answers]
+    assert len(checked) <= 3, (len(checked), statuses)
+    assert statuses.count(429) >= 37 and 500 not in statuses
+
+    checked.clear()
+    app2, client2 = await start(aiohttp_client, auth_config(tmp_path / "t", failed_login_limit=3,
+                                                            failed_login_window="1m"))
+    answers = await asyncio.gather(*(client2.get("/token", headers=basic("bob", f"g{i}")) for i in range(30)))
+    assert len(checked) <= 3 and [r.status for r in answers].count(429) >= 27
+
+
+async def test_failed_logins_are_limited_per_user_across_clients(aiohttp_client, tmp_path):
+    from registry.auth.identities import TooManyFailures
+
+    from registry.auth.identities import USER_LIMIT_FACTOR
+
+    app, _ = await start(aiohttp_client, auth_config(tmp_path, failed_login_limit=3, failed_login_window="1m"))
+    login = app[AUTH].authenticator.login
+    for i in range(3 * USER_LIMIT_FACTOR):  # one guess from each of many addresses
+        assert await login("alice", "wrong", f"10.0.0.{i}") is None
+    with pytest.raises(TooManyFailures):
+        await login("alice", "alicepw", "10.0.0.99")
+    assert (await login("bob", "bobpw", "10.0.0.99")).name == "bob"  # other users are not locked out
+    # a right password is no failure: it does not use up the limit
+    for _ in range(5):
+        assert (await login("reader", "readerpw", "10.0.1.1")).name == "reader"
