@@ -18,10 +18,25 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.node_images_support import DOCKYARD
+from tests.helpers import need, need_root
 
 CGROUP_PARENT = f"dockyard-test-build-{os.getpid()}"
 BASE = "busybox:latest"
+
+
+@pytest.fixture(scope="session")
+def base_archive(tmp_path_factory) -> Path:
+    """The busybox test image (tests/images.py) as a docker-archive, for `dockyard load` and
+    `docker load` alike: both builders start from the same bytes."""
+    need_root()
+    from tests import images
+    need(images.BUSYBOX.exists(), "needs /bin/busybox (apt-get install busybox-static)")
+    work = tmp_path_factory.mktemp("build-base")
+    image = images.build_busybox_image(work / "layout", "latest")
+    return images.docker_archive(image, work / "busybox.tar", BASE)
 
 
 def run_dockyard(root: Path, *args: str, cwd: Path | None = None, env: dict | None = None,
@@ -85,6 +100,7 @@ def flatten(layers: list[bytes]) -> dict[str, tuple]:
                     for key in [k for k in tree if k == gone or k.startswith(gone + "/")]:
                         del tree[key]
                     continue
+                m.mode &= 0o7777  # Go's tar (docker) also writes the type bits into the mode
                 if m.isdir() and name in tree and tree[name][0] == "dir":
                     tree[name] = ("dir", m.mode, m.uid, m.gid, 0, "", "")
                     continue

@@ -9,21 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.node_build_support import (BASE, flatten, image_layers, leftovers, load_base, make_context,
-                                          run_dockyard)
-from tests.helpers import need, need_root
+from tests.e2e.node_build_support import (BASE, base_archive, flatten, image_layers, leftovers,  # noqa: F401
+                                          load_base, make_context, run_dockyard)
 
 NET = ("--network", "none")  # RUN containers without a bridge: faster; one test uses the default
-
-
-@pytest.fixture(scope="session")
-def base_archive(tmp_path_factory) -> Path:
-    need_root()
-    from tests import images
-    need(images.BUSYBOX.exists(), "needs /bin/busybox (apt-get install busybox-static)")
-    work = tmp_path_factory.mktemp("build-base")
-    image = images.build_busybox_image(work / "layout", "latest")
-    return images.docker_archive(image, work / "busybox.tar", BASE)
 
 
 @pytest.fixture(scope="module")
