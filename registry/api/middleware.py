@@ -52,6 +52,7 @@ async def error_middleware(request: web.Request, handler):
             err = Unknown(message=exc.reason, status=exc.status)
         return error_response(err, request.method)
     except (IndexUnavailable, StorageUnavailable) as exc:
+        # The database or the store failed (after any driver retries): retryable, and said so.
         return _unavailable(request, exc)
     except (ConnectionError, ClientPayloadError, asyncio.TimeoutError) as exc:
         # The client went away or stopped sending mid-body; nobody is left to answer.
