@@ -21,7 +21,7 @@ from ..storage.driver import FULL, StorageFull, StorageUnavailable
 from .errors import ApiError, BlobUploadInvalid, NameUnknown, StorageFullError, Unavailable, Unknown, Unsupported
 
 log = logging.getLogger("registry.api")
-RETRY_AFTER = "2"  # seconds: long enough for a pool to reconnect, short enough for a push to go on
+RETRY_AFTER = "1"  # seconds: a pool reconnects or a store recovers quickly; clients back off further
 
 
 def error_response(err: ApiError, method: str = "GET") -> web.Response:
@@ -73,5 +73,8 @@ def _unavailable(request: web.Request, exc: BaseException) -> web.Response:
     if isinstance(exc, StorageFull) or getattr(exc, "errno", None) in FULL:
         return error_response(StorageFullError(message="the registry's storage is full; nothing was stored, "
                                                        "try again once space is freed"), request.method)
-    return error_response(Unavailable(message=f"the registry's {what} is unavailable; retry shortly",
-                                      headers={"Retry-After": RETRY_AFTER}), request.method)
+    # The database's own error text stays in the log (it names hosts); a driver's message is its own.
+    said = f"storage unavailable: {exc}" if what == "storage" and isinstance(exc, StorageUnavailable) else \
+        f"{what} unavailable"
+    return error_response(Unavailable(message=f"{said}; retry shortly", headers={"Retry-After": RETRY_AFTER}),
+                          request.method)

@@ -28,7 +28,7 @@ def storage_error(e: OSError) -> Exception:
     the callers handle it): StorageFull for no space, else StorageUnavailable."""
     if isinstance(e, (FileNotFoundError, FileExistsError)):
         return e
-    why = f"{e.strerror or type(e).__name__}{f': {e.filename}' if e.filename else ''}"
+    why = e.strerror or type(e).__name__  # no path: the message reaches clients (the log has the cause)
     return StorageFull(f"storage is full ({why})") if e.errno in FULL else StorageUnavailable(f"storage failed ({why})")
 
 
