@@ -180,3 +180,20 @@ def test_a_caller_without_access_gets_nothing(engine):
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", probe,
                         str(engine.socket)], capture_output=True, text=True, timeout=30)
     assert r.stdout.strip() == "denied", r.stderr
+
+
+def test_build_through_the_classic_api_then_run(engine, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hi from the context\n")
+    (ctx / "Dockerfile").write_text(f'FROM {engine.image}\nCOPY hello.txt /hello.txt\n'
+                                    'RUN echo built > /built.txt\nCMD ["cat", "/hello.txt", "/built.txt"]\n')
+    (ctx / "Dockerfile.bad").write_text(f"FROM {engine.image}\nRUN exit 3\n")
+    tag = unique("built") + ":v1"
+    r = engine.docker("build", "--network", "none", "-t", tag, str(ctx), timeout=120, check=True)
+    assert f"Successfully tagged {tag}" in r.stdout
+    r = engine.docker("run", "--rm", "--network", "none", tag, check=True)
+    assert r.stdout == "hi from the context\nbuilt\n"
+    r = engine.docker("build", "--network", "none", "-f", str(ctx / "Dockerfile.bad"), str(ctx), timeout=120)
+    assert r.returncode != 0 and "exit code: 3" in r.stderr
+    engine.docker("rmi", tag, check=True)
