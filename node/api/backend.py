@@ -195,14 +195,16 @@ async def prune_containers(root) -> list[str]:
     return await _thread(prune, root)
 
 
-def top(container) -> list[int]:
+def container_pids(container) -> list[int]:
     """PIDs in the container's cgroup."""
-    from node.engine import bundle
-    from node.runtime import cgroups
-    try:
-        return sorted(cgroups.open_cgroup(bundle.cgroups_path(container.id)).pids())
-    except (OSError, KeyError):
-        return []
+    from node.engine import stats
+    return stats.pids(container)
+
+
+def stats_sample(container, pid: int) -> dict:
+    """One reading of the cgroup's counters (node.engine.stats.sample's keys)."""
+    from node.engine import stats
+    return stats.sample(container, pid)
 
 
 def attachment(root, container):
