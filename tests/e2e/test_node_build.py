@@ -184,18 +184,18 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("dockerfile, files, message", BAD, ids=[b[2][:30] for b in BAD])
-def test_bad_input_is_one_line_and_moves_no_tag(root, tmp_path, dockerfile, files, message):
-    ctx = make_context(tmp_path / "ctx", {k: v for k, v in files.items() if not v.startswith("@")}, dockerfile)
-    for name, value in files.items():
-        if value.startswith("@"):
-            os.symlink(value[1:], ctx / name)
+def test_bad_input_is_one_line_and_moves_no_tag(root, tmp_path):
     before = iid(root, BASE)
-    run_dockyard(root, "tag", BASE, "victim:1")
-    result = build(root, ctx, "-t", "victim:1", check=False, env={"DOCKYARD_INSECURE_REGISTRIES": ""})
-    assert result.returncode == 1, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert run_dockyard(root, "tag", BASE, "victim:1").returncode == 0
+    for n, (dockerfile, files, message) in enumerate(BAD):
+        ctx = make_context(tmp_path / f"ctx{n}", {k: v for k, v in files.items() if not v.startswith("@")}, dockerfile)
+        for name, value in files.items():
+            if value.startswith("@"):
+                os.symlink(value[1:], ctx / name)
+        result = build(root, ctx, "-t", "victim:1", check=False)
+        assert result.returncode == 1, (message, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()[-1]) < 300  # one readable line at the end
     assert iid(root, "victim:1") == before
     assert leftovers(root) == []
 
