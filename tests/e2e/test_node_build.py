@@ -174,6 +174,19 @@ def test_whiteouts_hardlinks_and_default_network(root, tmp_path):
     assert "new" in out.stdout and "motd" in out.stderr
 
 
+def test_run_steps_cannot_change_the_host(root, tmp_path):
+    ctx = make_context(tmp_path, {}, (
+        "FROM busybox\n"
+        "RUN (echo evil > /proc/sys/kernel/hostname) 2>/dev/null && echo CHANGED > /r || echo refused > /r\n"
+        "RUN (mount -t tmpfs none /mnt) 2>/dev/null && echo MOUNTED >> /r || echo refused >> /r\n"
+        "RUN (echo x > /sys/kernel/notes) 2>/dev/null && echo WROTE >> /r || echo refused >> /r\n"))
+    hostname = open("/proc/sys/kernel/hostname").read()
+    build(root, ctx, "-t", "sandbox:1")
+    out = run_dockyard(root, "run", "--rm", "--network", "none", "sandbox:1", "cat", "/r")
+    assert out.stdout == "refused\nrefused\nrefused\n"
+    assert open("/proc/sys/kernel/hostname").read() == hostname
+
+
 BAD = [
     ("FROM busybox\nFROBNICATE x\n", {}, "Dockerfile:2: unknown instruction: FROBNICATE"),
     ("FROM busybox\nCOPY ../outside /x\n", {}, "forbidden path outside the build context: ../outside"),
