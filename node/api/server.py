@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from node.api import (archive, backend, build, container_io, containers, events, execs, images,
-                      networks, system, volumes)
+                      monitoring, networks, system, volumes)
 from node.api.errors import error_middleware
 from node.api.launcher import Launcher
 from node.api.versions import common_headers, version_middleware
@@ -32,7 +32,8 @@ from node.api.versions import common_headers, version_middleware
 log = logging.getLogger("dockyard.api")
 DEFAULT_SOCKET = "/run/dockyard/docker.sock"
 SOCKET_GROUP = "dockyard"
-MODULES = (system, events, containers, container_io, execs, archive, images, networks, volumes, build)
+MODULES = (system, events, containers, container_io, execs, archive, monitoring, images, networks,
+           volumes, build)
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from oci.manifest import chain_ids
 
 from . import overlay, runner
 from .cache import BuildCache, step_key
-from .context import Context
+from .context import Context, DigestCache
 from .dockerfile import DockerfileError, parse
 from .dockerignore import read_ignore_file
 from .image import StageImage, iso_time, store_image
@@ -102,7 +101,7 @@ class Builder:
         self.epoch = opts.epoch
         self.network = opts.network or "bridge"
         self.platform = Platform.parse(opts.platform) if opts.platform else host_platform()
-        self.work = self.root / "build" / "tmp" / f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.work = self.root / "build" / "tmp" / f"{os.getpid()}-{os.urandom(4).hex()}"
         self.results: dict[int, StageState] = {}
         self.name = "Dockerfile"
         self.escape = "\\"
@@ -133,11 +132,11 @@ class Builder:
             self.progress.note(note)
         step = self.progress.step("[internal] load .dockerignore")
         self.context = Context(context, read_ignore_file(context, dockerfile))
+        self.context.digests = DigestCache(self.root / "build" / "cache" / "digests.json")
         step.done()
         global_args = self._global_args(commands)
         the_plan = plan(commands, opts.target, {k: v for k, v in global_args.items() if v is not None}, self.name)
         self.global_args, self.plan = global_args, the_plan
-        self.work.mkdir(parents=True, exist_ok=True)
         try:
             with self.store.writing():
                 for stage in the_plan.order:
@@ -146,11 +145,15 @@ class Builder:
                 return self._export(final)
         finally:
             self._cleanup()
+            with contextlib.suppress(OSError):
+                self.context.digests.save()
 
     def unused_args(self) -> list[str]:
         return sorted(k for k in self.opts.build_args if k not in self.used_args and k not in _PREDEFINED)
 
     def _cleanup(self) -> None:
+        if not self.work.exists():  # a fully cached build made no work dir
+            return
         for dirpath, _dirs, _files in os.walk(self.work, topdown=False):
             if os.path.ismount(dirpath):
                 overlay.unmount(Path(dirpath))
@@ -197,7 +200,7 @@ class Builder:
         global_env = {k: v for k, v in self.global_args.items() if v is not None}
         ref = base_reference(stage, global_env, self.name)
         total = 1 + sum(1 for c in stage.commands if c.inst.cmd in LAYER_STEPS)
-        step = self.progress.step(f"{self._label(stage, 1, total)} FROM {ref}")
+        step = self.progress.step(f"{self._label(stage, 1, total)} FROM {ref}")  # (+ triggers: rare)
         dep = find_stage(self.plan.stages, ref, stage.index)
         if dep is not None and dep.name:
             image = self.results[dep.index].image.clone()
@@ -212,8 +215,10 @@ class Builder:
         state = StageState(stage, image, self.global_args)
         state.applier = Applier(image, state.env, self.name)
         state.applier.escape = self.escape
+        commands = self._triggers(image, stage) + list(stage.commands)
+        total = 1 + sum(1 for c in commands if c.inst.cmd in LAYER_STEPS)
         i = 1
-        for c in stage.commands:
+        for c in commands:
             if c.inst.cmd in LAYER_STEPS:
                 i += 1
             try:
@@ -221,6 +226,25 @@ class Builder:
             except StepFailed as e:
                 raise BuildError(f"{self.name}:{c.line}: {e}", e.tail) from None
         return state
+
+    def _triggers(self, image: StageImage, stage: Stage) -> list:
+        """The base's ONBUILD triggers, run right after FROM (and dropped from the new image),
+        as docker does; their errors point at the FROM line."""
+        triggers = image.config.pop("OnBuild", None) or []
+        commands = []
+        for text in triggers:
+            try:
+                parsed = parse(text + "\n", self.name)
+                for inst in parsed.instructions:
+                    inst.line = inst.end_line = stage.base.line
+                    if inst.cmd in ("from", "onbuild", "maintainer"):
+                        raise DockerfileError(stage.base.line, f"{inst.cmd.upper()} isn't allowed as an ONBUILD trigger",
+                                              self.name)
+                commands += interpret_all(parsed, self.name)
+            except DockerfileError as e:
+                raise DockerfileError(stage.base.line, f"ONBUILD trigger {text!r} of the base image: {e.reason}",
+                                      self.name) from None
+        return commands
 
     def _base_image(self, ref: str, platform: str | None, stage: Stage) -> StageImage:
         from node.images.errors import ImageError
