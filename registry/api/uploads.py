@@ -16,8 +16,9 @@ from oci.reference import InvalidReference, validate_name
 
 from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
-from .common import READ_CHUNK, blob_location, config, index, parse_digest, repo_name, storage, upload_location, uploads
-from .errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from .common import (READ_CHUNK, blob_location, client_key, config, index, parse_digest, repo_name, storage,
+                     upload_location, uploads)
+from .errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid, TooManyRequests
 
 CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -43,9 +44,27 @@ def _blob_created(name: str, digest: Digest) -> web.Response:
 
 
 async def _new_session(request: web.Request, name: str) -> str:
+    client = client_key(request)
+    await _check_open_sessions(request, name, client)
     upload_id = await uploads(request).start()
-    await index(request).create_upload(upload_id, name)
+    await index(request).create_upload(upload_id, name, client)
     return upload_id
+
+
+async def _check_open_sessions(request: web.Request, name: str, client: str) -> None:
+    """Cap open sessions per repository and per client (#13.10): abandoned sessions otherwise
+    stay for the whole upload_expiry. Monolithic uploads open none and are never refused."""
+    cfg = config(request)
+    if not cfg.max_open_uploads_per_repository and not cfg.max_open_uploads_per_client:
+        return
+    by_repo, by_client = await index(request).open_uploads(name, client)
+    for count, limit, whose in ((by_repo, cfg.max_open_uploads_per_repository, f"repository {name}"),
+                                (by_client, cfg.max_open_uploads_per_client, "this client")):
+        if limit and count >= limit:
+            raise TooManyRequests(
+                detail={"open_uploads": count, "limit": limit},
+                message=f"{whose} has {count} open upload sessions (the limit is {limit}): finish or cancel "
+                        f"some (DELETE their Location), or push in one request (POST ?digest=)")
 
 
 async def _session(request: web.Request, name: str) -> tuple[str, int]:
