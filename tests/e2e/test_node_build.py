@@ -12,6 +12,8 @@ import pytest
 from tests.e2e.node_build_support import (BASE, base_archive, flatten, image_layers, leftovers,  # noqa: F401
                                           load_base, make_context, remove_cgroup_parent, run_dockyard)
 
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.slow]
+
 NET = ("--network", "none")  # RUN containers without a bridge: faster; one test uses the default
 
 
