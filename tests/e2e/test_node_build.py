@@ -85,6 +85,13 @@ def test_cache_hits_misses_and_mtime(root, tmp_path):
     assert changed.stderr.count("CACHED") == 3 and iid(root, "cache:1") != one
     no_cache = build(root, ctx, "--no-cache", "-t", "cache:2")
     assert "CACHED" not in no_cache.stderr
+    two = iid(root, "cache:2")
+    # rmi sweeps what no image needs, but never the build cache's layers (images/pins)
+    assert run_dockyard(root, "rmi", "cache:1", "cache:2").returncode == 0
+    after = build(root, ctx, "-t", "cache:3")
+    assert after.stderr.count("CACHED") == 4 and iid(root, "cache:3") == two
+    assert run_dockyard(root, "run", "--rm", "--network", "none", "cache:3", "cat", "/copy", "/b.txt").stdout == \
+        "one\nchanged\n"
 
 
 def test_target_builds_only_needed_stages_and_build_args(root, tmp_path):
