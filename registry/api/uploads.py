@@ -91,6 +91,30 @@ async def _finish(request: web.Request, name: str, upload_id: str, digest: Diges
     return _blob_created(name, digest)
 
 
+def _fits_single_put(request: web.Request) -> bool:
+    """A whole small blob in this request's body, on a store where one put beats a session."""
+    length = request.content_length
+    limit = min(uploads(request).single_put_limit, config(request).max_manifest_size)
+    return length is not None and 0 < length <= limit
+
+
+async def _single_put(request: web.Request, name: str, digest: Digest, upload_id: str | None = None) -> web.Response:
+    """Read the (small) body, write it verified with one put, link it; close the session if any."""
+    data = await request.read()
+    if len(data) != request.content_length:
+        raise SizeInvalid(detail={"Content-Length": request.content_length})
+    try:
+        await uploads(request).put_whole(digest, data)
+    except DigestMismatch as e:
+        raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
+    if upload_id is None:
+        await index(request).link_blob(name, str(digest), len(data))
+    else:
+        await index(request).complete_upload(upload_id, name, str(digest), len(data))
+        await uploads(request).cancel(upload_id)
+    return _blob_created(name, digest)
+
+
 def _check_length(request: web.Request, expected: int | None = None) -> None:
     declared = request.headers.get("Content-Length")
     if declared is not None and (not declared.isdigit() or (expected is not None and int(declared) != expected)):
@@ -106,18 +130,8 @@ async def start_upload(request: web.Request) -> web.Response:
             return mounted
     digest = parse_digest(q["digest"]) if "digest" in q else None
     _check_length(request)
-    length = request.content_length
-    if digest is not None and length is not None and 0 < length <= min(uploads(request).single_put_limit, config(request).max_manifest_size):
-        # A small monolithic upload on a remote store: one PUT of the verified bytes.
-        data = await request.read()
-        if len(data) != length:
-            raise SizeInvalid(detail={"Content-Length": length})
-        try:
-            await uploads(request).put_whole(digest, data)
-        except DigestMismatch as e:
-            raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
-        await index(request).link_blob(name, str(digest), length)
-        return _blob_created(name, digest)
+    if digest is not None and _fits_single_put(request):
+        return await _single_put(request, name, digest)
     if digest is not None:
         # Monolithic upload: the whole blob is this request's body. The session is private to
         # this request (no index row; a crash leaves an orphan staging area for the expiry).
@@ -187,6 +201,8 @@ async def put_upload(request: web.Request) -> web.Response:
         raise DigestInvalid(message="the digest query parameter is required to finish an upload")
     digest = parse_digest(request.query["digest"])
     async with uploads(request).lock(upload_id):
+        if size == 0 and _fits_single_put(request):
+            return await _single_put(request, name, digest, upload_id)   # POST + PUT with the body
         if request.body_exists:
             content_range = request.headers.get("Content-Range")
             if content_range:
