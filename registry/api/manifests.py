@@ -17,6 +17,7 @@ from oci.reference import is_tag
 
 from .. import state
 from ..index import ManifestRecord
+from ..lifecycle.hooks import ReferencesGone, store_and_name
 from ..storage.driver import BlobNotFound
 from .common import config, index, manifest_location, parse_digest, repo_name, storage
 from .errors import (
@@ -134,8 +135,9 @@ async def _check_references(request: web.Request, name: str, manifest: ImageMani
         missing = await idx.missing_blobs(name, blobs)
         if str(manifest.config.digest) == mt.EMPTY_JSON_DIGEST and mt.EMPTY_JSON_DIGEST in missing:
             # The empty config `{}` is well known; store it for clients that never upload it.
-            await storage(request).put(Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON)
-            await idx.link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON))
+            await store_and_name(
+                idx, storage(request), Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON,
+                lambda mark: idx.link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON), mark=mark))
             missing.discard(mt.EMPTY_JSON_DIGEST)
         children: list[str] = []
     else:
@@ -174,11 +176,6 @@ async def put_manifest(request: web.Request) -> web.Response:
     if artifact_type is not None and (len(artifact_type) > 255 or "\x00" in artifact_type):
         raise ManifestInvalid(message="manifest invalid: artifactType (or config mediaType) is not a valid media type")
     blobs, children = await _check_references(request, name, manifest)
-    # Bytes first, names second.
-    try:
-        await storage(request).touch(digest)  # already stored: keep GC's grace period on it
-    except BlobNotFound:
-        await storage(request).put(digest, raw)
     request.app[state.MANIFEST_CACHE].put(str(digest), raw)
     annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
     record = ManifestRecord(
@@ -192,7 +189,15 @@ async def put_manifest(request: web.Request) -> web.Response:
         children=tuple(children),
         tags=(tag,) if tag else (),
     )
-    await index(request).put_manifest(name, record)
+    # Bytes first, names second (and again if a sweep took them meanwhile).
+    try:
+        await store_and_name(index(request), storage(request), digest, raw, lambda mark: index(request).put_manifest(name, record, mark=mark))
+    except ReferencesGone as e:
+        first = sorted(e.missing)[0]
+        raise ManifestBlobUnknown(
+            detail={"digest": first, "missing": sorted(e.missing)[:20]},
+            message=f"manifest references {len(e.missing)} blob(s) or manifest(s) being garbage-collected, e.g. {first}",
+        ) from None
     headers = {"Location": manifest_location(name, digest), "Docker-Content-Digest": str(digest)}
     if manifest.subject:
         headers["OCI-Subject"] = str(manifest.subject.digest)

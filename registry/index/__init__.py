@@ -25,7 +25,11 @@ __all__ = ["Base", "Index", "ManifestRecord", "ManifestRow", "RepositorySummary"
 
 class Index(RepositoryQueries, ManifestQueries, BrowseQueries):
     def __init__(self, url: str) -> None:
+        from registry.lifecycle.hooks import Lifecycle
+
         self.db = Database(url)
+        # GC review queue, safety checks and events, called inside the index's transactions.
+        self.lifecycle = Lifecycle()
 
     @property
     def engine(self):

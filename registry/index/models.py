@@ -33,7 +33,7 @@ class Base(DeclarativeBase):
 
 
 # Modules outside this file that add tables to Base (imported when present).
-EXTENSION_MODULES = ("registry.auth.models", "registry.web.models")
+EXTENSION_MODULES = ("registry.auth.models", "registry.web.models", "registry.lifecycle.models")
 
 
 def load_all_models() -> type[Base]:
