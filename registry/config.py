@@ -114,6 +114,9 @@ class RegistryConfig:
         """The settings as plain data, with passwords in URLs hidden (for check-config)."""
         d = dataclasses.asdict(self)
         d["database_url"] = redact_url(self.database_url)
+        for key in ("secret_key", "password"):
+            if d["storage"].get(key):
+                d["storage"][key] = "***"
         return d
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from node.engine import DEFAULT_NETWORK, EngineError
-from node.engine.options import (RunOptions, parse_cpus, parse_restart, parse_size, parse_tmpfs,
+from node.engine.options import (RunOptions, parse_cpus, parse_labels, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
 from node.engine.volumes import create_volume
@@ -137,7 +137,7 @@ def create_container(root: str | Path, opts: RunOptions, image) -> Container:
         "WorkingDir": opts.workdir or image_config.get("WorkingDir") or "/",
         "Tty": opts.tty, "OpenStdin": opts.interactive, "AttachStdin": opts.interactive and not opts.detach,
         "Volumes": image_config.get("Volumes"), "ExposedPorts": image_config.get("ExposedPorts") or {},
-        "StopSignal": image_config.get("StopSignal") or "SIGTERM", "Labels": image_config.get("Labels") or {},
+        "StopSignal": image_config.get("StopSignal") or "SIGTERM", "Labels": {**(image_config.get("Labels") or {}), **parse_labels(opts.label_files, opts.labels)},
         "NetworkAliases": list(opts.network_aliases), "IPAddress": opts.ip,
     }
     if opts.tty and not any(e.startswith("TERM=") for e in config["Env"]):

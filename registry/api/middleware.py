@@ -13,7 +13,8 @@ import logging
 
 from aiohttp import ClientPayloadError, web
 
-from .errors import ApiError, BlobUploadInvalid, NameUnknown, Unknown, Unsupported
+from ..storage.driver import StorageUnavailable
+from .errors import ApiError, BlobUploadInvalid, NameUnknown, Unavailable, Unknown, Unsupported
 
 log = logging.getLogger("registry.api")
 
@@ -45,6 +46,11 @@ async def error_middleware(request: web.Request, handler):
         else:
             err = Unknown(message=exc.reason, status=exc.status)
         return error_response(err, request.method)
+    except StorageUnavailable as exc:
+        # The object store failed after the driver's retries: retryable, and said so.
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(Unavailable(message=f"storage unavailable: {exc}", headers={"Retry-After": "1"}),
+                              request.method)
     except (ConnectionError, ClientPayloadError, asyncio.TimeoutError) as exc:
         # The client went away or stopped sending mid-body; nobody is left to answer.
         log.info("%s %s: client connection lost: %s", request.method, request.path, exc)

@@ -2,7 +2,7 @@
 
 Small on purpose: blobs are immutable files named by digest, uploads are append-only staging
 areas that become a blob in one ``commit``. Every driver must pass the contract suite in
-tests/registry/test_storage_contract.py.
+tests/registry/storage/test_contract.py.
 
 Names (which repository may see which blob) are not the driver's business: that is the index.
 """
@@ -18,6 +18,11 @@ ChunkHook = Callable[[bytes], None]
 
 class StorageError(Exception):
     """A storage operation failed for a reason the client may be told about."""
+
+
+class StorageUnavailable(StorageError):
+    """The backing store failed even after retries (S3 SlowDown, 5xx, timeouts): the client
+    gets a retryable 503 envelope, never a traceback."""
 
 
 class BlobNotFound(StorageError):
@@ -93,6 +98,15 @@ class UploadStore(Protocol):
 
     def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
         """(upload id, last modification time) of every staging area."""
+
+
+# Optional capabilities (looked up with getattr; the filesystem driver has none of them):
+#   async upload_digest(upload_id, algorithm) -> (Digest, size) | None
+#       the digest of the staged bytes kept by the driver itself across processes (S3: a
+#       resumable SHA-256 state saved with the session), so no replica needs to re-hash;
+#   resumable_hash: bool = True when upload_digest is offered for sha256 (callers skip hooks);
+#   async redirect_url(digest) -> str | None
+#       a URL a client may fetch the blob from directly (S3 with ``redirect: true``).
 
 
 class StorageDriver(BlobStore, UploadStore, Protocol):
