@@ -9,8 +9,8 @@ Layers, each overriding the one before:
    (``DOCKYARD_REGISTRY_AUTH__REALM=...`` sets ``auth["realm"]``),
 4. command-line flags.
 
-The raw sections ``auth``, ``catalog`` and ``storage`` are plain dicts: the code that owns them
-(registry.auth, registry.web, registry.storage) parses and validates them itself.
+The raw sections ``auth``, ``catalog``, ``proxy`` and ``storage`` are plain dicts: the code that owns
+them (registry.auth, registry.web, registry.proxy, registry.storage) parses and validates them itself.
 Any mistake raises ``ConfigError`` with a message naming the setting.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import yaml
 
 ENV_PREFIX = "DOCKYARD_REGISTRY_"
-SECTIONS = ("auth", "catalog", "storage", "gc", "retention", "notifications")  # lifecycle: registry/lifecycle/settings.py
+SECTIONS = ("auth", "catalog", "proxy", "storage", "gc", "retention", "notifications")  # lifecycle: registry/lifecycle/settings.py
 LOG_FORMATS = ("text", "json")
 # Old keys still read for one release, with a warning naming their replacement.
 DEPRECATED = {"gc_grace": "gc.review_delay", "gc_interval": "gc.enabled (the online review worker)"}
@@ -64,6 +64,7 @@ class RegistryConfig:
     # Raw sections parsed by their owners.
     auth: dict[str, Any] = field(default_factory=dict)
     catalog: dict[str, Any] = field(default_factory=dict)
+    proxy: dict[str, Any] = field(default_factory=dict)
     storage: dict[str, Any] = field(default_factory=dict)
     gc: dict[str, Any] = field(default_factory=dict)
     retention: dict[str, Any] = field(default_factory=dict)
@@ -117,6 +118,9 @@ class RegistryConfig:
         for key in ("secret_key", "password"):
             if d["storage"].get(key):
                 d["storage"][key] = "***"
+        for up in d["proxy"].get("upstreams") or []:  # upstream credentials (registry.proxy)
+            if isinstance(up, dict) and up.get("password"):
+                up["password"] = "***"
         return d
 
 

@@ -149,8 +149,15 @@ class ManifestQueries:
 
     # -- garbage collection and fsck ----------------------------------------------------------
     async def referenced_digests(self) -> set[str]:
-        """Every digest a manifest names or is: what GC keeps (links alone do not count)."""
-        q = union(select(Manifest.digest), select(ManifestReference.digest))
+        """What GC keeps: every manifest, and what manifests name through their repository's
+        link (a link alone, or a reference alone, keeps nothing: lifecycle/reviews.py)."""
+        through_links = (
+            select(ManifestReference.digest)
+            .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+            .join(RepositoryBlob, (RepositoryBlob.repository_id == Manifest.repository_id)
+                  & (RepositoryBlob.digest == ManifestReference.digest))
+        )
+        q = union(select(Manifest.digest), through_links)
         return await self.db.read(lambda conn: set(conn.execute(q).scalars()))
 
     async def live_digests(self) -> set[str]:

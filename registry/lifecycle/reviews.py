@@ -25,15 +25,22 @@ from typing import Iterable
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, select, update
 
-from registry.index.models import Blob, Manifest, ManifestReference, Tag
+from registry.index.models import Blob, Manifest, ManifestReference, RepositoryBlob, Tag
 
 from .models import BlobReview, ManifestReview, SweptBlob
 
 # A condemned blob whose sweep did not finish (the process died) is taken again after this.
 RESUME_AFTER = 5.0
 
+# A reference keeps a blob only through the referencing repository's link (#13.2: every read,
+# GC marks included, goes through the links); a manifest's own bytes are kept by its row.
+_LINKED_REFERENCE = (
+    (Manifest.id == ManifestReference.manifest_id)
+    & (RepositoryBlob.repository_id == Manifest.repository_id)
+    & (RepositoryBlob.digest == ManifestReference.digest)
+)
 _REFERENCED = select(
-    exists().where(ManifestReference.digest == bindparam("digest"))
+    exists().where(ManifestReference.digest == bindparam("digest"), _LINKED_REFERENCE)
     | exists().where(Manifest.digest == bindparam("digest"))
 )
 
@@ -98,8 +105,9 @@ def enqueue_manifests(conn: Connection, repo_id: int, digests: Iterable[str], af
 
 
 # -- checks a push makes inside its transaction ------------------------------------------------
-def unusable_blobs(conn: Connection, digests: Iterable[str]) -> set[str]:
-    """Of ``digests``: those without a blob row or condemned. Locks the rows FOR SHARE."""
+def unusable_blobs(conn: Connection, digests: Iterable[str], repo_id: int | None = None) -> set[str]:
+    """Of ``digests``: those without a blob row (or, given ``repo_id``, a link in that
+    repository) or condemned. Locks the blob rows FOR SHARE."""
     wanted = sorted(set(digests))
     if not wanted:
         return set()
@@ -107,6 +115,9 @@ def unusable_blobs(conn: Connection, digests: Iterable[str]) -> set[str]:
     if _pg(conn):
         q = q.with_for_update(read=True)
     found = set(conn.execute(q).scalars())
+    if repo_id is not None:
+        found &= set(conn.execute(select(RepositoryBlob.digest).where(
+            RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(wanted))).scalars())
     condemned = set(conn.execute(
         select(BlobReview.digest).where(BlobReview.digest.in_(wanted), BlobReview.sweeping_at.is_not(None))
     ).scalars())
