@@ -88,7 +88,7 @@ class BoundLifecycle:
         """Before the manifest row is written: every reference must still be usable (locked, so a
         sweep cannot start on them until we commit); moved tags queue their old manifests."""
         reviews.take_write_lock(conn)
-        gone = reviews.unusable_blobs(conn, blobs, repo_id) | reviews.unusable_manifests(conn, repo_id, children)
+        gone = reviews.unusable_blobs(conn, blobs) | reviews.unusable_manifests(conn, repo_id, children)
         if gone:
             raise ReferencesGone(gone)
         reviews.lock_manifest(conn, repo_id, digest)
