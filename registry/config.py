@@ -52,6 +52,10 @@ class RegistryConfig:
     max_manifest_size: int = 4 * 1024 * 1024
     # Seconds an upload session may stay idle before it is cancelled and its bytes removed.
     upload_expiry: float = 7 * 86400
+    # Open (unfinished) upload sessions allowed per repository and per client (a signed-in user,
+    # else an address); 0 = no cap. Abandoned sessions otherwise pile up until upload_expiry.
+    max_open_uploads_per_repository: int = 1000
+    max_open_uploads_per_client: int = 500
     # GC never removes a blob younger than this: it may belong to a push in flight.
     gc_grace: float = 3600
     # Seconds between online garbage collections inside `serve`; 0 (default) = only `gc` runs it.
@@ -96,6 +100,8 @@ class RegistryConfig:
             )
         if self.max_manifest_size <= 0:
             raise ConfigError("max_manifest_size: must be positive")
+        if self.max_open_uploads_per_repository < 0 or self.max_open_uploads_per_client < 0:
+            raise ConfigError("max_open_uploads_per_repository/_per_client: must not be negative (0 = no cap)")
         if self.upload_expiry <= 0 or self.gc_grace < 0 or self.gc_interval < 0:
             raise ConfigError("upload_expiry must be positive; gc_grace and gc_interval not negative")
         self.log_level = str(self.log_level).upper()
@@ -153,6 +159,15 @@ def parse_size(value: Any, name: str) -> int:
     return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
 
 
+def parse_count(value: Any, name: str) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+
+
 def parse_bool(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -171,6 +186,8 @@ _CONVERTERS = {
     "delete_enabled": parse_bool,
     "max_manifest_size": parse_size,
     "upload_expiry": parse_duration,
+    "max_open_uploads_per_repository": lambda v, n: parse_count(v, n),
+    "max_open_uploads_per_client": lambda v, n: parse_count(v, n),
     "gc_grace": parse_duration,
     "gc_interval": parse_duration,
     "log_level": lambda v, n: str(v),

@@ -1,7 +1,7 @@
 """Lifecycle: GC review queues (blobs, manifests), sweep tombstones, namespace quotas, events.
 
 Revision ID: 0003_lifecycle
-Revises: 0006_catalog
+Revises: 0007_regcore_uploads
 Create Date: 2026-12-01 23:00:00
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_lifecycle"
-down_revision = "0006_catalog"
+down_revision = "0007_regcore_uploads"
 branch_labels = None
 depends_on = None
 

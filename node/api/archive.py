@@ -90,7 +90,8 @@ async def get(request: web.Request) -> web.StreamResponse:
         spool.close()
 
 
-def _extract(tar: tarfile.TarFile, root: str, dest: str) -> None:
+def extract_into(tar: tarfile.TarFile, root: str, dest: str) -> None:
+    """Each entry of ``tar`` written under ``dest`` as seen from ``root`` (never outside it)."""
     from node.runtime.mounts import secure_join
     for member in tar:
         name = member.name.lstrip("./") if member.name not in (".", "./") else ""
@@ -134,7 +135,7 @@ async def put(request: web.Request) -> web.Response:
     def unpack():
         try:
             with tarfile.open(fileobj=body, mode="r:*") as tar:
-                _extract(tar, root, dest[len(root):] or "/")
+                extract_into(tar, root, dest[len(root):] or "/")
         except tarfile.TarError as e:
             raise bad_request(f"invalid tar archive: {e}") from None
     await asyncio.to_thread(unpack)

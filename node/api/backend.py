@@ -195,14 +195,16 @@ async def prune_containers(root) -> list[str]:
     return await _thread(prune, root)
 
 
-def top(container) -> list[int]:
+def container_pids(container) -> list[int]:
     """PIDs in the container's cgroup."""
-    from node.engine import bundle
-    from node.runtime import cgroups
-    try:
-        return sorted(cgroups.open_cgroup(bundle.cgroups_path(container.id)).pids())
-    except (OSError, KeyError):
-        return []
+    from node.engine import stats
+    return stats.pids(container)
+
+
+def stats_sample(container, pid: int) -> dict:
+    """One reading of the cgroup's counters (node.engine.stats.sample's keys)."""
+    from node.engine import stats
+    return stats.sample(container, pid)
 
 
 def attachment(root, container):
@@ -348,13 +350,38 @@ async def network_disconnect(root, container_ref: str, network_name: str) -> Non
 
 # -- build ------------------------------------------------------------------------------------
 
-def build_entry():
-    """node.build's entry point, once it exists; None until then."""
+def build_available() -> bool:
     try:
-        from node.build import api as build_api  # noqa: F401
+        import node.build.executor  # noqa: F401
     except ImportError:
-        return None
-    return getattr(build_api, "build_from_context", None)
+        return False
+    return True
+
+
+def build_in_worker(root: str, context: str, dockerfile: str | None, tags: list[str], build_args: dict,
+                    target: str | None, no_cache: bool, pull: bool, network: str, labels: dict,
+                    quiet: bool) -> dict:
+    """node.build's Builder on an extracted context; progress as plain lines on our stdout.
+    RUN steps fork containers: this runs in a launcher worker, never in the server's threads."""
+    import sys
+    from node.build.dockerfile import DockerfileError
+    from node.build.executor import BuildError, BuildOptions, Builder
+    from node.build.progress import for_mode
+    opts = BuildOptions(context=Path(context), dockerfile=Path(context) / dockerfile if dockerfile else None,
+                        tags=tags, build_args=build_args, target=target, no_cache=no_cache, pull=pull,
+                        network=network, labels=labels)
+    progress = for_mode("plain", quiet, sys.stdout)
+    builder = Builder(root, opts, progress)
+    try:
+        image = builder.build()
+    except DockerfileError as e:
+        raise bad_request(str(e)) from None
+    except BuildError as e:
+        lines = "".join(f" > {line}\n" for line in e.tail)
+        raise ApiError(400, (f"------\n{lines}------\n" if lines else "") + str(e)) from None
+    finally:
+        progress.close()
+    return {"id": image.id, "unused": sorted(builder.unused_args() or [])}
 
 
 # -- in a launcher worker (a fresh single-threaded fork; see node/api/launcher.py) ------------
@@ -374,13 +401,15 @@ def exec_in_worker(root: str, cid: str, cmd: list[str], interactive: bool, tty: 
                    env, workdir, user)
 
 
-WORKER_OPS = {"start": start_in_worker, "exec": exec_in_worker}
+WORKER_OPS = {"start": start_in_worker, "exec": exec_in_worker, "build": build_in_worker}
 
 
 def preload() -> None:
     """Import what workers run, once, in the launcher (each worker then forks ready)."""
     import node.engine.exec_  # noqa: F401
     import node.engine.start  # noqa: F401
+    if build_available():
+        import node.build.executor  # noqa: F401
 
 
 def describe(state: dict) -> str:

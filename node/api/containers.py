@@ -250,25 +250,6 @@ async def reaper(app) -> None:
         await asyncio.sleep(1.0)
 
 
-async def top(request: web.Request) -> web.Response:
-    container = _container(request)
-    if backend.state(container).get("Status") not in ("running", "paused"):
-        raise backend.ApiError(409, f"Container {container.id} is not running")
-    rows = []
-    for pid in backend.top(container):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            with open(f"/proc/{pid}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            uid = fields.get("Uid", "0").split()[0]
-            ppid = fields.get("PPid", "0").strip()
-        except OSError:
-            continue
-        rows.append([uid, str(pid), ppid, cmd])
-    return json_response({"Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows})
-
-
 async def resize(request: web.Request) -> web.Response:
     _container(request)
     integer(request, "h", 0), integer(request, "w", 0)
@@ -293,6 +274,5 @@ def register(router) -> None:
     add_route(router, "POST", "/containers/{id}/unpause", unpause)
     add_route(router, "POST", "/containers/{id}/wait", wait)
     add_route(router, "DELETE", "/containers/{id}", remove)
-    add_route(router, "GET", "/containers/{id}/top", top)
     add_route(router, "POST", "/containers/{id}/resize", resize)
     add_route(router, "POST", "/containers/{id}/rename", rename)

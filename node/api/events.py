@@ -41,7 +41,9 @@ def _wanted(doc: dict, wanted: dict[str, list[str]]) -> bool:
     for key, value in checks.items():
         if key in wanted and value not in wanted[key]:
             return False
-    if "container" in wanted and doc["Type"] == "container":
+    if "container" in wanted:
+        if doc["Type"] != "container":
+            return False
         name = doc["Actor"]["Attributes"].get("name", "")
         if not any(doc["Actor"]["ID"].startswith(v) or v == name for v in wanted["container"]):
             return False

@@ -159,6 +159,13 @@ async def inspect(request: web.Request) -> web.Response:
     doc.setdefault("DockerVersion", "")
     doc.setdefault("Size", 0)
     doc["VirtualSize"] = doc["Size"]
+    lowers = ((doc.get("GraphDriver") or {}).get("Data") or {}).get("LowerDirs") or []
+    doc["GraphDriver"] = {"Name": "overlay", "Data": {"LowerDir": ":".join(str(p) for p in reversed(lowers))}}
+    # docker's clients parse these as Go times: an empty string is an error there
+    doc["Created"] = doc.get("Created") or "0001-01-01T00:00:00Z"
+    doc["Metadata"] = {**(doc.get("Metadata") or {}), "LastTagTime": "0001-01-01T00:00:00Z"}
+    if not (doc["Metadata"].get("LastTagTime") or "").strip():
+        doc["Metadata"]["LastTagTime"] = "0001-01-01T00:00:00Z"
     return json_response(doc)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from node.api import (archive, backend, build, container_io, containers, events, execs, images,
-                      networks, system, volumes)
+                      monitoring, networks, system, volumes)
 from node.api.errors import error_middleware
 from node.api.launcher import Launcher
 from node.api.versions import common_headers, version_middleware
@@ -32,7 +32,8 @@ from node.api.versions import common_headers, version_middleware
 log = logging.getLogger("dockyard.api")
 DEFAULT_SOCKET = "/run/dockyard/docker.sock"
 SOCKET_GROUP = "dockyard"
-MODULES = (system, events, containers, container_io, execs, archive, images, networks, volumes, build)
+MODULES = (system, events, containers, container_io, execs, archive, monitoring, images, networks,
+           volumes, build)
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -116,15 +117,18 @@ def _inherited_socket() -> socket.socket | None:
     """systemd socket activation (LISTEN_FDS): the first passed fd, already bound and listening."""
     if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1:
         return None
-    return socket.socket(fileno=3)
+    sock = socket.socket(fileno=3)
+    os.set_inheritable(3, False)
+    return sock
 
 
 def serve(root: Path | str, address: str = DEFAULT_SOCKET, group: str = SOCKET_GROUP) -> int:
-    # The launcher is forked first, while this process has one thread and no sockets open.
+    sock = _inherited_socket()
+    # The launcher is forked first, while this process has one thread; it must not keep (or
+    # hand on to containers) the listening socket systemd may have passed.
     backend.preload()
     launcher = Launcher(backend.WORKER_OPS)
-    launcher.fork()
-    sock = _inherited_socket()
+    launcher.fork(close=[sock.fileno()] if sock is not None else [])
     path = None
     if sock is None:
         path = socket_path(address)
@@ -132,8 +136,9 @@ def serve(root: Path | str, address: str = DEFAULT_SOCKET, group: str = SOCKET_G
     sock.setblocking(False)
     logging.basicConfig(level=os.environ.get("DOCKYARD_ENGINE_LOG", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"dockyard engine: serving the Docker Engine API on unix://{path or 'systemd socket'} "
-          f"(root {root})", file=sys.stderr, flush=True)
+    where = f"unix://{path}" if path is not None else "the socket systemd passed"
+    print(f"dockyard engine: serving the Docker Engine API on {where} (root {root})",
+          file=sys.stderr, flush=True)
     try:
         asyncio.run(_run(create_app(root, launcher), sock))
     finally:

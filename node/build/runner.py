@@ -19,7 +19,7 @@ import secrets
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,14 +32,14 @@ class RunFailed(Exception):
     """The container could not be made or started (not a non-zero exit: that is a result)."""
 
 
-@dataclass
+@record
 class RunSpec:
     argv: list[str]
     env: list[str]
     user: str = ""
     workdir: str = "/"
     network: str = "bridge"
-    binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (host dir, target, readonly)
+    binds: list[tuple[str, str, bool]] = Factory(list)  # (host dir, target, readonly)
 
 
 def run_step(root: Path, lowers: list[Path], spec: RunSpec, upper_out: Path, scratch: Path,

@@ -61,6 +61,15 @@ def upload_location(name: str, upload_id: str) -> str:
     return f"/v2/{name}/blobs/uploads/{upload_id}"
 
 
+def client_key(request: web.Request) -> str:
+    """Who is asking, for per-client caps: the signed-in user's name, else the peer address."""
+    who = request.get(state.IDENTITY)
+    name = getattr(who, "name", None)
+    if name and not getattr(who, "anonymous", False):
+        return f"user:{name}"[:255]
+    return f"addr:{request.remote or 'unknown'}"[:255]
+
+
 def config(request: web.Request):
     return request.app[state.CONFIG]
 

@@ -128,9 +128,13 @@ class UploadSession(Base):
     """An upload in progress. The staged bytes are in storage; their size is the file's size."""
 
     __tablename__ = "upload_sessions"
-    __table_args__ = (Index("ix_upload_sessions_updated", "updated_at"),)
+    __table_args__ = (Index("ix_upload_sessions_updated", "updated_at"),
+                      Index("ix_upload_sessions_repository", "repository"),
+                      Index("ix_upload_sessions_client", "client"))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     repository: Mapped[str] = mapped_column(String(255))
+    # Who opened it (a user name, else an address), for the per-client cap on open sessions.
+    client: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from .database import Database
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, UploadSession, now
@@ -183,11 +183,21 @@ class RepositoryQueries:
         return set(digests) - found
 
     # -- upload sessions ----------------------------------------------------------------------
-    async def create_upload(self, upload_id: str, repository: str) -> None:
+    async def create_upload(self, upload_id: str, repository: str, client: str | None = None) -> None:
         t = now()
         stmt, params = _upserts(self.db)["upload"], {"id": upload_id, "repository": repository, "created_at": t,
-                                                     "updated_at": t}
+                                                     "updated_at": t, "client": client}
         await self.db.write(lambda conn: conn.execute(stmt, params))
+
+    async def open_uploads(self, repository: str, client: str | None) -> tuple[int, int]:
+        """(open sessions of ``repository``, open sessions of ``client``), for the caps."""
+        by_repo = select(func.count()).select_from(UploadSession).where(UploadSession.repository == repository)
+        by_client = select(func.count()).select_from(UploadSession).where(UploadSession.client == client)
+
+        def q(conn: Connection) -> tuple[int, int]:
+            return conn.execute(by_repo).scalar_one(), (conn.execute(by_client).scalar_one() if client else 0)
+
+        return await self.db.read(q)
 
     async def get_upload(self, upload_id: str) -> UploadRow | None:
         row = await self.db.read(lambda conn: conn.execute(_GET_UPLOAD, {"id": upload_id}).first())

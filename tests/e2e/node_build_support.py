@@ -133,7 +133,18 @@ def leftovers(root: Path) -> list[str]:
         found += [f"container {c}" for c in os.listdir(containers) if not c.startswith(".")]
     with open("/proc/self/mountinfo") as f:
         found += [p for p in (line.split()[4] for line in f) if p.startswith(f"{root}/")]
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"):
+        found += [f"cgroup {c}" for c in parent.iterdir() if c.is_dir()]
     return found
+
+
+def remove_cgroup_parent() -> None:
+    """The (empty) parent cgroup the RUN containers of this session were put under."""
+    for d in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 def copy_tree(src: Path, dst: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.node_build_support import (BASE, base_archive, flatten, image_layers, leftovers,  # noqa: F401
-                                          load_base, make_context, run_dockyard)
+                                          load_base, make_context, remove_cgroup_parent, run_dockyard)
 from tests.helpers import need
 
 DEBIAN_DOCKER = "/usr/bin/docker"
@@ -99,7 +99,10 @@ def root(tmp_path_factory, base_archive):
     root = tmp_path_factory.mktemp("build-docker-root") / "root"
     load_base(root, base_archive)
     yield root
-    assert leftovers(root) == []
+    try:
+        assert leftovers(root) == []
+    finally:
+        remove_cgroup_parent()
 
 
 def _docker_xattrs(entry: tuple) -> tuple:

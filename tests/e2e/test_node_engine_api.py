@@ -130,7 +130,7 @@ def test_cli_and_engine_share_records(engine):
     assert name not in engine.docker("ps", "-a", "--format", "{{.Names}}", check=True).stdout
 
 
-def test_images_and_pull_from_the_project_registry(engine, shared_dockyard_registry, busybox_image_dir):
+def test_images_pull_push_save_load(engine, shared_dockyard_registry, busybox_image_dir, tmp_path):
     from tests import images
     assert engine.image in engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout
     ref = f"{shared_dockyard_registry.host}/{unique('eapi')}/busybox:v1"
@@ -138,8 +138,19 @@ def test_images_and_pull_from_the_project_registry(engine, shared_dockyard_regis
     r = engine.docker("pull", ref, timeout=120, check=True)
     assert "Status: Downloaded newer image" in r.stdout or "Image is up to date" in r.stdout, r.stdout
     assert engine.docker("run", "--rm", "--network", "none", ref, "cat", "/data/keep.txt", check=True).stdout == "keep\n"
-    engine.docker("tag", ref, "retagged-" + ref.rsplit("/", 1)[1], check=True)
-    engine.docker("rmi", "retagged-" + ref.rsplit("/", 1)[1], check=True)
+    # push under another name, drop it locally, pull it back
+    pushed = f"{shared_dockyard_registry.host}/{unique('eapi')}/pushed:v2"
+    engine.docker("tag", ref, pushed, check=True)
+    assert "v2: digest: sha256:" in engine.docker("push", pushed, timeout=120, check=True).stdout
+    engine.docker("rmi", pushed, check=True)
+    engine.docker("pull", pushed, timeout=120, check=True)
+    assert engine.docker("image", "inspect", "-f", "{{.Os}}", pushed, check=True).stdout.strip() == "linux"
+    # save and load
+    archive = tmp_path / "saved.tar"
+    engine.docker("save", "-o", str(archive), pushed, check=True)
+    engine.docker("rmi", pushed, check=True)
+    assert f"Loaded image: {pushed}" in engine.docker("load", "-i", str(archive), check=True).stdout
+    engine.docker("rmi", pushed, check=True)
     engine.docker("rmi", ref, check=True)
     assert ref not in engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout
     r = engine.docker("pull", f"{shared_dockyard_registry.host}/{unique('absent')}/nothing:v1", timeout=60)
@@ -180,3 +191,34 @@ def test_a_caller_without_access_gets_nothing(engine):
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", probe,
                         str(engine.socket)], capture_output=True, text=True, timeout=30)
     assert r.stdout.strip() == "denied", r.stderr
+
+
+def test_build_through_the_classic_api_then_run(engine, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hi from the context\n")
+    (ctx / "Dockerfile").write_text(f'FROM {engine.image}\nCOPY hello.txt /hello.txt\n'
+                                    'RUN echo built > /built.txt\nCMD ["cat", "/hello.txt", "/built.txt"]\n')
+    (ctx / "Dockerfile.bad").write_text(f"FROM {engine.image}\nRUN exit 3\n")
+    tag = unique("built") + ":v1"
+    r = engine.docker("build", "--network", "none", "-t", tag, str(ctx), timeout=120, check=True)
+    assert f"Successfully tagged {tag}" in r.stdout
+    r = engine.docker("run", "--rm", "--network", "none", tag, check=True)
+    assert r.stdout == "hi from the context\nbuilt\n"
+    r = engine.docker("build", "--network", "none", "-f", str(ctx / "Dockerfile.bad"), str(ctx), timeout=120)
+    assert r.returncode != 0 and "exit code: 3" in r.stderr
+    engine.docker("rmi", tag, check=True)
+
+
+def test_stats_top_events_df(engine):
+    name = unique("busy")
+    engine.docker("run", "-d", "--name", name, "--network", "none", engine.image, "sleep", "30", check=True)
+    row = engine.docker("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", name, timeout=30, check=True)
+    assert row.stdout.split() == [name, "1"]
+    assert "sleep 30" in engine.docker("top", name, check=True).stdout
+    engine.docker("rm", "-f", name, check=True)
+    until = str(int(time.time()) + 1)
+    events = engine.docker("events", "--since", "0", "--until", until, "--filter", f"container={name}",
+                           "--format", "{{.Action}}", timeout=30, check=True).stdout.split()
+    assert events[:2] == ["create", "start"] and events[-1] == "destroy"
+    assert "Images" in engine.docker("system", "df", check=True).stdout
