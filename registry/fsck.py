@@ -19,7 +19,7 @@ from oci.digest import Digest
 
 from .index import Index
 from .index.models import Blob
-from .lifecycle.models import BlobReview
+from .index.lifecycle_models import BlobReview
 from .storage.driver import StorageDriver
 
 

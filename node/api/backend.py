@@ -401,7 +401,18 @@ def exec_in_worker(root: str, cid: str, cmd: list[str], interactive: bool, tty: 
                    env, workdir, user)
 
 
-WORKER_OPS = {"start": start_in_worker, "exec": exec_in_worker, "build": build_in_worker}
+def run_attached_in_worker(root: str, cid: str) -> int:
+    """The worker is the container's monitor, attached: fds 0-2 are pipes to a client's hijacked
+    connection (stdin in, output out); returns the exit code once the program is gone."""
+    from node.engine.records import find as find_record
+    from node.engine.start import run_attached
+    container = _mapped(find_record, root, cid)
+    container.update_state(StoppedByUser=False)
+    return _mapped(run_attached, root, container)
+
+
+WORKER_OPS = {"start": start_in_worker, "exec": exec_in_worker, "build": build_in_worker,
+              "run_attached": run_attached_in_worker}
 
 
 def preload() -> None:

@@ -15,11 +15,10 @@ from oci.digest import Digest, InvalidDigest
 from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifest, validate_image_config
 from oci.reference import is_tag
 
-from .. import state
 from ..index import ManifestRecord
 from ..lifecycle.hooks import ReferencesGone, store_and_name
 from ..storage.driver import BlobNotFound
-from .common import config, index, manifest_location, parse_digest, repo_name, storage
+from .common import config, index, manifest_cache, manifest_location, parse_digest, repo_name, storage
 from .errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -46,7 +45,7 @@ def _reference(request: web.Request, for_write: bool = False) -> tuple[Digest | 
 
 
 async def _load_bytes(request: web.Request, digest: str) -> bytes:
-    cache = request.app[state.MANIFEST_CACHE]
+    cache = manifest_cache(request)
     data = cache.get(digest)
     if data is None:
         try:
@@ -179,7 +178,7 @@ async def put_manifest(request: web.Request) -> web.Response:
             idx, storage(request), Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON,
             lambda mark: idx.link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON), mark=mark))
     await _check_config(request, manifest)
-    request.app[state.MANIFEST_CACHE].put(str(digest), raw)
+    manifest_cache(request).put(str(digest), raw)
     annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
     record = ManifestRecord(
         digest=str(digest),

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, 
 
 from registry.index.models import Blob, Manifest, ManifestReference, RepositoryBlob, Tag
 
-from .models import BlobReview, ManifestReview, SweptBlob
+from registry.index.lifecycle_models import BlobReview, ManifestReview, SweptBlob
 
 # A condemned blob whose sweep did not finish (the process died) is taken again after this.
 RESUME_AFTER = 5.0

@@ -20,7 +20,7 @@ from oci.digest import Digest
 from registry.index.models import Blob, Manifest, ManifestReference, Repository
 
 from . import reviews
-from .models import BlobReview, ManifestReview, SweptBlob
+from registry.index.lifecycle_models import BlobReview, ManifestReview, SweptBlob
 
 log = logging.getLogger("registry.gc")
 TOMBSTONE_TTL = 86400.0

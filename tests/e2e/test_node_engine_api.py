@@ -222,3 +222,13 @@ def test_stats_top_events_df(engine):
                            "--format", "{{.Action}}", timeout=30, check=True).stdout.split()
     assert events[:2] == ["create", "start"] and events[-1] == "destroy"
     assert "Images" in engine.docker("system", "df", check=True).stdout
+
+
+def test_run_interactive_stdin_and_tty(engine):
+    r = engine.docker("run", "-i", "--rm", "--network", "none", engine.image,
+                      "sh", "-c", "read x; echo got:$x; echo e >&2; exit 2", input="piped-in\n")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "got:piped-in\n", "e\n")
+    code, out = _pty_session(["docker", "run", "-it", "--rm", "--network", "none", engine.image, "sh"],
+                             engine.env, [b"echo $((6*7))\n", b"exit 4\n"])
+    assert code == 4 and b"42" in out, out
+    assert engine.docker("ps", "-aq", check=True).stdout.strip() == ""

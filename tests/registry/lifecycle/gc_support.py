@@ -7,7 +7,7 @@ from oci.digest import Digest
 from registry import state
 from registry.app import create_app
 from registry.lifecycle import WORKER
-from registry.lifecycle.models import BlobReview, ManifestReview
+from registry.index.lifecycle_models import BlobReview, ManifestReview
 
 
 async def gc_app(aiohttp_client, config, **gc):

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry.index.models import DIGEST, Base, now
+from .models import DIGEST, Base, now
 
 
 class BlobReview(Base):
