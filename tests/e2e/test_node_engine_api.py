@@ -233,25 +233,3 @@ def test_run_interactive_stdin_and_tty(engine):
     assert code == 4 and b"42" in out, out
     assert engine.docker("ps", "-aq", check=True).stdout.strip() == ""
 
-
-def test_login_then_push_and_pull_with_credentials(engine, dockyard_registry, tmp_path):
-    """`docker login` through the engine checks the credentials against the registry; pushes
-    and pulls to a repository that needs them then work."""
-    from tests.servers import REGISTRY_BIN
-    config = tmp_path / "registry.yml"
-    config.write_text('auth:\n  mode: token\n  rules:\n    - {pattern: "team/*", users: [alice], '
-                      'actions: [pull, push]}\n')
-    data = tmp_path / "data"
-    subprocess.run([str(REGISTRY_BIN), "user", "add", "alice", "--password-stdin", "--config", str(config),
-                    "--data-dir", str(data)], input="alicepw-1\n", text=True, check=True, capture_output=True, timeout=60)
-    reg = dockyard_registry(data_dir=data, args=("--config", str(config)))
-    r = engine.docker("login", reg.host, "-u", "alice", "--password-stdin", input="wrong\n")
-    assert r.returncode != 0 and "failed" in r.stderr
-    r = engine.docker("login", reg.host, "-u", "alice", "--password-stdin", input="alicepw-1\n")
-    assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
-    ref = f"{reg.host}/team/{unique('box')}:v1"
-    engine.docker("tag", engine.image, ref, check=True)
-    engine.docker("push", ref, timeout=120, check=True)
-    engine.docker("rmi", ref, check=True)
-    engine.docker("pull", ref, timeout=120, check=True)
-    engine.docker("rmi", ref, check=True)
