@@ -24,7 +24,7 @@ from aiohttp import web
 
 from . import state
 from .api.common import API_VERSION_HEADER
-from .api.manifest_cache import ManifestCache
+from .storage.manifest_cache import ManifestCache
 from .api.middleware import error_middleware, quiet_bad_requests
 from .api.routes import add_routes
 from .auth import setup_auth

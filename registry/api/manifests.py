@@ -15,10 +15,9 @@ from oci.digest import Digest, InvalidDigest
 from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifest, validate_image_config
 from oci.reference import is_tag
 
-from .. import state
 from ..index import ManifestRecord
 from ..storage.driver import BlobNotFound
-from .common import config, index, manifest_location, parse_digest, repo_name, storage
+from .common import config, index, manifest_cache, manifest_location, parse_digest, repo_name, storage
 from .errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -45,7 +44,7 @@ def _reference(request: web.Request, for_write: bool = False) -> tuple[Digest | 
 
 
 async def _load_bytes(request: web.Request, digest: str) -> bytes:
-    cache = request.app[state.MANIFEST_CACHE]
+    cache = manifest_cache(request)
     data = cache.get(digest)
     if data is None:
         try:
@@ -181,7 +180,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         await storage(request).touch(digest)  # already stored: keep GC's grace period on it
     except BlobNotFound:
         await storage(request).put(digest, raw)
-    request.app[state.MANIFEST_CACHE].put(str(digest), raw)
+    manifest_cache(request).put(str(digest), raw)
     annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
     record = ManifestRecord(
         digest=str(digest),

@@ -205,16 +205,6 @@ class RepositoryQueries:
 
         return await self.db.read(q)
 
-    async def tag_digests(self, repository: str) -> dict[str, str]:
-        """Every tag of a repository with its manifest digest."""
-        q = (
-            select(Tag.name, Tag.manifest_digest)
-            .join(Repository, Repository.id == Tag.repository_id)
-            .where(Repository.name == repository)
-            .order_by(Tag.name)
-        )
-        return await self.db.read(lambda conn: {name: digest for name, digest in conn.execute(q).all()})
-
     async def resolve_tag(self, repository: str, tag: str) -> tuple[str, str, int] | None:
         """(digest, media type, size) of the manifest a tag points at, in one indexed query."""
         params = {"repository": repository, "tag": tag}
