@@ -59,10 +59,14 @@ def run_step(root: Path, lowers: list[Path], spec: RunSpec, upper_out: Path, scr
         container = create_container(root, opts, image)
     except EngineError as e:
         raise RunFailed(str(e)) from None
+    # RUN steps run with umask 022 whatever the caller's (docker's rule); the runtime forks
+    # the container from this process, so it inherits the process-wide mask
+    old_umask = os.umask(0o022)
     try:
         overlay.mount(container.rootfs, lowers, container.dir / "upper", container.dir / "work", scratch)
         return _run_and_stream(root, container, on_output)
     finally:
+        os.umask(old_umask)
         _remove(root, container, upper_out)
 
 
