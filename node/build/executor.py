@@ -210,7 +210,8 @@ class Builder:
             image.key = step_key("scratch", str(self.platform))
             step.done()
         else:
-            image = self._base_image(ref, stage.base.platform, stage)
+            platform = self._expand(stage.base, stage.base.platform, global_env) if stage.base.platform else None
+            image = self._base_image(ref, platform, stage)  # --platform=$BUILDPLATFORM works
             step.done()
         state = StageState(stage, image, self.global_args)
         state.applier = Applier(image, state.env, self.name)

@@ -92,7 +92,7 @@ def _run_and_stream(root: Path, container, on_output) -> int:
             offset = _drain_log(container.log_path, offset, on_output)
             if not alive:
                 break
-            thread.join(0.05)
+            thread.join(0.02)
     except BaseException:  # Ctrl-C: the container goes before the interrupt does
         _kill(container)
         thread.join(10)
