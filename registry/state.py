@@ -11,9 +11,9 @@ from aiohttp import web
 from .config import RegistryConfig
 
 if TYPE_CHECKING:
-    from .api.manifest_cache import ManifestCache
     from .index import Index
     from .storage.driver import StorageDriver
+    from .storage.manifest_cache import ManifestCache
     from .storage.uploads import UploadSessions
 
 CONFIG = web.AppKey("config", RegistryConfig)

@@ -9,6 +9,11 @@ from oci.digest import Digest, InvalidDigest
 from oci.reference import InvalidReference, validate_name
 
 from .. import state
+from ..config import RegistryConfig
+from ..index import Index
+from ..storage.driver import StorageDriver
+from ..storage.manifest_cache import ManifestCache
+from ..storage.uploads import UploadSessions
 from .errors import DigestInvalid, NameInvalid, PaginationNumberInvalid
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -70,17 +75,22 @@ def client_key(request: web.Request) -> str:
     return f"addr:{request.remote or 'unknown'}"[:255]
 
 
-def config(request: web.Request):
+# Typed accessors of the app's shared state (the web.AppKeys of registry.state carry the types).
+def config(request: web.Request) -> RegistryConfig:
     return request.app[state.CONFIG]
 
 
-def index(request: web.Request):
+def index(request: web.Request) -> Index:
     return request.app[state.INDEX]
 
 
-def storage(request: web.Request):
+def storage(request: web.Request) -> StorageDriver:
     return request.app[state.STORAGE]
 
 
-def uploads(request: web.Request):
+def uploads(request: web.Request) -> UploadSessions:
     return request.app[state.UPLOADS]
+
+
+def manifest_cache(request: web.Request) -> ManifestCache:
+    return request.app[state.MANIFEST_CACHE]

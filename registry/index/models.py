@@ -32,25 +32,17 @@ class Base(DeclarativeBase):
     pass
 
 
-# Modules outside this file that add tables to Base (imported when present).
-EXTENSION_MODULES = ("registry.auth.models", "registry.web.models")
-
-
 def load_all_models() -> type[Base]:
-    """Import every module that declares tables (registry/index/*models*.py and the
-    extensions above), so Base.metadata is complete for Alembic and the schema test."""
+    """Import every module that declares tables (registry/index/*models*.py: every table lives
+    beside the index), so Base.metadata is complete for Alembic and the schema test."""
     import importlib
     import pkgutil
 
     from registry import index
 
     names = [f"registry.index.{m.name}" for m in pkgutil.iter_modules(index.__path__) if "models" in m.name]
-    for name in (*names, *EXTENSION_MODULES):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name is None or not name.startswith(e.name):
-                raise
+    for name in names:
+        importlib.import_module(name)
     return Base
 
 
