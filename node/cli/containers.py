@@ -233,7 +233,7 @@ def cmd_stop(args) -> int:
 
 
 def cmd_restart(args) -> int:
-    from node.engine.stop import restart_container
+    from node.engine.restart import restart_container
     return _each(args, args.containers, lambda c: restart_container(args.root, c, args.timeout))
 
 

@@ -1,15 +1,16 @@
-"""`stop`, `kill`, `restart`: signals to the container's init; the monitor records the exit.
+"""`stop` and `kill`: signals to the container's init; the monitor records the exit.
 
 A stop or kill marks the container StoppedByUser so no restart policy brings it back (Docker's
 "manually stopped"); `start`/`restart` clear the mark."""
 from __future__ import annotations
 
-import os
 import signal
 import time
 
-from node.engine import EngineError, procs
+from node.engine import EngineError
+from node.engine.pause import unpause_container
 from node.engine.records import Container
+from node.engine.runtimes import runtime_of
 from node.engine.status import current_state
 
 
@@ -24,14 +25,10 @@ def parse_signal(text: str) -> int:
         raise EngineError(f"invalid signal: {text}", 1) from None
 
 
-def _signal(container: Container, sig: int) -> None:
+def signal_init(container: Container, sig: int) -> None:
+    """`sig` to the container's init, if it is still the process that was started."""
     state = current_state(container)
-    pid = state.get("Pid", 0)
-    if pid and procs.alive(pid, state.get("PidStart", 0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+    runtime_of(container).kill(state.get("Pid", 0), state.get("PidStart", 0), sig)
 
 
 def wait_stopped(container: Container, timeout: float) -> bool:
@@ -49,7 +46,7 @@ def kill_container(container: Container, sig: int = signal.SIGKILL) -> None:
     if state.get("Status") not in ("running", "paused"):
         raise EngineError(f"Cannot kill container: {container.id[:12]}: container {container.id} is not running", 1)
     container.update_state(StoppedByUser=True)
-    _signal(container, sig)
+    signal_init(container, sig)
 
 
 def stop_container(container: Container, timeout: float | None = None) -> None:
@@ -57,7 +54,7 @@ def stop_container(container: Container, timeout: float | None = None) -> None:
     simply not started again (its monitor sees StoppedByUser and records the exit)."""
     container.update_state(StoppedByUser=True)
     timeout = 10 if timeout is None else timeout
-    stop_signal = parse_signal(container.meta["Config"].get("StopSignal") or "SIGTERM")
+    stop_signal = parse_signal(container.config.stop_signal or "SIGTERM")
     signalled_at = None
     killed = False
     deadline = time.monotonic() + timeout + 20
@@ -67,12 +64,12 @@ def stop_container(container: Container, timeout: float | None = None) -> None:
             return
         if status in ("running", "paused"):
             if signalled_at is None:
-                _signal(container, stop_signal)
+                signal_init(container, stop_signal)
                 signalled_at = time.monotonic()
                 if status == "paused":
                     _thaw(container)
             elif not killed and time.monotonic() - signalled_at >= timeout:
-                _signal(container, signal.SIGKILL)
+                signal_init(container, signal.SIGKILL)
                 killed = True
                 if status == "paused":
                     _thaw(container)
@@ -81,14 +78,8 @@ def stop_container(container: Container, timeout: float | None = None) -> None:
 
 
 def _thaw(container: Container) -> None:
-    from node.engine.pause import unpause_container
     try:
         unpause_container(container)
     except EngineError:
         pass
 
-
-def restart_container(root, container: Container, timeout: float | None = None) -> None:
-    from node.engine.start import start_container
-    stop_container(container, timeout)
-    start_container(root, container)

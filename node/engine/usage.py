@@ -10,7 +10,7 @@ def images_in_use(root: Path) -> set[str]:
     """Image IDs ("sha256:...") referenced by any container record, running or not."""
     used = set()
     for c in list_containers(root):
-        image = c.meta.get("Image")
+        image = c.spec.image
         if image:
             used.add(image)
     return used

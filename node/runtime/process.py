@@ -11,13 +11,12 @@ import resource
 import signal
 import stat
 
+from node.errors import ExitCodeError
 from node.runtime import capabilities, syscalls as sc
 
 
-class ProcessError(Exception):
-    def __init__(self, message: str, exit_code: int = 125) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class ProcessError(ExitCodeError):
+    """The program could not be prepared or exec'd (126/127 as Docker uses them)."""
 
 
 def find_program(name: str, env: list[str]) -> str:
