@@ -1,7 +1,8 @@
 """The node's one atomic file write: a temp file beside the target, then rename, so a reader
 sees the old content or the new, never half. `durable` adds the fsyncs that make the new
-content survive a power cut (the image store, the network records); the container records on
-`run`'s path skip them — they are rewritten at every start and a lost update reads as "exited"."""
+content survive a power cut (the file's, and with `durable_dir` the directory's: the image
+store); the network records fsync the file only; the container records on `run`'s path skip
+both — they are rewritten at every start and a lost update reads as "exited"."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ import os
 from pathlib import Path
 
 
-def write_atomic(path: str | Path, data: bytes, durable: bool = False, mode: int | None = None) -> None:
+def write_atomic(path: str | Path, data: bytes, durable: bool = False, mode: int | None = None,
+                 durable_dir: bool = False) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -31,7 +33,7 @@ def write_atomic(path: str | Path, data: bytes, durable: bool = False, mode: int
         except FileNotFoundError:
             pass
         raise
-    if durable:
+    if durable_dir:
         fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)

@@ -138,10 +138,7 @@ def register(sub) -> None:
 
 
 def _image(args):
-    try:
-        from node.images.store import ImageNotFound, ImageStore
-    except ImportError:
-        raise CliError("the image store is not available", 125) from None
+    from node.images.store import ImageNotFound, ImageStore
     try:
         return ImageStore(args.root).get(args.image)
     except ImageNotFound:
@@ -358,10 +355,7 @@ def _field(doc, fmt: str):
 
 
 def _inspect_image(root, ref):
-    try:
-        from node.images.store import ImageStore
-    except ImportError:
-        return None
+    from node.images.store import ImageStore
     try:
         store = ImageStore(root)
         image = store.get(ref)

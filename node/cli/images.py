@@ -215,12 +215,15 @@ def cmd_images(args) -> int:
 
 
 def _in_use(root) -> set[str]:
-    try:
-        from node.engine.usage import images_in_use
-    except ModuleNotFoundError:
-        return set()
+    """Images the node's containers use; CliError when that cannot be told (rmi then refuses)."""
     from pathlib import Path
-    return images_in_use(Path(root))
+
+    from node.engine import EngineError
+    from node.engine.usage import images_in_use
+    try:
+        return images_in_use(Path(root))
+    except EngineError as e:
+        raise CliError(f"refusing to remove images: {e}", 1) from None
 
 
 def cmd_rmi(args) -> int:

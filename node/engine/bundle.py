@@ -183,3 +183,6 @@ def _nofile() -> int:
 
 def write_bundle(container, spec: dict) -> None:
     write_json(container.bundle / "config.json", spec)
+
+
+cgroups_path = runtimes.cgroups_path  # the container's cgroup (linux.cgroupsPath), by id

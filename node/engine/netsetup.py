@@ -12,8 +12,6 @@ container's record dir, bind-mounted by the bundle.
 """
 from __future__ import annotations
 
-import os
-
 from node.engine import EngineError
 from node.forkguard import own_process
 
@@ -26,10 +24,6 @@ class NetworkSetup:
         self.mode = mode
         self.netns_path = netns_path
         self.attachment = attachment
-
-    @property
-    def new_namespace(self) -> bool:
-        return self.mode != "host" and self.netns_path is None
 
     def namespace_entry(self) -> dict | None:
         if self.mode == "host":
@@ -49,10 +43,6 @@ def host_resolv_conf() -> str:
     # a loopback resolver on the host is unreachable from a container's own network namespace
     kept = [ln for ln in lines if not (ln.startswith("nameserver") and (" 127." in ln or " ::1" in ln))]
     return "\n".join(kept) + "\n"
-
-
-def default_hostname(mode: str, short_id: str) -> str:
-    return os.uname().nodename if mode == "host" else short_id
 
 
 def setup(root, container) -> NetworkSetup:

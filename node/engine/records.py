@@ -116,6 +116,10 @@ class Container:
         """container.json as Docker's JSON, for callers outside the engine (read only)."""
         return to_json(self.spec)
 
+    def save_meta(self, doc: dict) -> None:
+        """Save a record given as Docker's JSON (what `meta` returns, changed)."""
+        self.save_spec(from_json(ContainerSpec, doc))
+
     def save_spec(self, spec: ContainerSpec) -> None:
         self._spec = spec
         write_json(self.dir / "container.json", to_json(spec))

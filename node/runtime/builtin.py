@@ -98,13 +98,6 @@ class Created:
         if data:
             _raise_report(data, "start")
 
-    def abandon(self) -> None:
-        for fd in (self._start_fd, self._report_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
 
 class BuiltinRuntime:
     name = "builtin"
