@@ -7,13 +7,17 @@ exception the handler maps to one) and printed as one readable line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import re
 import sys
 
+from node import __version__
 from node.cli.common import CliError, DEFAULT_ROOT
 
-COMMAND_MODULES = ("node.cli.images", "node.cli.containers", "node.cli.network")
+COMMAND_MODULES = ("node.cli.images", "node.cli.imagetools", "node.cli.containers", "node.cli.network",
+                   "node.cli.build", "node.cli.system")
 
 # Which module registers each top-level command. Building every group's parser costs ~15 ms
 # (the images group alone ~10), so a plain `dockyard run ...` registers only its owner's group.
@@ -25,6 +29,9 @@ COMMAND_OWNERS = {
                      "kill", "rm", "logs", "exec", "inspect", "container", "volume"),
                     "node.cli.containers"),
     **dict.fromkeys(("network", "port"), "node.cli.network"),
+    **dict.fromkeys(("search", "history"), "node.cli.imagetools"),
+    **dict.fromkeys(("version", "info", "completion"), "node.cli.system"),
+    **dict.fromkeys(("build", "builder"), "node.cli.build"),
 }
 
 
@@ -69,6 +76,24 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with docker's manners: a bad flag names itself and the command's help, on one
+    line each, and exits 125 (docker: ``unknown flag: --bogus`` / ``See 'docker run --help'.``)."""
+
+    def error(self, message: str):
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        if unknown and unknown.group(1).startswith("-"):
+            message = f"unknown flag: {unknown.group(1)}"
+        elif unknown:
+            message = f"unexpected argument: {unknown.group(1)}"
+        choice = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if choice and self.prog == "dockyard":
+            message = f"'{choice.group(1)}' is not a dockyard command"
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
+        sys.exit(125)
+
+
 class _Unused:
     """Stands in for the parser of a command this process will not run: every call is accepted
     and ignored, so a group's register() builds one command without knowing it."""
@@ -99,15 +124,17 @@ class _OneCommand:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for every command, or (``command`` given) only for that command."""
-    parser = argparse.ArgumentParser(prog="dockyard", description="Pull images and run containers.",
-                                     formatter_class=_HelpFormatter)
+    parser = _Parser(prog="dockyard", description="Pull images and run containers.",
+                     formatter_class=_HelpFormatter)
     parser.add_argument(
         "--root",
         default=os.environ.get("DOCKYARD_ROOT", DEFAULT_ROOT),
         help="directory for all state (default: $DOCKYARD_ROOT or %(default)s)",
     )
     parser.add_argument("--debug", action="store_true", help="print tracebacks on failure")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("-v", "--version", action="version", version=f"Dockyard version {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     modules = COMMAND_MODULES
     if command in COMMAND_OWNERS:
         modules, sub = (COMMAND_OWNERS[command],), _OneCommand(sub, command)
@@ -122,14 +149,44 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_flags_of_the_command(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Parse; leftovers are blamed on the subcommand they were given to, with its usage."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        owner = parser
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        words = iter(sys.argv[1:] if argv is None else argv)
+        for word in words:
+            if word == "--root":
+                next(words, None)
+            elif action is not None and word in action.choices:
+                owner = action.choices[word]
+                break
+            elif not word.startswith("-"):
+                break
+        owner.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``dockyard inspect x | head``): stop quietly, and keep
+    Python from complaining when it flushes stdout at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(requested_command(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(argv)
+    args = _unknown_flags_of_the_command(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except CliError as e:
         print(f"Error: {e}", file=sys.stderr)
         return e.exit_code

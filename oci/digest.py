@@ -24,7 +24,9 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> "Digest":
-        m = _DIGEST_RE.match(text or "")
+        if not isinstance(text, str):  # parsed JSON can hold anything where a digest belongs
+            raise InvalidDigest(f"invalid digest {text!r}: not a string")
+        m = _DIGEST_RE.match(text)
         if not m:
             raise InvalidDigest(f"invalid digest {text!r}")
         alg, hexpart = m.group(1), m.group(2)

@@ -10,6 +10,7 @@ import json
 from .record import Factory, record
 
 from . import mediatypes as mt
+from . import schema
 from .digest import Digest, InvalidDigest
 
 # Annotations only (postponed): importing typing would cost `dockyard run` ~2.5 ms.
@@ -21,7 +22,20 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 
 
 class ManifestError(ValueError):
-    """The bytes are not a manifest this project accepts; the message says why."""
+    """The bytes are not a manifest this project accepts; the message says why, and ``field``
+    names the offending field's path when one is to blame (``layers[0].digest``)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_types(doc: Any, spec: Any, what: str = "") -> None:
+    """ManifestError naming the field whose JSON type is wrong (see oci/schema.py)."""
+    try:
+        schema.check(doc, spec)
+    except schema.SchemaError as e:
+        raise ManifestError(f"{what}{e}", e.field) from None
 
 
 @record(frozen=True)
@@ -33,8 +47,7 @@ class Platform:
 
     @classmethod
     def from_json(cls, d: Any) -> "Platform":
-        if not isinstance(d, dict) or not isinstance(d.get("os"), str) or not isinstance(d.get("architecture"), str):
-            raise ManifestError("platform needs string 'os' and 'architecture'")
+        check_types(d, schema.PLATFORM, "platform.")
         return cls(d["os"], d["architecture"], d.get("variant"), d.get("os.version"))
 
     @classmethod
@@ -63,7 +76,7 @@ class Descriptor:
     @classmethod
     def from_json(cls, d: Any, where: str = "descriptor") -> "Descriptor":
         if not isinstance(d, dict):
-            raise ManifestError(f"{where} must be an object")
+            raise ManifestError(f"{where} must be an object", where)
         media_type = d.get("mediaType")
         if not isinstance(media_type, str) or not media_type:
             raise ManifestError(f"{where} has no mediaType")
@@ -194,7 +207,11 @@ def parse_manifest(raw: bytes, content_type: str | None = None, max_size: int = 
     if isinstance(inner, str) and ct in mt.MANIFESTS and inner != ct:
         raise ManifestError(f"mediaType {inner!r} does not match Content-Type {ct!r}")
     if doc.get("schemaVersion") != 2:
-        raise ManifestError("schemaVersion must be 2")
+        raise ManifestError("schemaVersion must be 2", "schemaVersion")
+    if media_type in mt.IMAGE_MANIFESTS:
+        check_types(doc, schema.IMAGE_MANIFEST)
+    elif media_type in mt.INDEXES:
+        check_types(doc, schema.IMAGE_INDEX)
     subject = Descriptor.from_json(doc["subject"], "subject") if doc.get("subject") is not None else None
     artifact_type = doc.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
@@ -257,12 +274,16 @@ class ImageConfig:
         cfg = doc.get("config") or {}
         if not isinstance(cfg, dict):
             raise ManifestError("image config 'config' must be an object")
+        def text(key: str) -> str | None:  # a string field, whatever a stored config holds there
+            value = doc.get(key)
+            return value if isinstance(value, str) else None
+
         return cls(
             raw=raw,
-            architecture=str(doc.get("architecture", "")),
-            os=str(doc.get("os", "")),
-            variant=doc.get("variant"),
-            created=doc.get("created"),
+            architecture=text("architecture") or "",
+            os=text("os") or "",
+            variant=text("variant"),
+            created=text("created"),
             config=cfg,
             diff_ids=diff_ids,
             history=doc.get("history") or [],
@@ -271,6 +292,17 @@ class ImageConfig:
     @property
     def platform(self) -> Platform:
         return Platform(self.os, self.architecture, self.variant)
+
+
+def validate_image_config(raw: bytes) -> None:
+    """A pushed image config: a JSON object whose fields have image-spec's JSON types."""
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ManifestError(f"image config is not valid JSON: {e}", "config") from None
+    if not isinstance(doc, dict):
+        raise ManifestError("image config must be a JSON object", "config")
+    check_types(doc, schema.IMAGE_CONFIG, "image config: ")
 
 
 def chain_ids(diff_ids: list[Digest]) -> list[Digest]:

@@ -27,35 +27,45 @@ def _engine_errors(func):
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
-    p.add_argument("--name")
+    p.add_argument("--name", help="assign a name to the container")
     p.add_argument("--rm", action="store_true", dest="remove", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
-    p.add_argument("-e", "--env", action="append", default=[])
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("-w", "--workdir")
-    p.add_argument("--entrypoint")
-    p.add_argument("-u", "--user")
-    p.add_argument("-h", "--hostname")
-    p.add_argument("-v", "--volume", action="append", default=[], dest="volumes")
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("--tmpfs", action="append", default=[])
-    p.add_argument("-m", "--memory")
-    p.add_argument("--cpus")
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--restart", default="no")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="set an environment variable (KEY alone takes it from this shell)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="read KEY=VALUE lines")
+    p.add_argument("-l", "--label", action="append", default=[], dest="labels", metavar="KEY[=VALUE]",
+                   help="set metadata on the container")
+    p.add_argument("--label-file", action="append", default=[], dest="label_files", metavar="FILE",
+                   help="read labels from a file of KEY=VALUE lines")
+    p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    p.add_argument("--entrypoint", metavar="CMD", help="override the image's ENTRYPOINT")
+    p.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid (and group) to run as")
+    p.add_argument("-h", "--hostname", metavar="NAME", help="the container's host name")
+    p.add_argument("-v", "--volume", action="append", default=[], dest="volumes", metavar="SRC:DEST[:ro]",
+                   help="bind a host path or a named volume")
+    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs")
+    p.add_argument("-m", "--memory", metavar="BYTES", help="memory limit (e.g. 64m, 1g)")
+    p.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 0.5)")
+    p.add_argument("--pids-limit", type=int, metavar="N", help="most processes at once (-1: unlimited)")
+    p.add_argument("--restart", default="no", metavar="POLICY",
+                   help="no, on-failure[:N], always or unless-stopped")
     p.add_argument("--init", action="store_true", help="accepted with a warning; no init process is injected")
-    p.add_argument("--network", "--net")
-    p.add_argument("-p", "--publish", action="append", default=[])
-    p.add_argument("-P", "--publish-all", action="store_true")
-    p.add_argument("--network-alias", action="append", default=[])
-    p.add_argument("--ip")
-    p.add_argument("--runtime", default="builtin", choices=["builtin", "runc", "crun"])
+    p.add_argument("--network", "--net", metavar="NET", help="bridge (default), none, host or a network's name")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]",
+                   help="publish a container port on the host")
+    p.add_argument("-P", "--publish-all", action="store_true", help="publish every exposed port on a free port")
+    p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+                   help="another name for the container on its user network")
+    p.add_argument("--ip", metavar="ADDRESS", help="the container's IPv4 address on its network")
+    p.add_argument("--runtime", default="builtin", choices=["builtin", "runc", "crun"],
+                   help="the OCI runtime (default: builtin)")
     p.add_argument("--security-opt", action="append", default=[], help="seccomp=unconfined")
     p.add_argument("--userns", default=None, help="host (default) or private: container root is an unprivileged host uid")
-    p.add_argument("--platform")
-    p.add_argument("image")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("--platform", metavar="OS/ARCH", help="platform to pull if the image is missing")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
 def _requested_command(argv: list[str]) -> str | None:
@@ -84,9 +94,14 @@ def register(sub) -> None:
         if wanted in (None, name):
             _add_run_options(p)
     p = add("ps", cmd_ps, "list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: only running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate IDs, commands and mounts")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="NAME=VALUE",
+                   help="id, name, label, status, ancestor, exited, network, volume")
+    p.add_argument("--format", default="", metavar="FORMAT", help="table, json, or a Go template")
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="N", help="show the N last created containers")
+    p.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
     for name, func, text in (("start", cmd_start, "start stopped containers"),
                              ("pause", cmd_pause, "freeze containers"),
                              ("unpause", cmd_unpause, "thaw containers"),
@@ -167,7 +182,7 @@ def _options(args):
         cpus=args.cpus, pids_limit=args.pids_limit, restart=args.restart, init=args.init,
         network=args.network, publish=args.publish, publish_all=args.publish_all,
         network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime, security_opt=args.security_opt,
-        userns=args.userns)
+        userns=args.userns, labels=args.labels, label_files=args.label_files)
 
 
 def cmd_create(args) -> int:
@@ -177,7 +192,14 @@ def cmd_create(args) -> int:
     return 0
 
 
+def _need_terminal(args) -> None:
+    """docker's check: -it needs a terminal on stdin (a pipe cannot be put in raw mode)."""
+    if args.interactive and args.tty and not getattr(args, "detach", False) and not sys.stdin.isatty():
+        raise CliError("the input device is not a TTY", 1)
+
+
 def cmd_run(args) -> int:
+    _need_terminal(args)
     from node.engine.start import warm_up
     warm_up()
     from node.engine.create import create_container
@@ -270,22 +292,48 @@ def cmd_wait(args) -> int:
 
 
 def cmd_ps(args) -> int:
-    from node.engine.inspect import ps_row
+    from node.cli import gotemplate, listing
+    from node.engine.inspect import inspect_container
     from node.engine.records import list_containers
-    rows = [ps_row(c) for c in list_containers(args.root)]
-    if not args.all:
-        rows = [r for r in rows if r["State"] in ("running", "paused", "restarting")]
+    filters = listing.parse_filters(args.filter, listing.PS_FILTERS)
+    docs = sorted((inspect_container(c) for c in list_containers(args.root)),
+                  key=lambda d: d.get("Created") or "", reverse=True)
+    last = 1 if args.latest else args.last
+    if last >= 0:
+        docs = docs[:last]
+    elif not args.all and not ({"status", "exited"} & filters.keys()):
+        docs = [d for d in docs if (d.get("State") or {}).get("Status") in ("running", "paused", "restarting")]
+    sizes: dict[str, int] | None = None
+
+    def image_size(image_id: str) -> int | None:
+        nonlocal sizes
+        if sizes is None:  # read the image records once, and only if a row asks
+            from node.images.store import ImageStore
+            sizes = {i.id: i.size for i in ImageStore(args.root).list()}
+        return sizes.get(image_id)
+    rows = [listing.ps_row(d, args.no_trunc, image_size) for d in docs]
+    if filters:
+        rows = [r for r in rows if listing.ps_filter(filters, lambda ref: _image_ids(args.root, ref))(r)]
     if args.quiet:
         for r in rows:
             print(r["ID"])
         return 0
-    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    keys = ["ID", "Image", "Command", "Created", "Status", "Ports", "Names"]
-    widths = [max([len(h)] + [len(r[k]) for r in rows]) for h, k in zip(headers, keys)]
-    print("   ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for r in rows:
-        print("   ".join(r[k].ljust(w) for k, w in zip(keys, widths)).rstrip())
+    try:
+        lines = gotemplate.format_rows(args.format, rows, listing.PS_HEADERS, listing.PS_TABLE)
+    except gotemplate.TemplateError as e:
+        raise CliError(str(e), 125) from None
+    for line in lines:
+        print(line.rstrip() if args.format in ("", "table") else line)
     return 0
+
+
+def _image_ids(root, ref: str) -> set[str]:
+    """The image IDs an `ancestor=` filter names (unknown: none)."""
+    from node.images.store import ImageStore
+    try:
+        return {ImageStore(root).get(ref).id}
+    except Exception:  # noqa: BLE001 - docker lists nothing for an unknown ancestor
+        return set()
 
 
 def cmd_logs(args) -> int:
@@ -312,6 +360,7 @@ def cmd_logs(args) -> int:
 
 
 def cmd_exec(args) -> int:
+    _need_terminal(args)
     from node.engine.exec_ import exec_in_container
     from node.engine.records import find
     command = list(args.command)

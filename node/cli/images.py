@@ -25,6 +25,8 @@ def _errors(func):
             return func(args)
         except ImageError as e:
             raise CliError(str(e), 1) from None
+        except BrokenPipeError:
+            raise  # the reader of our output went away: main() ends quietly
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise CliError("no space left on device", 1) from None
@@ -43,6 +45,8 @@ def register(sub) -> None:
         _rmi(parsers.add_parser(names.get("rmi", "rmi"), help="remove images"))
         _save(parsers.add_parser("save", help="save images to an archive (OCI layout + docker-archive)"))
         _load(parsers.add_parser("load", help="load images from an archive"))
+    from node.cli.imagetools import register_image_group
+    register_image_group(isub)
     p = isub.add_parser("inspect", help="show images as JSON")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=_errors(cmd_inspect))
@@ -83,8 +87,10 @@ def _pull(p: argparse.ArgumentParser) -> None:
 
 def _push(p: argparse.ArgumentParser) -> None:
     _tls(p)
-    p.add_argument("ref")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("ref", metavar="NAME[:TAG]", help="the image to push")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
+    p.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",
+                   help="how to compress layers stored uncompressed (default: gzip)")
     p.set_defaults(func=_errors(cmd_push))
 
 
@@ -95,11 +101,14 @@ def _tag(p: argparse.ArgumentParser) -> None:
 
 
 def _images(p: argparse.ArgumentParser) -> None:
-    p.add_argument("repository", nargs="?")
-    p.add_argument("--digests", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
+    p.add_argument("-a", "--all", action="store_true", help="show all images (there are no hidden intermediates)")
+    p.add_argument("--digests", action="store_true", help="show digests")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate IDs")
+    p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="NAME=VALUE",
+                   help="dangling=true|false, reference=GLOB, label=K[=V], before=IMAGE, since=IMAGE")
+    p.add_argument("--format", default="", metavar="FORMAT", help="table, json, or a Go template")
     p.set_defaults(func=_errors(cmd_images))
 
 
@@ -133,7 +142,7 @@ def cmd_pull(args) -> int:
 def cmd_push(args) -> int:
     from node.images.push import push_image
     _apply_tls(args)
-    push_image(args.root, args.ref, quiet=args.quiet)
+    push_image(args.root, args.ref, quiet=args.quiet, compression=args.compression)
     return 0
 
 
@@ -171,6 +180,7 @@ def _human_size(n: int) -> str:
 def _rows(images, args):
     """docker's rows: one per tag; an untagged image shows one row per repository it was pulled
     from by digest (TAG <none>), else a single <none> <none> row."""
+    from node.cli import listing
     from oci.reference import Reference
     for image in images:
         digests = {}
@@ -183,16 +193,25 @@ def _rows(images, args):
         if not entries:
             entries = [(repo, "<none>", d) for repo, d in digests.items()] or [("<none>", "<none>", "<none>")]
         for repo, tag, digest in entries:
-            if args.repository and repo != args.repository:
+            if args.repository and not _repository_matches(args.repository, repo, tag):
                 continue
-            yield {"Repository": repo, "Tag": tag, "ID": image.id if args.no_trunc else image.short_id,
-                   "Digest": digest, "CreatedAt": image.created or "", "CreatedSince": _since(image.created),
-                   "Size": _human_size(image.size)}
+            yield listing.image_row(image, repo, tag, digest, args.no_trunc)
+
+
+def _repository_matches(wanted: str, repo: str, tag: str) -> bool:
+    name, sep, want_tag = wanted.rpartition(":") if ":" in wanted.rsplit("/", 1)[-1] else (wanted, "", "")
+    return repo == name and (not sep or tag == want_tag)
 
 
 def cmd_images(args) -> int:
+    from node.cli import gotemplate, listing
     from node.images.store import ImageStore
-    rows = list(_rows(ImageStore(args.root).list(), args))
+    store = ImageStore(args.root)
+    filters = listing.parse_filters(args.filter, listing.IMAGES_FILTERS)
+    rows = list(_rows(store.list(), args))
+    if filters:
+        keep = listing.images_filter(filters, lambda ref: _find_image(store, ref))
+        rows = [r for r in rows if keep(r)]
     if args.quiet:
         seen = []
         for r in rows:
@@ -200,18 +219,22 @@ def cmd_images(args) -> int:
                 seen.append(r["ID"])
         print("\n".join(seen)) if seen else None
         return 0
-    if args.format == "json":
-        for r in rows:
-            print(json.dumps(r))
-        return 0
-    cols = ["Repository", "Tag", *(["Digest"] if args.digests else []), "ID", "CreatedSince", "Size"]
-    titles = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
-              "CreatedSince": "CREATED", "Size": "SIZE"}
-    widths = {c: max([len(titles[c])] + [len(r[c]) for r in rows]) for c in cols}
-    print("   ".join(titles[c].ljust(widths[c]) for c in cols).rstrip())
-    for r in rows:
-        print("   ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+    table = listing.IMAGES_TABLE_DIGESTS if args.digests else listing.IMAGES_TABLE
+    try:
+        lines = gotemplate.format_rows(args.format, rows, listing.IMAGES_HEADERS, table)
+    except gotemplate.TemplateError as e:
+        raise CliError(str(e), 125) from None
+    for line in lines:
+        print(line.rstrip() if args.format in ("", "table") else line)
     return 0
+
+
+def _find_image(store, ref: str):
+    from node.images.errors import ImageError
+    try:
+        return store.get(ref)
+    except ImageError:
+        raise CliError(f"no such image: {ref}", 1) from None
 
 
 def _in_use(root) -> set[str]:

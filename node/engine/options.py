@@ -35,7 +35,8 @@ class RunOptions:
     ip: str | None = None
     runtime = "builtin"
     userns: str | None = None
-    _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt")
+    _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt",
+              "labels", "label_files")
 
     def __init__(self, image: str, **options) -> None:
         self.image = image
@@ -45,6 +46,25 @@ class RunOptions:
             if not hasattr(type(self), name):
                 raise TypeError(f"unknown run option {name!r}")
             setattr(self, name, value)
+
+
+def parse_labels(label_files: list[str], labels: list[str]) -> dict[str, str]:
+    """--label-file lines, then --label values (later wins), as docker reads them: KEY=VALUE or
+    KEY alone (an empty value); blank lines and # comments in files are skipped."""
+    out: dict[str, str] = {}
+    lines: list[str] = []
+    for path in label_files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines += [l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")]
+        except OSError as e:
+            raise EngineError(f"cannot read label file {path}: {e.strerror}", 125) from None
+    for item in [*lines, *labels]:
+        key, _, value = item.partition("=")
+        if not key.strip():
+            raise EngineError(f"invalid label {item!r}: empty key", 125)
+        out[key.strip()] = value
+    return out
 
 
 def parse_size(text: str) -> int:

@@ -33,6 +33,22 @@ DOWNLOAD_RETRIES = 5
 Progress = Callable[[int], None]  # called with the number of bytes done so far
 
 
+def describe_connection_error(e: BaseException) -> str:
+    """A network failure in a user's words: "connection refused", not aiohttp's repr."""
+    if isinstance(e, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(e, aiohttp.ClientSSLError):
+        return f"TLS handshake failed ({getattr(e, 'os_error', e)})".replace("\n", " ")
+    cause = getattr(e, "os_error", None) or (e if isinstance(e, OSError) else None)
+    if isinstance(cause, OSError) and cause.errno:
+        return os.strerror(cause.errno).lower()
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return str(e) or e.__class__.__name__
+
+
 def _listed(variable: str, host: str, hostname: str) -> bool:
     listed = {h.strip() for h in os.environ.get(variable, "").split(",") if h.strip()}
     return host in listed or hostname in listed
@@ -63,6 +79,7 @@ class RegistryClient:
         self.ca_file = ca_file or os.environ.get("DOCKYARD_CA_FILE")
         self._auth: dict[str, str] = {}   # scope -> Authorization header value
         self._basic = False               # the registry asked for Basic: send it everywhere
+        self._refused = ""                # why the token server refused our credentials, once
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "RegistryClient":
@@ -103,7 +120,7 @@ class RegistryClient:
             try:
                 resp = await self.session.request(method, url, headers=headers, **kwargs)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
-                raise RegistryError(f"cannot reach registry {self.host}: {e or e.__class__.__name__}") from None
+                raise RegistryError(f"cannot reach registry {self.host}: {describe_connection_error(e)}") from None
             if resp.status != 401 or attempt == 1:
                 break
             challenge = resp.headers.get("WWW-Authenticate", "")
@@ -124,27 +141,45 @@ class RegistryClient:
 
     async def _answer(self, challenge: str, scopes: list[str], key: str) -> None:
         scheme, params = auth.parse_challenge(challenge)
+        if self._refused:
+            # The token server already said no to these credentials: asking again would only
+            # count more failed logins against the account (and trip the registry's lockout).
+            raise AuthError(self._refused)
         if scheme == "basic":
-            if not self.credentials:
+            if not self.credentials or not self.credentials.password:
                 raise AuthError(f"authentication required by {self.host}: run 'dockyard login {self.host}'")
             self._basic = True
             return
         if scheme != "bearer" or not params.get("realm"):
             raise AuthError(f"{self.host} asks for unsupported authentication {challenge!r}")
-        query = [("service", params["service"])] if params.get("service") else []
-        query += [("scope", s) for s in scopes] or ([("scope", params["scope"])] if params.get("scope") else [])
-        headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
+        scope_list = scopes or ([params["scope"]] if params.get("scope") else [])
+        creds = self.credentials
         try:
-            async with self.session.get(URL(params["realm"]).update_query(query), headers=headers) as resp:
+            if creds and creds.identity_token:
+                # docker login's identity token is an OAuth2 refresh token (docker's own flow).
+                form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                        "client_id": "dockyard", "scope": " ".join(scope_list)}
+                if params.get("service"):
+                    form["service"] = params["service"]
+                request = self.session.post(URL(params["realm"]), data=form)
+            else:
+                query = [("service", params["service"])] if params.get("service") else []
+                query += [("scope", s) for s in scope_list]
+                headers = {"Authorization": creds.basic_header()} if creds else {}
+                request = self.session.get(URL(params["realm"]).update_query(query), headers=headers)
+            async with request as resp:
                 if resp.status in (401, 403):
-                    if not self.credentials:
+                    if not creds:
                         raise AuthError(f"authentication required by {self.host}: run 'dockyard login {self.host}'")
-                    raise AuthError(f"{self.host}: the token server refused the credentials (HTTP {resp.status})")
+                    self._refused = (f"{self.host}: the token server refused the "
+                                     f"{'identity token' if creds.identity_token else 'credentials'} "
+                                     f"(HTTP {resp.status}); run 'dockyard login {self.host}'")
+                    raise AuthError(self._refused)
                 if resp.status != 200:
                     raise AuthError(f"{self.host}: the token server answered HTTP {resp.status}")
                 doc = await resp.json(content_type=None)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
-            raise AuthError(f"cannot reach the token server {params['realm']}: {e}") from None
+            raise AuthError(f"cannot reach the token server {params['realm']}: {describe_connection_error(e)}") from None
         except ValueError:
             raise AuthError(f"{self.host}: the token server sent no JSON") from None
         token = (doc or {}).get("token") or (doc or {}).get("access_token")

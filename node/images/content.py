@@ -101,9 +101,12 @@ class ContentStore:
         return (self.snapshot_dir(chain_id) / "meta.json").is_file()
 
     def snapshot_size(self, chain_id: Digest) -> int:
+        """The layer's size as docker counts it (``content_size``); snapshots unpacked by an
+        older version only know their tar size."""
         try:
-            return int(json.loads((self.snapshot_dir(chain_id) / "meta.json").read_text())["size"])
-        except (OSError, ValueError, KeyError):
+            meta = json.loads((self.snapshot_dir(chain_id) / "meta.json").read_text())
+            return int(meta.get("content_size", meta["size"]))
+        except (OSError, ValueError, KeyError, AttributeError):
             return 0
 
     def unpack(self, layer: Digest, diff_id: Digest, chain_id: Digest, max_size: int | None = None) -> Path:
@@ -127,6 +130,7 @@ class ContentStore:
                     kwargs = {"max_size": max_size} if max_size else {}
                     result = unpack_layer(src, tmp / "fs", diff_id, **kwargs)
                 (tmp / "meta.json").write_text(json.dumps({"diff_id": str(result.diff_id), "size": result.size,
+                                                           "content_size": content_size(tmp / "fs"),
                                                            "layer": str(layer)}))
                 os.rename(tmp, final)
                 fsync_dir(self.snapshots)
@@ -134,6 +138,25 @@ class ContentStore:
                 _rmtree(tmp, ignore_errors=True)
                 raise
         return final / "fs"
+
+    def adopt_snapshot(self, chain_id: Digest, fs_dir: Path, diff_id: Digest, size: int, layer: Digest) -> bool:
+        """Make the finished directory ``fs_dir`` (overlay form, on this filesystem) the snapshot
+        ``chain_id`` by renaming it: what `dockyard build` does with a step's upper dir instead
+        of unpacking the layer it just wrote. False (``fs_dir`` left alone) if one exists."""
+        final = self.snapshot_dir(chain_id)
+        with locked(self.locks / f"snap-{chain_id.hex}.lock"):
+            if self.has_snapshot(chain_id):
+                return False
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                _rmtree(final, ignore_errors=True)
+            tmp = self.snapshots / f".tmp-{chain_id.hex}-{os.getpid()}"
+            tmp.mkdir()
+            os.rename(fs_dir, tmp / "fs")
+            (tmp / "meta.json").write_text(json.dumps({"diff_id": str(diff_id), "size": size, "layer": str(layer)}))
+            os.rename(tmp, final)
+            fsync_dir(self.snapshots)
+        return True
 
     def remove_snapshot(self, chain_id: Digest) -> None:
         with locked(self.locks / f"snap-{chain_id.hex}.lock"):
@@ -156,3 +179,21 @@ def _rmtree(path, ignore_errors: bool = False) -> None:
     # `dockyard run` that looks an image up.
     import shutil
     shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def content_size(root: Path) -> int:
+    """What docker's ``images`` reports for a layer: the apparent size of everything in it but
+    directories (symlinks count their target's length), each hardlinked inode once."""
+    total, seen = 0, set()
+    stack = [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif st.st_size and st.st_ino not in seen:
+                    if st.st_nlink > 1:
+                        seen.add(st.st_ino)
+                    total += st.st_size
+    return total

@@ -5,6 +5,22 @@ import sys
 from typing import TextIO
 
 
+def line_writer(out: TextIO | None, quiet: bool = False):
+    """``say(line)`` for the docker-like status lines of pull and push: nothing when quiet, and
+    once the reader of ``out`` has gone away (``| head``), nothing more — the work goes on."""
+    closed = quiet or out is None
+
+    def say(line: str) -> None:
+        nonlocal closed
+        if closed:
+            return
+        try:
+            print(line, file=out, flush=True)
+        except BrokenPipeError:
+            closed = True
+    return say
+
+
 class Progress:
     """Silent base: what ``--quiet`` and library callers get."""
 
@@ -33,7 +49,13 @@ class LineProgress(Progress):
 
     def _say(self, key: str, status: str) -> None:
         self.status[key] = status
-        print(f"{key}: {status}", file=self.out, flush=True)
+        if self.out is None:
+            return
+        try:
+            print(f"{key}: {status}", file=self.out, flush=True)
+        except BrokenPipeError:
+            # `dockyard pull IMG | head`: the reader left; the pull itself goes on to the end.
+            self.out = None
 
 
 class BarProgress(Progress):

@@ -20,7 +20,7 @@ from oci.reference import InvalidReference, Reference
 
 from .client import RegistryClient
 from .errors import ImageError
-from .progress import Progress, for_terminal
+from .progress import Progress, for_terminal, line_writer
 from .store import Image, ImageStore
 
 PARALLEL = 3
@@ -62,7 +62,7 @@ async def pull_async(root: Path, ref: str, platform: str | None, quiet: bool, ou
     except (InvalidReference, ValueError) as e:
         raise ImageError(str(e)) from None
     store = ImageStore(root)
-    say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=out, flush=True))
+    say = line_writer(out, quiet)
     say(f"{reference.reference if not reference.digest else reference.digest}: Pulling from {reference.repository}")
     progress = for_terminal(quiet, out)
     try:
@@ -79,7 +79,7 @@ async def pull_async(root: Path, ref: str, platform: str | None, quiet: bool, ou
     say(f"Digest: {top}")
     status = "Downloaded newer image" if fresh else "Image is up to date"
     say(f"Status: {status} for {reference.familiar()}")
-    print(str(reference), file=out, flush=True)
+    line_writer(out)(str(reference))
     return image
 
 

@@ -1,6 +1,9 @@
 """`dockyard push`: send a stored image's blobs and manifest to a registry, byte for byte.
 
-The manifest is pushed as the exact bytes stored at pull/load time, so its digest is unchanged.
+The manifest is pushed as the exact bytes stored at pull/load time, so its digest is unchanged,
+unless the image holds plain-tar layers (loaded from `docker save`): those are compressed first
+(gzip, or zstd on request; node/images/compress.py) and a manifest naming the compressed blobs
+is pushed and recorded, as docker does.
 Per blob: HEAD first (already there: skip); else a cross-repository mount from another
 repository of the same registry the image came from; else an upload (chunked PATCH above
 client.CHUNK_SIZE). The manifest goes last, when everything it names is in place.
@@ -16,16 +19,18 @@ from oci.digest import Digest
 from oci.reference import InvalidReference, Reference
 
 from .client import RegistryClient
+from .compress import compress_for_push, needs_compression
 from .errors import ImageError, RegistryError
-from .progress import for_terminal
+from .progress import for_terminal, line_writer
 from .store import Image, ImageStore
 
 PARALLEL = 3
 
 
-def push_image(root: Path, ref: str, quiet: bool = False, out: TextIO | None = None) -> Digest:
+def push_image(root: Path, ref: str, quiet: bool = False, out: TextIO | None = None,
+               compression: str = "gzip") -> Digest:
     """Push the image tagged ``ref``; returns the manifest digest the registry now serves."""
-    return asyncio.run(_push(ImageStore(root), ref, quiet, out or sys.stdout))
+    return asyncio.run(_push(ImageStore(root), ref, quiet, out or sys.stdout, compression))
 
 
 def _mount_sources(image: Image, target: Reference) -> list[str]:
@@ -41,7 +46,7 @@ def _mount_sources(image: Image, target: Reference) -> list[str]:
     return out
 
 
-async def _push(store: ImageStore, ref: str, quiet: bool, out: TextIO) -> Digest:
+async def _push(store: ImageStore, ref: str, quiet: bool, out: TextIO, compression: str = "gzip") -> Digest:
     try:
         target = Reference.parse(ref)
     except InvalidReference as e:
@@ -49,10 +54,14 @@ async def _push(store: ImageStore, ref: str, quiet: bool, out: TextIO) -> Digest
     if target.digest is not None:
         raise ImageError("cannot push a digest reference: push a tag")
     image = store.get(ref)
-    raw = store.content.read_blob(Digest.parse(image.manifest_digest))
-    blobs = [(Digest.parse(l["digest"]), int(l["size"])) for l in image.layers]
+    layers, media_type = image.layers, image.manifest_media_type
+    if needs_compression(image):
+        layers, raw, media_type = compress_for_push(store.content, image, compression)
+    else:
+        raw = store.content.read_blob(Digest.parse(image.manifest_digest))
+    blobs = [(Digest.parse(l["digest"]), int(l["size"])) for l in layers]
     blobs.append((Digest.parse(image.id), len(image.config.raw)))
-    say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=out, flush=True))
+    say = line_writer(out, quiet)
     say(f"The push refers to repository [{target.name}]")
     sources = _mount_sources(image, target)
     progress = for_terminal(quiet, out)
@@ -89,12 +98,12 @@ async def _push(store: ImageStore, ref: str, quiet: bool, out: TextIO) -> Digest
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
-            await client.put_manifest(repo, target.tag or "latest", raw, image.manifest_media_type)
+            await client.put_manifest(repo, target.tag or "latest", raw, media_type)
         finally:
             progress.close()
     digest = Digest.of(raw)
-    store.add(manifest_digest=digest, manifest_media_type=image.manifest_media_type,
-              config_digest=Digest.parse(image.id), layers=image.layers,
+    store.add(manifest_digest=digest, manifest_media_type=media_type,
+              config_digest=Digest.parse(image.id), layers=layers,
               repo_digest=f"{Reference(target.domain, target.repository).familiar()}@{digest}")
     say(f"{target.tag}: digest: {digest} size: {len(raw)}")
     return digest

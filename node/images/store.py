@@ -254,6 +254,9 @@ class ImageStore:
                 keep_snaps |= {c.hex for c in chain_ids([Digest.parse(l["diff_id"]) for l in rec["layers"]])}
             except (InvalidDigest, KeyError):
                 pass
+        for blobs, snaps in _pins(self.dir / "pins"):  # e.g. the build cache (node/build/cache.py)
+            keep_blobs |= blobs
+            keep_snaps |= snaps
         for snap in self.content.list_snapshots():
             if snap.hex not in keep_snaps:
                 self.content.remove_snapshot(snap)
@@ -278,6 +281,19 @@ class ImageStore:
             "Descriptor": {"mediaType": image.manifest_media_type, "digest": image.manifest_digest},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDirs": [str(p) for p in image.layer_dirs()]}},
         }
+
+
+def _pins(pins_dir: Path) -> list[tuple[set[str], set[str]]]:
+    """Blobs and snapshots other parts of the node keep without an image record: each
+    ``images/pins/*.json`` is {"blobs": [digest...], "snapshots": [chain-id hex...]}."""
+    out = []
+    for path in sorted(pins_dir.glob("*.json")) if pins_dir.is_dir() else []:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        out.append((set(doc.get("blobs", [])), set(doc.get("snapshots", []))))
+    return out
 
 
 def _is_tag_ref(ref: str, rec: dict[str, Any]) -> bool:

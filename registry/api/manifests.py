@@ -12,7 +12,7 @@ from aiohttp import web
 
 from oci import mediatypes as mt
 from oci.digest import Digest, InvalidDigest
-from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifest
+from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifest, validate_image_config
 from oci.reference import is_tag
 
 from .. import state
@@ -27,6 +27,9 @@ from .errors import (
     TagInvalid,
     Unsupported,
 )
+from .references import check_references
+
+MAX_CONFIG_CHECKED = 4 << 20  # the catalog shows configs up to this size (registry/web/images.py)
 
 
 def _reference(request: web.Request, for_write: bool = False) -> tuple[Digest | None, str | None]:
@@ -125,32 +128,23 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _check_references(request: web.Request, name: str, manifest: ImageManifest | ImageIndex) -> tuple[list[str], list[str]]:
-    """(blob digests, child manifest digests) the manifest refers to; all must be in the repo."""
-    idx = index(request)
-    if isinstance(manifest, ImageManifest):
-        # Foreign layers (with urls) live elsewhere by design: not required here.
-        blobs = [str(d.digest) for d in manifest.references() if not d.urls]
-        missing = await idx.missing_blobs(name, blobs)
-        if str(manifest.config.digest) == mt.EMPTY_JSON_DIGEST and mt.EMPTY_JSON_DIGEST in missing:
-            # The empty config `{}` is well known; store it for clients that never upload it.
-            await storage(request).put(Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON)
-            await idx.link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON))
-            missing.discard(mt.EMPTY_JSON_DIGEST)
-        children: list[str] = []
-    else:
-        blobs = []
-        children = [str(d.digest) for d in manifest.manifests]
-        missing = await idx.missing_manifests(name, children)
-        # Artifact indexes may also list plain blobs.
-        missing = await idx.missing_blobs(name, sorted(missing)) if missing else missing
-    if missing:
-        first = sorted(missing)[0]
-        raise ManifestBlobUnknown(
-            detail={"digest": first, "missing": sorted(missing)[:20]},
-            message=f"manifest references {len(missing)} blob(s) or manifest(s) not in repository {name}, e.g. {first}",
-        )
-    return blobs, children
+async def _check_config(request: web.Request, manifest: ImageManifest | ImageIndex) -> None:
+    """An image config's fields must have image-spec's JSON types: what the catalog (and every
+    client) reads from it later must not trip over a `variant` of 7 (#13.3). The config is
+    linked in this repository by now (check_references)."""
+    if not isinstance(manifest, ImageManifest) or manifest.config.media_type not in mt.CONFIGS:
+        return
+    digest = manifest.config.digest
+    size = await storage(request).stat(digest)
+    if size is None or size > MAX_CONFIG_CHECKED:
+        return  # too large to be a config people read; the catalog says so instead of parsing it
+    try:
+        validate_image_config(await storage(request).get(digest))
+    except ManifestError as e:
+        raise ManifestInvalid(detail={"reason": str(e)[:500], "field": e.field, "digest": str(digest)},
+                              message=f"manifest invalid: {e}"[:600]) from None
+    except BlobNotFound:
+        raise ManifestBlobUnknown(detail={"digest": str(digest)}) from None
 
 
 async def put_manifest(request: web.Request) -> web.Response:
@@ -166,14 +160,22 @@ async def put_manifest(request: web.Request) -> web.Response:
         )
     try:
         manifest = parse_manifest(raw, request.headers.get("Content-Type"), max_size=config(request).max_manifest_size)
-    except (ManifestError, InvalidDigest) as e:
-        raise ManifestInvalid(detail={"reason": str(e)}, message=f"manifest invalid: {e}") from None
+    except ManifestError as e:
+        raise ManifestInvalid(detail={"reason": str(e)[:500], "field": e.field}, message=f"manifest invalid: {e}"[:600]) from None
+    except InvalidDigest as e:
+        raise ManifestInvalid(detail={"reason": str(e)[:500]}, message=f"manifest invalid: {e}"[:600]) from None
     except RecursionError:  # hostile nesting depth
         raise ManifestInvalid(message="manifest invalid: JSON nested too deeply") from None
     artifact_type = manifest.effective_artifact_type
     if artifact_type is not None and (len(artifact_type) > 255 or "\x00" in artifact_type):
         raise ManifestInvalid(message="manifest invalid: artifactType (or config mediaType) is not a valid media type")
-    blobs, children = await _check_references(request, name, manifest)
+    refs = await check_references(index(request), name, manifest)
+    refs.raise_if_missing(name)
+    if refs.needs_empty_config:
+        # The empty config `{}` is well known; store it for clients that never upload it.
+        await storage(request).put(Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON)
+        await index(request).link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON))
+    await _check_config(request, manifest)
     # Bytes first, names second.
     try:
         await storage(request).touch(digest)  # already stored: keep GC's grace period on it
@@ -188,8 +190,8 @@ async def put_manifest(request: web.Request) -> web.Response:
         artifact_type=artifact_type,
         subject=str(manifest.subject.digest) if manifest.subject else None,
         annotations=json.loads(json.dumps(annotations)) if annotations else None,
-        blobs=tuple(blobs),
-        children=tuple(children),
+        blobs=refs.blobs,
+        children=refs.children,
         tags=(tag,) if tag else (),
     )
     await index(request).put_manifest(name, record)

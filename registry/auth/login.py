@@ -9,6 +9,7 @@ style, so the catalog's CSP holds here too.
 from __future__ import annotations
 
 import html
+from typing import Callable
 
 from aiohttp import web
 
@@ -32,6 +33,11 @@ PAGE = """<!doctype html>
 """
 
 
+# The catalog (registry.web) renders this page with the site's header and a CSRF field when it
+# is enabled: (request, message, next, user, status) -> Response. Without it, the plain page below.
+PAGE_RENDERER: web.AppKey[Callable[..., web.Response]] = web.AppKey("auth_login_page")
+
+
 def _safe_next(value: str | None) -> str:
     """Only same-site paths: ``/ui/...`` yes, ``//evil.example`` or ``https://...`` no."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or len(value) > 2000:
@@ -39,7 +45,10 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
-def _page(message: str = "", next_: str = "/", user: str = "", status: int = 200) -> web.Response:
+def _page(request: web.Request, message: str = "", next_: str = "/", user: str = "", status: int = 200) -> web.Response:
+    renderer = request.app.get(PAGE_RENDERER)
+    if renderer is not None:
+        return renderer(request, message, next_, user, status)
     body = PAGE.format(message=f'<p class="error">{html.escape(message)}</p>' if message else "",
                        next=html.escape(next_), user=html.escape(user))
     return web.Response(text=body, content_type="text/html", status=status,
@@ -48,7 +57,7 @@ def _page(message: str = "", next_: str = "/", user: str = "", status: int = 200
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return _page(next_=_safe_next(request.query.get("next")))
+    return _page(request, next_=_safe_next(request.query.get("next")))
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -59,11 +68,11 @@ async def login_submit(request: web.Request) -> web.Response:
     try:
         who = await password_identity(svc, request, user, password)
     except TooManyRequests as e:
-        page = _page("Too many failed sign-ins; try again later.", next_, user, 429)
+        page = _page(request, "Too many failed sign-ins; try again later.", next_, user, 429)
         page.headers.update(e.headers)
         return page
     if who is None:
-        return _page("Incorrect user name or password.", next_, user, 401)
+        return _page(request, "Incorrect user name or password.", next_, user, 401)
     response = web.HTTPSeeOther(next_)
     response.set_cookie(SESSION_COOKIE, svc.tokens.issue_session(who.name or ""), httponly=True,
                         samesite="Lax", secure=request.secure, path="/", max_age=int(svc.settings.session_ttl))

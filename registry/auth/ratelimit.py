@@ -1,6 +1,10 @@
-"""Failed logins per client: at most ``limit`` failures in a sliding ``window``; then every
-login attempt from that client (right password or not) is refused until the oldest failure
-leaves the window, so guessing cannot go on at full speed.
+"""Failed logins per key (a client address, a user name): at most ``limit`` failures in a
+sliding ``window``; then every login attempt for that key (right password or not) is refused
+until the oldest failure leaves the window, so guessing cannot go on at full speed.
+
+An attempt is counted *before* the password is checked (``record_failure``) and forgiven only
+when the check succeeds (``forgive``): bcrypt takes a while, and counting after it let 40 concurrent
+guesses all pass the limit check before the first failure was written down (#13.5).
 
 Memory stays bounded: at most ``max_clients`` addresses are tracked (the least recently failed
 are forgotten first).
@@ -38,11 +42,23 @@ class FailedLogins:
             return 0
         return max(1, math.ceil(failures[0] + self.window - self.clock()))
 
-    def record_failure(self, client: str) -> None:
+    def record_failure(self, client: str, stamp: float | None = None) -> None:
         failures = self._recent(client)
         if failures is None:
             failures = self._failures[client] = deque(maxlen=self.limit)
-        failures.append(self.clock())
+        failures.append(self.clock() if stamp is None else stamp)
         self._failures.move_to_end(client)
         while len(self._failures) > self.max_clients:
             self._failures.popitem(last=False)
+
+    def forgive(self, stamp: float, *keys: str) -> None:
+        """The attempt counted at ``stamp`` succeeded: it is no failure."""
+        for key in keys:
+            failures = self._failures.get(key)
+            if failures is not None:
+                try:
+                    failures.remove(stamp)
+                except ValueError:  # already left the window
+                    pass
+                if not failures:
+                    del self._failures[key]

@@ -18,7 +18,7 @@ auth:
   rules:
     - {pattern: "team-a/*", groups: [team-a], actions: [pull, push, delete]}
     - {pattern: "{user}/*", users: ["*"], actions: [pull, push]}   # "*" = any signed-in user
-  failed_login_limit: 10 # failed logins per client IP ...
+  failed_login_limit: 10 # failed logins per client IP (per user name: 5x) ...
   failed_login_window: 1m  # ... per this window, then 429 TOOMANYREQUESTS
   trusted_proxies: []    # networks of reverse proxies whose X-Forwarded-For names the client
   tls_cert: ""           # serve HTTPS with this certificate chain and key

@@ -62,6 +62,9 @@ def check_config(args: argparse.Namespace) -> int:
         from ..auth.tls import server_ssl_context
 
         server_ssl_context(parse_auth(config))  # the auth section, and the TLS files it names
+        from ..web.settings import parse_catalog
+
+        parse_catalog(config)
     except ValueError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2

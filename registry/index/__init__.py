@@ -10,7 +10,7 @@ transaction, retried on transient conflicts); use ``index.db.insert(Model)`` for
 event loop: database.py runs these functions in threads (SQLite) or through run_sync
 (PostgreSQL). New tables need an Alembic revision in migrations/versions/ whose
 ``down_revision`` is the latest one you build on ("0001_index" to start); serve and migrate
-upgrade to all heads, and tests/registry/test_index.py checks models and migrations agree.
+upgrade to all heads, and tests/registry/index/test_index.py checks models and migrations agree.
 """
 from __future__ import annotations
 

@@ -141,8 +141,13 @@ class ManifestQueries:
 
     # -- garbage collection and fsck ----------------------------------------------------------
     async def live_digests(self) -> set[str]:
-        """Mark: every digest some name still reaches (linked blobs, manifests, references)."""
-        q = union(select(RepositoryBlob.digest), select(Manifest.digest), select(ManifestReference.digest))
+        """Mark: every digest some name still reaches, through the repositories' links only.
+
+        A reference counts only when the referencing manifest's repository links what it names
+        (a blob link or a manifest of that repository), so the mark is the links plus the
+        manifests: a reference row alone never keeps another repository's blob alive (#13.2).
+        Reads go through the same links, so a blob no link reaches cannot be read anyway."""
+        q = union(select(RepositoryBlob.digest), select(Manifest.digest))
         return await self.db.read(lambda conn: set(conn.execute(q).scalars()))
 
     async def named_digests(self) -> list[tuple[str, str, str]]:

@@ -2,7 +2,7 @@
 
 Small on purpose: blobs are immutable files named by digest, uploads are append-only staging
 areas that become a blob in one ``commit``. Every driver must pass the contract suite in
-tests/registry/test_storage_contract.py.
+tests/registry/storage/test_contract.py.
 
 Names (which repository may see which blob) are not the driver's business: that is the index.
 """

@@ -1,38 +1,20 @@
 """The JSON API behind the catalog pages, and Docker's v1 search.
 
 Every answer is the same data the matching page renders (registry/web/service.py builds both).
-Times are seconds since the epoch (float); sizes are bytes; ``created`` is the image config's
-own RFC 3339 string. Errors: ``{"error": "..."}`` with 404 (unknown or hidden repository,
-unknown tag or digest).
-
-    GET /api/v1/                                    this list of endpoints
-    GET /api/v1/stats                               {repositories, tags, blobs, stored_bytes, saved_bytes}
-    GET /api/v1/repositories?q=&sort=&order=&page=&per_page=
-        sort: name (default, ascending) | tags | size | pushed (descending by default);
-        order: asc | desc; per_page <= 100. -> {query, sort, order, page, per_page, total, pages,
-        repositories: [{name, tag_count, size, last_push}]}
-    GET /api/v1/repositories/{name}                 {name, tag_count, size, last_push}
-    GET /api/v1/repositories/{name}/tags?q=&sort=&order=&page=&per_page=
-        sort: name | pushed | size. -> {repository, ..., tags: [{name, digest, media_type, kind,
-        artifact_type, platforms, compressed_size, manifest_size, created, pushed_at}]}
-    GET /api/v1/repositories/{name}/manifests/{tag or digest}
-        -> {digest, media_type, kind (image|index|artifact), tags, config {entrypoint, cmd, env,
-        working_dir, user, exposed_ports, volumes, labels}, layers [{digest, size, created_by}],
-        history, manifests (index entries with platform), annotations, subject, referrers}
-    GET /v1/search?q=&n=&page=                      Docker's search format (`docker search`):
-        {num_results, num_pages, page, page_size, query, results: [{name, description,
-        star_count, is_official, is_automated}]}
+The routes are described, with their parameters and answers, by the OpenAPI document in
+registry/web/openapi.py (served at /api/v1/openapi.json, shown as the /ui/api page). Errors:
+``{"error": "..."}`` with 404 (unknown or hidden repository, unknown tag or digest).
 """
 from __future__ import annotations
 
 from aiohttp import web
 
 
+from . import openapi
 from .access import catalog_service, may_pull_filter, sorting, visible_name
 from .service import REPO_SORTS, TAG_SORTS, NotFound, Paging
 
 NAME = "{name:[^-][^?#]*?}"
-ENDPOINTS = [line.strip() for line in (__doc__ or "").split("\n") if line.strip().startswith("GET ")]
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -40,7 +22,22 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    return web.json_response({"endpoints": ENDPOINTS})
+    return web.json_response({"endpoints": openapi.endpoint_lines(), "openapi": "/api/v1/openapi.json"})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document(f"{request.scheme}://{request.host}"))
+
+
+async def storage(request: web.Request) -> web.Response:
+    return web.json_response(await catalog_service(request).namespace_storage(may_pull_filter(request)))
+
+
+async def repository_storage(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(await catalog_service(request).repository_storage(visible_name(request)))
+    except NotFound:
+        return _error(404, "repository not found")
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -91,7 +88,10 @@ async def v1_search(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/v1/", index, name="api.index")
+    r.add_get("/api/v1/openapi.json", openapi_document, name="api.openapi")
     r.add_get("/api/v1/stats", stats, name="api.stats")
+    r.add_get("/api/v1/storage", storage, name="api.storage")
+    r.add_get(f"/api/v1/storage/{NAME}", repository_storage, name="api.repository_storage")
     r.add_get("/api/v1/repositories", repositories, name="api.repositories")
     r.add_get(f"/api/v1/repositories/{NAME}/tags", tags, name="api.tags")
     r.add_get(f"/api/v1/repositories/{NAME}/manifests/{{reference}}", manifest, name="api.manifest")

@@ -1,7 +1,9 @@
 """What is inside an image, read from the stored manifest and config bytes.
 
-Content is immutable under its digest, so what we parse is cached by digest (an LRU of small
-summaries, never the layers). Bytes missing from storage, configs too large to be configs, or
+Content is immutable under its digest, so what we parse is cached by (repository, digest) (an LRU
+of small summaries, never the layers). A config is read only when the repository links it
+(``linked``, the index's blob links): never by digest alone, so a manifest cannot show another
+repository's config (#13.2). Bytes missing from storage, configs too large to be configs, or
 documents that do not parse give a summary with ``problem`` set: the page says so instead of
 failing, because the index and the pages must stay usable whatever a client pushed.
 """
@@ -11,7 +13,7 @@ import asyncio
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from oci import mediatypes as mt
 from oci.digest import Digest, InvalidDigest
@@ -21,6 +23,7 @@ from ..storage.driver import StorageDriver, StorageError
 
 MAX_CONFIG = 4 * 1024 * 1024
 CACHE_ENTRIES = 4096
+Linked = Callable[[str, str], Awaitable[bool]]  # (repository, blob digest) -> the repository links it
 
 
 @dataclass
@@ -85,9 +88,9 @@ def _attach_history(layers: list[Layer], history: list[Any]) -> None:
 
 
 class ImageReader:
-    def __init__(self, storage: StorageDriver) -> None:
-        self.storage = storage
-        self._cache: OrderedDict[str, ImageSummary] = OrderedDict()
+    def __init__(self, storage: StorageDriver, linked: Linked) -> None:
+        self.storage, self.linked = storage, linked
+        self._cache: OrderedDict[tuple[str, str], ImageSummary] = OrderedDict()
 
     async def _bytes(self, digest: str, limit: int) -> bytes:
         d = Digest.parse(digest)
@@ -98,26 +101,28 @@ class ImageReader:
             raise StorageError(f"{size} bytes is too large to show")
         return await self.storage.get(d)
 
-    async def summary(self, digest: str, media_type: str | None = None) -> ImageSummary:
-        hit = self._cache.get(digest)
+    async def summary(self, repository: str, digest: str, media_type: str | None = None) -> ImageSummary:
+        """The summary of a manifest the caller found in ``repository``'s index rows."""
+        key = (repository, digest)
+        hit = self._cache.get(key)
         if hit is not None:
-            self._cache.move_to_end(digest)
+            self._cache.move_to_end(key)
             return hit
-        s = await self._read(digest, media_type)
+        s = await self._read(repository, digest, media_type)
         if s.problem is None:  # missing bytes may arrive later; parsed content never changes
-            self._cache[digest] = s
+            self._cache[key] = s
             if len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return s
 
-    async def summaries(self, items: list[tuple[str, str | None]]) -> dict[str, ImageSummary]:
-        results = await asyncio.gather(*(self.summary(d, m) for d, m in items))
+    async def summaries(self, repository: str, items: list[tuple[str, str | None]]) -> dict[str, ImageSummary]:
+        results = await asyncio.gather(*(self.summary(repository, d, m) for d, m in items))
         return {s.digest: s for s in results}
 
     async def raw(self, digest: str, limit: int = MAX_CONFIG) -> bytes:
         return await self._bytes(digest, limit)
 
-    async def _read(self, digest: str, media_type: str | None) -> ImageSummary:
+    async def _read(self, repository: str, digest: str, media_type: str | None) -> ImageSummary:
         out = ImageSummary(digest, media_type or "", "image")
         try:
             man = parse_manifest(await self._bytes(digest, MAX_CONFIG), media_type)
@@ -141,6 +146,9 @@ class ImageReader:
         if man.artifact_type or man.config.media_type not in mt.CONFIGS:
             out.kind = "artifact"
             out.artifact_type = man.artifact_type or man.config.media_type
+            return out
+        if not await self.linked(repository, out.config_digest):
+            out.problem = "config unavailable: not linked in this repository"
             return out
         try:
             cfg = ImageConfig.parse(await self._bytes(out.config_digest, MAX_CONFIG))

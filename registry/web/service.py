@@ -11,12 +11,16 @@ are then read fresh by id.
 """
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..index.catalog import CatalogQueries, RepositoryRow, TagRow
+from ..index.catalog_details import CatalogDetails, Headline, StorageRow, namespace_of
+from .file_tree import TreeCache
 from .images import ImageReader, ImageSummary
+from .insight import attachment_tag_names, badge, describe
 from .ranking import Ranking
 
 Access = Callable[[str], bool] | None
@@ -62,8 +66,33 @@ def _repo(row: RepositoryRow) -> dict[str, Any]:
 
 
 class CatalogService:
-    def __init__(self, queries: CatalogQueries, ranking: Ranking, images: ImageReader) -> None:
+    def __init__(self, queries: CatalogQueries, ranking: Ranking, images: ImageReader,
+                 details: CatalogDetails | None = None) -> None:
         self.queries, self.ranking, self.images = queries, ranking, images
+        self.details = details or CatalogDetails(queries.db)
+        self._storage: tuple[Any, list[StorageRow]] | None = None
+        self.trees = TreeCache(images.storage)
+
+    async def _described(self, rows: list[RepositoryRow]) -> list[dict[str, Any]]:
+        """Repository rows with their headline tag and description card (one query for the
+        page's headlines; the summaries come from the digest-keyed cache)."""
+        heads = await self.details.headlines([r.id for r in rows])
+        cards = await self._cards(heads, {r.id: r.name for r in rows})
+        return [{**_repo(r), "headline_tag": heads[r.id].tag if r.id in heads else None,
+                 "description": cards.get(r.id) or describe(None)} for r in rows]
+
+    async def _cards(self, heads: dict[int, Headline], names: dict[int, str]) -> dict[int, dict[str, Any]]:
+        ids = list(heads)
+        found = await asyncio.gather(*(self.images.summary(names[i], heads[i].digest, heads[i].media_type)
+                                       for i in ids))
+        summaries = dict(zip(ids, found))
+        children = {}
+        for rid, s in summaries.items():  # an index describes itself, or through its first platform
+            if s.kind == "index" and s.children and not describe(s)["tag"]:
+                children[rid] = next((c for c in s.children if c.platform), s.children[0])
+        kids = dict(zip(children, await asyncio.gather(*(self.images.summary(names[i], c.digest, c.media_type)
+                                                          for i, c in children.items()))))
+        return {rid: describe(summaries[rid], kids.get(rid), heads[rid].tag) for rid in ids}
 
     # -- the repository list ------------------------------------------------------------------
     async def repositories(self, text: str, sort: str, descending: bool, paging: Paging,
@@ -87,7 +116,7 @@ class CatalogService:
             page = order[paging.offset:paging.offset + paging.per_page]
             rows = await self.queries.repositories_by_id([snap.rows[i][0] for i in page])
         return {"query": text, "sort": sort, "order": "desc" if descending else "asc", **paging.info(total),
-                "repositories": [_repo(r) for r in rows]}
+                "repositories": await self._described(rows)}
 
     async def stats(self, may_pull: Access = None) -> dict[str, Any]:
         snap = await self.ranking.get_soon() if may_pull is None else await self.ranking.get()
@@ -102,13 +131,39 @@ class CatalogService:
         return {"repositories": s.repositories, "tags": s.tags, "blobs": s.blobs,
                 "stored_bytes": s.stored_bytes, "saved_bytes": s.saved_bytes}
 
+    async def repository_storage(self, name: str) -> dict[str, Any]:
+        repo = await self.queries.repository(name)
+        if repo is None:
+            raise NotFound(name)
+        stored = await self.details.repository_storage(repo.id, repo.name)
+        return {"name": name, "repositories": 1, "unique_bytes": stored.unique_bytes,
+                "shared_bytes": stored.shared_bytes}
+
+    async def namespace_storage(self, may_pull: Access = None) -> dict[str, Any]:
+        """Unique and shared bytes per namespace, recomputed when the ranking snapshot is (a
+        write, or max_age): one pass over every link, too slow to run per request at scale."""
+        snap = await self.ranking.get()
+        if self._storage is None or self._storage[0] is not snap:
+            self._storage = (snap, await self.details.namespace_storage())
+        rows = self._storage[1]
+        if may_pull is not None:  # only namespaces with a repository the caller may pull, counted so
+            visible: dict[str, int] = {}
+            for r in snap.rows:
+                if may_pull(r[1]):
+                    ns = namespace_of(r[1])
+                    visible[ns] = visible.get(ns, 0) + 1
+            rows = [StorageRow(r.name, visible[r.name], r.unique_bytes, r.shared_bytes) for r in rows if r.name in visible]
+        return {"namespaces": [{"name": r.name, "repositories": r.repositories, "unique_bytes": r.unique_bytes,
+                                "shared_bytes": r.shared_bytes} for r in rows]}
+
     async def search(self, text: str, paging: Paging, may_pull: Access = None) -> dict[str, Any]:
         """The Docker Hub v1 search shape that `docker search` reads."""
         listing = await self.repositories(text, "name", False, paging, may_pull)
         return {
             "num_results": listing["total"], "num_pages": listing["pages"], "page": paging.page,
             "page_size": paging.per_page, "query": listing["query"],
-            "results": [{"name": r["name"], "description": f"{r['tag_count']} tags", "star_count": 0,
+            "results": [{"name": r["name"], "description": r["description"]["description"] or f"{r['tag_count']} tags",
+                         "star_count": 0,
                          "is_official": False, "is_automated": False, "is_trusted": False}
                         for r in listing["repositories"]],
         }
@@ -120,17 +175,40 @@ class CatalogService:
         if found is None:
             raise NotFound(name)
         repo, total, tags = found
-        summaries = await self.images.summaries([(t.digest, t.media_type) for t in tags])
-        return {"repository": _repo(repo), "query": text.strip()[:128], "sort": sort,
+        summaries = await self.images.summaries(name, [(t.digest, t.media_type) for t in tags])
+        digests = sorted({t.digest for t in tags})
+        badges = await self._badges(repo.id, digests)
+        pulls = await self.details.last_pulls(repo.id, [t.name for t in tags] + digests)
+        described = (await self._described([repo]))[0]
+        stored = await self.details.repository_storage(repo.id, repo.name)
+        described["storage"] = {"unique_bytes": stored.unique_bytes, "shared_bytes": stored.shared_bytes}
+        return {"repository": described, "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),
-                "tags": [self._tag(t, summaries[t.digest]) for t in tags]}
+                "tags": [self._tag(t, summaries[t.digest], badges.get(t.digest, []), pulls) for t in tags]}
+
+    async def _badges(self, repository_id: int, digests: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Signatures, SBOMs and attestations attached to these manifests: through the
+        referrers API (``subject``) and cosign's older tag scheme (``sha256-HEX.sig``)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for a in await self.details.attached(repository_id, digests):
+            b = badge(a.artifact_type, a.media_type)
+            if b is not None:
+                out.setdefault(a.subject, []).append({**b, "digest": a.digest, "artifact_type": a.artifact_type})
+        scheme = {name: (d, what) for d in digests for name, what in attachment_tag_names(d).items()}
+        for name, target in (await self.details.attachment_tags(repository_id, sorted(scheme))).items():
+            subject, (kind, fmt) = scheme[name]
+            out.setdefault(subject, []).append({"kind": kind, "format": fmt, "digest": target, "artifact_type": None,
+                                                "tag": name})
+        return out
 
     @staticmethod
-    def _tag(t: TagRow, s: ImageSummary) -> dict[str, Any]:
+    def _tag(t: TagRow, s: ImageSummary, badges: list[dict[str, Any]], pulls: dict[str, float]) -> dict[str, Any]:
+        pulled = [p for p in (pulls.get(t.name), pulls.get(t.digest)) if p is not None]
         return {"name": t.name, "digest": t.digest, "media_type": t.media_type, "kind": s.kind,
                 "artifact_type": t.artifact_type if s.kind == "artifact" else None,
                 "platforms": s.platforms, "compressed_size": s.compressed_size if s.kind != "index" else None,
-                "manifest_size": t.manifest_size, "created": s.created, "pushed_at": t.pushed_at}
+                "manifest_size": t.manifest_size, "created": s.created, "pushed_at": t.pushed_at,
+                "last_pull": max(pulled) if pulled else None, "badges": badges}
 
     # -- one image ----------------------------------------------------------------------------
     async def image(self, name: str, reference: str) -> dict[str, Any]:
@@ -138,13 +216,13 @@ class CatalogService:
         if found is None:
             raise NotFound(f"{name}@{reference}")
         info, tags, referrers = found.manifest, found.tags, found.referrers
-        s = await self.images.summary(info.digest, info.media_type)
-        ref_summaries = await self.images.summaries([(r.digest, r.media_type) for r in referrers])
+        s = await self.images.summary(name, info.digest, info.media_type)
+        ref_summaries = await self.images.summaries(name, [(r.digest, r.media_type) for r in referrers])
         return {
             "repository": name, "digest": info.digest, "media_type": info.media_type, "kind": s.kind,
             "size": info.size, "tags": tags, "pushed_at": info.created_at, "artifact_type": s.artifact_type,
             "subject": info.subject or s.subject, "annotations": s.annotations, "platform": s.platform,
-            "created": s.created, "problem": s.problem,
+            "created": s.created, "problem": s.problem, "description": describe(s, None, tags[0] if tags else None),
             "config": _config_view(s.config) if s.kind == "image" else None,
             "config_digest": s.config_digest, "config_media_type": s.config_media_type,
             "layers": [{"digest": l.digest, "media_type": l.media_type, "size": l.size, "created_by": l.created_by}
@@ -157,7 +235,8 @@ class CatalogService:
                            "artifact_type": c.artifact_type} for c in s.children],
             "referrers": [{"digest": r.digest, "media_type": r.media_type, "size": r.size,
                            "artifact_type": r.artifact_type or ref_summaries[r.digest].artifact_type,
-                           "annotations": ref_summaries[r.digest].annotations, "pushed_at": r.created_at}
+                           "annotations": ref_summaries[r.digest].annotations, "pushed_at": r.created_at,
+                           "badge": badge(r.artifact_type or ref_summaries[r.digest].artifact_type, r.media_type)}
                           for r in referrers],
         }
 

@@ -6,13 +6,15 @@ start with ``/-/``, which no repository name can contain):
     GET /                                   -> 302 /ui/
     GET /ui/                                (ui.home)        repositories: ?q= &sort= &order= &page=
                                                              (&fragment=1: just the results block)
-    GET /ui/api                             (ui.api)         the JSON API's documentation
+    GET /ui/api                             (ui.api)         the JSON API's documentation (from its OpenAPI document)
+    GET /ui/storage                         (ui.storage)     unique and shared bytes per namespace
     GET /ui/r/{name}                        (ui.repository)  tags: ?q= &sort= &order= &page=
     GET /ui/r/{name}/-/manifest/{ref}       (ui.image)       ref is a digest or a tag
     GET /ui/r/{name}/-/manifest/{digest}/raw (ui.raw)        the stored manifest bytes
 
 Every page works without JavaScript; static/catalog.js only adds search-as-you-type and the
-copy buttons. Unknown pages and names get an HTML 404.
+copy buttons. Unknown pages and names get an HTML 404. Actions (delete, copy) are in
+registry/web/actions.py, layer files and the merged tree in registry/web/files_views.py.
 """
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ from aiohttp import web
 from oci.digest import Digest, InvalidDigest
 
 from ..storage.driver import StorageError
+from . import csrf
 from .access import catalog_service, may_pull_filter, signed_in_as, sorting, visible_name
+from .insight import link
+from .registry_ops import rights
 from .service import PER_PAGE, REPO_SORTS, TAG_SORTS, NotFound, Paging
 
 NAME = "{name:[^-][^?#]*?}"
@@ -138,7 +143,7 @@ def templates():
         )
         env.filters.update(size=human_size, ago=ago, utc=utc, short=short_digest, mediatype=media_type_label,
                            created_by=created_by, rfc3339=rfc3339, breakable=breakable,
-                           num=lambda n: f"{n:,}" if isinstance(n, int) else "—")
+                           num=lambda n: f"{n:,}" if isinstance(n, int) else "—", link=link)
         env.globals.update(query_params=query_params)
         _TEMPLATES = env
     return _TEMPLATES
@@ -160,6 +165,8 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     context["auth_enabled"], context["user"] = signed_in_as(request)
     context.setdefault("here", request.path_qs)
     context.setdefault("static", lambda path: _static_url(request.app, path))
+    context.setdefault("csrf_token", lambda: csrf.token(request))
+    context.setdefault("signing_in", False)
     html = templates().get_template(template).render(request=request, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
@@ -189,7 +196,16 @@ async def repository(request: web.Request) -> web.Response:
         data = await catalog_service(request).repository(name, request.query.get("q", ""), sort, desc, paging)
     except NotFound:
         return not_found(request, f"repository {request.match_info['name']}")
-    return render(request, "repository.html", data=data, repo=data["repository"])
+    return render(request, "repository.html", data=data, repo=data["repository"], rights=rights(request, name),
+                  notice=_notice(request))
+
+
+def _notice(request: web.Request) -> str | None:
+    """The line shown after an action (coded: a link cannot make the page say anything else)."""
+    from .actions import NOTICES
+
+    template = NOTICES.get(request.query.get("done", ""))
+    return template.format(ref=request.query.get("ref", "")[:200]) if template else None
 
 
 async def image(request: web.Request) -> web.Response:
@@ -198,7 +214,7 @@ async def image(request: web.Request) -> web.Response:
         data = await catalog_service(request).image(name, request.match_info["reference"])
     except NotFound:
         return not_found(request, f"{request.match_info['name']}@{request.match_info['reference']}")
-    return render(request, "image.html", image=data)
+    return render(request, "image.html", image=data, rights=rights(request, name))
 
 
 async def raw_manifest(request: web.Request) -> web.Response:
@@ -214,9 +230,22 @@ async def raw_manifest(request: web.Request) -> web.Response:
 
 
 async def api_docs(request: web.Request) -> web.Response:
-    from . import api
+    from .openapi import document
 
-    return render(request, "api.html", doc=(api.__doc__ or "").strip())
+    return render(request, "api.html", doc=document())
+
+
+async def storage_page(request: web.Request) -> web.Response:
+    data = await catalog_service(request).namespace_storage(may_pull_filter(request))
+    return render(request, "storage.html", data=data)
+
+
+def login_page(request: web.Request, message: str, next_: str, user: str, status: int) -> web.Response:
+    """The sign-in page with the site's header (registry.auth.login asks for it)."""
+    response = render(request, "signin.html", status=status, message=message, next=next_, username=user,
+                      signing_in=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def to_home(request: web.Request) -> web.Response:
@@ -240,6 +269,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/ui", to_home, name="ui.root_noslash")
     r.add_get("/ui/", home, name="ui.home")
     r.add_get("/ui/api", api_docs, name="ui.api")
+    r.add_get("/ui/storage", storage_page, name="ui.storage")
     r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}/raw", raw_manifest, name="ui.raw")
     r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}", image, name="ui.image")
     r.add_get(f"/ui/r/{NAME}", repository, name="ui.repository")

@@ -42,10 +42,32 @@ def test_help_still_lists_every_group():
         assert f"    {command} " in out
 
 
-def test_unknown_command_lists_every_choice():
+def test_unknown_command_is_named_as_docker_does():
     proc = subprocess.run([sys.executable, "-m", "node", "nosuch"], capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert "invalid choice" in proc.stderr and "'pull'" in proc.stderr and "'run'" in proc.stderr
+    assert proc.returncode == 125
+    assert "dockyard: 'nosuch' is not a dockyard command" in proc.stderr
+    assert "See 'dockyard --help'." in proc.stderr
+
+
+@pytest.mark.parametrize("argv, owner", [(["run", "--bogus", "img"], "dockyard run"),
+                                         (["--root", "/tmp/x", "pull", "--nope", "img"], "dockyard pull")])
+def test_unknown_flag_names_the_flag_and_the_command(argv, owner):
+    proc = subprocess.run([sys.executable, "-m", "node", *argv], capture_output=True, text=True)
+    assert proc.returncode == 125
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-2:] == [f"{owner}: unknown flag: {argv[-2]}", f"See '{owner} --help'."]
+    assert lines[0].startswith(f"usage: {owner} ")
+
+
+def test_version():
+    proc = subprocess.run([sys.executable, "-m", "node", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("Dockyard version ")
+
+
+def test_it_without_a_terminal_is_refused():
+    proc = subprocess.run([sys.executable, "-m", "node", "--root", "/nonexistent-root", "run", "-it", "img", "sh"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1 and proc.stderr.strip() == "Error: the input device is not a TTY"
 
 
 @pytest.mark.parametrize("argv", [

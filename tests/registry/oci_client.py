@@ -14,6 +14,12 @@ def blob(size: int = 1000) -> tuple[bytes, str]:
     return data, str(Digest.of(data))
 
 
+def config_blob() -> tuple[bytes, str]:
+    """A unique, valid image config (pushes check a config's JSON types)."""
+    data = json.dumps({"architecture": "amd64", "os": "linux", "author": os.urandom(8).hex()}).encode()
+    return data, str(Digest.of(data))
+
+
 async def push_blob(client, name: str, data: bytes) -> str:
     digest = str(Digest.of(data))
     r = await client.post(f"/v2/{name}/blobs/uploads/?digest={digest}", data=data,

@@ -20,10 +20,10 @@ def cfg(tmp_path, monkeypatch):
 
 def test_store_lookup_erase_keeps_other_keys(cfg):
     cfg.parent.mkdir()
-    cfg.write_text(json.dumps({"credsStore": "x", "auths": {"other:1": {"auth": "b3RoZXI6cHc="}}}))
+    cfg.write_text(json.dumps({"proxies": {"x": 1}, "auths": {"other:1": {"auth": "b3RoZXI6cHc="}}}))
     auth.store("127.0.0.1:5000", auth.Credentials("alice", "pa:ss"))
     doc = json.loads(cfg.read_text())
-    assert doc["credsStore"] == "x" and "other:1" in doc["auths"]
+    assert doc["proxies"] == {"x": 1} and "other:1" in doc["auths"]
     assert base64.b64decode(doc["auths"]["127.0.0.1:5000"]["auth"]) == b"alice:pa:ss"
     assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
     assert auth.lookup("127.0.0.1:5000") == auth.Credentials("alice", "pa:ss")
@@ -66,3 +66,33 @@ def test_plain_http_only_for_loopback_and_listed(monkeypatch):
     assert not is_insecure("10.0.0.1:5000")
     monkeypatch.setenv("DOCKYARD_TLS_REGISTRIES", "127.0.0.1:5443")
     assert not is_insecure("127.0.0.1:5443") and is_insecure("127.0.0.1:5000")
+
+
+def test_identity_token_from_docker_login(cfg):
+    # `docker login` to a token-mode registry keeps the refresh token and drops the password.
+    cfg.parent.mkdir()
+    cfg.write_text(json.dumps({"auths": {"reg:1": {"auth": base64.b64encode(b"alice:").decode(),
+                                                   "identitytoken": "refresh-123"}}}))
+    assert auth.lookup("reg:1") == auth.Credentials("alice", "", "refresh-123")
+
+
+def test_entry_without_a_secret_is_no_credentials(cfg):
+    cfg.parent.mkdir()
+    cfg.write_text(json.dumps({"auths": {"reg:1": {}, "reg:2": {"auth": base64.b64encode(b"bob:").decode()}}}))
+    assert auth.lookup("reg:1") is None and auth.lookup("reg:2") is None
+
+
+def test_store_and_erase_go_through_the_helper(cfg, tmp_path, monkeypatch):
+    bindir, kept = tmp_path / "bin", tmp_path / "kept"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-file"
+    helper.write_text(f"#!/bin/sh\ncase $1 in store) cat > {kept};; get) cat {kept};; erase) rm {kept};; esac\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    cfg.parent.mkdir()
+    cfg.write_text(json.dumps({"credsStore": "file"}))
+    auth.store("reg:1", auth.Credentials("alice", "pw"))
+    assert json.loads(cfg.read_text())["auths"] == {"reg:1": {}}   # no secret in the file
+    assert json.loads(kept.read_text()) == {"ServerURL": "reg:1", "Username": "alice", "Secret": "pw"}
+    assert auth.lookup("reg:1") == auth.Credentials("alice", "pw")
+    assert auth.erase("reg:1") and not kept.exists()

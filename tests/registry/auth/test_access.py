@@ -1,6 +1,8 @@
 """Basic mode, access rules, robots, htpasswd, the failed-login limit, the sign-in page."""
 from __future__ import annotations
 
+import re
+
 import logging
 import time
 
@@ -192,12 +194,14 @@ async def test_signin_page_and_catalog_filter(aiohttp_client, tmp_path):
     for name in ("team-a/app", "public/base", "secret/x"):
         await push_image(root, name, "latest", layers=1)
     r = await client.get("/auth/login?next=//evil.example/")
-    assert r.status == 200 and 'name="next" value="/"' in await r.text()
-    r = await client.post("/auth/login", data={"username": "alice", "password": "nope", "next": "/ui/"},
-                          allow_redirects=False)
+    page = await r.text()
+    assert r.status == 200 and 'name="next" value="/"' in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # the catalog's CSRF field
+    r = await client.post("/auth/login", data={"username": "alice", "password": "nope", "next": "/ui/",
+                                               "csrf_token": csrf}, allow_redirects=False)
     assert r.status == 401
-    r = await client.post("/auth/login", data={"username": "alice", "password": "alicepw", "next": "/ui/"},
-                          allow_redirects=False)
+    r = await client.post("/auth/login", data={"username": "alice", "password": "alicepw", "next": "/ui/",
+                                               "csrf_token": csrf}, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == "/ui/"
     cookie = r.cookies["dockyard_session"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
@@ -225,7 +229,7 @@ async def test_signin_page_and_catalog_filter(aiohttp_client, tmp_path):
     assert can(Identity("alice", frozenset({"team-a"})), "team-a/app", "delete", app=app2)
     # a session cookie is not an access token, nor the reverse
     assert (await client2.get("/v2/", headers=bearer(cookie.value))).status == 401
-    r = await client.post("/auth/logout", allow_redirects=False)
+    r = await client.post("/auth/logout", data={"csrf_token": csrf}, allow_redirects=False)
     assert r.status == 303
 
 
@@ -233,7 +237,7 @@ def test_the_example_config_parses(tmp_path):
     import yaml
     from pathlib import Path
 
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "registry.auth.example.yml").read_text())
+    doc = yaml.safe_load((Path(__file__).resolve().parents[3] / "deploy" / "registry.auth.example.yml").read_text())
     doc["auth"].pop("tls_cert"), doc["auth"].pop("tls_key")
     s = parse_auth(RegistryConfig(data_dir=str(tmp_path), auth=doc["auth"]).finish())
     assert s.mode == "token" and len(s.rules) == 3 and s.anonymous_pull == ("public/*",)
@@ -260,3 +264,50 @@ async def test_untrusted_peers_cannot_forge_their_address(aiohttp_client, tmp_pa
     for forged in ("192.0.2.1", "192.0.2.2"):
         assert (await client.get("/token", headers={**basic("alice", "x"), "X-Forwarded-For": forged})).status == 401
     assert (await client.get("/token", headers={**basic("alice", "alicepw"), "X-Forwarded-For": "192.0.2.3"})).status == 429
+
+
+async def test_concurrent_guesses_are_counted_before_bcrypt(aiohttp_client, tmp_path, monkeypatch):
+    """#13.5: the limit was checked before bcrypt and the failure written after it, so 40
+    concurrent Basic logins (39 wrong) and 30 concurrent /token guesses were all checked."""
+    import asyncio
+
+    from registry.auth import identities
+
+    checked = []
+    real = identities.verify_password
+
+    def counting(password, hashed):
+        checked.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(identities, "verify_password", counting)
+    app, client = await start(aiohttp_client, auth_config(tmp_path, mode="basic", failed_login_limit=3,
+                                                          failed_login_window="1m"))
+    creds = [basic("alice", f"guess{i}") for i in range(39)] + [basic("alice", "alicepw")]
+    answers = await asyncio.gather(*(client.get("/v2/", headers=h) for h in creds))
+    statuses = [r.status for r in answers]
+    assert len(checked) <= 3, (len(checked), statuses)
+    assert statuses.count(429) >= 37 and 500 not in statuses
+
+    checked.clear()
+    app2, client2 = await start(aiohttp_client, auth_config(tmp_path / "t", failed_login_limit=3,
+                                                            failed_login_window="1m"))
+    answers = await asyncio.gather(*(client2.get("/token", headers=basic("bob", f"g{i}")) for i in range(30)))
+    assert len(checked) <= 3 and [r.status for r in answers].count(429) >= 27
+
+
+async def test_failed_logins_are_limited_per_user_across_clients(aiohttp_client, tmp_path):
+    from registry.auth.identities import TooManyFailures
+
+    from registry.auth.identities import USER_LIMIT_FACTOR
+
+    app, _ = await start(aiohttp_client, auth_config(tmp_path, failed_login_limit=3, failed_login_window="1m"))
+    login = app[AUTH].authenticator.login
+    for i in range(3 * USER_LIMIT_FACTOR):  # one guess from each of many addresses
+        assert await login("alice", "wrong", f"10.0.0.{i}") is None
+    with pytest.raises(TooManyFailures):
+        await login("alice", "alicepw", "10.0.0.99")
+    assert (await login("bob", "bobpw", "10.0.0.99")).name == "bob"  # other users are not locked out
+    # a right password is no failure: it does not use up the limit
+    for _ in range(5):
+        assert (await login("reader", "readerpw", "10.0.1.1")).name == "reader"

@@ -21,7 +21,7 @@ from tests import images
 from tests.helpers import need, need_tool
 from tests.registry.oci_client import push_image
 from tests.servers import REGISTRY_BIN, DockyardRegistry
-from tests.web.test_views import HOSTILE, push_described
+from tests.registry.web.test_views import HOSTILE, push_described
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -163,7 +163,7 @@ async def test_image_page_config_referrers_and_hostile_text(catalog_registry, pa
     referrers = await page.inner_text("#referrers")
     assert "application/spdx+json" in referrers and "syft" in referrers
     await shot(page, f"image-{page.mode}")
-    await page.locator("#referrers a").first.click()
+    await page.locator("#referrers a:has(code.digest)").first.click()
     assert "attached to" in await page.inner_text(".pagehead")
     await page.goto(f"{reg.url}/ui/r/shop/nothing")
     assert "Not found" in await page.inner_text("h1")

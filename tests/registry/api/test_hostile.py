@@ -59,3 +59,17 @@ async def test_bad_content_range_header(client):
     for header in ("bytes", "5-1", "a-b", "0-99999999999999999999999999"):
         r = await client.patch(loc, data=b"abc", headers={"Content-Range": header})
         await _no_crash(r, 400, 416)
+
+
+@pytest.mark.parametrize("field,value,path", [
+    ("digest", 5, "config.digest"), ("size", "2", "config.size"), ("mediaType", ["x"], "config.mediaType"),
+    ("urls", "http://x", "config.urls"), ("annotations", {"a": 1}, "config.annotations.a"),
+])
+async def test_descriptor_fields_of_the_wrong_type_name_the_field(client, field, value, path):
+    """#13.4: a descriptor `digest` of 5 was a TypeError in Digest.parse and a 500."""
+    config = {"mediaType": mt.OCI_CONFIG, "digest": mt.EMPTY_JSON_DIGEST, "size": 2, field: value}
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": config, "layers": []}
+    r = await client.put("/v2/h/manifests/t", data=json.dumps(doc).encode(), headers={"Content-Type": mt.OCI_MANIFEST})
+    await _no_crash(r, 400)
+    err = (await r.json())["errors"][0]
+    assert err["code"] == "MANIFEST_INVALID" and err["detail"]["field"] == path and path in err["message"]

@@ -13,8 +13,10 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 async def push_described(client, name: str, tag: str | None, *, config: dict | None = None, layers: list[bytes] = (),
                          annotations: dict | None = None, subject: tuple[str, int] | None = None,
-                         artifact_type: str | None = None) -> str:
-    """Push a manifest whose config and annotations we choose; returns its digest."""
+                         artifact_type: str | None = None, stored_directly: bool = False) -> str:
+    """Push a manifest whose config and annotations we choose; returns its digest.
+    ``stored_directly``: write the manifest into storage and the index without the API's checks,
+    as data pushed before a check existed (the pages must still render it)."""
     if artifact_type:
         cfg_bytes, cfg_type = mt.EMPTY_JSON, mt.OCI_EMPTY
     else:
@@ -37,6 +39,16 @@ async def push_described(client, name: str, tag: str | None, *, config: dict | N
         doc["subject"] = {"mediaType": mt.OCI_MANIFEST, "digest": subject[0], "size": subject[1]}
     raw = json.dumps(doc).encode()
     digest = str(Digest.of(raw))
+    if stored_directly:
+        from registry import state
+        from registry.index import ManifestRecord
+
+        app = client.server.app
+        await app[state.STORAGE].put(Digest.of(raw), raw)
+        blobs = (str(Digest.of(cfg_bytes)), *(str(Digest.of(l)) for l in layers))
+        await app[state.INDEX].put_manifest(name, ManifestRecord(digest, mt.OCI_MANIFEST, len(raw), blobs=blobs,
+                                                                 tags=(tag,) if tag else ()))
+        return digest
     r = await client.put(f"/v2/{name}/manifests/{tag or digest}", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201, await r.text()
     return digest
@@ -189,17 +201,56 @@ async def test_hostile_labels_and_annotations_are_text_not_markup(client):
 
 
 async def test_odd_config_types_render(client):
-    """Config fields of the wrong JSON type (user input) are shown as text, not a 500."""
-    config = {"architecture": 7, "os": ["linux"], "created": 12345,
+    """Config fields of the wrong JSON type (user input) are refused on push (#13.3), and what got
+    in before that check is shown as text, not a 500."""
+    config = {"architecture": 7, "os": ["linux"], "created": 12345, "variant": {"v": 7},
               "config": {"Cmd": "sh -c true", "Env": {"A": 1}, "Labels": ["x"], "ExposedPorts": ["80/tcp"],
                          "User": 0, "WorkingDir": {"w": 1}},
               "history": [{"created": {"t": 1}, "created_by": 42}, "not an object"]}
-    digest = await push_described(client, "odd/types", "v1", config=config, layers=[b"z"])
+    cfg = json.dumps(config).encode()
+    await push_blob(client, "odd/types", cfg)
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "layers": [],
+           "config": {"mediaType": mt.OCI_CONFIG, "digest": str(Digest.of(cfg)), "size": len(cfg)}}
+    r = await client.put("/v2/odd/types/manifests/v0", data=json.dumps(doc), headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 400
+    err = (await r.json())["errors"][0]
+    assert err["code"] == "MANIFEST_INVALID" and err["detail"]["field"] == "created", err
+    digest = await push_described(client, "odd/types", "v1", config=config, layers=[b"z"], stored_directly=True)
     html = await get_html(client, f"/ui/r/odd/types/-/manifest/{digest}")
     assert "sh -c true" in html and "42" in html
     await get_html(client, "/ui/r/odd/types")
-    other = await push_described(client, "odd/types", "v2", config={"os": "linux", "history": 5}, layers=[b"y"])
+    await get_json(client, "/api/v1/repositories/odd/types/tags")
+    other = await push_described(client, "odd/types", "v2", config={"os": "linux", "history": 5}, layers=[b"y"],
+                                 stored_directly=True)
     await get_html(client, f"/ui/r/odd/types/-/manifest/{other}")
+    await get_html(client, "/ui/r/odd/types")
+
+
+async def test_odd_index_platforms_are_refused_and_render(client):
+    """An index child platform with a non-string field: refused on push; stored before, it
+    leaves the repository's pages working (#13.3)."""
+    child = await push_described(client, "odd/index", "child", layers=[b"c"])
+    r = await client.get(f"/v2/odd/index/manifests/{child}")
+    size = len(await r.read())
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": child, "size": size,
+         "platform": {"os": "linux", "architecture": "arm", "variant": 7}}]}
+    raw = json.dumps(doc).encode()
+    r = await client.put("/v2/odd/index/manifests/multi", data=raw, headers={"Content-Type": mt.OCI_INDEX})
+    assert r.status == 400
+    err = (await r.json())["errors"][0]
+    assert err["code"] == "MANIFEST_INVALID" and err["detail"]["field"] == "manifests[0].platform.variant", err
+    from registry import state
+    from registry.index import ManifestRecord
+
+    app = client.server.app
+    await app[state.STORAGE].put(Digest.of(raw), raw)
+    await app[state.INDEX].put_manifest("odd/index", ManifestRecord(str(Digest.of(raw)), mt.OCI_INDEX, len(raw),
+                                                                    children=(child,), tags=("multi",)))
+    await get_html(client, "/ui/r/odd/index")
+    await get_html(client, f"/ui/r/odd/index/-/manifest/{Digest.of(raw)}")
+    await get_json(client, "/api/v1/repositories/odd/index/tags")
+    await get_json(client, "/api/v1/repositories/odd/index/manifests/multi")
 
 
 async def test_json_api_mirrors_the_pages(client):

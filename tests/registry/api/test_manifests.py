@@ -9,7 +9,7 @@ import pytest
 from oci import mediatypes as mt
 from oci.digest import Digest
 from registry.app import create_app
-from tests.registry.oci_client import blob, image_manifest, push_blob, push_image
+from tests.registry.oci_client import blob, config_blob, image_manifest, push_blob, push_image
 
 
 @pytest.mark.parametrize("media_type", [mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
@@ -92,7 +92,7 @@ async def test_artifact_manifest_with_empty_config_and_subject(client):
 
 
 async def test_put_by_digest_verifies(client):
-    config, _ = blob(10)
+    config, _ = config_blob()
     await push_blob(client, "v", config)
     raw = image_manifest(config, [])
     r = await client.put(f"/v2/v/manifests/{Digest.of(b'x')}", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})
@@ -107,7 +107,7 @@ async def test_put_by_digest_verifies(client):
 
 
 async def test_digest_is_of_the_exact_bytes(client):
-    config, _ = blob(10)
+    config, _ = config_blob()
     await push_blob(client, "exact", config)
     raw = b"  " + image_manifest(config, []) + b"\n\n"
     r = await client.put("/v2/exact/manifests/t", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})
@@ -118,7 +118,7 @@ async def test_digest_is_of_the_exact_bytes(client):
 
 
 async def test_missing_blob_is_manifest_blob_unknown(client):
-    config, _ = blob(10)
+    config, _ = config_blob()
     await push_blob(client, "m", config)
     layer, _ = blob(10)
     raw = image_manifest(config, [layer])
@@ -221,7 +221,7 @@ async def test_delete_manifest_by_digest_and_tag(client):
 async def test_manifest_size_limit_can_be_raised(aiohttp_client, config):
     config.max_manifest_size = 8 << 20
     client = await aiohttp_client(create_app(config))
-    cfg, _ = blob(10)
+    cfg, _ = config_blob()
     await push_blob(client, "large", cfg)
     raw = image_manifest(cfg, [], annotations={"pad": "x" * (5 << 20)})
     r = await client.put("/v2/large/manifests/t", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})

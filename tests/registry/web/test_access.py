@@ -63,8 +63,10 @@ async def test_sign_in_page_session_shows_the_users_repositories(seeded):
     client = seeded
     home = await (await client.get("/ui/")).text()
     assert re.search(r'href="/auth/login\?next=%2Fui%2F"', home)
-    r = await client.post("/auth/login", data={"username": "alice", "password": "alicepw", "next": "/ui/"},
-                          allow_redirects=False)
+    form = await (await client.get("/auth/login?next=/ui/")).text()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    r = await client.post("/auth/login", data={"username": "alice", "password": "alicepw", "next": "/ui/",
+                                               "csrf_token": csrf}, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == "/ui/"
     html = await (await client.get("/ui/")).text()  # the client keeps the session cookie
     assert "team-a/api" in html and "secret/vault" not in html

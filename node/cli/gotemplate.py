@@ -1,0 +1,190 @@
+"""The part of Go's text/template that `docker ... --format` users write, for `ps` and `images`.
+
+Supported: ``{{.Field}}``, ``{{.Field.Sub}}``, ``{{.}}``, method calls with arguments
+(``{{.Label "com.example.key"}}``), functions ``json upper lower title join split truncate pad
+println printf``, pipelines (``{{.Names | upper}}``), ``{{- ... -}}`` trimming, and the ``\\t`` /
+``\\n`` escapes docker expands. ``table`` before the template prints a header row (each field's
+header, as docker names it) and aligns columns as docker's tabwriter does (minimum width 10,
+padding 3). Anything else — ``if``, ``range``, variables — is refused with one clear line rather
+than printed wrong.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+_ACTION = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.S)
+_TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<num>-?\d+)|(?P<pipe>\|)'
+                    r'|(?P<field>\.[A-Za-z_][\w.]*|\.)|(?P<name>[A-Za-z_]\w*))')
+
+
+class TemplateError(ValueError):
+    """The --format template cannot be used; the message says why."""
+
+
+def _go_json(value: Any) -> str:
+    if isinstance(value, Mapping) and "_json" in value:  # a row: docker's keys, not our helpers
+        value = value["_json"]
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _truncate(value: Any, n: Any) -> str:
+    return str(value)[:int(n)]
+
+
+def _pad(value: Any, left: Any, right: Any) -> str:
+    return " " * int(left) + str(value) + " " * int(right)
+
+
+def _join(value: Any, sep: Any) -> str:
+    return str(sep).join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _printf(fmt: Any, *args: Any) -> str:
+    return re.sub(r"%[vsdq]", lambda m, it=iter(args): (json.dumps(str(next(it, ""))) if m.group() == "%q"
+                                                         else str(next(it, ""))), str(fmt))
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "json": _go_json, "upper": lambda v: str(v).upper(), "lower": lambda v: str(v).lower(),
+    "title": lambda v: str(v).title(), "join": _join, "split": lambda v, sep: str(v).split(str(sep)),
+    "truncate": _truncate, "pad": _pad, "println": lambda *v: " ".join(str(x) for x in v) + "\n",
+    "printf": _printf,
+}
+
+
+def _field(row: Any, path: str) -> Any:
+    value = row
+    for part in [p for p in path.split(".") if p]:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
+            raise TemplateError(f"template: can't evaluate field {part}")
+    return value
+
+
+def _tokens(action: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    action = action.strip()
+    while pos < len(action):
+        m = _TOKEN.match(action, pos)
+        if not m or m.end() == pos:
+            raise TemplateError(f"template: unexpected {action[pos:]!r} in {{{{{action}}}}}")
+        pos = m.end()
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+    return out
+
+
+def _literal(kind: str, text: str) -> Any:
+    if kind == "str":
+        return text[1:-1] if text.startswith("`") else json.loads(text)
+    return int(text)
+
+
+def _evaluate(action: str, row: Any) -> Any:
+    tokens = _tokens(action)
+    if not tokens:
+        raise TemplateError("template: empty action {{}}")
+    if tokens[0] == ("name", "end") or tokens[0][0] == "name" and tokens[0][1] in ("if", "range", "with",
+                                                                                  "define", "block", "else"):
+        raise TemplateError(f"template: {tokens[0][1]!r} is not supported by dockyard's --format")
+    commands, current = [], []
+    for tok in tokens:
+        if tok[0] == "pipe":
+            commands.append(current)
+            current = []
+        else:
+            current.append(tok)
+    commands.append(current)
+    value: Any = None
+    for index, command in enumerate(commands):
+        if not command:
+            raise TemplateError(f"template: missing command in {{{{{action}}}}}")
+        (kind, text), rest = command[0], command[1:]
+        args = [_field(row, t) if k == "field" else _literal(k, t) for k, t in rest if k != "name"]
+        if index:
+            args.append(value)
+        if kind == "name":
+            if text not in FUNCTIONS:
+                raise TemplateError(f'template: function "{text}" not defined')
+            value = FUNCTIONS[text](*args)
+        elif kind == "field":
+            value = _field(row, text)
+            if callable(value):
+                value = value(*args)
+            elif args:
+                raise TemplateError(f"template: {text} is not a method but has arguments")
+        else:
+            value = _literal(kind, text)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "<no value>"
+    if isinstance(value, Mapping):
+        return "map[" + " ".join(f"{k}:{_show(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def render(template: str, row: Any) -> str:
+    """One row through the template (no trailing newline added)."""
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    out, pos = [], 0
+    for m in _ACTION.finditer(template):
+        text = template[pos:m.start()]
+        if m.group(1):
+            text = text.rstrip()
+        out.append(text)
+        out.append(_show(_evaluate(m.group(2), row)))
+        pos = m.end()
+        if m.group(3):
+            while pos < len(template) and template[pos].isspace():
+                pos += 1
+    out.append(template[pos:])
+    return "".join(out)
+
+
+def align(lines: Iterable[str], min_width: int = 10, padding: int = 3) -> list[str]:
+    """Go's tabwriter as docker sets it up: tab-terminated cells padded to the column width."""
+    rows = [line.split("\t") for line in lines]
+    widths: dict[int, int] = {}
+    for cells in rows:
+        for i, cell in enumerate(cells[:-1]):
+            widths[i] = max(widths.get(i, 0), len(cell) + padding, min_width)
+    return ["".join(c.ljust(widths[i]) for i, c in enumerate(cells[:-1])) + cells[-1] for cells in rows]
+
+
+def format_rows(spec: str, rows: list[Mapping], headers: Mapping[str, str], default_table: str) -> list[str]:
+    """``spec`` as docker takes --format: "table", "json", "table TEMPLATE" or a raw TEMPLATE."""
+    spec = spec or "table"
+    if spec == "json":
+        return [_go_json(r) for r in rows]
+    if spec == "table":
+        spec = "table " + default_table
+    if spec.startswith("table"):
+        body = spec[len("table"):].strip()
+        head = render(body, _Headers(headers))
+        return align([head, *(render(body, r) for r in rows)])
+    return [render(spec, r) for r in rows]
+
+
+class _Headers(dict):
+    """Evaluates every field to its column header (docker's header context)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__()
+        self.headers = headers
+
+    def __contains__(self, key) -> bool:
+        return True
+
+    def __getitem__(self, key):
+        header = self.headers.get(key, key.upper())
+        return (lambda *args: header) if key in ("Label",) else header

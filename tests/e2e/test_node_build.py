@@ -1,0 +1,224 @@
+"""`dockyard build` end to end: the seed's example, the cache, stages, args, ignore rules,
+heredocs, cache mounts, reproducibility and every bad input. Root only (RUN steps are
+containers); the busybox test image is built here, never pulled."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.node_build_support import (BASE, flatten, image_layers, leftovers, load_base, make_context,
+                                          run_dockyard)
+from tests.helpers import need, need_root
+
+NET = ("--network", "none")  # RUN containers without a bridge: faster; one test uses the default
+
+
+@pytest.fixture(scope="session")
+def base_archive(tmp_path_factory) -> Path:
+    need_root()
+    from tests import images
+    need(images.BUSYBOX.exists(), "needs /bin/busybox (apt-get install busybox-static)")
+    work = tmp_path_factory.mktemp("build-base")
+    image = images.build_busybox_image(work / "layout", "latest")
+    return images.docker_archive(image, work / "busybox.tar", BASE)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, base_archive) -> Path:
+    root = tmp_path_factory.mktemp("build-root") / "root"
+    load_base(root, base_archive)
+    yield root
+    assert leftovers(root) == []
+
+
+def build(root, ctx, *args, env=None, check=True):
+    result = run_dockyard(root, "build", "--progress", "plain", *NET, *args, str(ctx), env=env)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def iid(root, ref):
+    return json.loads(run_dockyard(root, "inspect", ref).stdout)[0]["Id"]
+
+
+def tree(root, ref):
+    return flatten([p.read_bytes() for p in image_layers(root, ref)[1]])
+
+
+def test_seed_example_builds_and_runs(root, tmp_path):
+    make = "#!/bin/sh\necho built > \"$1/built.txt\"\n"
+    app = "echo hello from app; cat /app/built.txt\n"
+    ctx = make_context(tmp_path, {"make": make, "app.py": app},
+                       "FROM busybox\nCOPY . /app\nRUN sh /app/make /app\nCMD sh /app/app.py\n")
+    os.chmod(ctx / "make", 0o755)
+    result = build(root, ctx, "-t", "seed:1")
+    assert "#" in result.stderr and "[2/3] COPY . /app" in result.stderr and "DONE" in result.stderr
+    out = run_dockyard(root, "run", "--rm", "--network", "none", "seed:1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "hello from app\nbuilt\n"
+    config = image_layers(root, "seed:1")[0]
+    assert config["config"]["Cmd"] == ["/bin/sh", "-c", "sh /app/app.py"]
+    assert [h.get("empty_layer", False) for h in config["history"][-3:]] == [False, False, True]
+    assert config["history"][-2]["created_by"] == "RUN /bin/sh -c sh /app/make /app # buildkit"
+    assert len(config["rootfs"]["diff_ids"]) == 5  # three base layers + COPY + RUN
+
+
+def test_cache_hits_misses_and_mtime(root, tmp_path):
+    ctx = make_context(tmp_path, {"a.txt": "one\n", "b.txt": "two\n"},
+                       "FROM busybox\nRUN echo first > /first\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\n"
+                       "COPY b.txt /b.txt\n")
+    first = build(root, ctx, "-t", "cache:1")
+    assert "CACHED" not in first.stderr
+    again = build(root, ctx, "-t", "cache:1")
+    assert again.stderr.count("CACHED") == 4
+    one = iid(root, "cache:1")
+    os.utime(ctx / "a.txt", (1, 1))
+    build(root, ctx, "-t", "cache:1")
+    assert iid(root, "cache:1") == one  # only the mtime changed: same image
+    (ctx / "b.txt").write_text("changed\n")
+    changed = build(root, ctx, "-t", "cache:1")
+    assert changed.stderr.count("CACHED") == 3 and iid(root, "cache:1") != one
+    no_cache = build(root, ctx, "--no-cache", "-t", "cache:2")
+    assert "CACHED" not in no_cache.stderr
+
+
+def test_target_builds_only_needed_stages_and_build_args(root, tmp_path):
+    ctx = make_context(tmp_path, {}, (
+        "ARG BASE=busybox\nFROM ${BASE} AS base\nARG WHO=nobody\nRUN echo \"hi $WHO\" > /who\n"
+        "FROM base AS broken\nRUN exit 7\n"
+        "FROM base AS final\nARG WHO\nCOPY --from=base /who /copied\nRUN cat /copied > /final\n"
+        "ENV SHOWN=${WHO:-unset} ALT=${WHO:+set}\n"))
+    result = build(root, ctx, "--target", "final", "--build-arg", "WHO=alice", "-t", "stages:1")
+    assert "exit 7" not in result.stderr  # the broken stage was never needed
+    files = tree(root, "stages:1")
+    assert "final" in files and "who" in files
+    out = run_dockyard(root, "run", "--rm", "--network", "none", "stages:1", "sh", "-c", "cat /final; echo $SHOWN $ALT")
+    assert out.stdout == "hi alice\nalice set\n"
+    bad = build(root, ctx, "--target", "nope", check=False)
+    assert bad.returncode == 1 and "target stage 'nope' could not be found" in bad.stderr
+    failing = build(root, ctx, "--target", "broken", check=False)
+    assert failing.returncode == 1 and "exit code: 7" in failing.stderr
+
+
+def test_dockerignore_and_dockerfile_specific_ignore(root, tmp_path):
+    ctx = make_context(tmp_path, {"keep.txt": "k", "skip.log": "s", "logs/a.log": "a", "logs/important.log": "i",
+                                  ".dockerignore": "*.log\nlogs\n!logs/important.log\n"},
+                       "FROM busybox\nCOPY . /ctx/\n")
+    build(root, ctx, "-t", "ignore:1")
+    names = {p for p in tree(root, "ignore:1") if p.startswith("ctx/")}
+    assert names == {"ctx/keep.txt", "ctx/logs", "ctx/logs/important.log", "ctx/Dockerfile", "ctx/.dockerignore"}
+    (ctx / "special.Dockerfile").write_text("FROM busybox\nCOPY . /ctx/\n")
+    (ctx / "special.Dockerfile.dockerignore").write_text("keep.txt\n")
+    build(root, ctx, "-f", str(ctx / "special.Dockerfile"), "-t", "ignore:2")
+    names = {p for p in tree(root, "ignore:2") if p.startswith("ctx/")}
+    assert "ctx/keep.txt" not in names and "ctx/skip.log" in names
+
+
+def test_heredocs(root, tmp_path):
+    ctx = make_context(tmp_path, {}, (
+        "FROM busybox\nARG NAME=world\nENV WHO=$NAME\n"
+        "RUN <<EOF\necho one > /one\necho \"two $WHO\" > /two\nEOF\n"
+        "COPY <<EOF /greeting\nhello ${WHO}\nEOF\n"
+        "COPY <<'EOF' /literal\nhello ${WHO}\nEOF\n"
+        "RUN <<EOF\n#!/bin/sh\necho script > /script-ran\nEOF\n"
+        "RUN cat <<A > /from-cat\ninside\nA\n"))
+    build(root, ctx, "-t", "heredoc:1")
+    out = run_dockyard(root, "run", "--rm", "--network", "none", "heredoc:1", "cat", "/one", "/two", "/greeting",
+                       "/literal", "/script-ran", "/from-cat")
+    assert out.stdout == "one\ntwo world\nhello world\nhello ${WHO}\nscript\ninside\n", out.stderr
+
+
+def test_cache_mount_persists_and_stays_out_of_the_image(root, tmp_path):
+    dockerfile = "FROM busybox\nARG N\nRUN --mount=type=cache,target=/cache echo $N >> /cache/log && cat /cache/log > /seen\n"
+    ctx = make_context(tmp_path, {}, dockerfile)
+    build(root, ctx, "--build-arg", "N=1", "-t", "cmount:1")
+    build(root, ctx, "--build-arg", "N=2", "-t", "cmount:2")
+    out = run_dockyard(root, "run", "--rm", "--network", "none", "cmount:2", "cat", "/seen")
+    assert out.stdout == "1\n2\n"
+    assert not any(p.startswith("cache/") for p in tree(root, "cmount:2"))
+    pruned = run_dockyard(root, "builder", "prune", "-f")
+    assert pruned.returncode == 0 and pruned.stdout.startswith("Total:")
+    build(root, ctx, "--build-arg", "N=3", "-t", "cmount:3")
+    assert run_dockyard(root, "run", "--rm", "--network", "none", "cmount:3", "cat", "/seen").stdout == "3\n"
+
+
+def test_reproducible_with_source_date_epoch(root, tmp_path):
+    ctx = make_context(tmp_path, {"f.txt": "data\n"},
+                       "FROM busybox\nCOPY f.txt /f.txt\nRUN echo run > /r && mkdir -p /d && touch /d/x\nLABEL a=b\n")
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    ids = []
+    for n in (1, 2):
+        iid_file = tmp_path / f"iid{n}"
+        result = build(root, ctx, "--no-cache", "-q", "--iidfile", str(iid_file), "-t", f"repro:{n}", env=env)
+        assert result.stdout.strip() == iid_file.read_text()  # -q prints only the ID
+        ids.append(iid_file.read_text())
+        os.utime(ctx / "f.txt")  # a newer mtime is clamped to the epoch
+    assert ids[0] == ids[1]
+    docs = [json.loads(run_dockyard(root, "inspect", f"repro:{n}").stdout)[0] for n in (1, 2)]
+    assert docs[0]["Descriptor"]["digest"] == docs[1]["Descriptor"]["digest"]
+    config = image_layers(root, "repro:1")[0]
+    assert config["created"] == "2023-11-14T22:13:20Z"
+    for layer in image_layers(root, "repro:1")[1][-2:]:
+        assert layer.read_bytes()[4:8] == b"\0\0\0\0"  # gzip header without a time
+
+
+def test_whiteouts_hardlinks_and_default_network(root, tmp_path):
+    ctx = make_context(tmp_path, {}, (
+        "FROM busybox\nRUN rm /etc/motd && rm -r /data && echo x > /h1 && ln /h1 /h2 && ln -s /h1 /sym\n"
+        "RUN mkdir /opq && touch /opq/old\nRUN rm -r /opq && mkdir /opq && touch /opq/new\n"))
+    result = run_dockyard(root, "build", "--progress", "plain", "-t", "wh:1", str(ctx))  # default network: bridge
+    assert result.returncode == 0, result.stderr
+    files = tree(root, "wh:1")
+    assert "etc/motd" not in files and "data" not in files and "data/keep.txt" not in files
+    assert files["h2"][-1] == "hardlink:h1" or files["h1"][-1] == "hardlink:h2"
+    assert files["sym"][-1] == "/h1" and "opq/new" in files and "opq/old" not in files
+    for name in ("etc/resolv.conf", "etc/hosts", "etc/hostname", ".dockerenv"):
+        assert name not in files
+    out = run_dockyard(root, "run", "--rm", "--network", "none", "wh:1", "ls", "/opq", "/etc/motd")
+    assert "new" in out.stdout and "motd" in out.stderr
+
+
+BAD = [
+    ("FROM busybox\nFROBNICATE x\n", {}, "Dockerfile:2: unknown instruction: FROBNICATE"),
+    ("FROM busybox\nCOPY ../outside /x\n", {}, "forbidden path outside the build context: ../outside"),
+    ("FROM busybox\nCOPY link/secret /x\n", {"link": "@/etc"}, "leaves the build context"),
+    ("FROM busybox\nCOPY missing.txt /x\n", {}, "missing.txt: not found in the build context"),
+    ("FROM busybox\nCOPY <<EOF /x\n", {}, "Dockerfile:2: unterminated heredoc"),
+    ("FROM nosuchimage-xyz:1\n", {}, "FROM nosuchimage-xyz:1"),
+]
+
+
+@pytest.mark.parametrize("dockerfile, files, message", BAD, ids=[b[2][:30] for b in BAD])
+def test_bad_input_is_one_line_and_moves_no_tag(root, tmp_path, dockerfile, files, message):
+    ctx = make_context(tmp_path / "ctx", {k: v for k, v in files.items() if not v.startswith("@")}, dockerfile)
+    for name, value in files.items():
+        if value.startswith("@"):
+            os.symlink(value[1:], ctx / name)
+    before = iid(root, BASE)
+    run_dockyard(root, "tag", BASE, "victim:1")
+    result = build(root, ctx, "-t", "victim:1", check=False, env={"DOCKYARD_INSECURE_REGISTRIES": ""})
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert iid(root, "victim:1") == before
+    assert leftovers(root) == []
+
+
+def test_failing_run_reports_exit_code_and_output_and_leaves_nothing(root, tmp_path):
+    ctx = make_context(tmp_path, {}, "FROM busybox\nRUN echo step-one > /one\n"
+                                     "RUN echo out-line-1; echo out-line-2; echo err-line >&2; exit 3\n")
+    run_dockyard(root, "tag", BASE, "failing:1")
+    blobs_before = set(os.listdir(root / "images" / "content" / "blobs" / "sha256"))
+    result = build(root, ctx, "-t", "failing:1", check=False)
+    assert result.returncode == 1
+    assert "Dockerfile:3:" in result.stderr and "exit code: 3" in result.stderr
+    assert "out-line-2" in result.stderr and "err-line" in result.stderr
+    assert iid(root, "failing:1") == iid(root, BASE)
+    new = set(os.listdir(root / "images" / "content" / "blobs" / "sha256")) - blobs_before
+    assert len(new) <= 1  # at most the first RUN's finished layer (kept for the cache), nothing half-written
+    assert leftovers(root) == []
+    assert not list((root / "images" / "snapshots").glob(".tmp-*"))
