@@ -26,7 +26,7 @@ import signal
 
 from node import reportpipe as report
 from node.runtime import cgroups, namespaces, syscalls as sc
-from node.runtime.process import ProcessError, execute, prepare, set_rlimits
+from node.runtime.process import ProcessError, execute, forget_host_environment, prepare, set_rlimits
 
 # the user namespace last (see above); mount late so the others' paths resolve on the host
 JOIN_ORDER = ("ipc", "uts", "network", "pid", "mount", "user")
@@ -205,15 +205,3 @@ def _close_fds_except(keep: set[int]) -> None:
                 os.close(fd)
             except OSError:
                 pass  # the listing's own fd, already gone
-
-
-def forget_host_environment() -> None:
-    """Unset every variable, then zero the bytes exec put on our stack: those, not os.environ,
-    are what /proc/PID/environ reads (fields 50 and 51 of /proc/self/stat bound them)."""
-    os.environ.clear()
-    with open("/proc/self/stat", "rb") as f:
-        data = f.read()
-    fields = data[data.rfind(b")") + 2:].split()
-    start, end = int(fields[50 - 3]), int(fields[51 - 3])
-    if 0 < start < end:
-        sc.wipe(start, end - start)

@@ -11,8 +11,7 @@ import os
 
 from node import reportpipe as report
 from node.runtime import mounts, syscalls as sc
-from node.runtime.enter import forget_host_environment
-from node.runtime.process import ProcessError, execute, prepare
+from node.runtime.process import ProcessError, execute, forget_host_environment, prepare
 
 
 def _stdio(stdio: tuple[int, int, int] | None, console_slave: int | None) -> None:

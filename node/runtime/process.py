@@ -130,3 +130,15 @@ def execute(program: str, proc: dict, seccomp_profile: dict | None = None) -> No
         raise ProcessError(f'exec: "{proc["args"][0]}": {e.strerror}', 126)
     except OSError as e:
         raise ProcessError(f'exec: "{proc["args"][0]}": {e.strerror}', 127 if e.errno == 2 else 126)
+
+
+def forget_host_environment() -> None:
+    """Unset every variable, then zero the bytes exec put on our stack: those, not os.environ,
+    are what /proc/PID/environ reads (fields 50 and 51 of /proc/self/stat bound them)."""
+    os.environ.clear()
+    with open("/proc/self/stat", "rb") as f:
+        data = f.read()
+    fields = data[data.rfind(b")") + 2:].split()
+    start, end = int(fields[50 - 3]), int(fields[51 - 3])
+    if 0 < start < end:
+        sc.wipe(start, end - start)

@@ -20,7 +20,6 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 MARKER = "dockyard-operator-secret-7f3a"
 # the helper's command line before exec is the agent's: this launcher's path is in it
 POLLER = r"""
-hits=0
 while [ ! -e /tmp/stop ]; do
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
@@ -33,6 +32,7 @@ while [ ! -e /tmp/stop ]; do
   done
 done
 echo done
+exec sleep 60
 """ % {"marker": MARKER}
 
 
@@ -45,6 +45,7 @@ def test_exec_helper_is_opaque_to_the_container(dy, runtime):
             assert r.returncode == 0, r.stderr
     finally:
         del dy.env["DOCKYARD_TEST_SECRET"]
+    # PID 1 must outlive this exec: when a PID namespace's init exits, the kernel kills the rest
     dy.out("exec", cid, "touch", "/tmp/stop")
     deadline = time.monotonic() + 20
     while "done" not in dy.out("logs", cid) and time.monotonic() < deadline:
