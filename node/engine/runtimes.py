@@ -111,17 +111,10 @@ class Runtime:
     def kill_all(self, container_id: str) -> None:
         """For `rm`: processes a runtime left behind (it died before it could clean up), then the
         cgroup itself."""
-        cgroup = self._cgroup(container_id)
-        for pid in cgroup.pids():
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        if cgroup.exists():
-            try:
-                cgroup.destroy()
-            except OSError as e:
-                raise EngineError(f"removing cgroup of {container_id[:12]}: {e}", 1) from None
+        try:
+            cgroups.kill_and_remove(self._cgroup(container_id))
+        except OSError as e:
+            raise EngineError(f"removing cgroup of {container_id[:12]}: {e}", 1) from None
 
 
 class BuiltinRuntime(Runtime):

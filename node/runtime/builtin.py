@@ -225,11 +225,4 @@ class BuiltinRuntime:
         path = (spec.get("linux") or {}).get("cgroupsPath")
         if not path:
             return
-        cgroup = cgroups.open_cgroup(path, self.cgroup_root)
-        for pid in cgroup.pids():
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        if cgroup.exists():
-            cgroup.destroy()
+        cgroups.kill_and_remove(cgroups.open_cgroup(path, self.cgroup_root))
