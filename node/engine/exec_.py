@@ -1,9 +1,10 @@
-"""`exec`: run another process in a running container — same namespaces (setns), same cgroup,
-the container's capabilities, no_new_privs and environment, as its init had them.
+"""`exec`: run another process in a running container — same namespaces, same cgroup, the
+container's capabilities, no_new_privs, seccomp and environment, as its init had them.
 
-The agent forks a child that joins the cgroup and the namespaces; joining a PID namespace only
-affects children, so the child forks the process that execs (it is then inside the container's
-PID namespace) and passes its exit status on. Exec failures come back on a close-on-exec pipe.
+Here: the state checks, the process spec (from the bundle's config.json, with exec's -e, -w,
+-u), and carrying the process's streams to ours. The helper that enters the container, and
+why it is built as it is (non-dumpable, no host environment or fds), is node/runtime/enter.py,
+reached through the runtime (node/engine/runtimes.py).
 """
 from __future__ import annotations
 
@@ -56,8 +57,12 @@ def exec_in_container(container: Container, cmd: list[str], interactive: bool = 
         raise EngineError(f"Container {container.id} is not running", 1)
     if not cmd:
         raise EngineError("no command specified", 1)
-    plan = _process_spec(container, cmd, tty, env, workdir, user)
     runtime = runtime_of(container)
+    # the record says running; the runtime has the last word (a frozen cgroup is paused)
+    actual = runtime.state(container.id, state["Pid"], state.get("PidStart", 0))
+    if actual != "running":
+        raise EngineError(f"Container {container.id} is {'paused, unpause the container before exec' if actual == 'paused' else 'not running'}", 1)
+    plan = _process_spec(container, cmd, tty, env, workdir, user)
     helper = runtime.exec(container.id, state["Pid"], plan, tty, interactive)
     master = helper.receive_console()
     try:
