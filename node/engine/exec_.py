@@ -17,6 +17,8 @@ from node.engine.records import Container
 from node.engine.runtimes import runtime_of
 from node.engine.status import current_state
 
+PIPE_BUF = 4096  # a write of this much to a pipe select() calls writable never blocks
+
 
 def _process_spec(container: Container, cmd, tty, env, workdir, user) -> dict:
     with open(container.bundle / "config.json") as f:
@@ -90,23 +92,27 @@ def _carry(helper, interactive: bool, master: int | None) -> None:
     readers = dict(helper.outputs)
     stdin_to = master if master is not None else helper.stdin_w
     exited = os.pidfd_open(helper.pid)
-    watch_stdin = interactive and stdin_to is not None
+    stdin_open = interactive and stdin_to is not None
+    pending = b""  # read from our stdin, not yet taken by the process: never block on it
     try:
         while readers:
-            watch = list(readers) + [exited] + ([0] if watch_stdin else [])
-            ready, _, _ = select.select(watch, [], [])
+            watch = list(readers) + [exited] + ([0] if stdin_open and not pending else [])
+            ready, writable, _ = select.select(watch, [stdin_to] if pending else [], [])
+            if writable:
+                try:
+                    pending = pending[os.write(stdin_to, pending[:PIPE_BUF]):]
+                except OSError:  # the process closed its stdin
+                    pending, stdin_open = b"", False
+                if not pending and not stdin_open:
+                    _close_stdin(helper)
             for fd in ready:
                 if fd == exited:
                     continue
                 if fd == 0:
-                    data = os.read(0, 65536)
-                    if data:
-                        _write_all(stdin_to, data)
-                    else:
-                        watch_stdin = False
-                        if helper.stdin_w is not None:
-                            os.close(helper.stdin_w)
-                            helper.stdin_w = None
+                    pending = os.read(0, 65536)
+                    if not pending:
+                        stdin_open = False
+                        _close_stdin(helper)
                     continue
                 try:
                     data = os.read(fd, 65536)
@@ -116,6 +122,8 @@ def _carry(helper, interactive: bool, master: int | None) -> None:
                     _write_all(readers[fd], data)
                 else:
                     del readers[fd]
+                    if fd != master:
+                        os.close(fd)
             if exited in ready:
                 _drain(readers)
                 break
@@ -129,6 +137,13 @@ def _carry(helper, interactive: bool, master: int | None) -> None:
         for fd in readers:
             if fd != master:
                 os.close(fd)
+
+
+def _close_stdin(helper) -> None:
+    """EOF for the process's stdin (a pipe; with a pty, ^D is the terminal's business)."""
+    if helper.stdin_w is not None:
+        os.close(helper.stdin_w)
+        helper.stdin_w = None
 
 
 def _drain(readers: dict[int, int]) -> None:

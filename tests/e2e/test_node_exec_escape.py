@@ -55,3 +55,16 @@ def test_exec_helper_is_opaque_to_the_container(dy, runtime):
     assert leaked == [], f"the container reached the exec helper: {leaked[:6]}"
     # the check must have had something to look at: the helper is visible (by design) before exec
     assert any(line.startswith("seen ") for line in lines), "the poller never saw an exec helper"
+
+
+def test_exec_streams_pass_through_pipes(dy):
+    """The helper's process gets pipes the agent carries (no host fd enters the container): stdin
+    with -i (a megabyte, more than a pipe holds), stdout and stderr kept apart, the exit status."""
+    cid = dy.out("run", "-d", "busybox", "sleep", "60").strip()
+    data = "x" * (1 << 20)
+    r = dy("exec", "-i", cid, "sh", "-c", "wc -c; echo to-stderr >&2; ls -l /proc/$$/fd/ | grep -c pipe; exit 3",
+           input=data)
+    assert r.returncode == 3, r.stderr
+    assert r.stdout.split() == [str(len(data)), "3"] and r.stderr == "to-stderr\n"
+    r = dy("exec", cid, "sh", "-c", "readlink /proc/self/fd/0")
+    assert r.stdout.strip() == "/dev/null"
