@@ -257,7 +257,7 @@ def cmd_restart(args) -> int:
 
 
 def cmd_kill(args) -> int:
-    from node.engine.stop import kill_container, parse_signal
+    from node.engine.kill import kill_container, parse_signal
     sig = parse_signal(args.signal)
     return _each(args, args.containers, lambda c: kill_container(c, sig))
 

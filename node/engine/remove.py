@@ -12,7 +12,8 @@ from node.engine.records import Container, list_containers, remove_tree
 from node.engine.rootfs import detach_mounts_under
 from node.engine.runtimes import get_runtime, runtime_of
 from node.engine.status import current_state
-from node.engine.stop import signal_init, wait_stopped
+from node.engine.kill import signal_init
+from node.engine.stop import wait_stopped
 from node.engine.volumes import remove_volume
 
 

@@ -1,34 +1,16 @@
-"""`stop` and `kill`: signals to the container's init; the monitor records the exit.
-
-A stop or kill marks the container StoppedByUser so no restart policy brings it back (Docker's
-"manually stopped"); `start`/`restart` clear the mark."""
+"""`stop`: the stop signal to the container's init, SIGKILL after the timeout; the monitor records
+the exit. Like `kill` (kill.py) it marks the container StoppedByUser so no restart policy brings
+it back (Docker's "manually stopped"); `start`/`restart` clear the mark."""
 from __future__ import annotations
 
 import signal
 import time
 
 from node.engine import EngineError
+from node.engine.kill import kill_container, parse_signal, signal_init  # noqa: F401 - stable names
 from node.engine.pause import unpause_container
 from node.engine.records import Container
-from node.engine.runtimes import runtime_of
 from node.engine.status import current_state
-
-
-def parse_signal(text: str) -> int:
-    text = text.strip().upper()
-    if text.isdigit():
-        return int(text)
-    name = text if text.startswith("SIG") else "SIG" + text
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise EngineError(f"invalid signal: {text}", 1) from None
-
-
-def signal_init(container: Container, sig: int) -> None:
-    """`sig` to the container's init, if it is still the process that was started."""
-    state = current_state(container)
-    runtime_of(container).kill(state.get("Pid", 0), state.get("PidStart", 0), sig)
 
 
 def wait_stopped(container: Container, timeout: float) -> bool:
@@ -39,14 +21,6 @@ def wait_stopped(container: Container, timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return False
-
-
-def kill_container(container: Container, sig: int = signal.SIGKILL) -> None:
-    state = current_state(container)
-    if state.get("Status") not in ("running", "paused"):
-        raise EngineError(f"Cannot kill container: {container.id[:12]}: container {container.id} is not running", 1)
-    container.update_state(StoppedByUser=True)
-    signal_init(container, sig)
 
 
 def stop_container(container: Container, timeout: float | None = None) -> None:
