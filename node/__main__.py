@@ -17,7 +17,8 @@ from node import __version__
 from node.cli.common import CliError, DEFAULT_ROOT
 
 COMMAND_MODULES = ("node.cli.images", "node.cli.imagetools", "node.cli.containers", "node.cli.network",
-                   "node.cli.build", "node.cli.system")
+                   "node.cli.transfer", "node.cli.build", "node.cli.system",
+                   "node.cli.prune", "node.cli.monitoring", "node.cli.engine")
 
 # Which module registers each top-level command. Building every group's parser costs ~15 ms
 # (the images group alone ~10), so a plain `dockyard run ...` registers only its owner's group.
@@ -30,8 +31,12 @@ COMMAND_OWNERS = {
                     "node.cli.containers"),
     **dict.fromkeys(("network", "port"), "node.cli.network"),
     **dict.fromkeys(("search", "history"), "node.cli.imagetools"),
+    **dict.fromkeys(("cp", "diff", "export"), "node.cli.transfer"),
+    "system": "node.cli.prune",
+    **dict.fromkeys(("top", "stats"), "node.cli.monitoring"),
     **dict.fromkeys(("version", "info", "completion"), "node.cli.system"),
     **dict.fromkeys(("build", "builder"), "node.cli.build"),
+    "engine": "node.cli.engine",
 }
 
 

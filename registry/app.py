@@ -31,6 +31,7 @@ from .auth import setup_auth
 from .config import RegistryConfig
 from .gc import collect
 from .index import Index
+from .proxy import setup_proxy
 from .storage import open_driver
 from .storage.uploads import UploadSessions
 from .web import setup_catalog
@@ -124,5 +125,6 @@ def create_app(config: RegistryConfig) -> web.Application:
     app.on_response_prepare.append(_add_api_version)
     add_routes(app)
     setup_auth(app, config)
+    setup_proxy(app, config)  # after auth: access rules apply to cached names too
     setup_catalog(app, config)
     return app

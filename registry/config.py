@@ -9,8 +9,8 @@ Layers, each overriding the one before:
    (``DOCKYARD_REGISTRY_AUTH__REALM=...`` sets ``auth["realm"]``),
 4. command-line flags.
 
-The raw sections ``auth``, ``catalog`` and ``storage`` are plain dicts: the code that owns them
-(registry.auth, registry.web, registry.storage) parses and validates them itself.
+The raw sections ``auth``, ``catalog``, ``proxy`` and ``storage`` are plain dicts: the code that owns
+them (registry.auth, registry.web, registry.proxy, registry.storage) parses and validates them itself.
 Any mistake raises ``ConfigError`` with a message naming the setting.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import yaml
 
 ENV_PREFIX = "DOCKYARD_REGISTRY_"
-SECTIONS = ("auth", "catalog", "storage")
+SECTIONS = ("auth", "catalog", "proxy", "storage")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
@@ -58,6 +58,7 @@ class RegistryConfig:
     # Raw sections parsed by their owners.
     auth: dict[str, Any] = field(default_factory=dict)
     catalog: dict[str, Any] = field(default_factory=dict)
+    proxy: dict[str, Any] = field(default_factory=dict)
     storage: dict[str, Any] = field(default_factory=dict)
 
     # -- derived values -----------------------------------------------------------------------
@@ -98,6 +99,12 @@ class RegistryConfig:
         """The settings as plain data, with passwords in URLs hidden (for check-config)."""
         d = dataclasses.asdict(self)
         d["database_url"] = redact_url(self.database_url)
+        for key in ("secret_key", "password"):
+            if d["storage"].get(key):
+                d["storage"][key] = "***"
+        for up in d["proxy"].get("upstreams") or []:  # upstream credentials (registry.proxy)
+            if isinstance(up, dict) and up.get("password"):
+                up["password"] = "***"
         return d
 
 

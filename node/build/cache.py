@@ -24,7 +24,16 @@ from pathlib import Path
 
 from oci.digest import Digest
 
-from node.images.fsutil import atomic_write, locked
+from node.images.fsutil import locked
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically, without fsync: a cache record lost in a crash costs one
+    rebuilt step, and the pins file is rewritten from the records at the next put."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def step_key(parent: str, *parts: object) -> str:
@@ -61,7 +70,7 @@ class BuildCache:
     def put(self, key: str, rec: dict) -> None:
         rec = dict(rec, used=int(time.time()))
         with self._lock():
-            atomic_write(self.records / f"{key}.json", json.dumps(rec).encode())
+            _write(self.records / f"{key}.json", json.dumps(rec).encode())
             self._write_pins()
 
     def _all(self) -> list[tuple[Path, dict]]:
@@ -82,7 +91,7 @@ class BuildCache:
                 continue
             blobs.add(rec["digest"])
             snaps.add(rec["chain"].split(":", 1)[-1])
-        atomic_write(self.pins, json.dumps({"blobs": sorted(blobs), "snapshots": sorted(snaps)}).encode())
+        _write(self.pins, json.dumps({"blobs": sorted(blobs), "snapshots": sorted(snaps)}).encode())
 
     def usage(self) -> tuple[int, int]:
         """(records, compressed bytes they name)."""

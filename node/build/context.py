@@ -102,10 +102,9 @@ class Context:
         """What one COPY/ADD source names: one entry, or the glob's matches in sorted order."""
         rel = self._clean(src)
         if any(c in rel for c in GLOB_CHARS):
-            matches = self._glob(rel)
-            if not matches:
-                raise ContextError(f"no source files were specified: {src} matches nothing in the {self.what}")
-            return [self._source(m, src) for m in matches]
+            # a wildcard may match nothing (BuildKit's AllowEmptyWildcard); the caller
+            # refuses a COPY that ends up with no source at all
+            return [self._source(m, src) for m in self._glob(rel)]
         return [self._source(rel, src)]
 
     def _source(self, rel: str, original: str) -> Source:

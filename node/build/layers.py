@@ -206,18 +206,28 @@ def _info(name: str, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_layer(upper: Path, dest: Path, epoch: int | None, level: int = 6) -> Layer:
-    """Tar + gzip ``upper`` into the file ``dest``, hashing both on the way."""
+def _gzip_writer(fileobj):
+    """A gzip stream without time or name in its header. ISA-L's igzip (the ``isal`` package)
+    compresses ~10x faster than zlib at a similar ratio, which makes it most of a cold build's
+    CPU time saved; plain zlib when it is missing."""
+    try:
+        from isal import igzip
+        return igzip.IGzipFile(filename="", mode="wb", fileobj=fileobj, mtime=0, compresslevel=2)
+    except ImportError:
+        return gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, mtime=0, compresslevel=6)
+
+
+def write_layer(upper: Path, dest: Path, epoch: int | None) -> Layer:
+    """Tar + gzip ``upper`` into the file ``dest``, hashing both on the way (the content store
+    fsyncs the blob when it commits it)."""
     with open(dest, "wb") as f:
         outer = _HashingFile(f)
-        gz = gzip.GzipFile(filename="", mode="wb", fileobj=outer, mtime=0, compresslevel=level)
+        gz = _gzip_writer(outer)
         inner = _HashingFile(gz)
         buffered = io.BufferedWriter(inner, buffer_size=_CHUNK)
         write_tar(upper, buffered, epoch)
         buffered.flush()
         gz.close()
-        f.flush()
-        os.fsync(f.fileno())
     return Layer(outer.hasher.digest(), outer.hasher.size, inner.hasher.digest(), inner.hasher.size)
 
 

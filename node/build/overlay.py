@@ -14,6 +14,18 @@ from pathlib import Path
 from node.runtime import syscalls as sc
 
 MAX_MOUNT_DATA = 4000  # one page of mount options
+# No syncs of the upper dir (kernel 5.10+): a step's upper is thrown away if the machine dies
+# mid-step anyway, and the layer made from it is fsynced by the content store. Unmounting a
+# syncing overlay costs ~0.1 s a step.
+def _kernel() -> tuple[int, int]:
+    parts = os.uname().release.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+VOLATILE = ",volatile" if _kernel() >= (5, 10) else ""
 
 
 class OverlayError(OSError):
@@ -22,7 +34,8 @@ class OverlayError(OSError):
 
 def options(lowers: list[Path], upper: Path, work: Path, empty: Path) -> str:
     lower = ":".join(str(p) for p in reversed(lowers)) if lowers else str(empty)
-    data = f"lowerdir={lower},upperdir={upper},workdir={work},redirect_dir=off,metacopy=off,index=off"
+    data = (f"lowerdir={lower},upperdir={upper},workdir={work},redirect_dir=off,metacopy=off,index=off"
+            f"{VOLATILE}")
     if len(data) > MAX_MOUNT_DATA:
         raise OverlayError(f"too many layers for one overlay mount ({len(lowers)})")
     return data

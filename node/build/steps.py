@@ -149,6 +149,9 @@ def copy(builder, state, c: CopyAdd) -> Prepared:
                 dest_is_dir = dest_is_dir or len(found) > 1
             plan.extend(("src", s) for s in found)
             h.update(checksum(source_ctx, found).encode())
+        if not plan:
+            raise StepFailed(f"{c.inst.cmd.upper()}: no source files were specified "
+                             f"({' '.join(c.sources)} matches nothing in the {source_ctx.what})")
     except BaseException:
         release()
         raise
@@ -161,7 +164,7 @@ def copy(builder, state, c: CopyAdd) -> Prepared:
         ctx = source_ctx
         try:
             with builder.mounted(state, upper) as merged:
-                owner = Owner(*builder.owner_of(merged, chown)) if chown else Owner()
+                owner = Owner(*builder.owner_of(merged, chown)) if chown else None
                 copier = Copier(merged, owner, chmod)
                 for kind, item in plan:
                     if kind == "heredoc":

@@ -93,15 +93,7 @@ def register(sub) -> None:
         p.add_argument("--help", action="help")
         if wanted in (None, name):
             _add_run_options(p)
-    p = add("ps", cmd_ps, "list containers")
-    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: only running)")
-    p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
-    p.add_argument("--no-trunc", action="store_true", help="do not truncate IDs, commands and mounts")
-    p.add_argument("-f", "--filter", action="append", default=[], metavar="NAME=VALUE",
-                   help="id, name, label, status, ancestor, exited, network, volume")
-    p.add_argument("--format", default="", metavar="FORMAT", help="table, json, or a Go template")
-    p.add_argument("-n", "--last", type=int, default=-1, metavar="N", help="show the N last created containers")
-    p.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
+    _ps_args(add("ps", cmd_ps, "list containers"))
     for name, func, text in (("start", cmd_start, "start stopped containers"),
                              ("pause", cmd_pause, "freeze containers"),
                              ("unpause", cmd_unpause, "thaw containers"),
@@ -139,17 +131,24 @@ def register(sub) -> None:
 
     group = sub.add_parser("container", help="manage containers")
     gsub = group.add_subparsers(dest="container_command", metavar="COMMAND")
-    p = gsub.add_parser("prune", help="remove all stopped containers")
-    p.add_argument("-f", "--force", action="store_true")
-    p.set_defaults(func=_engine_errors(cmd_prune))
-    p = gsub.add_parser("ls", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.set_defaults(func=_engine_errors(cmd_ps))
+    from node.cli.prune import add_container_prune
+    add_container_prune(gsub, _engine_errors)
+    _ps_args(gsub.add_parser("ls", help="list containers"))
 
     from node.cli import volumes
     volumes.register(sub, _engine_errors)
+
+
+def _ps_args(p) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: only running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate IDs, commands and mounts")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="NAME=VALUE",
+                   help="id, name, label, status, ancestor, exited, network, volume")
+    p.add_argument("--format", default="", metavar="FORMAT", help="table, json, or a Go template")
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="N", help="show the N last created containers")
+    p.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
+    p.set_defaults(func=_engine_errors(cmd_ps))
 
 
 def _image(args):
@@ -421,12 +420,3 @@ def _inspect_image(root, ref):
             "Config": image.config.config}
 
 
-def cmd_prune(args) -> int:
-    from node.engine.remove import prune
-    removed = prune(args.root)
-    if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-    print(f"Total reclaimed containers: {len(removed)}")
-    return 0

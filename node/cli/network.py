@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="+")
     p.set_defaults(func=cmd_rm)
 
+    from node.cli.prune import add_network_prune
+    add_network_prune(nsub, lambda f: f)
+
     p = nsub.add_parser("connect", help="connect a running container to a network")
     p.add_argument("--alias", action="append", default=[], help="network-scoped alias")
     p.add_argument("--ip", help="IPv4 address on that network")

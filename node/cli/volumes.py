@@ -18,6 +18,8 @@ def register(sub, wrap) -> None:
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("names", nargs="+")
     p.set_defaults(func=wrap(cmd_volume_rm))
+    from node.cli.prune import add_volume_prune
+    add_volume_prune(vsub, wrap)
     p = vsub.add_parser("inspect", help="show volumes as JSON")
     p.add_argument("names", nargs="+")
     p.set_defaults(func=wrap(cmd_volume_inspect))

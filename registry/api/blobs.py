@@ -24,6 +24,11 @@ async def _locate(request: web.Request) -> tuple[str, Digest, int]:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     _, digest, size = await _locate(request)
     headers = {"Docker-Content-Digest": str(digest), "Content-Type": OCTET}
+    redirect = getattr(storage(request), "redirect_url", None)
+    if redirect is not None and request.method == "GET":
+        url = await redirect(digest)  # S3 with redirect: true -> a presigned URL
+        if url:
+            return web.Response(status=307, headers={"Location": url, "Docker-Content-Digest": str(digest)})
     path = storage(request).local_path(digest)
     if path is not None:
         # aiohttp's FileResponse does Range (206/416), HEAD and sendfile for us.

@@ -16,7 +16,7 @@ from oci.reference import InvalidReference, validate_name
 
 from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
-from .common import READ_CHUNK, blob_location, index, parse_digest, repo_name, storage, upload_location, uploads
+from .common import READ_CHUNK, blob_location, config, index, parse_digest, repo_name, storage, upload_location, uploads
 from .errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
 
 CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
@@ -87,6 +87,18 @@ async def start_upload(request: web.Request) -> web.Response:
             return mounted
     digest = parse_digest(q["digest"]) if "digest" in q else None
     _check_length(request)
+    length = request.content_length
+    if digest is not None and length is not None and 0 < length <= min(uploads(request).single_put_limit, config(request).max_manifest_size):
+        # A small monolithic upload on a remote store: one PUT of the verified bytes.
+        data = await request.read()
+        if len(data) != length:
+            raise SizeInvalid(detail={"Content-Length": length})
+        try:
+            await uploads(request).put_whole(digest, data)
+        except DigestMismatch as e:
+            raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
+        await index(request).link_blob(name, str(digest), length)
+        return _blob_created(name, digest)
     if digest is not None:
         # Monolithic upload: the whole blob is this request's body. The session is private to
         # this request (no index row; a crash leaves an orphan staging area for the expiry).

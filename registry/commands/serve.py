@@ -65,6 +65,9 @@ def check_config(args: argparse.Namespace) -> int:
         from ..web.settings import parse_catalog
 
         parse_catalog(config)
+        from ..proxy import parse_proxy
+
+        parse_proxy(config)
     except ValueError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2

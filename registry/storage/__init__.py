@@ -17,4 +17,9 @@ def open_driver(data_dir: str, settings: dict[str, Any] | None = None) -> Storag
 
         fsync = parse_bool(settings.get("fsync", True), "storage.fsync")
         return FilesystemDriver(settings.get("root") or data_dir, fsync=fsync)
-    raise ValueError(f"storage.driver: unknown driver {kind!r} (known: filesystem)")
+    if kind == "s3":
+        from .s3 import S3Driver
+        from .s3_settings import parse_s3_settings
+
+        return S3Driver(parse_s3_settings(settings))
+    raise ValueError(f"storage.driver: unknown driver {kind!r} (known: filesystem, s3)")

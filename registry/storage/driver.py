@@ -8,16 +8,28 @@ Names (which repository may see which blob) are not the driver's business: that 
 """
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Protocol
 
 from oci.digest import Digest
 
 ChunkHook = Callable[[bytes], None]
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # the errnos of "no space left"
 
 
 class StorageError(Exception):
     """A storage operation failed for a reason the client may be told about."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage could not do its part (a local I/O error; S3 SlowDown, 5xx or timeouts even
+    after the driver's retries): not the client's fault; the API answers a retryable 503 +
+    Retry-After envelope. The original error is ``__cause__`` when there is one."""
+
+
+class StorageFull(StorageUnavailable):
+    """No space (or quota) left: the API answers 507 with a clear message."""
 
 
 class BlobNotFound(StorageError):
@@ -93,6 +105,15 @@ class UploadStore(Protocol):
 
     def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
         """(upload id, last modification time) of every staging area."""
+
+
+# Optional capabilities (looked up with getattr; the filesystem driver has none of them):
+#   async upload_digest(upload_id, algorithm) -> (Digest, size) | None
+#       the digest of the staged bytes kept by the driver itself across processes (S3: a
+#       resumable SHA-256 state saved with the session), so no replica needs to re-hash;
+#   resumable_hash: bool = True when upload_digest is offered for sha256 (callers skip hooks);
+#   async redirect_url(digest) -> str | None
+#       a URL a client may fetch the blob from directly (S3 with ``redirect: true``).
 
 
 class StorageDriver(BlobStore, UploadStore, Protocol):

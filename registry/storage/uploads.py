@@ -6,6 +6,10 @@ after a restart, after another process appended (a second replica), or after a w
 half-way, it is dropped and the staged bytes are re-hashed when the upload is finished. Hashing
 runs in worker threads (the driver calls the hook off the event loop), and nothing here ever
 holds more than one buffer of a layer in memory.
+
+A driver that keeps a resumable hash with the session itself (``resumable_hash``: the S3
+driver, see registry/storage/s3_uploads.py) needs none of this: its ``upload_digest`` is right
+on every replica, so no in-process hasher is kept for it and nothing is re-hashed.
 """
 from __future__ import annotations
 
@@ -25,6 +29,10 @@ class UploadSessions:
         self.driver = driver
         self._hashers: dict[str, Hasher] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._resumable = bool(getattr(driver, "resumable_hash", False))
+        # Monolithic uploads up to this size are read into memory and written with one put
+        # (remote stores, where a session costs several requests); 0 = always a session.
+        self.single_put_limit = int(getattr(driver, "single_put_limit", 0))
 
     def lock(self, upload_id: str) -> asyncio.Lock:
         """Serialises the requests of one session inside this process."""
@@ -40,8 +48,14 @@ class UploadSessions:
     async def start(self) -> str:
         upload_id = uuid.uuid4().hex
         await self.driver.create_upload(upload_id)
-        self._hashers[upload_id] = Hasher(STREAM_ALGORITHM)
+        if not self._resumable:
+            self._hashers[upload_id] = Hasher(STREAM_ALGORITHM)
         return upload_id
+
+    async def put_whole(self, digest: Digest, data: bytes) -> int:
+        """A small monolithic upload already in memory: one verified write, no session."""
+        await self.driver.put(digest, data)
+        return len(data)
 
     async def size(self, upload_id: str) -> int | None:
         return await self.driver.upload_size(upload_id)
@@ -52,6 +66,8 @@ class UploadSessions:
             start_size = await self.driver.upload_size(upload_id)
             if start_size is None:
                 raise UploadNotFound(upload_id)
+        if self._resumable:
+            return await self.driver.append_upload(upload_id, chunks)
         hasher = self._hashers.get(upload_id)
         if hasher is not None and hasher.size != start_size:
             hasher = None
@@ -83,6 +99,10 @@ class UploadSessions:
 
     async def digest(self, upload_id: str, algorithm: str = STREAM_ALGORITHM) -> tuple[Digest, int]:
         """Digest and size of the staged bytes, from the live hasher when it is still valid."""
+        if self._resumable:
+            known = await self.driver.upload_digest(upload_id, algorithm)  # type: ignore[attr-defined]
+            if known is not None:
+                return known
         size = await self.driver.upload_size(upload_id)
         if size is None:
             raise UploadNotFound(upload_id)

@@ -95,9 +95,10 @@ class TreeCache:
             def read(raw, number=number, entries_left=budget_entries):
                 out, why = [], None
                 try:
-                    for e in iter_entries(raw, MAX_TREE_BYTES):
+                    for item in iter_entries(raw, MAX_TREE_BYTES):
                         if len(out) >= entries_left:
                             raise Capped()
+                        e = item.entry()
                         e.layer = number
                         out.append(e)
                 except Capped:

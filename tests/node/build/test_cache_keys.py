@@ -79,8 +79,7 @@ def test_globs_and_missing_sources(tmp_path):
     (tmp_path / "c.txt").write_text("3")
     assert [s.rel for s in ctx.sources("*.txt")] == ["a.txt", "c.txt"]
     assert [s.rel for s in ctx.sources("d*/*.txt")] == ["dir/b.txt"]
-    with pytest.raises(ContextError, match="matches nothing"):
-        ctx.sources("*.nope")
+    assert ctx.sources("*.nope") == []  # BuildKit allows an empty wildcard; COPY checks the total
     with pytest.raises(ContextError, match="not found"):
         ctx.sources("missing")
 

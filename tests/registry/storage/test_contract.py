@@ -16,12 +16,23 @@ def _filesystem(tmp_path):
     return FilesystemDriver(str(tmp_path / "fs"))
 
 
-DRIVERS = {"filesystem": _filesystem}
+def _s3(tmp_path, request, monkeypatch):
+    from registry.storage.s3 import S3Driver
+    from registry.storage.s3_settings import parse_s3_settings
+
+    server = request.getfixturevalue("s3_server")
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)  # e.g. AWS_CA_BUNDLE: not meant for the loopback server
+    # A fresh prefix per test: also proves that every key stays under it.
+    return S3Driver(parse_s3_settings(server.settings(prefix=f"contract-{tmp_path.name}/")))
+
+
+DRIVERS = {"filesystem": _filesystem, "s3": _s3}
 
 
 @pytest.fixture(params=sorted(DRIVERS))
-async def driver(request, tmp_path):
-    d = DRIVERS[request.param](tmp_path)
+async def driver(request, tmp_path, monkeypatch):
+    d = _s3(tmp_path, request, monkeypatch) if request.param == "s3" else DRIVERS[request.param](tmp_path)
     await d.open()
     yield d
     await d.close()

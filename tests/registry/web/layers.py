@@ -62,3 +62,20 @@ async def push_layered(client, name: str, tag: str, layers: list[bytes], compres
     r = await client.put(f"/v2/{name}/manifests/{tag}", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201, await r.text()
     return {"digest": str(Digest.of(raw)), "layers": [str(Digest.of(l)) for l in layers], "raw": raw}
+
+
+def _ustar_header(name: str) -> bytes:
+    h = bytearray(512)
+    h[0:len(name)] = name.encode()
+    h[100:108], h[108:116], h[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+    h[124:136], h[136:148] = b"00000000000\0", b"14677133000\0"
+    h[156:157], h[257:265] = b"0", b"ustar\x0000"
+    h[148:156] = b" " * 8
+    h[148:156] = f"{sum(h):06o}\0 ".encode()
+    return bytes(h)
+
+
+def many_files_layer(count: int, compression: str = "gzip") -> bytes:
+    """A layer of ``count`` empty files in 100 directories (ustar headers made directly: fast)."""
+    body = b"".join(_ustar_header(f"data/d{i % 100:02d}/file-{i:06d}") for i in range(count))
+    return compress(body + bytes(1024), compression)

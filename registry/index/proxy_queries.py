@@ -1,0 +1,126 @@
+"""Index queries of the pull-through cache (tables in proxy_models.py).
+
+Run on the shared ``Database``; the repository row itself is created by the ordinary queries
+(a cached manifest or blob is recorded by ``Index.put_manifest``/``link_blob``), these only add
+the cache's own facts next to it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, delete, select, update
+
+from .database import Database
+from .models import Manifest, ManifestReference, Repository, now
+from .proxy_models import ProxyRepository, ProxyTag
+from .queries import repository_id
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRepository:
+    name: str
+    upstream: str
+    remote_name: str
+    last_pulled_at: float
+
+
+_ORIGIN = (
+    select(ProxyRepository.upstream, ProxyRepository.remote_name)
+    .join(Repository, Repository.id == ProxyRepository.repository_id)
+    .where(Repository.name == bindparam("repository"))
+)
+_TAG_CHECKED = (
+    select(ProxyTag.checked_at)
+    .join(Repository, Repository.id == ProxyTag.repository_id)
+    .where(Repository.name == bindparam("repository"), ProxyTag.name == bindparam("tag"))
+)
+
+
+class ProxyQueries:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def mark_cached(self, repository: str, upstream: str, remote_name: str) -> None:
+        """Record that ``repository`` (already created) mirrors ``remote_name`` at ``upstream``."""
+
+        def tx(conn: Connection) -> None:
+            repo_id = repository_id(conn, repository)
+            if repo_id is None:
+                return
+            conn.execute(
+                self.db.insert(ProxyRepository)
+                .values(repository_id=repo_id, upstream=upstream, remote_name=remote_name, last_pulled_at=now())
+                .on_conflict_do_nothing(index_elements=["repository_id"])
+            )
+
+        await self.db.write(tx)
+
+    async def origin(self, repository: str) -> tuple[str, str] | None:
+        """(upstream, remote name) of a cached repository; None for a local one."""
+        row = await self.db.read(lambda conn: conn.execute(_ORIGIN, {"repository": repository}).first())
+        return (row[0], row[1]) if row else None
+
+    async def origins(self, repositories: list[str]) -> dict[str, str]:
+        """repository -> upstream name, for those of ``repositories`` that are cached (the catalog)."""
+        if not repositories:
+            return {}
+        q = (
+            select(Repository.name, ProxyRepository.upstream)
+            .join(ProxyRepository, ProxyRepository.repository_id == Repository.id)
+            .where(Repository.name.in_(set(repositories)))
+        )
+        return await self.db.read(lambda conn: {name: up for name, up in conn.execute(q).all()})
+
+    async def references_blob(self, repository: str, digest: str) -> bool:
+        """Whether a manifest of the repository names the blob (so stored bytes may be linked
+        there without asking the upstream: the upstream said this repository has it)."""
+        q = (
+            select(ManifestReference.digest)
+            .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == repository, ManifestReference.digest == digest)
+            .limit(1)
+        )
+        return await self.db.read(lambda conn: conn.execute(q).first() is not None)
+
+    async def tag_checked_at(self, repository: str, tag: str) -> float | None:
+        params = {"repository": repository, "tag": tag}
+        return await self.db.read(lambda conn: conn.execute(_TAG_CHECKED, params).scalar_one_or_none())
+
+    async def set_tag_checked(self, repository: str, tag: str, when: float | None = None) -> None:
+        t = now() if when is None else when
+
+        def tx(conn: Connection) -> None:
+            repo_id = repository_id(conn, repository)
+            if repo_id is None:
+                return
+            stmt = self.db.insert(ProxyTag).values(repository_id=repo_id, name=tag, checked_at=t)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["repository_id", "name"],
+                                                    set_={"checked_at": stmt.excluded.checked_at}))
+
+        await self.db.write(tx)
+
+    async def forget_tag(self, repository: str, tag: str) -> None:
+        def tx(conn: Connection) -> None:
+            repo_id = repository_id(conn, repository)
+            if repo_id is not None:
+                conn.execute(delete(ProxyTag).where(ProxyTag.repository_id == repo_id, ProxyTag.name == tag))
+
+        await self.db.write(tx)
+
+    async def touch_pulled(self, repository: str, when: float | None = None) -> None:
+        t = now() if when is None else when
+        sub = select(Repository.id).where(Repository.name == repository).scalar_subquery()
+        stmt = update(ProxyRepository).where(ProxyRepository.repository_id == sub).values(last_pulled_at=t)
+        await self.db.write(lambda conn: conn.execute(stmt))
+
+    async def cached_repositories(self, upstream: str | None = None) -> list[CachedRepository]:
+        """Every cached repository, least recently pulled first (the eviction order)."""
+        q = (
+            select(Repository.name, ProxyRepository.upstream, ProxyRepository.remote_name, ProxyRepository.last_pulled_at)
+            .join(Repository, Repository.id == ProxyRepository.repository_id)
+            .order_by(ProxyRepository.last_pulled_at, Repository.name)
+        )
+        if upstream is not None:
+            q = q.where(ProxyRepository.upstream == upstream)
+        return await self.db.read(lambda conn: [CachedRepository(*row) for row in conn.execute(q).all()])

@@ -1,0 +1,204 @@
+"""Blobs through the cache: one upstream GET per blob, streamed to every waiting client while
+it is stored (a tee in bounded memory).
+
+A ``BlobFetch`` owns the upstream response and runs in its own task (a client that hangs up does
+not stop the cache from filling). Each chunk goes to the storage driver's upload staging (hashed
+as it is written) and to the queue of every client subscribed so far. Memory stays bounded:
+
+- the driver holds at most two ~1 MiB write buffers;
+- a client's queue holds at most ``MAX_QUEUED`` chunks; a client that falls further behind (or
+  one that arrives after the first bytes went by) stops getting chunks and, once the blob is
+  committed, reads the rest from storage at its own offset;
+- the last chunk is held back until the digest is verified, so no client ever receives a
+  complete but wrong blob: on a mismatch the connections are cut short and nothing is stored.
+Bytes first, names second: the blob is committed, then linked to the repository.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import aiohttp
+from aiohttp import web
+
+from oci.digest import Digest, Hasher
+
+from ..api.errors import BlobUnknown
+from .errors import unavailable
+from .routing import Target
+from .upstream import UpstreamNotFound, UpstreamUnavailable
+
+log = logging.getLogger("registry.proxy")
+CHUNK = 64 << 10
+MAX_QUEUED = 32  # chunks per client: 2 MiB
+END = object()
+OCTET = "application/octet-stream"
+
+
+class BlobCorrupt(Exception):
+    pass
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.lagging = False
+
+
+class BlobFetch:
+    def __init__(self, svc, target: Target, digest: Digest) -> None:
+        self.svc, self.target, self.digest = svc, target, digest
+        self.started: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self.finished = asyncio.Event()
+        self.error: BaseException | None = None
+        self.subscribers: list[Subscriber] = []
+        self.sent = 0  # bytes handed to subscribers so far
+        self.task = asyncio.create_task(self._run())
+
+    def subscribe(self) -> Subscriber:
+        sub = Subscriber()
+        if self.sent:  # joined late: the first bytes are gone; read from storage when done
+            sub.lagging = True
+        self.subscribers.append(sub)
+        return sub
+
+    def _publish(self, chunk: bytes) -> None:
+        self.sent += len(chunk)
+        for sub in self.subscribers:
+            if sub.lagging:
+                continue
+            if sub.queue.qsize() >= MAX_QUEUED:
+                sub.lagging = True
+                continue
+            sub.queue.put_nowait(chunk)
+
+    def _finish(self, error: BaseException | None) -> None:
+        self.error = error
+        for sub in self.subscribers:
+            sub.queue.put_nowait(END if error is None else error)
+        self.finished.set()
+
+    async def _run(self) -> None:
+        try:
+            resp = await self.target.client.blob(self.target.remote, str(self.digest))
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            self.started.set_exception(e)
+            self.finished.set()
+            return
+        storage = self.svc.cache.storage
+        upload_id = uuid.uuid4().hex
+        held: list[bytes] = []  # the last chunk, released only once the digest is verified
+        try:
+            self.started.set_result(resp.content_length)
+            await storage.create_upload(upload_id)
+            hasher = Hasher(self.digest.algorithm)
+
+            async def chunks():
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    if held:
+                        self._publish(held.pop())
+                    held.append(chunk)
+                    yield chunk
+
+            try:
+                size = await storage.append_upload(upload_id, chunks(), hook=hasher.update)
+            except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError) as e:
+                raise UpstreamUnavailable(self.target.upstream.name, f"broke off blob {self.digest} "
+                                          f"({e.__class__.__name__})") from None
+            if hasher.digest() != self.digest or (resp.content_length is not None and size != resp.content_length):
+                raise BlobCorrupt(f"upstream {self.target.upstream.name} sent bytes that do not match {self.digest}")
+            if held:
+                self._publish(held.pop())
+            await storage.commit_upload(upload_id, self.digest)
+            await self.svc.cache.link_blob(self.target.local, self.target.upstream.name, self.target.remote,
+                                           str(self.digest), size)
+            self._finish(None)
+        except BaseException as e:  # noqa: BLE001 - the waiters get it; the staging area goes
+            log.warning("proxy: fetching %s of %s failed: %s", self.digest, self.target.local, e)
+            await storage.delete_upload(upload_id)
+            self._finish(e)
+            if isinstance(e, asyncio.CancelledError):
+                raise
+        finally:
+            resp.release()
+
+
+async def serve_blob(svc, target: Target, request: web.Request, digest: Digest, handler) -> web.StreamResponse:
+    """GET/HEAD of a blob not yet cached (the caller checked): shared fetch, streamed."""
+    if request.method == "HEAD":
+        return await _head(request, target, digest)
+    fetch = svc.fetches.get(digest_key := (target.local, str(digest)))
+    if fetch is None:
+        fetch = BlobFetch(svc, target, digest)
+        svc.fetches[digest_key] = fetch
+        fetch.task.add_done_callback(lambda _t: svc.fetches.pop(digest_key, None))
+    try:
+        size = await asyncio.shield(fetch.started)
+    except UpstreamNotFound:
+        raise BlobUnknown(detail={"digest": str(digest)},
+                          message=f"blob {digest} not found at upstream {target.upstream.name}") from None
+    except UpstreamUnavailable as e:
+        raise unavailable(e) from None
+    if request.headers.get("Range"):
+        # A range of a blob still arriving: wait for it, then the ordinary handler serves it.
+        await fetch.finished.wait()
+        _raise_fetch_error(fetch)
+        return await handler(request)
+    sub = fetch.subscribe()
+    headers = {"Docker-Content-Digest": str(digest), "Content-Type": OCTET}
+    resp = web.StreamResponse(status=200, headers=headers)
+    if size is not None:
+        resp.content_length = size
+    await resp.prepare(request)
+    offset = 0
+    try:
+        while True:
+            item = await sub.queue.get()
+            if item is END:
+                break
+            if isinstance(item, BaseException):
+                return _cut(request, resp, item)
+            await resp.write(item)
+            offset += len(item)
+        if sub.lagging:
+            async for block in svc.cache.storage.read(digest, offset):
+                await resp.write(block)
+    finally:
+        if sub in fetch.subscribers:
+            fetch.subscribers.remove(sub)
+    await resp.write_eof()
+    return resp
+
+
+def _raise_fetch_error(fetch: BlobFetch) -> None:
+    e = fetch.error
+    if isinstance(e, UpstreamUnavailable):
+        raise unavailable(e)
+    if e is not None:
+        raise BlobUnknown(detail={"digest": str(fetch.digest)}, message=f"fetching the blob failed: {e}")
+
+
+def _cut(request: web.Request, resp: web.StreamResponse, error: BaseException) -> web.StreamResponse:
+    """Headers are sent, so no error envelope can follow: close the connection mid-body, which
+    every client treats as a failed download (never as a complete blob)."""
+    log.info("proxy: cutting the download of %s short: %s", request.path, error)
+    if request.transport is not None:
+        request.transport.abort()
+    return resp
+
+
+async def _head(request: web.Request, target: Target, digest: Digest) -> web.StreamResponse:
+    try:
+        resp = await target.client.send("HEAD", target.remote, f"blobs/{digest}")
+    except UpstreamNotFound:
+        raise BlobUnknown(detail={"digest": str(digest)}) from None
+    except UpstreamUnavailable as e:
+        raise unavailable(e) from None
+    resp.release()
+    out = web.StreamResponse(status=200, headers={"Docker-Content-Digest": str(digest), "Content-Type": OCTET})
+    if resp.content_length is not None:
+        out.content_length = resp.content_length
+    await out.prepare(request)
+    await out.write_eof()
+    return out

@@ -1,0 +1,114 @@
+"""The cache's one adapter onto the registry's index and storage (so a reshaped seam costs one edit).
+
+Cached content is ordinary content: manifests are stored as blobs and recorded with
+``Index.put_manifest`` (references, tags), blobs are committed through the storage driver's
+upload staging and linked with ``Index.link_blob``. Only the facts of the cache itself (origin,
+tag check times, last pull) go to the proxy tables. Bytes first, names second, as for a push.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from oci.digest import Digest
+from oci.manifest import ImageIndex, ManifestError, parse_manifest
+
+from .. import state
+from ..index import ManifestRecord
+from ..index.proxy_queries import ProxyQueries
+from ..storage.driver import BlobNotFound
+
+# A pull refreshes last_pulled_at at most this often per repository (a write per pull is wasteful).
+PULL_TOUCH_INTERVAL = 60.0
+
+
+class InvalidUpstreamManifest(Exception):
+    pass
+
+
+class CacheStore:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.queries = ProxyQueries(app[state.INDEX].db)
+        self._touched: dict[str, float] = {}
+
+    @property
+    def index(self):
+        return self.app[state.INDEX]
+
+    @property
+    def storage(self):
+        return self.app[state.STORAGE]
+
+    # -- lookups ------------------------------------------------------------------------------
+    async def repository_exists(self, name: str) -> bool:
+        return await self.index.repository_exists(name)
+
+    async def tag_digest(self, local: str, tag: str) -> str | None:
+        found = await self.index.resolve_tag(local, tag)
+        return found[0] if found else None
+
+    async def has_manifest(self, local: str, digest: str) -> bool:
+        return await self.index.get_manifest(local, digest) is not None
+
+    async def manifest_bytes(self, digest: str) -> bytes | None:
+        try:
+            return await self.storage.get(Digest.parse(digest))
+        except BlobNotFound:
+            return None
+
+    async def has_blob(self, local: str, digest: str) -> bool:
+        size = await self.index.blob_size(local, digest)
+        return size is not None and await self.storage.stat(Digest.parse(digest)) is not None
+
+    async def stored_size(self, digest: str) -> int | None:
+        """Bytes of a blob some other repository already brought in (then only a link is needed)."""
+        return await self.storage.stat(Digest.parse(digest))
+
+    # -- writes -------------------------------------------------------------------------------
+    async def store_manifest(self, local: str, upstream: str, remote: str, raw: bytes, media_type: str,
+                             digest: Digest, tag: str | None) -> str:
+        """Store manifest bytes received from the upstream under ``local``; returns the media type."""
+        try:
+            manifest = parse_manifest(raw, media_type or None, max_size=self.app[state.CONFIG].max_manifest_size)
+        except (ManifestError, ValueError, RecursionError) as e:
+            raise InvalidUpstreamManifest(str(e)) from None
+        if isinstance(manifest, ImageIndex):
+            blobs: tuple[str, ...] = ()
+            children = tuple(str(d.digest) for d in manifest.manifests)
+        else:
+            # Recorded as references although not fetched yet: only what a client asks for is.
+            blobs = tuple(str(d.digest) for d in manifest.references() if not d.urls)
+            children = ()
+        try:
+            await self.storage.touch(digest)
+        except BlobNotFound:
+            await self.storage.put(digest, raw)
+        self.app[state.MANIFEST_CACHE].put(str(digest), raw)
+        annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
+        record = ManifestRecord(
+            digest=str(digest), media_type=manifest.media_type, size=len(raw),
+            artifact_type=manifest.effective_artifact_type,
+            subject=str(manifest.subject.digest) if manifest.subject else None,
+            annotations=json.loads(json.dumps(annotations)) if annotations else None,
+            blobs=blobs, children=children, tags=(tag,) if tag else (),
+        )
+        await self.index.put_manifest(local, record)
+        await self.queries.mark_cached(local, upstream, remote)
+        if tag:
+            await self.queries.set_tag_checked(local, tag)
+        return manifest.media_type
+
+    async def link_blob(self, local: str, upstream: str, remote: str, digest: str, size: int) -> None:
+        await self.index.link_blob(local, digest, size)
+        await self.queries.mark_cached(local, upstream, remote)
+
+    async def pulled(self, local: str) -> None:
+        """Note a pull (least-recently-pulled eviction), at most once a minute per repository."""
+        t = time.time()
+        if t - self._touched.get(local, 0.0) < PULL_TOUCH_INTERVAL:
+            return
+        self._touched[local] = t
+        await self.queries.touch_pulled(local, t)
