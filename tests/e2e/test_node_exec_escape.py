@@ -62,7 +62,7 @@ def test_exec_streams_pass_through_pipes(dy):
     with -i (a megabyte, more than a pipe holds), stdout and stderr kept apart, the exit status."""
     cid = dy.out("run", "-d", "busybox", "sleep", "60").strip()
     data = "x" * (1 << 20)
-    r = dy("exec", "-i", cid, "sh", "-c", "wc -c; echo to-stderr >&2; ls -l /proc/$$/fd/ | grep -c pipe; exit 3",
+    r = dy("exec", "-i", cid, "sh", "-c", "wc -c; echo to-stderr >&2; for f in 0 1 2; do readlink /proc/$$/fd/$f; done | grep -c pipe; exit 3",
            input=data)
     assert r.returncode == 3, r.stderr
     assert r.stdout.split() == [str(len(data)), "3"] and r.stderr == "to-stderr\n"
