@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 from pathlib import Path
 
 from oci.digest import Digest
 from oci.manifest import chain_ids
 
-from . import overlay, runner
+from . import overlay
 from .cache import BuildCache, step_key
-from .context import Context
+from .context import Context, DigestCache
 from .dockerfile import DockerfileError, parse
 from .dockerignore import read_ignore_file
-from .image import StageImage, iso_time, store_image
+from .image import StageImage, fill_times, iso_time, store_image
 from .instructions import Arg, CopyAdd, Run, Words, interpret_all
 from .layers import LAYER_MEDIA_TYPE, clean_runtime_leftovers, commit, is_empty_dir, write_layer
 from .metadata import Applier
@@ -45,17 +44,17 @@ class BuildError(Exception):
         self.exit_code = exit_code
 
 
-@dataclass
+@record
 class BuildOptions:
     context: Path
     dockerfile: Path | None = None
-    tags: list[str] = field(default_factory=list)
-    build_args: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = Factory(list)
+    build_args: dict[str, str] = Factory(dict)
     target: str | None = None
     no_cache: bool = False
     pull: bool = False
     network: str = "bridge"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = Factory(dict)
     platform: str | None = None
     epoch: int | None = None
 
@@ -102,7 +101,7 @@ class Builder:
         self.epoch = opts.epoch
         self.network = opts.network or "bridge"
         self.platform = Platform.parse(opts.platform) if opts.platform else host_platform()
-        self.work = self.root / "build" / "tmp" / f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.work = self.root / "build" / "tmp" / f"{os.getpid()}-{os.urandom(4).hex()}"
         self.results: dict[int, StageState] = {}
         self.name = "Dockerfile"
         self.escape = "\\"
@@ -133,11 +132,11 @@ class Builder:
             self.progress.note(note)
         step = self.progress.step("[internal] load .dockerignore")
         self.context = Context(context, read_ignore_file(context, dockerfile))
+        self.context.digests = DigestCache(self.root / "build" / "cache" / "digests.json")
         step.done()
         global_args = self._global_args(commands)
         the_plan = plan(commands, opts.target, {k: v for k, v in global_args.items() if v is not None}, self.name)
         self.global_args, self.plan = global_args, the_plan
-        self.work.mkdir(parents=True, exist_ok=True)
         try:
             with self.store.writing():
                 for stage in the_plan.order:
@@ -146,11 +145,15 @@ class Builder:
                 return self._export(final)
         finally:
             self._cleanup()
+            with contextlib.suppress(OSError):
+                self.context.digests.save()
 
     def unused_args(self) -> list[str]:
         return sorted(k for k in self.opts.build_args if k not in self.used_args and k not in _PREDEFINED)
 
     def _cleanup(self) -> None:
+        if not self.work.exists():  # a fully cached build made no work dir
+            return
         for dirpath, _dirs, _files in os.walk(self.work, topdown=False):
             if os.path.ismount(dirpath):
                 overlay.unmount(Path(dirpath))
@@ -207,7 +210,8 @@ class Builder:
             image.key = step_key("scratch", str(self.platform))
             step.done()
         else:
-            image = self._base_image(ref, stage.base.platform, stage)
+            platform = self._expand(stage.base, stage.base.platform, global_env) if stage.base.platform else None
+            image = self._base_image(ref, platform, stage)  # --platform=$BUILDPLATFORM works
             step.done()
         state = StageState(stage, image, self.global_args)
         state.applier = Applier(image, state.env, self.name)
@@ -297,10 +301,12 @@ class Builder:
             parts.append(f"{name}={default}" if default is not None else name)
         state.image.record("ARG " + " ".join(parts), self._created(state), empty_layer=True)
 
-    def _created(self, state: StageState | None = None) -> str:
+    def _created(self, state: StageState | None = None) -> str | None:
+        """A history time. For a metadata step (``state`` given) with no layer step before it
+        to be dated by, None: the export dates it like the next layer step (fill_times)."""
         if self.epoch is not None:
             return iso_time(self.epoch)
-        if state is not None and state.last_created:
+        if state is not None:
             return state.last_created
         return iso_time(time.time())
 
@@ -383,6 +389,7 @@ class Builder:
         user, _, group = spec.partition(":")
         if user.isdigit() and (not group or group.isdigit()):
             return int(user), int(group or user)  # docker: a bare uid is also the gid
+        from . import runner  # (threading, signal: only for builds that need them)
         try:
             return runner.user_ids(rootfs, spec)
         except runner.RunFailed as e:
@@ -413,6 +420,7 @@ class Builder:
             raise DockerfileError(c.line, f"--mount={spec}: {e}", self.name) from None
 
     def run_container(self, state, argv, env, user, workdir, network, mounts, script, upper: Path, step) -> None:
+        from . import runner
         from .mounts import prepare_mounts
         scratch = upper.parent
         lowers = list(state.image.layer_dirs)
@@ -447,6 +455,7 @@ class Builder:
             labels = dict(image.config.get("Labels") or {})
             labels.update(self.opts.labels)
             image.config["Labels"] = labels
+        fill_times(image.history, iso_time(time.time()))
         created = image.history[-1]["created"] if image.history else self._created()
         result = store_image(self.store, image, created, self.opts.tags)
         step.output(f"writing image {result.id} done\n".encode())

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..index.catalog import CatalogQueries, RepositoryRow, TagRow
 from ..index.catalog_details import CatalogDetails, Headline, StorageRow, namespace_of
+from ..index.proxy_queries import ProxyQueries
 from .file_tree import TreeCache
 from .images import ImageReader, ImageSummary
 from .insight import attachment_tag_names, badge, describe
@@ -78,8 +79,11 @@ class CatalogService:
         page's headlines; the summaries come from the digest-keyed cache)."""
         heads = await self.details.headlines([r.id for r in rows])
         cards = await self._cards(heads, {r.id: r.name for r in rows})
+        # Cached copies of another registry (registry.proxy) name their upstream; None otherwise.
+        upstreams = await ProxyQueries(self.details.db).origins([r.name for r in rows])
         return [{**_repo(r), "headline_tag": heads[r.id].tag if r.id in heads else None,
-                 "description": cards.get(r.id) or describe(None)} for r in rows]
+                 "description": cards.get(r.id) or describe(None), "upstream": upstreams.get(r.name)}
+                for r in rows]
 
     async def _cards(self, heads: dict[int, Headline], names: dict[int, str]) -> dict[int, dict[str, Any]]:
         ids = list(heads)
