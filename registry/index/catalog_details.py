@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, literal, or_, select, tuple_, union
+from sqlalchemy import Connection, bindparam, case, literal, or_, select, union
 
 from .catalog_models import TagPull
 from .database import Database
@@ -25,7 +25,7 @@ from .models import Blob, Manifest, Repository, RepositoryBlob, Tag
 class Headline:
     tag: str
     digest: str
-    media_type: str
+    media_type: str | None  # not read: the summary reads it from the manifest itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +46,38 @@ class StorageRow:
     shared_bytes: int
 
 
-def _headline_subquery():
+def _headline(column):
     preferred = case((Tag.name == "latest", 0), else_=1)
     attachment = case((Tag.name.like("sha256-%"), 1), else_=0)
-    return (select(Tag.name).where(Tag.repository_id == Repository.id)
+    return (select(column).where(Tag.repository_id == Repository.id)
             .order_by(preferred, attachment, Tag.updated_at.desc(), Tag.name).limit(1)
             .correlate(Repository).scalar_subquery())
 
 
-def _held(repository_ids=None):
-    """(repository_id, digest) of everything a repository holds: linked blobs and manifests."""
+# Built once (compiling a statement costs more than running it): the headline tag and its
+# digest of each repository in :ids, two correlated subqueries over that repository's tags.
+_HEADLINES = select(Repository.id, _headline(Tag.name), _headline(Tag.manifest_digest)).where(
+    Repository.id.in_(bindparam("ids", expanding=True)))
+
+
+def _held():
+    """(repository_id, digest) of everything repositories hold: linked blobs and manifests."""
     blobs = select(RepositoryBlob.repository_id.label("rid"), RepositoryBlob.digest.label("digest"))
     manifests = select(Manifest.repository_id.label("rid"), Manifest.digest.label("digest"))
-    if repository_ids is not None:
-        blobs = blobs.where(RepositoryBlob.repository_id.in_(repository_ids))
-        manifests = manifests.where(Manifest.repository_id.in_(repository_ids))
     return union(blobs, manifests).subquery()
+
+
+def _repository_storage():
+    rid = bindparam("rid")
+    held = union(select(RepositoryBlob.digest.label("digest")).where(RepositoryBlob.repository_id == rid),
+                 select(Manifest.digest.label("digest")).where(Manifest.repository_id == rid)).subquery()
+    other_blob = select(literal(1)).where(RepositoryBlob.digest == held.c.digest,
+                                          RepositoryBlob.repository_id != rid).exists()
+    other_manifest = select(literal(1)).where(Manifest.digest == held.c.digest, Manifest.repository_id != rid).exists()
+    return select(Blob.size, or_(other_blob, other_manifest)).select_from(held).join(Blob, Blob.digest == held.c.digest)
+
+
+_REPOSITORY_STORAGE = _repository_storage()  # (size, held elsewhere?) of each digest a repository holds
 
 
 def namespace_of(name: str) -> str:
@@ -75,19 +91,8 @@ class CatalogDetails:
     async def headlines(self, repository_ids: list[int]) -> dict[int, Headline]:
         if not repository_ids:
             return {}
-        heads = select(Repository.id, _headline_subquery()).where(Repository.id.in_(repository_ids))
-
-        def q(conn: Connection) -> dict[int, Headline]:
-            pairs = [(rid, tag) for rid, tag in conn.execute(heads).all() if tag is not None]
-            if not pairs:
-                return {}
-            rows = conn.execute(
-                select(Tag.repository_id, Tag.name, Manifest.digest, Manifest.media_type)
-                .join(Manifest, (Manifest.repository_id == Tag.repository_id) & (Manifest.digest == Tag.manifest_digest))
-                .where(tuple_(Tag.repository_id, Tag.name).in_(pairs))).all()
-            return {rid: Headline(tag, digest, media_type) for rid, tag, digest, media_type in rows}
-
-        return await self.db.read(q)
+        rows = await self.db.read(lambda conn: conn.execute(_HEADLINES, {"ids": list(repository_ids)}).all())
+        return {rid: Headline(tag, digest, None) for rid, tag, digest in rows if tag is not None}
 
     async def attached(self, repository_id: int, digests: list[str]) -> list[Attached]:
         """Referrers (by ``subject``) of the given manifests, oldest first."""
@@ -133,17 +138,9 @@ class CatalogDetails:
 
     # -- storage ------------------------------------------------------------------------------
     async def repository_storage(self, repository_id: int, name: str) -> StorageRow:
-        held = _held([repository_id])
-        other_blob = select(literal(1)).where(RepositoryBlob.digest == held.c.digest,
-                                              RepositoryBlob.repository_id != repository_id).exists()
-        other_manifest = select(literal(1)).where(Manifest.digest == held.c.digest,
-                                                  Manifest.repository_id != repository_id).exists()
-        stmt = (select(Blob.size, or_(other_blob, other_manifest))
-                .select_from(held).join(Blob, Blob.digest == held.c.digest))
-
         def q(conn: Connection) -> StorageRow:
             unique = shared = 0
-            for size, elsewhere in conn.execute(stmt).all():
+            for size, elsewhere in conn.execute(_REPOSITORY_STORAGE, {"rid": repository_id}).all():
                 if elsewhere:
                     shared += int(size or 0)
                 else:

@@ -71,6 +71,7 @@ class CatalogService:
         self.queries, self.ranking, self.images = queries, ranking, images
         self.details = details or CatalogDetails(queries.db)
         self._storage: tuple[Any, list[StorageRow]] | None = None
+        self._storage_task: asyncio.Task | None = None
         self.trees = TreeCache(images.storage)
 
     async def _described(self, rows: list[RepositoryRow]) -> list[dict[str, Any]]:
@@ -140,12 +141,16 @@ class CatalogService:
                 "shared_bytes": stored.shared_bytes}
 
     async def namespace_storage(self, may_pull: Access = None) -> dict[str, Any]:
-        """Unique and shared bytes per namespace, recomputed when the ranking snapshot is (a
-        write, or max_age): one pass over every link, too slow to run per request at scale."""
+        """Unique and shared bytes per namespace. One pass over every link (seconds at 20k
+        repositories), so it is kept with the ranking snapshot it was computed after and, when
+        that snapshot is replaced (a write, or max_age), recomputed in the background while the
+        previous answer is served; only the very first request waits."""
         snap = await self.ranking.get()
-        if self._storage is None or self._storage[0] is not snap:
-            self._storage = (snap, await self.details.namespace_storage())
-        rows = self._storage[1]
+        if self._storage is None:
+            await self._refresh_storage(snap)
+        elif self._storage[0] is not snap and (self._storage_task is None or self._storage_task.done()):
+            self._storage_task = asyncio.create_task(self._refresh_storage(snap))
+        rows = self._storage[1]  # type: ignore[index]
         if may_pull is not None:  # only namespaces with a repository the caller may pull, counted so
             visible: dict[str, int] = {}
             for r in snap.rows:
@@ -155,6 +160,9 @@ class CatalogService:
             rows = [StorageRow(r.name, visible[r.name], r.unique_bytes, r.shared_bytes) for r in rows if r.name in visible]
         return {"namespaces": [{"name": r.name, "repositories": r.repositories, "unique_bytes": r.unique_bytes,
                                 "shared_bytes": r.shared_bytes} for r in rows]}
+
+    async def _refresh_storage(self, snap: Any) -> None:
+        self._storage = (snap, await self.details.namespace_storage())
 
     async def search(self, text: str, paging: Paging, may_pull: Access = None) -> dict[str, Any]:
         """The Docker Hub v1 search shape that `docker search` reads."""
