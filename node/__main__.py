@@ -18,7 +18,7 @@ from node.cli.common import CliError, DEFAULT_ROOT
 
 COMMAND_MODULES = ("node.cli.images", "node.cli.imagetools", "node.cli.containers", "node.cli.network",
                    "node.cli.transfer", "node.cli.build", "node.cli.system",
-                   "node.cli.prune")
+                   "node.cli.prune", "node.cli.monitoring", "node.cli.engine")
 
 # Which module registers each top-level command. Building every group's parser costs ~15 ms
 # (the images group alone ~10), so a plain `dockyard run ...` registers only its owner's group.
@@ -33,8 +33,10 @@ COMMAND_OWNERS = {
     **dict.fromkeys(("search", "history"), "node.cli.imagetools"),
     **dict.fromkeys(("cp", "diff", "export"), "node.cli.transfer"),
     "system": "node.cli.prune",
+    **dict.fromkeys(("top", "stats"), "node.cli.monitoring"),
     **dict.fromkeys(("version", "info", "completion"), "node.cli.system"),
     **dict.fromkeys(("build", "builder"), "node.cli.build"),
+    "engine": "node.cli.engine",
 }
 
 

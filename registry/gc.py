@@ -25,9 +25,21 @@ class GcReport:
     swept: list[str] = field(default_factory=list)
     freed_bytes: int = 0
     kept_young: int = 0
+    skipped: bool = False   # another replica held the GC lock (registry/index/gc_lock.py)
 
 
 async def collect(index: Index, storage: StorageDriver, grace: float, dry_run: bool = False) -> GcReport:
+    """One collection, unless another process sharing the index is collecting right now."""
+    from .index.gc_lock import gc_lock
+
+    async with gc_lock(index.engine) as held:
+        if not held:
+            log.info("gc: another process holds the GC lock; skipped")
+            return GcReport(skipped=True)
+        return await _collect(index, storage, grace, dry_run)
+
+
+async def _collect(index: Index, storage: StorageDriver, grace: float, dry_run: bool) -> GcReport:
     report = GcReport()
     started = time.time()
     live = await index.live_digests()

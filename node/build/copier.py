@@ -64,8 +64,30 @@ def _replace(host: str, want_dir: bool) -> None:
         os.unlink(host)
 
 
-def _apply(host: str, st: os.stat_result | None, owner: Owner, chmod: int | None, is_link: bool = False) -> None:
-    os.lchown(host, owner.uid, owner.gid)
+def copy_xattrs(src: Path, host: str) -> None:
+    """Extended attributes of a context entry (user.*, security.capability...), as BuildKit's
+    copy keeps them; overlay's own are never taken from outside."""
+    try:
+        names = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("trusted.overlay.") or name == "security.selinux":
+            continue
+        try:
+            os.setxattr(host, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
+        except OSError:
+            pass  # a filesystem or an entry type (symlink + user.*) that cannot hold it
+
+
+def _apply(host: str, st: os.stat_result | None, owner: Owner | None, chmod: int | None,
+           is_link: bool = False) -> None:
+    """Owner (``None``: the source's own), then mode (chown clears setuid), then mtime."""
+    if owner is None and st is not None:
+        os.lchown(host, st.st_uid, st.st_gid)
+    else:
+        owner = owner or Owner()
+        os.lchown(host, owner.uid, owner.gid)
     if not is_link:
         mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode) if st else 0o644
         os.chmod(host, mode)
@@ -79,7 +101,15 @@ class Copier:
         self.owner = owner or Owner()
         self.chmod = chmod
         self.links: dict[tuple[int, int], str] = {}
+        # A copy from a stage or image keeps owners (unless --chown) and xattrs; one from the
+        # context makes everything 0:0 and has no xattrs (docker's context transfer carries none)
+        self.keep_xattrs = False
+        self.chowned = owner is not None
+        self.keep_owner = False
         self.created: list[str] = []
+
+    def _owner(self) -> Owner | None:
+        return None if self.keep_owner else self.owner
 
     def _file(self, src: Path, st: os.stat_result, host: str) -> None:
         key = (st.st_dev, st.st_ino)
@@ -97,7 +127,9 @@ class Copier:
                 os.close(fd_out)
         finally:
             os.close(fd_in)
-        _apply(host, st, self.owner, self.chmod)
+        _apply(host, st, self._owner(), self.chmod)
+        if self.keep_xattrs:
+            copy_xattrs(src, host)  # after chown: it would drop security.capability
         if st.st_nlink > 1:
             self.links[key] = host
 
@@ -108,28 +140,32 @@ class Copier:
             _replace(host, want_dir=True)
             if not os.path.isdir(host):
                 os.mkdir(host, 0o700)
-            _apply(host, st, self.owner, self.chmod)
+            _apply(host, st, self._owner(), self.chmod)
+            if self.keep_xattrs:
+                copy_xattrs(src, host)
         elif stat.S_ISREG(mode):
             self._file(src, st, host)
         elif stat.S_ISLNK(mode):
             _replace(host, want_dir=False)
             os.symlink(os.readlink(src), host)
-            _apply(host, st, self.owner, None, is_link=True)
+            _apply(host, st, self._owner(), None, is_link=True)
         elif stat.S_ISFIFO(mode):
             _replace(host, want_dir=False)
             os.mkfifo(host, 0o600)
-            _apply(host, st, self.owner, self.chmod)
+            _apply(host, st, self._owner(), self.chmod)
         # sockets and devices in a context are skipped, as docker does
 
     def copy_source(self, ctx: Context, source: Source, dest: str, dest_is_dir: bool, extract: bool = False) -> None:
         """One source to ``dest`` (an absolute path inside the image)."""
+        self.keep_owner = ctx.rootfs and not self.chowned
+        self.keep_xattrs = ctx.rootfs
         st = source.st
         if stat.S_ISDIR(st.st_mode):
             _mkdirs(self.root, dest, self.owner, self.created)
             host = secure_join(self.root, dest)
             # the directory itself takes the source's metadata only when COPY made it
             if host in self.created:
-                _apply(host, st, self.owner, self.chmod)
+                _apply(host, st, self._owner(), self.chmod)
             dirs = []
             for sub, path, sub_st in ctx.walk(source):
                 target = f"{dest.rstrip('/')}/{sub}"

@@ -197,7 +197,7 @@ class Builder:
         global_env = {k: v for k, v in self.global_args.items() if v is not None}
         ref = base_reference(stage, global_env, self.name)
         total = 1 + sum(1 for c in stage.commands if c.inst.cmd in LAYER_STEPS)
-        step = self.progress.step(f"{self._label(stage, 1, total)} FROM {ref}")
+        step = self.progress.step(f"{self._label(stage, 1, total)} FROM {ref}")  # (+ triggers: rare)
         dep = find_stage(self.plan.stages, ref, stage.index)
         if dep is not None and dep.name:
             image = self.results[dep.index].image.clone()
@@ -212,8 +212,10 @@ class Builder:
         state = StageState(stage, image, self.global_args)
         state.applier = Applier(image, state.env, self.name)
         state.applier.escape = self.escape
+        commands = self._triggers(image, stage) + list(stage.commands)
+        total = 1 + sum(1 for c in commands if c.inst.cmd in LAYER_STEPS)
         i = 1
-        for c in stage.commands:
+        for c in commands:
             if c.inst.cmd in LAYER_STEPS:
                 i += 1
             try:
@@ -221,6 +223,25 @@ class Builder:
             except StepFailed as e:
                 raise BuildError(f"{self.name}:{c.line}: {e}", e.tail) from None
         return state
+
+    def _triggers(self, image: StageImage, stage: Stage) -> list:
+        """The base's ONBUILD triggers, run right after FROM (and dropped from the new image),
+        as docker does; their errors point at the FROM line."""
+        triggers = image.config.pop("OnBuild", None) or []
+        commands = []
+        for text in triggers:
+            try:
+                parsed = parse(text + "\n", self.name)
+                for inst in parsed.instructions:
+                    inst.line = inst.end_line = stage.base.line
+                    if inst.cmd in ("from", "onbuild", "maintainer"):
+                        raise DockerfileError(stage.base.line, f"{inst.cmd.upper()} isn't allowed as an ONBUILD trigger",
+                                              self.name)
+                commands += interpret_all(parsed, self.name)
+            except DockerfileError as e:
+                raise DockerfileError(stage.base.line, f"ONBUILD trigger {text!r} of the base image: {e.reason}",
+                                      self.name) from None
+        return commands
 
     def _base_image(self, ref: str, platform: str | None, stage: Stage) -> StageImage:
         from node.images.errors import ImageError

@@ -164,7 +164,7 @@ def copy(builder, state, c: CopyAdd) -> Prepared:
         ctx = source_ctx
         try:
             with builder.mounted(state, upper) as merged:
-                owner = Owner(*builder.owner_of(merged, chown)) if chown else Owner()
+                owner = Owner(*builder.owner_of(merged, chown)) if chown else None
                 copier = Copier(merged, owner, chmod)
                 for kind, item in plan:
                     if kind == "heredoc":

@@ -30,6 +30,9 @@ def gc(args: argparse.Namespace) -> int:
             await driver.close()
 
     report = asyncio.run(run())
+    if report.skipped:
+        print("skipped: another dockyard-registry is collecting garbage on this index right now")
+        return 0
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(report.swept)} blob(s), {report.freed_bytes} bytes; "
           f"{report.live} referenced, {report.kept_young} unreferenced but younger than {grace:g}s")

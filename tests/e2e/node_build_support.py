@@ -2,7 +2,7 @@
 as a subprocess, and flattening an image's layers into a comparable file tree.
 
 ``flatten(layer_files)`` applies layer tars (gzip or plain) in order, whiteouts included, and
-returns {path: (type, mode, uid, gid, size, sha256 of content, link target)}: what the
+returns {path: (type, mode, uid, gid, size, sha256 of content, link target[, xattrs])}: what the
 comparison with docker looks at (mtimes aside). ``hardlink_groups`` keeps which paths share
 an inode within a layer.
 """
@@ -101,6 +101,7 @@ def flatten(layers: list[bytes]) -> dict[str, tuple]:
                         del tree[key]
                     continue
                 m.mode &= 0o7777  # Go's tar (docker) also writes the type bits into the mode
+                xattrs = tuple(sorted((k, v) for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")))
                 if m.isdir() and name in tree and tree[name][0] == "dir":
                     tree[name] = ("dir", m.mode, m.uid, m.gid, 0, "", "")
                     continue
@@ -108,10 +109,10 @@ def flatten(layers: list[bytes]) -> dict[str, tuple]:
                     del tree[key]
                 if m.isreg():
                     digest = hashlib.sha256(tar.extractfile(m).read()).hexdigest()
-                    tree[name] = ("file", m.mode, m.uid, m.gid, m.size, digest, "")
+                    tree[name] = ("file", m.mode, m.uid, m.gid, m.size, digest, "", xattrs)
                 elif m.islnk():
                     target = m.linkname[2:] if m.linkname.startswith("./") else m.linkname.lstrip("/")
-                    tree[name] = tree.get(target, ("file",) + (None,) * 6)[:6] + (f"hardlink:{target}",)
+                    tree[name] = tree.get(target, ("file",) + (None,) * 6)[:6] + (f"hardlink:{target}", xattrs)
                 elif m.issym():
                     tree[name] = ("symlink", 0, m.uid, m.gid, 0, "", m.linkname)
                 elif m.isdir():
@@ -132,7 +133,18 @@ def leftovers(root: Path) -> list[str]:
         found += [f"container {c}" for c in os.listdir(containers) if not c.startswith(".")]
     with open("/proc/self/mountinfo") as f:
         found += [p for p in (line.split()[4] for line in f) if p.startswith(f"{root}/")]
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"):
+        found += [f"cgroup {c}" for c in parent.iterdir() if c.is_dir()]
     return found
+
+
+def remove_cgroup_parent() -> None:
+    """The (empty) parent cgroup the RUN containers of this session were put under."""
+    for d in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 def copy_tree(src: Path, dst: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.node_build_support import (BASE, base_archive, flatten, image_layers, leftovers,  # noqa: F401
-                                          load_base, make_context, run_dockyard)
+                                          load_base, make_context, remove_cgroup_parent, run_dockyard)
 
 NET = ("--network", "none")  # RUN containers without a bridge: faster; one test uses the default
 
@@ -20,7 +20,10 @@ def root(tmp_path_factory, base_archive) -> Path:
     root = tmp_path_factory.mktemp("build-root") / "root"
     load_base(root, base_archive)
     yield root
-    assert leftovers(root) == []
+    try:
+        assert leftovers(root) == []
+    finally:
+        remove_cgroup_parent()
 
 
 def build(root, ctx, *args, env=None, check=True):
@@ -163,8 +166,8 @@ def test_whiteouts_hardlinks_and_default_network(root, tmp_path):
     assert result.returncode == 0, result.stderr
     files = tree(root, "wh:1")
     assert "etc/motd" not in files and "data" not in files and "data/keep.txt" not in files
-    assert files["h2"][-1] == "hardlink:h1" or files["h1"][-1] == "hardlink:h2"
-    assert files["sym"][-1] == "/h1" and "opq/new" in files and "opq/old" not in files
+    assert files["h2"][6] == "hardlink:h1" or files["h1"][6] == "hardlink:h2"
+    assert files["sym"][6] == "/h1" and "opq/new" in files and "opq/old" not in files
     for name in ("etc/resolv.conf", "etc/hosts", "etc/hostname", ".dockerenv"):
         assert name not in files
     out = run_dockyard(root, "run", "--rm", "--network", "none", "wh:1", "ls", "/opq", "/etc/motd")
@@ -211,3 +214,71 @@ def test_failing_run_reports_exit_code_and_output_and_leaves_nothing(root, tmp_p
     assert len(new) <= 1  # at most the first RUN's finished layer (kept for the cache), nothing half-written
     assert leftovers(root) == []
     assert not list((root / "images" / "snapshots").glob(".tmp-*"))
+
+
+def test_from_image_missing_locally_is_pulled(root, tmp_path, reference_registry):
+    ref = f"{reference_registry}/build/base:1"
+    assert run_dockyard(root, "tag", BASE, ref).returncode == 0
+    assert run_dockyard(root, "push", ref).returncode == 0
+    fresh = tmp_path / "fresh-root"
+    ctx = make_context(tmp_path / "ctx", {}, f"FROM {ref}\nRUN echo pulled > /p\n")
+    result = build(fresh, ctx, "-t", "pulled:1")
+    assert f"FROM {ref}" in result.stderr
+    assert iid(fresh, ref) == iid(root, BASE)  # the base came through the pull path, byte for byte
+    again = build(fresh, ctx, "--pull", "-t", "pulled:1")
+    assert "CACHED" in again.stderr
+    assert leftovers(fresh) == []
+
+
+def test_add_url_with_checksum_and_bind_mount(root, tmp_path):
+    import hashlib
+    import http.server
+    import threading
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("from the web\n")
+    digest = hashlib.sha256(b"from the web\n").hexdigest()
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/remote.txt"
+    try:
+        ctx = make_context(tmp_path / "ctx", {"data/x.txt": "bound\n"}, (
+            f"FROM busybox\nADD --checksum=sha256:{digest} {url} /web/\n"
+            "RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/x.txt > /from-bind\n"
+            "RUN --mount=type=bind,source=data,target=/mnt/rw,rw touch /mnt/rw/scratch && ls /mnt/rw > /rw-list\n"))
+        build(root, ctx, "-t", "web:1")
+        files = tree(root, "web:1")
+        assert files["web/remote.txt"][1] == 0o600 and "from-bind" in files
+        assert not any(p.startswith("mnt/") for p in files) and not (ctx / "data" / "scratch").exists()
+        out = run_dockyard(root, "run", "--rm", "--network", "none", "web:1", "cat", "/web/remote.txt", "/from-bind")
+        assert out.stdout == "from the web\nbound\n"
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /web/\n")
+        bad = build(root, ctx, check=False)
+        assert bad.returncode == 1 and "digest mismatch" in bad.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_ctrl_c_stops_the_build_and_cleans_up(root, tmp_path):
+    import signal
+    import subprocess
+    import time
+    from tests.e2e.node_build_support import DOCKYARD, CGROUP_PARENT
+    ctx = make_context(tmp_path, {}, "FROM busybox\nRUN echo started; sleep 60\n")
+    env = dict(os.environ, DOCKYARD_CGROUP_PARENT=CGROUP_PARENT)
+    proc = subprocess.Popen([str(DOCKYARD), "--root", str(root), "build", "--progress", "plain", "--network", "none",
+                             "-t", "interrupted:1", str(ctx)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, env=env, text=True)
+    deadline = time.monotonic() + 30
+    for line in proc.stderr:
+        if "started" in line or time.monotonic() > deadline:
+            break
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=30)
+    assert code == 130 and time.monotonic() - started < 15
+    assert leftovers(root) == []
+    assert run_dockyard(root, "inspect", "interrupted:1").returncode != 0

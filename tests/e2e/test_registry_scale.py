@@ -21,6 +21,7 @@ import pytest
 from tests import images
 from tests.e2e.scale_support import Cluster, http, http_no_redirect, unique
 from tests.helpers import need_tool
+from tests.servers import REGISTRY_BIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(300)]
 MiB = 1 << 20
@@ -181,6 +182,42 @@ def test_kill_9_during_concurrent_pushes_loses_nothing_acknowledged(cluster):
     for repo, manifest in acknowledged.items():
         assert_readable(victim.url, repo, "v1", manifest)
     assert max(cluster.data_dir_bytes()) < MiB, cluster.data_dir_bytes()
+
+
+def test_gc_on_one_replica_while_another_takes_pushes(cluster, s3_server):
+    r0, r2 = cluster.replicas[0].url, cluster.replicas[2].url
+    # Garbage older than the grace period: pushed, then unlinked.
+    reused, dropped = os.urandom(50_000), os.urandom(40_000)
+    repo_a = unique("gca/")
+    for data in (reused, dropped):
+        push_blob(r0, repo_a, data)
+        assert http("DELETE", f"{r0}/v2/{repo_a}/blobs/{sha(data)}")[0] == 202
+    time.sleep(2.2)   # S3's LastModified has one-second resolution
+    gc = subprocess.Popen([str(REGISTRY_BIN), "gc", "--grace", "2s", "--data-dir", str(cluster.root / "gc"),
+                           "--database-url", cluster.database_url], env=cluster.env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pushed = {}
+    try:
+        # Meanwhile replica 2 takes pushes, one of them re-uploading the blob that became garbage.
+        repo_b = unique("gcb/")
+        push_blob(r2, repo_b, reused)
+        for i in range(3):
+            repo = unique("gcc/")
+            pushed[repo] = push_image(r2, repo, "v1", [os.urandom(3000 + i), reused])[1]
+    finally:
+        out, _ = gc.communicate(timeout=120)
+    assert gc.returncode == 0, out
+    status, _, body = http("GET", f"{r0}/v2/{repo_b}/blobs/{sha(reused)}")
+    assert status == 200 and body == reused, out
+    for repo, manifest in pushed.items():
+        assert_readable(r0, repo, "v1", manifest)
+    # What was garbage and stayed garbage is gone (this run or a later one).
+    out = subprocess.run([str(REGISTRY_BIN), "gc", "--grace", "2s", "--data-dir", str(cluster.root / "gc"),
+                          "--database-url", cluster.database_url], env=cluster.env, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert http("GET", f"{r0}/v2/{repo_a}/blobs/{sha(dropped)}")[0] == 404
+    keys = "".join(s3_server.objects(f"{cluster.prefix}blobs/"))
+    assert hashlib.sha256(dropped).hexdigest() not in keys and hashlib.sha256(reused).hexdigest() in keys, out
 
 
 def test_redirect_307_target_serves_the_bytes(cluster):

@@ -1,0 +1,132 @@
+"""Exec: ``POST /containers/{id}/exec`` records what to run, ``POST /exec/{id}/start`` runs it
+(hijacked unless detached), ``GET /exec/{id}/json`` tells how it went.
+
+The process is started by a launcher worker (node/api/launcher.py) with three pipes as its
+stdin, stdout and stderr; this module copies the client's bytes into the first and the other
+two out as frames (or raw, with a TTY, whose terminal the engine's exec makes inside the
+worker). Exec records live in memory, like the daemon's: they do not survive the engine.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+
+from aiohttp import web
+
+from node.api import backend
+from node.api.containers import _container
+from node.api.errors import bad_request, conflict, json_response, not_found, read_json
+from node.api.streams import RAW_STREAM, STDERR, STDOUT, done_response, frame, hijack, pump_fd_to, pump_to_fd
+from node.api.versions import add_route
+
+
+async def create(request: web.Request) -> web.Response:
+    container = _container(request)
+    body = await read_json(request)
+    cmd = body.get("Cmd")
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if not cmd or not isinstance(cmd, list):
+        raise bad_request("No exec command specified")
+    state = backend.state(container)
+    if state.get("Status") == "paused":
+        raise conflict(f"Container {container.id} is paused, unpause the container before exec")
+    if state.get("Status") != "running":
+        raise conflict(f"Container {container.id} is not running")
+    exec_id = os.urandom(32).hex()
+    request.app["execs"][exec_id] = {
+        "ID": exec_id, "ContainerID": container.id, "Running": False, "ExitCode": None, "Pid": 0,
+        "OpenStdin": bool(body.get("AttachStdin")), "OpenStdout": bool(body.get("AttachStdout", True)),
+        "OpenStderr": bool(body.get("AttachStderr", True)), "CanRemove": False, "DetachKeys": "",
+        "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": cmd[0], "arguments": cmd[1:],
+                          "privileged": bool(body.get("Privileged")), "user": body.get("User") or ""},
+        "_env": [e for e in body.get("Env") or [] if isinstance(e, str)],
+        "_workdir": body.get("WorkingDir") or None, "_user": body.get("User") or None,
+    }
+    return json_response({"Id": exec_id}, status=201)
+
+
+def _exec(request) -> dict:
+    record = request.app["execs"].get(request.match_info["id"])
+    if record is None:
+        raise not_found(f"No such exec instance: {request.match_info['id']}")
+    return record
+
+
+def _public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    record = _exec(request)
+    body = await read_json(request)
+    if record["Running"] or record["ExitCode"] is not None:
+        raise conflict(f"Exec {record['ID']} has already run")
+    tty = bool(body.get("Tty", record["ProcessConfig"]["tty"]))
+    detach = bool(body.get("Detach"))
+    interactive = record["OpenStdin"] and not detach
+    process = record["ProcessConfig"]
+    args = {"root": str(request.app["root"]), "cid": record["ContainerID"],
+            "cmd": [process["entrypoint"], *process["arguments"]], "interactive": interactive,
+            "tty": tty, "env": record["_env"], "workdir": record["_workdir"], "user": record["_user"]}
+    stdin_r, stdin_w = os.pipe() if interactive else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    hijacked = None if detach else await hijack(request, RAW_STREAM)
+    try:
+        reply = request.app["launcher"].send("exec", args, (stdin_r, out_w, err_w))
+    except BaseException:
+        for fd in (stdin_r, stdin_w, out_r, out_w, err_r, err_w):
+            if fd is not None:
+                os.close(fd)
+        if hijacked:
+            hijacked.close()
+        raise
+    for fd in (stdin_r, out_w, err_w):
+        os.close(fd)
+    record["Running"] = True
+    job = asyncio.create_task(_carry(request.app, record, reply, hijacked, stdin_w, out_r, err_r, tty))
+    if detach:
+        request.app["background"].add(job)
+        job.add_done_callback(request.app["background"].discard)
+        return web.Response(status=200)
+    await job
+    return done_response()
+
+
+async def _carry(app, record, reply, hijacked, stdin_w, out_r, err_r, tty) -> None:
+    async def discard(data: bytes) -> bool:
+        return True
+    write = hijacked.send if hijacked else discard
+    feed = asyncio.create_task(pump_to_fd(hijacked, stdin_w)) if stdin_w is not None else None
+    result = {"error": "exec interrupted", "status": 500}
+    try:
+        await asyncio.gather(pump_fd_to(out_r, write, None if tty else STDOUT),
+                             pump_fd_to(err_r, write, None if tty else STDERR))
+        result = await app["launcher"].result(reply)
+        if "error" in result and hijacked:
+            text = result["error"].encode() + b"\n"
+            await write(text if tty else frame(STDERR, text))
+    finally:
+        if feed is not None:
+            feed.cancel()
+        if hijacked:
+            hijacked.close()
+        record["Running"] = False
+        record["ExitCode"] = 126 if "error" in result else int(result["ok"])
+
+
+async def inspect(request: web.Request) -> web.Response:
+    return json_response(_public(_exec(request)))
+
+
+async def resize(request: web.Request) -> web.Response:
+    _exec(request)
+    return web.Response(status=200)  # the terminal is the worker's; a resize is accepted, not applied
+
+
+def register(router) -> None:
+    add_route(router, "POST", "/containers/{id}/exec", create)
+    add_route(router, "POST", "/exec/{id}/start", start)
+    add_route(router, "POST", "/exec/{id}/resize", resize)
+    add_route(router, "GET", "/exec/{id}/json", inspect)
