@@ -46,6 +46,7 @@ class Context:
         # an image's root filesystem (COPY --from): absolute links point inside it, and a link
         # that climbs above "/" stays at "/", as in the image itself
         self.rootfs = rootfs
+        self.digests = _NO_CACHE
 
     def _clean(self, src: str) -> str:
         cleaned = posixpath.normpath("/" + src) if src.startswith("/") else posixpath.normpath(src)
@@ -172,6 +173,46 @@ class Context:
         yield from visit("", source.path)
 
 
+class DigestCache:
+    """Content digests of context files by (device, inode, size, mtime, ctime): a file whose
+    inode did not change is not read again on the next build (ctime moves on any write or
+    metadata change, so a stale entry cannot survive). Kept in ROOT/build/cache/digests.json."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        if path is not None:
+            try:
+                import json
+                self.entries = json.loads(path.read_text())
+            except (OSError, ValueError):
+                self.entries = {}
+
+    def digest(self, path: Path, st: os.stat_result) -> str:
+        sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        key = str(path)
+        hit = self.entries.get(key)
+        if hit and hit[0] == sig:
+            return hit[1]
+        value = _file_digest(path)
+        self.entries[key] = [sig, value]
+        self.changed = True
+        return value
+
+    def save(self) -> None:
+        if self.path is None or not self.changed:
+            return
+        import json
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(self.entries))
+        os.replace(tmp, self.path)
+
+
+_NO_CACHE = DigestCache()
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -180,11 +221,11 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def entry_checksum(h, name: str, path: Path, st: os.stat_result) -> None:
+def entry_checksum(h, name: str, path: Path, st: os.stat_result, digests: DigestCache = _NO_CACHE) -> None:
     mode = st.st_mode
     h.update(f"{name}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0".encode("utf-8", "surrogateescape"))
     if stat.S_ISREG(mode):
-        h.update(f"{st.st_size}\0{_file_digest(path)}\0".encode())
+        h.update(f"{st.st_size}\0{digests.digest(path, st)}\0".encode())
     elif stat.S_ISLNK(mode):
         h.update(os.readlink(path).encode("utf-8", "surrogateescape") + b"\0")
 
@@ -193,7 +234,7 @@ def checksum(ctx: Context, sources: list[Source]) -> str:
     """One digest over every source and, for directories, all they hold."""
     h = hashlib.sha256()
     for src in sources:
-        entry_checksum(h, "/" + src.rel, src.path, src.st)
+        entry_checksum(h, "/" + src.rel, src.path, src.st, ctx.digests)
         for sub, path, st in ctx.walk(src):
-            entry_checksum(h, sub, path, st)
+            entry_checksum(h, sub, path, st, ctx.digests)
     return h.hexdigest()

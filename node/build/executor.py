@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from oci.manifest import chain_ids
 
 from . import overlay, runner
 from .cache import BuildCache, step_key
-from .context import Context
+from .context import Context, DigestCache
 from .dockerfile import DockerfileError, parse
 from .dockerignore import read_ignore_file
 from .image import StageImage, iso_time, store_image
@@ -102,7 +101,7 @@ class Builder:
         self.epoch = opts.epoch
         self.network = opts.network or "bridge"
         self.platform = Platform.parse(opts.platform) if opts.platform else host_platform()
-        self.work = self.root / "build" / "tmp" / f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.work = self.root / "build" / "tmp" / f"{os.getpid()}-{os.urandom(4).hex()}"
         self.results: dict[int, StageState] = {}
         self.name = "Dockerfile"
         self.escape = "\\"
@@ -133,11 +132,11 @@ class Builder:
             self.progress.note(note)
         step = self.progress.step("[internal] load .dockerignore")
         self.context = Context(context, read_ignore_file(context, dockerfile))
+        self.context.digests = DigestCache(self.root / "build" / "cache" / "digests.json")
         step.done()
         global_args = self._global_args(commands)
         the_plan = plan(commands, opts.target, {k: v for k, v in global_args.items() if v is not None}, self.name)
         self.global_args, self.plan = global_args, the_plan
-        self.work.mkdir(parents=True, exist_ok=True)
         try:
             with self.store.writing():
                 for stage in the_plan.order:
@@ -146,11 +145,15 @@ class Builder:
                 return self._export(final)
         finally:
             self._cleanup()
+            with contextlib.suppress(OSError):
+                self.context.digests.save()
 
     def unused_args(self) -> list[str]:
         return sorted(k for k in self.opts.build_args if k not in self.used_args and k not in _PREDEFINED)
 
     def _cleanup(self) -> None:
+        if not self.work.exists():  # a fully cached build made no work dir
+            return
         for dirpath, _dirs, _files in os.walk(self.work, topdown=False):
             if os.path.ismount(dirpath):
                 overlay.unmount(Path(dirpath))

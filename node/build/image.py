@@ -132,6 +132,14 @@ def manifest_json(config: bytes, layers: list[dict]) -> bytes:
     return json.dumps(doc, indent=3).encode()
 
 
+def _tagged(store, tag: str, image_id: str) -> bool:
+    from node.images.errors import ImageNotFound
+    try:
+        return store.get(tag).id == image_id
+    except ImageNotFound:
+        return False
+
+
 def store_image(store, image: StageImage, created: str, tags: list[str]):
     """Write config and manifest into the store and record the image; tags move to it only now,
     once everything it names is in place."""
@@ -139,6 +147,13 @@ def store_image(store, image: StageImage, created: str, tags: list[str]):
     config_digest = store.content.write_blob(raw)
     manifest = manifest_json(raw, image.layers)
     manifest_digest = store.content.write_blob(manifest)
+    from node.images.errors import ImageNotFound
+    try:  # a fully cached rebuild: the image and its tags are already what they should be
+        existing = store.get(str(config_digest))
+        if existing.manifest_digest == str(manifest_digest) and all(_tagged(store, t, existing.id) for t in tags):
+            return existing
+    except ImageNotFound:
+        pass
     result = None
     for tag in tags or [None]:
         result = store.add(manifest_digest=manifest_digest, manifest_media_type=mt.DOCKER_MANIFEST,

@@ -13,10 +13,10 @@ from .words import split_words
 
 HEALTH_FLAGS = {"interval": False, "timeout": False, "start-period": False, "start-interval": False,
                 "retries": False}
-COPY_FLAGS = {"from": False, "chown": False, "chmod": False, "link": False, "parents": False,
-              "exclude": True}
-ADD_FLAGS = {"chown": False, "chmod": False, "link": False, "checksum": False, "keep-git-dir": False,
-             "exclude": True}
+# --link is accepted: every layer here is already a diff of its own. The labs flags --parents and
+# --exclude, and ADD of git URLs (--keep-git-dir), are not supported: "unknown flag" says so.
+COPY_FLAGS = {"from": False, "chown": False, "chmod": False, "link": False}
+ADD_FLAGS = {"chown": False, "chmod": False, "link": False, "checksum": False}
 RUN_FLAGS = {"mount": True, "network": False, "security": False}
 FROM_FLAGS = {"platform": False}
 
@@ -76,7 +76,6 @@ class CopyAdd(Command):
     chmod: str | None = None
     link: bool = False
     checksum: str | None = None
-    excludes: list[str] = field(default_factory=list)
     heredocs: list[Heredoc] = field(default_factory=list)
 
     @property
@@ -154,6 +153,9 @@ def interpret(inst: Instruction, name: str = "Dockerfile") -> Command:
         network = (flags.get("network") or [None])[0]
         if network not in (None, "default", "none", "host"):
             raise inst.error(f"unsupported network mode {network!r} (default, none, host)", name)
+        security = (flags.get("security") or ["sandbox"])[0]
+        if security != "sandbox":
+            raise inst.error(f"RUN --security={security} is not allowed: RUN steps always run sandboxed", name)
         return Run(inst, shell_form=shell_form, command=command, mounts=flags.get("mount", []),
                    network=network, heredocs=inst.heredocs)
     if cmd in ("env", "label"):
@@ -192,7 +194,7 @@ def interpret(inst: Instruction, name: str = "Dockerfile") -> Command:
             raise inst.error(f"invalid chmod parameter {chmod!r}: it must be an octal number", name)
         return CopyAdd(inst, sources=words[:-1], dest=words[-1], source_stage=one("from"), chown=one("chown"),
                        chmod=chmod, link=one("link") in ("true", ""), checksum=one("checksum"),
-                       excludes=flags.get("exclude", []), heredocs=inst.heredocs)
+                       heredocs=inst.heredocs)
     if cmd == "healthcheck":
         flags = _flags(inst, HEALTH_FLAGS, name)
         words = inst.args.split(None, 1)

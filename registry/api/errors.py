@@ -58,9 +58,11 @@ TagInvalid = _error("TAG_INVALID", 400, "manifest tag did not match URI")
 PaginationNumberInvalid = _error("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested")
 Unknown = _error("UNKNOWN", 500, "unknown error")
 Unavailable = _error("UNAVAILABLE", 503, "service unavailable")
+# 507 Insufficient Storage, with Docker's UNAVAILABLE code (the spec has none for a full disk).
+StorageFullError = _error("UNAVAILABLE", 507, "the registry's storage is full")
 
 ALL: tuple[type[ApiError], ...] = (
     BlobUnknown, BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, ManifestBlobUnknown, ManifestInvalid,
     ManifestUnknown, NameInvalid, NameUnknown, SizeInvalid, Unauthorized, Denied, Unsupported, TooManyRequests,
-    RangeInvalid, TagInvalid, PaginationNumberInvalid, Unknown, Unavailable,
+    RangeInvalid, TagInvalid, PaginationNumberInvalid, Unknown, Unavailable, StorageFullError,
 )

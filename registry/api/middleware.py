@@ -2,8 +2,11 @@
 
 ``error_middleware`` is the outermost middleware (see registry/app.py for the order): domain
 errors (ApiError) keep their status; aiohttp's own HTTP errors for unknown routes or methods
-get an envelope too; anything else is logged with its traceback and answered with a 500
-``UNKNOWN`` envelope.
+get an envelope too. Failures that are not the client's fault and pass (a database restarting,
+a lost connection, storage I/O errors) answer 503 + Retry-After, which clients retry, and a full
+disk 507; both are logged at WARNING with their cause, one line. A client that went away
+mid-body is told so (if it still listens). Anything else is logged with its traceback and
+answered with a 500 ``UNKNOWN`` envelope.
 """
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ import logging
 
 from aiohttp import ClientPayloadError, web
 
-from ..storage.driver import StorageUnavailable
-from .errors import ApiError, BlobUploadInvalid, NameUnknown, Unavailable, Unknown, Unsupported
+from ..index.database import IndexUnavailable
+from ..storage.driver import FULL, StorageFull, StorageUnavailable
+from .errors import ApiError, BlobUploadInvalid, NameUnknown, StorageFullError, Unavailable, Unknown, Unsupported
 
 log = logging.getLogger("registry.api")
+RETRY_AFTER = "1"  # seconds: a pool reconnects or a store recovers quickly; clients back off further
 
 
 def error_response(err: ApiError, method: str = "GET") -> web.Response:
@@ -46,15 +51,30 @@ async def error_middleware(request: web.Request, handler):
         else:
             err = Unknown(message=exc.reason, status=exc.status)
         return error_response(err, request.method)
-    except StorageUnavailable as exc:
-        # The object store failed after the driver's retries: retryable, and said so.
-        log.warning("%s %s: %s", request.method, request.path, exc)
-        return error_response(Unavailable(message=f"storage unavailable: {exc}", headers={"Retry-After": "1"}),
-                              request.method)
+    except (IndexUnavailable, StorageUnavailable) as exc:
+        # The database or the store failed (after any driver retries): retryable, and said so.
+        return _unavailable(request, exc)
     except (ConnectionError, ClientPayloadError, asyncio.TimeoutError) as exc:
         # The client went away or stopped sending mid-body; nobody is left to answer.
         log.info("%s %s: client connection lost: %s", request.method, request.path, exc)
         return error_response(BlobUploadInvalid(message="the request body ended early"), request.method)
+    except OSError as exc:  # an I/O error outside a driver's wrapping: the same meaning
+        return _unavailable(request, exc)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(Unknown(message="internal server error"), request.method)
+
+
+def _unavailable(request: web.Request, exc: BaseException) -> web.Response:
+    cause = exc.__cause__ or exc
+    what = "database" if isinstance(exc, IndexUnavailable) else "storage"
+    log.warning("%s %s: %s unavailable: %s (%s: %s)", request.method, request.path[:200], what, exc,
+                type(cause).__name__, str(cause).splitlines()[0][:200] if str(cause) else "")
+    if isinstance(exc, StorageFull) or getattr(exc, "errno", None) in FULL:
+        return error_response(StorageFullError(message="the registry's storage is full; nothing was stored, "
+                                                       "try again once space is freed"), request.method)
+    # The database's own error text stays in the log (it names hosts); a driver's message is its own.
+    said = f"storage unavailable: {exc}" if what == "storage" and isinstance(exc, StorageUnavailable) else \
+        f"{what} unavailable"
+    return error_response(Unavailable(message=f"{said}; retry shortly", headers={"Retry-After": RETRY_AFTER}),
+                          request.method)

@@ -11,6 +11,9 @@ run by ``Database.read(q)`` or ``Database.write(q)`` (one transaction):
 - PostgreSQL: the same function runs through asyncpg with ``AsyncConnection.run_sync``; a pool
   of connections; concurrent writers rely on ON CONFLICT upserts.
 Both retry a transaction that hit a transient conflict (deadlock, serialization, locked).
+A database that cannot be reached or answer (a restart, a lost connection, a full disk, a
+pool timeout) raises ``IndexUnavailable`` with the cause: the API answers 503 + Retry-After
+(clients retry those), never a client error (#13.7).
 
 ``engine`` (an AsyncEngine on both dialects) is what Alembic migrations run on.
 """
@@ -27,7 +30,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,31 @@ T = TypeVar("T")
 READERS = 4
 RETRYABLE = ("deadlock detected", "could not serialize", "database is locked", "40P01", "40001")
 Query = Callable[[Connection], T]
+
+
+ASYNCPG_UNAVAILABLE = ("Connection", "CannotConnect", "AdminShutdown", "CrashShutdown", "InternalClientError",
+                       "TooManyConnections")
+
+
+class IndexUnavailable(Exception):
+    """The database could not run the query for a reason that is not the query's fault; the
+    original error is ``__cause__``."""
+
+
+def _unavailable(e: BaseException) -> bool:
+    if isinstance(e, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
+        return True
+    if isinstance(e, DBAPIError):
+        return bool(e.connection_invalidated) or (e.orig is not None and _unavailable(e.orig))
+    # asyncpg raises OSError (refused, reset) while connecting, and its own errors for a
+    # connection lost mid-query or a server shutting down or starting up (a connection that
+    # broke mid-operation can also report its state machine as confused: InternalClientError).
+    return isinstance(e, OSError) or type(e).__module__.startswith("asyncpg") and any(
+        word in type(e).__name__ for word in ASYNCPG_UNAVAILABLE)
+
+
+def _why(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -110,14 +139,27 @@ class Database:
 
     async def read(self, fn: Query[T]) -> T:
         """Run a read-only query function."""
-        if self._reader is not None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._read_threads, self._sync_read, self._reader, fn)
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(fn)
+        try:
+            if self._reader is not None:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._read_threads, self._sync_read, self._reader, fn)
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn)
+        except Exception as e:
+            if _unavailable(e):
+                raise IndexUnavailable(f"index read failed: {_why(e)}") from e
+            raise
 
     async def write(self, fn: Query[T], attempts: int = 5) -> T:
         """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts."""
+        try:
+            return await self._write(fn, attempts)
+        except Exception as e:
+            if _unavailable(e):
+                raise IndexUnavailable(f"index write failed: {_why(e)}") from e
+            raise
+
+    async def _write(self, fn: Query[T], attempts: int) -> T:
         for attempt in range(attempts):
             try:
                 if self._writer is not None:

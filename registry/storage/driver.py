@@ -8,12 +8,14 @@ Names (which repository may see which blob) are not the driver's business: that 
 """
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Protocol
 
 from oci.digest import Digest
 
 ChunkHook = Callable[[bytes], None]
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # the errnos of "no space left"
 
 
 class StorageError(Exception):
@@ -21,8 +23,13 @@ class StorageError(Exception):
 
 
 class StorageUnavailable(StorageError):
-    """The backing store failed even after retries (S3 SlowDown, 5xx, timeouts): the client
-    gets a retryable 503 envelope, never a traceback."""
+    """The storage could not do its part (a local I/O error; S3 SlowDown, 5xx or timeouts even
+    after the driver's retries): not the client's fault; the API answers a retryable 503 +
+    Retry-After envelope. The original error is ``__cause__`` when there is one."""
+
+
+class StorageFull(StorageUnavailable):
+    """No space (or quota) left: the API answers 507 with a clear message."""
 
 
 class BlobNotFound(StorageError):

@@ -16,10 +16,20 @@ from typing import AsyncIterator
 
 from oci.digest import ALGORITHMS, Digest
 
-from .driver import BlobInfo, BlobNotFound, ChunkHook, DigestMismatch, UploadNotFound
+from .driver import (FULL, BlobInfo, BlobNotFound, ChunkHook, DigestMismatch, StorageFull, StorageUnavailable,
+                     UploadNotFound)
 from .layout import UPLOAD_ID_RE, Layout
 
 BUFFER = 1 << 20
+
+
+def storage_error(e: OSError) -> Exception:
+    """The driver's error for an OSError that is not an answer ("no such file" is an answer:
+    the callers handle it): StorageFull for no space, else StorageUnavailable."""
+    if isinstance(e, (FileNotFoundError, FileExistsError)):
+        return e
+    why = e.strerror or type(e).__name__  # no path: the message reaches clients (the log has the cause)
+    return StorageFull(f"storage is full ({why})") if e.errno in FULL else StorageUnavailable(f"storage failed ({why})")
 
 
 def _fsync_dir(path: str) -> None:
@@ -38,7 +48,13 @@ class FilesystemDriver:
         self.fsync = fsync
 
     async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+        except OSError as e:
+            err = storage_error(e)
+            if err is e:
+                raise
+            raise err from e
 
     async def open(self) -> None:
         await self._run(self.layout.ensure)
@@ -99,12 +115,21 @@ class FilesystemDriver:
 
     def _write_new_file(self, dest: str, data: bytes) -> None:
         tmp = os.path.join(self.layout.tmp, secrets.token_hex(16))
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        self._install(tmp, dest)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            self._install(tmp, dest)
+        except BaseException:
+            # A failed write (a full disk) leaves nothing behind, not a 0-byte file until the
+            # next restart's clean-up (#13.9).
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def _install(self, src: str, dest: str) -> None:
         """Atomically move a finished file into the blob tree (or drop it if already there)."""
@@ -215,7 +240,7 @@ class FilesystemDriver:
                         pending, pending_size = [], 0
                         if in_flight is not None:
                             await in_flight
-                        in_flight = asyncio.get_running_loop().run_in_executor(None, _write, buf)
+                        in_flight = asyncio.ensure_future(self._run(_write, buf))
             finally:
                 if in_flight is not None:
                     await in_flight

@@ -83,6 +83,8 @@ def test_unterminated_heredoc():
     ("FROM a\nHEALTHCHECK FOO x\n", 2, "unknown type for HEALTHCHECK"),
     ("FROM a\nONBUILD FROM x\n", 2, "isn't allowed as an ONBUILD trigger"),
     ("FROM a\nRUN --network=weird x\n", 2, "unsupported network mode"),
+    ("FROM a\nRUN --security=insecure x\n", 2, "always run sandboxed"),
+    ("FROM a\nCOPY --exclude=*.md . /x\n", 2, "unknown flag: --exclude"),
 ])
 def test_bad_input_names_the_line(text, line, reason):
     with pytest.raises(DockerfileError) as info:
