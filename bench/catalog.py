@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import statistics
+import sys
 import subprocess
 import tempfile
 import time
@@ -36,6 +37,11 @@ def _row(metric: str, samples: list[float], note: str = "") -> dict:
             "reference": None, "ref_name": "", "limit": None, "limit_name": "",
             "note": f"p95 {p95:.1f} ms; {verdict} the <{TARGET_MS:.0f} ms target{'; ' + note if note else ''}",
             "samples": {"dockyard": [round(v, 3) for v in ms]}}
+
+
+def _progress(row: dict) -> None:
+    """Each figure as soon as it is measured (a long run that fails later keeps what it had)."""
+    print(f"  {row['dockyard']:>9} {row['unit']:<3} {row['metric']}  ({row['note']})", file=sys.stderr, flush=True)
 
 
 def _time(conn: http.client.HTTPConnection, path: str, rounds: int) -> list[float]:
@@ -109,6 +115,9 @@ async def _seed(url: str, data_dir: Path, repos: int, tags: int) -> tuple[dict, 
             async with index.engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await conn.execute(text("VACUUM ANALYZE"))
+                for table in ("repositories", "manifests"):  # rows were inserted with their ids:
+                    await conn.execute(text(  # move the sequences past them, or the next push collides
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
         return counts, time.monotonic() - started
     finally:
         await index.close()
@@ -155,10 +164,14 @@ def _measure(backend: str, url: str | None, scratch: Path, repos: int, tags: int
             ("API: tags of a repository", f"/api/v1/repositories/{first}/tags"),
             ("docker search (/v1/search)", "/v1/search?q=service-12&n=25"),
         ]
-        rows = [_row(f"{label} @ {scale}", _time(conn, path, rounds)) for label, path in pages]
+        rows = []
+        for label, path in pages:
+            rows.append(_row(f"{label} @ {scale}", _time(conn, path, rounds)))
+            _progress(rows[-1])
         layer_url = _push_many_files(conn, 100_000)
         rows.append(_row(f"layer file list, first page of a 100,000-file layer @ {backend}", _time(conn, layer_url, rounds),
                          "streamed from the gzip blob, 200 entries"))
+        _progress(rows[-1])
         conn.close()
         rows.append({"area": "catalog", "metric": f"ranking snapshot build (aggregate sorts, stats) @ {scale}",
                      "unit": "ms", "better": "lower", "dockyard": round(ranking_s * 1000, 1), "reference": None,
@@ -199,7 +212,5 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    import sys
-
     for r in run("--quick" in sys.argv):
         print(f"{r['dockyard']:>9} {r['unit']:<3} {r['metric']}  ({r['note']})")

@@ -46,6 +46,15 @@ class StorageRow:
     shared_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class TagPageDetails:
+    headline: Headline | None
+    attached: list[Attached]
+    scheme_tags: dict[str, str]  # cosign tag-scheme name -> digest
+    pulls: dict[str, float]  # tag or digest -> last pull
+    storage: StorageRow
+
+
 def _headline(column):
     preferred = case((Tag.name == "latest", 0), else_=1)
     attachment = case((Tag.name.like("sha256-%"), 1), else_=0)
@@ -78,6 +87,24 @@ def _repository_storage():
 
 
 _REPOSITORY_STORAGE = _repository_storage()  # (size, held elsewhere?) of each digest a repository holds
+_ATTACHED = (select(Manifest.subject_digest, Manifest.digest, Manifest.media_type, Manifest.artifact_type)
+             .where(Manifest.repository_id == bindparam("rid"),
+                    Manifest.subject_digest.in_(bindparam("digests", expanding=True)))
+             .order_by(Manifest.created_at, Manifest.digest))
+_TAG_DIGESTS = select(Tag.name, Tag.manifest_digest).where(Tag.repository_id == bindparam("rid"),
+                                                           Tag.name.in_(bindparam("names", expanding=True)))
+_PULLS = select(TagPull.reference, TagPull.pulled_at).where(TagPull.repository_id == bindparam("rid"),
+                                                            TagPull.reference.in_(bindparam("refs", expanding=True)))
+
+
+def _storage_of(conn: Connection, repository_id: int, name: str) -> StorageRow:
+    unique = shared = 0
+    for size, elsewhere in conn.execute(_REPOSITORY_STORAGE, {"rid": repository_id}).all():
+        if elsewhere:
+            shared += int(size or 0)
+        else:
+            unique += int(size or 0)
+    return StorageRow(name, 1, unique, shared)
 
 
 def namespace_of(name: str) -> str:
@@ -94,29 +121,29 @@ class CatalogDetails:
         rows = await self.db.read(lambda conn: conn.execute(_HEADLINES, {"ids": list(repository_ids)}).all())
         return {rid: Headline(tag, digest, None) for rid, tag, digest in rows if tag is not None}
 
-    async def attached(self, repository_id: int, digests: list[str]) -> list[Attached]:
-        """Referrers (by ``subject``) of the given manifests, oldest first."""
-        if not digests:
-            return []
-        stmt = (select(Manifest.subject_digest, Manifest.digest, Manifest.media_type, Manifest.artifact_type)
-                .where(Manifest.repository_id == repository_id, Manifest.subject_digest.in_(set(digests)))
-                .order_by(Manifest.created_at, Manifest.digest))
-        return await self.db.read(lambda conn: [Attached(*r) for r in conn.execute(stmt).all()])
+    async def tag_page(self, repository_id: int, name: str, digests: list[str], references: list[str],
+                       scheme_names: list[str]) -> TagPageDetails:
+        """Everything the repository page adds to its tag rows, in one round trip: the headline,
+        referrers of the page's manifests, cosign tag-scheme names that exist, last pulls of the
+        page's tags and digests, and the repository's unique/shared bytes."""
+        rid = repository_id
 
-    async def attachment_tags(self, repository_id: int, names: list[str]) -> dict[str, str]:
-        """Which of cosign's tag-scheme names (``sha256-HEX.sig`` ...) exist: name -> digest."""
-        if not names:
-            return {}
-        stmt = select(Tag.name, Tag.manifest_digest).where(Tag.repository_id == repository_id, Tag.name.in_(names))
-        return await self.db.read(lambda conn: dict(conn.execute(stmt).all()))
+        def q(conn: Connection) -> TagPageDetails:
+            heads = conn.execute(_HEADLINES, {"ids": [rid]}).all()
+            head = Headline(heads[0][1], heads[0][2], None) if heads and heads[0][1] is not None else None
+            attached = [Attached(*r) for r in conn.execute(_ATTACHED, {"rid": rid, "digests": digests}).all()] \
+                if digests else []
+            scheme = dict(conn.execute(_TAG_DIGESTS, {"rid": rid, "names": scheme_names}).all()) if scheme_names else {}
+            pulls = dict(conn.execute(_PULLS, {"rid": rid, "refs": references}).all()) if references else {}
+            return TagPageDetails(head, attached, scheme, pulls, _storage_of(conn, rid, name))
 
-    # -- last pulls ---------------------------------------------------------------------------
+        return await self.db.read(q)
+
     async def last_pulls(self, repository_id: int, references: list[str]) -> dict[str, float]:
         if not references:
             return {}
-        stmt = select(TagPull.reference, TagPull.pulled_at).where(
-            TagPull.repository_id == repository_id, TagPull.reference.in_(set(references)))
-        return await self.db.read(lambda conn: dict(conn.execute(stmt).all()))
+        params = {"rid": repository_id, "refs": list(set(references))}
+        return await self.db.read(lambda conn: dict(conn.execute(_PULLS, params).all()))
 
     async def record_pulls(self, pulls: dict[tuple[str, str], float]) -> None:
         """Upsert a batch of (repository name, reference) -> time, in one transaction."""
@@ -138,16 +165,7 @@ class CatalogDetails:
 
     # -- storage ------------------------------------------------------------------------------
     async def repository_storage(self, repository_id: int, name: str) -> StorageRow:
-        def q(conn: Connection) -> StorageRow:
-            unique = shared = 0
-            for size, elsewhere in conn.execute(_REPOSITORY_STORAGE, {"rid": repository_id}).all():
-                if elsewhere:
-                    shared += int(size or 0)
-                else:
-                    unique += int(size or 0)
-            return StorageRow(name, 1, unique, shared)
-
-        return await self.db.read(q)
+        return await self.db.read(lambda conn: _storage_of(conn, repository_id, name))
 
     async def namespace_storage(self) -> list[StorageRow]:
         """Every namespace's unique and shared bytes: one pass over what repositories hold
@@ -188,4 +206,4 @@ class CatalogDetails:
         return await self.db.read(q)
 
 
-__all__ = ["Attached", "CatalogDetails", "Headline", "StorageRow", "namespace_of"]
+__all__ = ["Attached", "CatalogDetails", "Headline", "StorageRow", "TagPageDetails", "namespace_of"]

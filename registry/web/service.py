@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..index.catalog import CatalogQueries, RepositoryRow, TagRow
-from ..index.catalog_details import CatalogDetails, Headline, StorageRow, namespace_of
+from ..index.catalog_details import CatalogDetails, Headline, StorageRow, TagPageDetails, namespace_of
 from .file_tree import TreeCache
 from .images import ImageReader, ImageSummary
 from .insight import attachment_tag_names, badge, describe
@@ -185,29 +185,16 @@ class CatalogService:
         repo, total, tags = found
         summaries = await self.images.summaries(name, [(t.digest, t.media_type) for t in tags])
         digests = sorted({t.digest for t in tags})
-        badges = await self._badges(repo.id, digests)
-        pulls = await self.details.last_pulls(repo.id, [t.name for t in tags] + digests)
-        described = (await self._described([repo]))[0]
-        stored = await self.details.repository_storage(repo.id, repo.name)
-        described["storage"] = {"unique_bytes": stored.unique_bytes, "shared_bytes": stored.shared_bytes}
+        scheme = {n: (d, what) for d in digests for n, what in attachment_tag_names(d).items()}
+        more = await self.details.tag_page(repo.id, repo.name, digests, [t.name for t in tags] + digests, sorted(scheme))
+        heads = {repo.id: more.headline} if more.headline else {}
+        described = {**_repo(repo), "headline_tag": more.headline.tag if more.headline else None,
+                     "description": (await self._cards(heads, {repo.id: name})).get(repo.id) or describe(None),
+                     "storage": {"unique_bytes": more.storage.unique_bytes, "shared_bytes": more.storage.shared_bytes}}
+        badges = _badges(more, scheme)
         return {"repository": described, "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),
-                "tags": [self._tag(t, summaries[t.digest], badges.get(t.digest, []), pulls) for t in tags]}
-
-    async def _badges(self, repository_id: int, digests: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Signatures, SBOMs and attestations attached to these manifests: through the
-        referrers API (``subject``) and cosign's older tag scheme (``sha256-HEX.sig``)."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for a in await self.details.attached(repository_id, digests):
-            b = badge(a.artifact_type, a.media_type)
-            if b is not None:
-                out.setdefault(a.subject, []).append({**b, "digest": a.digest, "artifact_type": a.artifact_type})
-        scheme = {name: (d, what) for d in digests for name, what in attachment_tag_names(d).items()}
-        for name, target in (await self.details.attachment_tags(repository_id, sorted(scheme))).items():
-            subject, (kind, fmt) = scheme[name]
-            out.setdefault(subject, []).append({"kind": kind, "format": fmt, "digest": target, "artifact_type": None,
-                                                "tag": name})
-        return out
+                "tags": [self._tag(t, summaries[t.digest], badges.get(t.digest, []), more.pulls) for t in tags]}
 
     @staticmethod
     def _tag(t: TagRow, s: ImageSummary, badges: list[dict[str, Any]], pulls: dict[str, float]) -> dict[str, Any]:
@@ -247,6 +234,21 @@ class CatalogService:
                            "badge": badge(r.artifact_type or ref_summaries[r.digest].artifact_type, r.media_type)}
                           for r in referrers],
         }
+
+
+def _badges(more: TagPageDetails, scheme: dict[str, tuple[str, tuple[str, str]]]) -> dict[str, list[dict[str, Any]]]:
+    """Signatures, SBOMs and attestations attached to the page's manifests: through the
+    referrers API (``subject``) and cosign's older tag scheme (``sha256-HEX.sig``)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for a in more.attached:
+        b = badge(a.artifact_type, a.media_type)
+        if b is not None:
+            out.setdefault(a.subject, []).append({**b, "digest": a.digest, "artifact_type": a.artifact_type})
+    for name, target in more.scheme_tags.items():
+        subject, (kind, fmt) = scheme[name]
+        out.setdefault(subject, []).append({"kind": kind, "format": fmt, "digest": target, "artifact_type": None,
+                                            "tag": name})
+    return out
 
 
 def _text(value: Any) -> str | None:
