@@ -21,7 +21,7 @@ from bench.plan import for_mode
 from bench.procs import REPO, Processes, Scratch
 from bench.rows import normalise, unavailable
 
-AREAS = ("registry", "node", "catalog", "build")
+AREAS = ("registry", "node", "catalog", "build", "proxy", "engine", "s3")
 
 
 def _run_area(name: str, plan, scratch: Scratch, procs: Processes) -> list[dict]:

@@ -1,8 +1,7 @@
 """The ``dockyard-registry`` command line: parse arguments, call the library. No logic here.
 
-Commands come from the modules in ``COMMAND_MODULES``; each exposes ``register(subparsers)``.
-Modules that are not built yet (ModuleNotFoundError for that very module) are skipped, so the
-auth work adds its ``user`` group simply by creating ``registry/auth/cli.py``.
+Commands come from the modules in ``COMMAND_MODULES`` (registry/commands/); each exposes
+``register(subparsers)``.
 """
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import sys
 
 from registry.config import ConfigError
 
-COMMAND_MODULES = ("registry.commands.serve", "registry.commands.gc", "registry.auth.cli", "registry.web.cli")
+COMMAND_MODULES = ("registry.commands.serve", "registry.commands.gc", "registry.commands.users")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,13 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print tracebacks on failure")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

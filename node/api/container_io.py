@@ -1,22 +1,28 @@
-"""A container's output: ``attach`` (hijacked; streams what the program writes from now on,
-until its next exit) and ``logs`` (the json-file log, with follow/tail/since/timestamps).
+"""A container's output: ``attach`` (hijacked) and ``logs`` (the json-file log, with
+follow/tail/since/timestamps).
 
-The detached monitor owns the program's stdio and writes the json-file log; both endpoints
-read that log, so they work the same for containers started by the CLI. Stdin is not carried
-to a detached container (the monitor holds its stdin open but takes no input from outside):
-attach reads and drops what the client sends, and `docker run -i` gets no input.
+Two kinds of attach:
+  * with stdin, to a container created with OpenStdin that is not running yet (`docker run
+    -i`/`-it`): the attach waits for the start, and the start (containers.start) runs the
+    container's monitor *attached* in a launcher worker whose stdin/stdout/stderr are pipes to
+    this connection — the CLI's `dockyard run -it` path, so keystrokes reach the program and a
+    TTY's output comes back raw. The monitor still writes the json-file log.
+  * otherwise: the detached monitor owns the program's stdio; attach follows the json-file log
+    from now on until the next exit (so it works for containers the CLI started) and drops
+    what the client sends: a detached monitor takes no input from outside.
 """
 from __future__ import annotations
 
 import asyncio
+import os
 
 from aiohttp import web
 
 from node.api import backend, container_spec
 from node.api.containers import RUNNING, _container
 from node.api.errors import flag, integer
-from node.api.streams import (RAW_STREAM, STREAM_NUMBER, done_response, frame, hijack,
-                              stream_response)
+from node.api.streams import (RAW_STREAM, STDERR, STDOUT, STREAM_NUMBER, done_response, frame,
+                              hijack, pump_fd_to, pump_to_fd, stream_response)
 from node.api.versions import add_route
 
 ATTACH_POLL = 0.02
@@ -51,7 +57,11 @@ async def _drop_input(hijacked) -> None:
 
 async def attach(request: web.Request) -> web.StreamResponse:
     container = _container(request)
-    tty = bool(backend.meta(container)["Config"].get("Tty"))
+    config = backend.meta(container)["Config"]
+    if flag(request, "stdin") and config.get("OpenStdin") and flag(request, "stream") and \
+            backend.state(container).get("Status") not in RUNNING and container.id not in request.app["pending_attach"]:
+        return await _attach_interactive(request, container, bool(config.get("Tty")))
+    tty = bool(config.get("Tty"))
     encode = _encoder(tty, _streams(request))
     log = backend.open_log(container)
     offset = 0 if flag(request, "logs") else log.seek(0, 2)
@@ -73,6 +83,26 @@ async def attach(request: web.Request) -> web.StreamResponse:
     finally:
         reader.cancel()
         log.close()
+        hijacked.close()
+    return done_response()
+
+
+async def _attach_interactive(request, container, tty: bool) -> web.StreamResponse:
+    """Pipes for the monitor-to-be; containers.start hands their far ends to the worker."""
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pending = request.app["pending_attach"]
+    pending[container.id] = (stdin_r, out_w, err_w)
+    hijacked = await hijack(request, RAW_STREAM)
+    feed = asyncio.create_task(pump_to_fd(hijacked, stdin_w))
+    try:
+        await asyncio.gather(pump_fd_to(out_r, hijacked.send, None if tty else STDOUT),
+                             pump_fd_to(err_r, hijacked.send, None if tty else STDERR))
+    finally:
+        feed.cancel()
+        for fd in pending.pop(container.id, ()):  # never started: ours to close
+            os.close(fd)
         hijacked.close()
     return done_response()
 

@@ -94,7 +94,8 @@ def _network(host: dict, body: dict) -> tuple[str, list[str], str | None]:
 
 def run_options(body: dict, name: str | None, image_config: dict) -> tuple[dict, dict]:
     """(RunOptions fields, record fields to merge after create) for a create body."""
-    host = body.get("HostConfig") or {}
+    host = body.get("HostConfig")
+    host = {} if host is None else host
     if not isinstance(host, dict):
         raise bad_request("invalid HostConfig: an object was expected")
     cmd = _strings(body.get("Cmd"), "Cmd")

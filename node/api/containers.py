@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 
 from aiohttp import web
@@ -122,9 +123,32 @@ async def start(request: web.Request) -> web.Response:
     state = backend.state(container)
     if state.get("Status") in ("running", "paused"):
         return web.Response(status=304)
-    await backend.start(_root(request), request.app["launcher"], container)
+    fds = request.app["pending_attach"].pop(container.id, None)
+    if fds is not None:
+        await _start_attached(request, container, fds)
+    else:
+        await backend.start(_root(request), request.app["launcher"], container)
     events.emit(request.app, "container", "start", container.id, {"name": container.name})
     return web.Response(status=204)
+
+
+async def _start_attached(request, container, fds) -> None:
+    """Run the monitor attached to a waiting client's pipes (see container_io); answer once the
+    program runs, or with the reason it could not start."""
+    started_before = backend.state(container).get("StartedAt")
+    launcher = request.app["launcher"]
+    try:
+        reply = launcher.send("run_attached", {"root": str(_root(request)), "cid": container.id}, fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    result = asyncio.ensure_future(launcher.result(reply))
+    request.app["background"].add(result)
+    result.add_done_callback(request.app["background"].discard)
+    while not result.done() and backend.state(container).get("StartedAt") == started_before:
+        await asyncio.sleep(POLL / 2)
+    if result.done() and "error" in result.result():
+        raise backend.ApiError(result.result().get("status", 500), result.result()["error"])
 
 
 def _timeout(request) -> float | None:

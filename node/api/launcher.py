@@ -35,11 +35,14 @@ class Launcher:
         self._pid = 0
         self._lock = threading.Lock()
 
-    def fork(self) -> None:
+    def fork(self, close: list[int] = ()) -> None:
+        """Start the launcher process; ``close``: fds of ours it must not keep."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             parent.close()
+            for fd in close:
+                os.close(fd)
             try:
                 self._serve(child)
             finally:

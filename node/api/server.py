@@ -46,6 +46,7 @@ def create_app(root: Path | str, launcher: Launcher) -> web.Application:
     app["root"] = Path(root)
     app["launcher"] = launcher
     app["execs"] = {}
+    app["pending_attach"] = {}  # container id -> stdio fds for its attached monitor (container_io)
     app["background"] = set()
     events.setup(app)
     for module in MODULES:
@@ -117,15 +118,18 @@ def _inherited_socket() -> socket.socket | None:
     """systemd socket activation (LISTEN_FDS): the first passed fd, already bound and listening."""
     if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1:
         return None
-    return socket.socket(fileno=3)
+    sock = socket.socket(fileno=3)
+    os.set_inheritable(3, False)
+    return sock
 
 
 def serve(root: Path | str, address: str = DEFAULT_SOCKET, group: str = SOCKET_GROUP) -> int:
-    # The launcher is forked first, while this process has one thread and no sockets open.
+    sock = _inherited_socket()
+    # The launcher is forked first, while this process has one thread; it must not keep (or
+    # hand on to containers) the listening socket systemd may have passed.
     backend.preload()
     launcher = Launcher(backend.WORKER_OPS)
-    launcher.fork()
-    sock = _inherited_socket()
+    launcher.fork(close=[sock.fileno()] if sock is not None else [])
     path = None
     if sock is None:
         path = socket_path(address)
@@ -133,8 +137,9 @@ def serve(root: Path | str, address: str = DEFAULT_SOCKET, group: str = SOCKET_G
     sock.setblocking(False)
     logging.basicConfig(level=os.environ.get("DOCKYARD_ENGINE_LOG", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"dockyard engine: serving the Docker Engine API on unix://{path or 'systemd socket'} "
-          f"(root {root})", file=sys.stderr, flush=True)
+    where = f"unix://{path}" if path is not None else "the socket systemd passed"
+    print(f"dockyard engine: serving the Docker Engine API on {where} (root {root})",
+          file=sys.stderr, flush=True)
     try:
         asyncio.run(_run(create_app(root, launcher), sock))
     finally:

@@ -18,7 +18,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
+from oci.record import record
 from pathlib import Path
 
 from .dockerignore import IgnoreMatcher
@@ -30,7 +30,7 @@ class ContextError(ValueError):
     pass
 
 
-@dataclass
+@record
 class Source:
     rel: str            # context-relative path after symlinks were resolved ("" is the root)
     path: Path          # on the host

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+from oci.record import record
 from pathlib import Path
 
 from node.runtime.mounts import secure_join
@@ -27,7 +27,7 @@ class CopyError(ValueError):
     pass
 
 
-@dataclass
+@record
 class Owner:
     uid: int = 0
     gid: int = 0

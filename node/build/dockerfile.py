@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 
 INSTRUCTIONS = frozenset({
     "from", "run", "cmd", "label", "maintainer", "expose", "env", "add", "copy", "entrypoint",
@@ -38,7 +38,7 @@ class DockerfileError(ValueError):
         self.reason = message
 
 
-@dataclass
+@record
 class Heredoc:
     name: str
     content: str
@@ -46,27 +46,27 @@ class Heredoc:
     chomp: bool = False
 
 
-@dataclass
+@record
 class Instruction:
     cmd: str                   # lower case: "run", "copy"...
     line: int                  # first line of the instruction (1-based)
     end_line: int
     original: str              # the instruction as written, continuations joined
-    flags: list[str] = field(default_factory=list)   # ["--from=build", ...] as written
+    flags: list[str] = Factory(list)   # ["--from=build", ...] as written
     args: str = ""             # the text after the flags (continuations joined with nothing)
     json_args: list[str] | None = None                # the exec form, when args parse as one
-    heredocs: list[Heredoc] = field(default_factory=list)
+    heredocs: list[Heredoc] = Factory(list)
 
     def error(self, message: str, name: str = "Dockerfile") -> DockerfileError:
         return DockerfileError(self.line, message, name)
 
 
-@dataclass
+@record
 class Dockerfile:
     instructions: list[Instruction]
     escape: str = "\\"
-    directives: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)  # things accepted and ignored (e.g. # syntax=)
+    directives: dict[str, str] = Factory(dict)
+    notes: list[str] = Factory(list)  # things accepted and ignored (e.g. # syntax=)
 
 
 def parse(text: str, name: str = "Dockerfile") -> Dockerfile:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from oci.record import record
 from pathlib import Path
 
 
-@dataclass
+@record
 class Pattern:
     text: str
     exclusion: bool

@@ -11,18 +11,18 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 from pathlib import Path
 
 from oci.digest import Digest
 from oci.manifest import chain_ids
 
-from . import overlay, runner
+from . import overlay
 from .cache import BuildCache, step_key
 from .context import Context, DigestCache
 from .dockerfile import DockerfileError, parse
 from .dockerignore import read_ignore_file
-from .image import StageImage, iso_time, store_image
+from .image import StageImage, fill_times, iso_time, store_image
 from .instructions import Arg, CopyAdd, Run, Words, interpret_all
 from .layers import LAYER_MEDIA_TYPE, clean_runtime_leftovers, commit, is_empty_dir, write_layer
 from .metadata import Applier
@@ -44,17 +44,17 @@ class BuildError(Exception):
         self.exit_code = exit_code
 
 
-@dataclass
+@record
 class BuildOptions:
     context: Path
     dockerfile: Path | None = None
-    tags: list[str] = field(default_factory=list)
-    build_args: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = Factory(list)
+    build_args: dict[str, str] = Factory(dict)
     target: str | None = None
     no_cache: bool = False
     pull: bool = False
     network: str = "bridge"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = Factory(dict)
     platform: str | None = None
     epoch: int | None = None
 
@@ -210,7 +210,8 @@ class Builder:
             image.key = step_key("scratch", str(self.platform))
             step.done()
         else:
-            image = self._base_image(ref, stage.base.platform, stage)
+            platform = self._expand(stage.base, stage.base.platform, global_env) if stage.base.platform else None
+            image = self._base_image(ref, platform, stage)  # --platform=$BUILDPLATFORM works
             step.done()
         state = StageState(stage, image, self.global_args)
         state.applier = Applier(image, state.env, self.name)
@@ -300,10 +301,12 @@ class Builder:
             parts.append(f"{name}={default}" if default is not None else name)
         state.image.record("ARG " + " ".join(parts), self._created(state), empty_layer=True)
 
-    def _created(self, state: StageState | None = None) -> str:
+    def _created(self, state: StageState | None = None) -> str | None:
+        """A history time. For a metadata step (``state`` given) with no layer step before it
+        to be dated by, None: the export dates it like the next layer step (fill_times)."""
         if self.epoch is not None:
             return iso_time(self.epoch)
-        if state is not None and state.last_created:
+        if state is not None:
             return state.last_created
         return iso_time(time.time())
 
@@ -386,6 +389,7 @@ class Builder:
         user, _, group = spec.partition(":")
         if user.isdigit() and (not group or group.isdigit()):
             return int(user), int(group or user)  # docker: a bare uid is also the gid
+        from . import runner  # (threading, signal: only for builds that need them)
         try:
             return runner.user_ids(rootfs, spec)
         except runner.RunFailed as e:
@@ -416,6 +420,7 @@ class Builder:
             raise DockerfileError(c.line, f"--mount={spec}: {e}", self.name) from None
 
     def run_container(self, state, argv, env, user, workdir, network, mounts, script, upper: Path, step) -> None:
+        from . import runner
         from .mounts import prepare_mounts
         scratch = upper.parent
         lowers = list(state.image.layer_dirs)
@@ -450,6 +455,7 @@ class Builder:
             labels = dict(image.config.get("Labels") or {})
             labels.update(self.opts.labels)
             image.config["Labels"] = labels
+        fill_times(image.history, iso_time(time.time()))
         created = image.history[-1]["created"] if image.history else self._created()
         result = store_image(self.store, image, created, self.opts.tags)
         step.output(f"writing image {result.id} done\n".encode())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 from pathlib import Path
 
 from oci import mediatypes as mt
@@ -31,13 +31,13 @@ def iso_time(epoch: float) -> str:
     return base + (f".{int(frac * 1e9):09d}".rstrip("0") if frac else "") + "Z"
 
 
-@dataclass
+@record
 class StageImage:
     """What a stage has made so far."""
-    config: dict = field(default_factory=dict)      # the image config's "config" section
-    history: list[dict] = field(default_factory=list)
-    layers: list[dict] = field(default_factory=list)  # {"digest", "size", "media_type", "diff_id"}
-    layer_dirs: list[Path] = field(default_factory=list)
+    config: dict = Factory(dict)      # the image config's "config" section
+    history: list[dict] = Factory(list)
+    layers: list[dict] = Factory(list)  # {"digest", "size", "media_type", "diff_id"}
+    layer_dirs: list[Path] = Factory(list)
     os: str = "linux"
     architecture: str = "amd64"
     variant: str | None = None
@@ -50,9 +50,10 @@ class StageImage:
         return [Digest.parse(l["diff_id"]) for l in self.layers]
 
     def clone(self) -> "StageImage":
-        other = copy.deepcopy(self)
-        other.layer_dirs = list(self.layer_dirs)
-        return other
+        return StageImage(config=copy.deepcopy(self.config), history=copy.deepcopy(self.history),
+                          layers=[dict(l) for l in self.layers], layer_dirs=list(self.layer_dirs), os=self.os,
+                          architecture=self.architecture, variant=self.variant, author=self.author, key=self.key,
+                          base_id=self.base_id)
 
     @classmethod
     def from_config(cls, raw: bytes, layers: list[dict], layer_dirs: list[Path], base_id: str) -> "StageImage":
@@ -130,6 +131,22 @@ def manifest_json(config: bytes, layers: list[dict]) -> bytes:
         "layers": [{"mediaType": l["media_type"], "size": l["size"], "digest": l["digest"]} for l in layers],
     }
     return json.dumps(doc, indent=3).encode()
+
+
+def fill_times(history: list[dict], now: str) -> None:
+    """Entries without a time take the next dated entry's (metadata steps are dated like the
+    layer step after them), trailing ones the last known, and with none known ``now``: so a
+    fully cached build of a base without history times is still the same image."""
+    following = None
+    for entry in reversed(history):
+        if entry.get("created"):
+            following = entry["created"]
+        elif following:
+            entry["created"] = following
+    last = next((e["created"] for e in reversed(history) if e.get("created")), now)
+    for entry in history:
+        if not entry.get("created"):
+            entry["created"] = last
 
 
 def _tagged(store, tag: str, image_id: str) -> bool:

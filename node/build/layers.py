@@ -24,7 +24,7 @@ import io
 import os
 import stat
 import tarfile
-from dataclasses import dataclass
+from oci.record import record
 from pathlib import Path
 
 from oci import mediatypes as mt
@@ -39,7 +39,7 @@ LAYER_MEDIA_TYPE = mt.DOCKER_LAYER_GZIP
 _CHUNK = 1 << 20
 
 
-@dataclass
+@record
 class Layer:
     digest: Digest      # of the compressed blob
     size: int           # compressed bytes

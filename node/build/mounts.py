@@ -16,11 +16,11 @@ import hashlib
 import os
 import posixpath
 import shutil
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 from pathlib import Path
 
 
-@dataclass
+@record
 class MountSpec:
     type: str
     target: str
@@ -31,7 +31,7 @@ class MountSpec:
     mode: int = 0o755
     uid: int = 0
     gid: int = 0
-    options: dict = field(default_factory=dict)
+    options: dict = Factory(dict)
 
     @property
     def key(self) -> list:

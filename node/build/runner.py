@@ -19,7 +19,7 @@ import secrets
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,14 +32,14 @@ class RunFailed(Exception):
     """The container could not be made or started (not a non-zero exit: that is a result)."""
 
 
-@dataclass
+@record
 class RunSpec:
     argv: list[str]
     env: list[str]
     user: str = ""
     workdir: str = "/"
     network: str = "bridge"
-    binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (host dir, target, readonly)
+    binds: list[tuple[str, str, bool]] = Factory(list)  # (host dir, target, readonly)
 
 
 def run_step(root: Path, lowers: list[Path], spec: RunSpec, upper_out: Path, scratch: Path,
@@ -59,10 +59,14 @@ def run_step(root: Path, lowers: list[Path], spec: RunSpec, upper_out: Path, scr
         container = create_container(root, opts, image)
     except EngineError as e:
         raise RunFailed(str(e)) from None
+    # RUN steps run with umask 022 whatever the caller's (docker's rule); the runtime forks
+    # the container from this process, so it inherits the process-wide mask
+    old_umask = os.umask(0o022)
     try:
         overlay.mount(container.rootfs, lowers, container.dir / "upper", container.dir / "work", scratch)
         return _run_and_stream(root, container, on_output)
     finally:
+        os.umask(old_umask)
         _remove(root, container, upper_out)
 
 
@@ -88,7 +92,7 @@ def _run_and_stream(root: Path, container, on_output) -> int:
             offset = _drain_log(container.log_path, offset, on_output)
             if not alive:
                 break
-            thread.join(0.05)
+            thread.join(0.02)
     except BaseException:  # Ctrl-C: the container goes before the interrupt does
         _kill(container)
         thread.join(10)

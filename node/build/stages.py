@@ -6,18 +6,18 @@ to FROM lines and, once re-declared, inside a stage). A stage depends on another
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from oci.record import Factory, record
 
 from .dockerfile import DockerfileError
 from .instructions import Arg, Command, CopyAdd, From, Run
 from .words import WordError, expand
 
 
-@dataclass
+@record
 class Stage:
     index: int
     base: From
-    commands: list[Command] = field(default_factory=list)
+    commands: list[Command] = Factory(list)
 
     @property
     def name(self) -> str | None:
@@ -29,7 +29,7 @@ class Stage:
         return self.name or f"stage-{self.index}"
 
 
-@dataclass
+@record
 class Plan:
     global_args: list[Arg]
     stages: list[Stage]         # every stage of the file

@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
-from dataclasses import dataclass
+from oci.record import record
 from pathlib import Path
 
 from . import overlay
@@ -28,7 +28,7 @@ class StepFailed(Exception):
         self.exit_code = exit_code
 
 
-@dataclass
+@record
 class Prepared:
     display: str
     key_parts: list

@@ -9,6 +9,11 @@ from oci.digest import Digest, InvalidDigest
 from oci.reference import InvalidReference, validate_name
 
 from .. import state
+from ..config import RegistryConfig
+from ..index import Index
+from ..storage.driver import StorageDriver
+from ..storage.manifest_cache import ManifestCache
+from ..storage.uploads import UploadSessions
 from .errors import DigestInvalid, NameInvalid, PaginationNumberInvalid
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -61,17 +66,31 @@ def upload_location(name: str, upload_id: str) -> str:
     return f"/v2/{name}/blobs/uploads/{upload_id}"
 
 
-def config(request: web.Request):
+def client_key(request: web.Request) -> str:
+    """Who is asking, for per-client caps: the signed-in user's name, else the peer address."""
+    who = request.get(state.IDENTITY)
+    name = getattr(who, "name", None)
+    if name and not getattr(who, "anonymous", False):
+        return f"user:{name}"[:255]
+    return f"addr:{request.remote or 'unknown'}"[:255]
+
+
+# Typed accessors of the app's shared state (the web.AppKeys of registry.state carry the types).
+def config(request: web.Request) -> RegistryConfig:
     return request.app[state.CONFIG]
 
 
-def index(request: web.Request):
+def index(request: web.Request) -> Index:
     return request.app[state.INDEX]
 
 
-def storage(request: web.Request):
+def storage(request: web.Request) -> StorageDriver:
     return request.app[state.STORAGE]
 
 
-def uploads(request: web.Request):
+def uploads(request: web.Request) -> UploadSessions:
     return request.app[state.UPLOADS]
+
+
+def manifest_cache(request: web.Request) -> ManifestCache:
+    return request.app[state.MANIFEST_CACHE]

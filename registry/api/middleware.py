@@ -15,6 +15,7 @@ import json
 import logging
 
 from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..index.database import IndexUnavailable
 from ..storage.driver import FULL, StorageFull, StorageUnavailable
@@ -78,3 +79,23 @@ def _unavailable(request: web.Request, exc: BaseException) -> web.Response:
         f"{what} unavailable"
     return error_response(Unavailable(message=f"{said}; retry shortly", headers={"Retry-After": RETRY_AFTER}),
                           request.method)
+
+
+class QuietBadRequests(logging.Filter):
+    """aiohttp answers a malformed request line or header with 400 by itself, then logs the
+    parser's traceback at ERROR: one line per bad request is enough (#13.11), at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            what = " ".join(str(exc.message).split())[:200]
+            record.msg, record.args = "%s: %s: %s", (record.getMessage()[:100], type(exc).__name__, what)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_bad_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietBadRequests) for f in server_log.filters):
+        server_log.addFilter(QuietBadRequests())

@@ -14,10 +14,13 @@ from aiohttp import web
 from oci.digest import Digest
 from oci.reference import InvalidReference, validate_name
 
+from ..lifecycle.hooks import BytesSwept, blob_refused
 from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
-from .common import READ_CHUNK, blob_location, config, index, parse_digest, repo_name, storage, upload_location, uploads
-from .errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from .common import (READ_CHUNK, blob_location, client_key, config, index, parse_digest, repo_name, storage,
+                     upload_location, uploads)
+from .errors import (BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid, TooManyRequests,
+                     Unavailable)
 
 CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -43,9 +46,27 @@ def _blob_created(name: str, digest: Digest) -> web.Response:
 
 
 async def _new_session(request: web.Request, name: str) -> str:
+    client = client_key(request)
+    await _check_open_sessions(request, name, client)
     upload_id = await uploads(request).start()
-    await index(request).create_upload(upload_id, name)
+    await index(request).create_upload(upload_id, name, client)
     return upload_id
+
+
+async def _check_open_sessions(request: web.Request, name: str, client: str) -> None:
+    """Cap open sessions per repository and per client (#13.10): abandoned sessions otherwise
+    stay for the whole upload_expiry. Monolithic uploads open none and are never refused."""
+    cfg = config(request)
+    if not cfg.max_open_uploads_per_repository and not cfg.max_open_uploads_per_client:
+        return
+    by_repo, by_client = await index(request).open_uploads(name, client)
+    for count, limit, whose in ((by_repo, cfg.max_open_uploads_per_repository, f"repository {name}"),
+                                (by_client, cfg.max_open_uploads_per_client, "this client")):
+        if limit and count >= limit:
+            raise TooManyRequests(
+                detail={"open_uploads": count, "limit": limit},
+                message=f"{whose} has {count} open upload sessions (the limit is {limit}): finish or cancel "
+                        f"some (DELETE their Location), or push in one request (POST ?digest=)")
 
 
 async def _session(request: web.Request, name: str) -> tuple[str, int]:
@@ -62,13 +83,43 @@ async def _session(request: web.Request, name: str) -> tuple[str, int]:
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: Digest) -> web.Response:
     """Verify, commit the bytes (fsync + rename), then link the blob: bytes first, names second."""
+    mark = await index(request).before_bytes(str(digest))  # see registry/lifecycle/reviews.py
     try:
         size = await uploads(request).finish(upload_id, digest)
     except DigestMismatch as e:
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
     except UploadNotFound:
         raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
-    await index(request).complete_upload(upload_id, name, str(digest), size)
+    try:
+        await index(request).complete_upload(upload_id, name, str(digest), size, mark=mark)
+    except BytesSwept:
+        await blob_refused(index(request), str(digest))
+        raise Unavailable(message="the blob was garbage-collected while this upload stored it; upload it again",
+                          headers={"Retry-After": "1"}) from None
+    return _blob_created(name, digest)
+
+
+def _fits_single_put(request: web.Request) -> bool:
+    """A whole small blob in this request's body, on a store where one put beats a session."""
+    length = request.content_length
+    limit = min(uploads(request).single_put_limit, config(request).max_manifest_size)
+    return length is not None and 0 < length <= limit
+
+
+async def _single_put(request: web.Request, name: str, digest: Digest, upload_id: str | None = None) -> web.Response:
+    """Read the (small) body, write it verified with one put, link it; close the session if any."""
+    data = await request.read()
+    if len(data) != request.content_length:
+        raise SizeInvalid(detail={"Content-Length": request.content_length})
+    try:
+        await uploads(request).put_whole(digest, data)
+    except DigestMismatch as e:
+        raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
+    if upload_id is None:
+        await index(request).link_blob(name, str(digest), len(data))
+    else:
+        await index(request).complete_upload(upload_id, name, str(digest), len(data))
+        await uploads(request).cancel(upload_id)
     return _blob_created(name, digest)
 
 
@@ -87,18 +138,8 @@ async def start_upload(request: web.Request) -> web.Response:
             return mounted
     digest = parse_digest(q["digest"]) if "digest" in q else None
     _check_length(request)
-    length = request.content_length
-    if digest is not None and length is not None and 0 < length <= min(uploads(request).single_put_limit, config(request).max_manifest_size):
-        # A small monolithic upload on a remote store: one PUT of the verified bytes.
-        data = await request.read()
-        if len(data) != length:
-            raise SizeInvalid(detail={"Content-Length": length})
-        try:
-            await uploads(request).put_whole(digest, data)
-        except DigestMismatch as e:
-            raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
-        await index(request).link_blob(name, str(digest), length)
-        return _blob_created(name, digest)
+    if digest is not None and _fits_single_put(request):
+        return await _single_put(request, name, digest)
     if digest is not None:
         # Monolithic upload: the whole blob is this request's body. The session is private to
         # this request (no index row; a crash leaves an orphan staging area for the expiry).
@@ -127,7 +168,8 @@ async def _try_mount(request: web.Request, name: str, digest: Digest, source: st
         await storage(request).touch(digest)  # keep GC's grace period on it while we link
     except BlobNotFound:
         return None
-    await index(request).link_blob(name, str(digest), size)
+    if not await index(request).mount_blob(name, str(digest), size):
+        return None  # being garbage-collected: the client uploads it instead
     return _blob_created(name, digest)
 
 
@@ -168,6 +210,8 @@ async def put_upload(request: web.Request) -> web.Response:
         raise DigestInvalid(message="the digest query parameter is required to finish an upload")
     digest = parse_digest(request.query["digest"])
     async with uploads(request).lock(upload_id):
+        if size == 0 and _fits_single_put(request):
+            return await _single_put(request, name, digest, upload_id)   # POST + PUT with the body
         if request.body_exists:
             content_range = request.headers.get("Content-Range")
             if content_range:

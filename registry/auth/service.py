@@ -13,12 +13,12 @@ from ipaddress import ip_address
 from aiohttp import web
 
 from ..index.auth_queries import AuthQueries
+from ..state import IDENTITY  # noqa: F401 - the request key of the caller's Identity, re-exported
 from .identities import Authenticator
 from .rules import ANONYMOUS, Identity, Policy
 from .settings import AuthSettings
 from .tokens import TokenError, TokenService
 
-IDENTITY = "dockyard.identity"      # request key: the Identity of the caller
 SESSION_COOKIE = "dockyard_session"
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 

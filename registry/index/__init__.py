@@ -14,18 +14,21 @@ upgrade to all heads, and tests/registry/index/test_index.py checks models and m
 """
 from __future__ import annotations
 
-from .browse import BrowseQueries, RepositorySummary, TagDetail
 from .database import Database
 from .manifests import ManifestQueries, ManifestRecord, ManifestRow
 from .models import Base
 from .queries import RepositoryQueries, UploadRow
 
-__all__ = ["Base", "Index", "ManifestRecord", "ManifestRow", "RepositorySummary", "TagDetail", "UploadRow"]
+__all__ = ["Base", "Index", "ManifestRecord", "ManifestRow", "UploadRow"]
 
 
-class Index(RepositoryQueries, ManifestQueries, BrowseQueries):
+class Index(RepositoryQueries, ManifestQueries):
     def __init__(self, url: str) -> None:
+        from registry.lifecycle.hooks import Lifecycle
+
         self.db = Database(url)
+        # GC review queue, safety checks and events, called inside the index's transactions.
+        self.lifecycle = Lifecycle()
 
     @property
     def engine(self):

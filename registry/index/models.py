@@ -32,25 +32,17 @@ class Base(DeclarativeBase):
     pass
 
 
-# Modules outside this file that add tables to Base (imported when present).
-EXTENSION_MODULES = ("registry.auth.models", "registry.web.models")
-
-
 def load_all_models() -> type[Base]:
-    """Import every module that declares tables (registry/index/*models*.py and the
-    extensions above), so Base.metadata is complete for Alembic and the schema test."""
+    """Import every module that declares tables (registry/index/*models*.py: every table lives
+    beside the index), so Base.metadata is complete for Alembic and the schema test."""
     import importlib
     import pkgutil
 
     from registry import index
 
     names = [f"registry.index.{m.name}" for m in pkgutil.iter_modules(index.__path__) if "models" in m.name]
-    for name in (*names, *EXTENSION_MODULES):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name is None or not name.startswith(e.name):
-                raise
+    for name in names:
+        importlib.import_module(name)
     return Base
 
 
@@ -128,9 +120,13 @@ class UploadSession(Base):
     """An upload in progress. The staged bytes are in storage; their size is the file's size."""
 
     __tablename__ = "upload_sessions"
-    __table_args__ = (Index("ix_upload_sessions_updated", "updated_at"),)
+    __table_args__ = (Index("ix_upload_sessions_updated", "updated_at"),
+                      Index("ix_upload_sessions_repository", "repository"),
+                      Index("ix_upload_sessions_client", "client"))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     repository: Mapped[str] = mapped_column(String(255))
+    # Who opened it (a user name, else an address), for the per-client cap on open sessions.
+    client: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now)

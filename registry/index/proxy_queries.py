@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from .database import Database
-from .models import Manifest, ManifestReference, Repository, now
+from .models import Repository, now
 from .proxy_models import ProxyRepository, ProxyTag
 from .queries import repository_id
 
@@ -70,18 +70,6 @@ class ProxyQueries:
             .where(Repository.name.in_(set(repositories)))
         )
         return await self.db.read(lambda conn: {name: up for name, up in conn.execute(q).all()})
-
-    async def references_blob(self, repository: str, digest: str) -> bool:
-        """Whether a manifest of the repository names the blob (so stored bytes may be linked
-        there without asking the upstream: the upstream said this repository has it)."""
-        q = (
-            select(ManifestReference.digest)
-            .join(Manifest, Manifest.id == ManifestReference.manifest_id)
-            .join(Repository, Repository.id == Manifest.repository_id)
-            .where(Repository.name == repository, ManifestReference.digest == digest)
-            .limit(1)
-        )
-        return await self.db.read(lambda conn: conn.execute(q).first() is not None)
 
     async def tag_checked_at(self, repository: str, tag: str) -> float | None:
         params = {"repository": repository, "tag": tag}

@@ -30,8 +30,8 @@ from .routing import Target
 from .upstream import UpstreamNotFound, UpstreamUnavailable
 
 log = logging.getLogger("registry.proxy")
-CHUNK = 64 << 10
-MAX_QUEUED = 32  # chunks per client: 2 MiB
+CHUNK = 256 << 10
+MAX_QUEUED = 16  # chunks per client: 4 MiB
 END = object()
 OCTET = "application/octet-stream"
 
@@ -50,7 +50,8 @@ class BlobFetch:
     def __init__(self, svc, target: Target, digest: Digest) -> None:
         self.svc, self.target, self.digest = svc, target, digest
         self.started: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self.finished = asyncio.Event()
+        self.streamed = False  # every byte verified and handed to the subscribers that kept up
+        self.finished = asyncio.Event()  # committed and linked, or failed
         self.error: BaseException | None = None
         self.subscribers: list[Subscriber] = []
         self.sent = 0  # bytes handed to subscribers so far
@@ -58,7 +59,7 @@ class BlobFetch:
 
     def subscribe(self) -> Subscriber:
         sub = Subscriber()
-        if self.sent:  # joined late: the first bytes are gone; read from storage when done
+        if self.sent or self.streamed:  # joined late: the first bytes are gone; read from storage when done
             sub.lagging = True
         self.subscribers.append(sub)
         return sub
@@ -73,10 +74,19 @@ class BlobFetch:
                 continue
             sub.queue.put_nowait(chunk)
 
+    def _end_stream(self) -> None:
+        """The bytes are verified: clients that kept up may finish now, before the fsync and
+        rename of the commit (lagging ones wait for it: they read the rest from storage)."""
+        self.streamed = True
+        for sub in self.subscribers:
+            if not sub.lagging:
+                sub.queue.put_nowait(END)
+
     def _finish(self, error: BaseException | None) -> None:
         self.error = error
         for sub in self.subscribers:
-            sub.queue.put_nowait(END if error is None else error)
+            if error is not None or sub.lagging:
+                sub.queue.put_nowait(END if error is None else error)
         self.finished.set()
 
     async def _run(self) -> None:
@@ -110,6 +120,7 @@ class BlobFetch:
                 raise BlobCorrupt(f"upstream {self.target.upstream.name} sent bytes that do not match {self.digest}")
             if held:
                 self._publish(held.pop())
+            self._end_stream()
             await storage.commit_upload(upload_id, self.digest)
             await self.svc.cache.link_blob(self.target.local, self.target.upstream.name, self.target.remote,
                                            str(self.digest), size)
@@ -140,12 +151,12 @@ async def serve_blob(svc, target: Target, request: web.Request, digest: Digest, 
                           message=f"blob {digest} not found at upstream {target.upstream.name}") from None
     except UpstreamUnavailable as e:
         raise unavailable(e) from None
-    if request.headers.get("Range"):
-        # A range of a blob still arriving: wait for it, then the ordinary handler serves it.
+    if request.headers.get("Range") or fetch.finished.is_set():
+        # A range of a blob still arriving (or one that just arrived): the ordinary handler.
         await fetch.finished.wait()
         _raise_fetch_error(fetch)
         return await handler(request)
-    sub = fetch.subscribe()
+    sub = fetch.subscribe()  # no await since the check above: it cannot miss the end
     headers = {"Docker-Content-Digest": str(digest), "Content-Type": OCTET}
     resp = web.StreamResponse(status=200, headers=headers)
     if size is not None:
@@ -202,3 +213,13 @@ async def _head(request: web.Request, target: Target, digest: Digest) -> web.Str
     await out.prepare(request)
     await out.write_eof()
     return out
+
+
+async def upstream_has_blob(target: Target, digest: Digest) -> bool:
+    """A HEAD at the upstream: does this repository there have the blob? (False when it cannot say.)"""
+    try:
+        resp = await target.client.send("HEAD", target.remote, f"blobs/{digest}")
+    except (UpstreamNotFound, UpstreamUnavailable):
+        return False
+    resp.release()
+    return True

@@ -75,12 +75,18 @@ class CacheStore:
             manifest = parse_manifest(raw, media_type or None, max_size=self.app[state.CONFIG].max_manifest_size)
         except (ManifestError, ValueError, RecursionError) as e:
             raise InvalidUpstreamManifest(str(e)) from None
+        # Only what a client asks for is fetched, so an index arrives before its children and a
+        # manifest before its blobs: the references recorded are those already here (the
+        # index's rule, and lifecycle's, is that a recorded reference names something present).
         if isinstance(manifest, ImageIndex):
             blobs: tuple[str, ...] = ()
-            children = tuple(str(d.digest) for d in manifest.manifests)
+            wanted = [str(d.digest) for d in manifest.manifests]
+            missing = await self.index.missing_manifests(local, wanted)
+            children = tuple(d for d in wanted if d not in missing)
         else:
-            # Recorded as references although not fetched yet: only what a client asks for is.
-            blobs = tuple(str(d.digest) for d in manifest.references() if not d.urls)
+            wanted = [str(d.digest) for d in manifest.references() if not d.urls]
+            missing = await self.index.missing_blobs(local, wanted)
+            blobs = tuple(d for d in wanted if d not in missing)
             children = ()
         try:
             await self.storage.touch(digest)

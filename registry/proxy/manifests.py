@@ -45,10 +45,13 @@ async def ensure_manifest(svc, target: Target, reference: str, accepts_index: bo
 
 async def _ensure_tag(svc, target: Target, tag: str) -> str | None:
     cache, up = svc.cache, target.upstream
+    if svc.recently_checked(target.local, tag):
+        return None  # confirmed by this process less than tag_ttl ago: no lookup at all
     cached = await cache.tag_digest(target.local, tag)
     if cached is not None:
         checked = await cache.queries.tag_checked_at(target.local, tag)
         if checked is not None and time.time() - checked < up.tag_ttl:
+            svc.note_checked(target.local, tag, checked)
             return None
         try:
             answer = await svc.flights.run(("head", target.local, tag),
@@ -59,6 +62,7 @@ async def _ensure_tag(svc, target: Target, tag: str) -> str | None:
             raise ManifestUnknown(detail={"tag": tag}, message=f"tag {tag!r} is gone from upstream {up.name}") from None
         if answer.digest == cached:
             await cache.queries.set_tag_checked(target.local, tag)
+            svc.note_checked(target.local, tag)
             return None
     try:
         await _fetch_shared(svc, target, tag, tag)
@@ -66,6 +70,7 @@ async def _ensure_tag(svc, target: Target, tag: str) -> str | None:
         if cached is not None:
             return stale_warning(e)
         raise unavailable(e) from None
+    svc.note_checked(target.local, tag)
     return None
 
 

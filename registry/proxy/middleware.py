@@ -7,16 +7,18 @@ for a blob still arriving, which is streamed by the tee. Pushes to a prefix are 
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from oci import mediatypes as mt
+from oci.digest import is_digest
 
 from ..api.common import parse_digest
-from ..api.errors import Unsupported
+from ..api.errors import BlobUnknown, ManifestUnknown, Unsupported
 from ..api.routes import ACTIONS
-from .blobs import serve_blob
+from .blobs import serve_blob, upstream_has_blob
 from .manifests import ensure_manifest
 from .routing import Target
 from .tags import list_tags
@@ -58,21 +60,40 @@ def make_middleware(service: Callable[[], "object"]):
 
 async def _read(svc, target: Target, route: str, request: web.Request, handler: Handler) -> web.StreamResponse:
     if route == "v2.manifest.get":
-        warning = await ensure_manifest(svc, target, request.match_info["reference"], _accepts_index(request))
-        resp = await handler(request)
+        reference = request.match_info["reference"]
+        if is_digest(reference):
+            # A digest never changes: what is cached is served with no extra lookup at all.
+            with contextlib.suppress(ManifestUnknown):
+                return await _pulled(svc, target, await handler(request))
+        warning = await ensure_manifest(svc, target, reference, _accepts_index(request))
+        try:
+            resp = await handler(request)
+        except ManifestUnknown:
+            # Deleted or evicted here since this process last confirmed the tag: fetch again.
+            svc.forget_checked(target.local, reference)
+            warning = await ensure_manifest(svc, target, reference, _accepts_index(request))
+            resp = await handler(request)
         if warning:
             resp.headers["Warning"] = warning
-        await svc.cache.pulled(target.local)
-        return resp
+        return await _pulled(svc, target, resp)
     if route == "v2.blob.get":
+        with contextlib.suppress(BlobUnknown):
+            return await handler(request)  # cached: the ordinary path, nothing added
         digest = parse_digest(request.match_info["digest"])
-        if not await svc.cache.has_blob(target.local, str(digest)):
-            size = await svc.cache.stored_size(str(digest))
-            if size is not None and await svc.cache.queries.references_blob(target.local, str(digest)):
-                await svc.cache.link_blob(target.local, target.upstream.name, target.remote, str(digest), size)
-            else:
-                return await serve_blob(svc, target, request, digest, handler)
+        if (target.local, str(digest)) in svc.fetches:  # arriving (or being committed): join it
+            return await serve_blob(svc, target, request, digest, handler)
+        size = await svc.cache.stored_size(str(digest))
+        if size is None or not await upstream_has_blob(target, digest):
+            return await serve_blob(svc, target, request, digest, handler)
+        # Stored already (another cached repository brought it), and the upstream confirms this
+        # repository has it: a link is enough, no bytes move.
+        await svc.cache.link_blob(target.local, target.upstream.name, target.remote, str(digest), size)
         return await handler(request)
     if route == "v2.tags.list":
         return await list_tags(target, request, handler)
     return await handler(request)
+
+
+async def _pulled(svc, target: Target, resp: web.StreamResponse) -> web.StreamResponse:
+    await svc.cache.pulled(target.local)
+    return resp

@@ -1,6 +1,8 @@
 """The running cache: one client per upstream, the router, the shared fetches."""
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from .blobs import BlobFetch
@@ -9,6 +11,8 @@ from .routing import Router, Target
 from .settings import ProxySettings
 from .singleflight import SingleFlight
 from .upstream import UpstreamClient
+
+MAX_CHECKED = 100_000
 
 
 class ProxyService:
@@ -19,6 +23,9 @@ class ProxyService:
         self.cache = CacheStore(app)
         self.flights = SingleFlight()
         self.fetches: dict[tuple[str, str], BlobFetch] = {}
+        # (repository, tag) -> when this process last confirmed it with the upstream (or read
+        # that from the index): a warm pull within tag_ttl costs no lookup of its own.
+        self._checked: dict[tuple[str, str], float] = {}
 
     async def open(self) -> None:
         for client in self.clients.values():
@@ -29,6 +36,19 @@ class ProxyService:
             fetch.task.cancel()
         for client in self.clients.values():
             await client.close()
+
+    def recently_checked(self, local: str, tag: str) -> bool:
+        target = self.router.prefixed(local)
+        when = self._checked.get((local, tag))
+        return target is not None and when is not None and time.time() - when < target.upstream.tag_ttl
+
+    def note_checked(self, local: str, tag: str, when: float | None = None) -> None:
+        if len(self._checked) > MAX_CHECKED:
+            self._checked.clear()  # a bound, not an LRU: the index still knows every check time
+        self._checked[(local, tag)] = time.time() if when is None else when
+
+    def forget_checked(self, local: str, tag: str) -> None:
+        self._checked.pop((local, tag), None)
 
     async def target(self, name: str, reading: bool) -> Target | None:
         """Where a request for ``name`` goes: a cached repository's target, or None (local)."""

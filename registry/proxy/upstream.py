@@ -56,8 +56,9 @@ class UpstreamClient:
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
+        # A 1 MiB read buffer: blobs arrive in fewer, bigger pieces (less Python per byte).
         self.session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
-                                             auto_decompress=False)
+                                             auto_decompress=False, read_bufsize=1 << 20)
 
     async def close(self) -> None:
         if self.session is not None:

@@ -133,8 +133,19 @@ class S3Driver:
         resp = await self.call("get_object", Key=key, **kwargs)
         body = resp["Body"]
         try:
-            async for block in body.iter_chunks(READ_CHUNK):
-                yield block
+            # The HTTP client hands over whatever arrived (often 64 KiB); gathering ~1 MiB per
+            # block makes each trip through the registry's response writer worth its cost.
+            pending = bytearray()
+            while block := await body.read(READ_CHUNK):
+                if not pending and len(block) >= READ_CHUNK // 2:
+                    yield block
+                    continue
+                pending += block
+                if len(pending) >= READ_CHUNK // 2:
+                    yield bytes(pending)
+                    pending.clear()
+            if pending:
+                yield bytes(pending)
         except (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise StorageUnavailable(f"S3 GetObject body: {e.__class__.__name__}") from None
         finally:

@@ -346,12 +346,30 @@ class S3Uploads:
         return session.size
 
     async def delete(self, upload_id: str) -> None:
+        from .s3 import Missing
+
+        try:
+            session = await self.load(upload_id)
+        except UploadNotFound:
+            session = None
+        if session is not None:
+            # Every key a session can own is named by its state, plus at most the one piece and
+            # data object a crashed PATCH or read-back wrote before saving it: no listing needed.
+            if session.mpu is not None:
+                with contextlib.suppress(Missing):
+                    await self.s3.call("abort_multipart_upload", Key=session.mpu["key"], UploadId=session.mpu["id"])
+            await self.s3.delete_keys([
+                *(o["key"] for o in session.objects), self.key(upload_id, f"piece-{session.seq + 1:06d}"),
+                self.key(upload_id, f"data-{session.gen:06d}"), self.key(upload_id, "state.json")])
+            return
+        # No state (an orphan): whatever is listed under the session's prefix goes.
         prefix = self.key(upload_id)
         keys = [o["Key"] async for page in self.s3.paginate("list_objects_v2", Prefix=prefix)
                 for o in page.get("Contents", ())]
         async for page in self.s3.paginate("list_multipart_uploads", Prefix=prefix):
             for up in page.get("Uploads", ()):
-                await self.s3.call("abort_multipart_upload", Key=up["Key"], UploadId=up["UploadId"])
+                with contextlib.suppress(Missing):
+                    await self.s3.call("abort_multipart_upload", Key=up["Key"], UploadId=up["UploadId"])
         if keys:
             await self.s3.delete_keys(keys)
 

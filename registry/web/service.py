@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..index.catalog import CatalogQueries, RepositoryRow, TagRow
 from ..index.catalog_details import CatalogDetails, Headline, StorageRow, TagPageDetails, namespace_of
+from ..index.proxy_queries import ProxyQueries
 from .file_tree import TreeCache
 from .images import ImageReader, ImageSummary
 from .insight import attachment_tag_names, badge, describe
@@ -79,8 +80,11 @@ class CatalogService:
         page's headlines; the summaries come from the digest-keyed cache)."""
         heads = await self.details.headlines([r.id for r in rows])
         cards = await self._cards(heads, {r.id: r.name for r in rows})
+        # Cached copies of another registry (registry.proxy) name their upstream; None otherwise.
+        upstreams = await ProxyQueries(self.details.db).origins([r.name for r in rows])
         return [{**_repo(r), "headline_tag": heads[r.id].tag if r.id in heads else None,
-                 "description": cards.get(r.id) or describe(None)} for r in rows]
+                 "description": cards.get(r.id) or describe(None), "upstream": upstreams.get(r.name)}
+                for r in rows]
 
     async def _cards(self, heads: dict[int, Headline], names: dict[int, str]) -> dict[int, dict[str, Any]]:
         ids = list(heads)
@@ -190,7 +194,8 @@ class CatalogService:
         heads = {repo.id: more.headline} if more.headline else {}
         described = {**_repo(repo), "headline_tag": more.headline.tag if more.headline else None,
                      "description": (await self._cards(heads, {repo.id: name})).get(repo.id) or describe(None),
-                     "storage": {"unique_bytes": more.storage.unique_bytes, "shared_bytes": more.storage.shared_bytes}}
+                     "storage": {"unique_bytes": more.storage.unique_bytes, "shared_bytes": more.storage.shared_bytes},
+                     "upstream": (await ProxyQueries(self.details.db).origins([name])).get(name)}
         badges = _badges(more, scheme)
         return {"repository": described, "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),

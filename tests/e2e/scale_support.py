@@ -16,51 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.s3_servers import nginx_config
 from tests.helpers import free_port
 from tests.procs import http_status, private_dir, start_process, stop_process, wait_until
 from tests.servers import REGISTRY_BIN, DockyardRegistry
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-NGINX_CONF = """\
-{user}
-worker_processes 2;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    log_format upstream '$request_method $uri $status $upstream_addr';
-    access_log {root}/access.log upstream;
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    upstream dockyard {{
-        # Round robin, no stickiness: any request of a push may reach any replica.
-{servers}
-        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        client_max_body_size 0;          # layers of any size
-        proxy_request_buffering off;     # stream uploads through, never spooled to disk
-        proxy_buffering off;             # and downloads
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $http_host;
-        proxy_read_timeout 300s;
-        proxy_next_upstream error timeout;   # only what was never sent is retried elsewhere
-        location / {{ proxy_pass http://dockyard; }}
-    }}
-}}
-"""
-
-
-def nginx_config(root: Path, port: int, upstreams: list[str]) -> str:
-    servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=3s;" for u in upstreams)
-    user = "user root root;" if os.geteuid() == 0 else ""
-    return NGINX_CONF.format(user=user, root=root, port=port, servers=servers)
 
 
 @dataclass
@@ -105,8 +66,6 @@ class Cluster:
         return reg.start()
 
     def start_nginx(self) -> None:
-        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (self.root / "tmp" / d).mkdir(parents=True, exist_ok=True)
         conf = self.root / "nginx.conf"
         conf.write_text(nginx_config(self.root, self.port, [r.host for r in self.replicas]))
         log = self.root / "nginx.log"

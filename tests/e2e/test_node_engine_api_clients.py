@@ -109,3 +109,28 @@ def test_compose_up_ps_down(engine, tmp_path):
     assert project not in engine.dockyard("ps", "-a").stdout
     assert project not in engine.dockyard("network", "ls").stdout
     assert project not in engine.dockyard("volume", "ls").stdout
+
+
+def test_socket_activation_serves_the_same_store(engine):
+    """systemd's way (deploy/dockyard-engine.socket): the engine takes over a listening socket
+    passed as fd 3 with LISTEN_PID/LISTEN_FDS, here handed over by bash, on the same --root."""
+    import socket
+    import subprocess
+    from tests.e2e.engine_api_support import DOCKYARD
+    from tests.procs import start_process, stop_process
+    path = engine.base / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(16)
+    fd = listener.fileno()
+    script = f'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@" 3<&{fd} {fd}<&-'
+    proc = start_process(["bash", "-c", script, "bash", str(DOCKYARD), "--root", str(engine.root), "engine"],
+                         engine.base / "activated.log", env=engine.env, pass_fds=(fd,))
+    listener.close()
+    try:
+        env = dict(engine.env, DOCKER_HOST=f"unix://{path}")
+        r = subprocess.run(["docker", "run", "--rm", "--network", "none", engine.image, "echo", "activated"],
+                           capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+        assert (r.returncode, r.stdout) == (0, "activated\n"), r.stderr
+    finally:
+        stop_process(proc)

@@ -71,3 +71,24 @@ def test_missing_file_and_bad_env():
 def test_describe_hides_passwords():
     cfg = RegistryConfig(database_url="postgresql+asyncpg://u:secret@h/db").finish()
     assert "secret" not in str(cfg.describe())
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("section,text,needle", [
+    ("catalog", "catalog:\n  ranking_max_age: -5\n", "catalog.ranking_max_age"),
+    ("catalog", "catalog:\n  enabled: maybe\n", "catalog.enabled"),
+    ("auth", "auth:\n  mode: sometimes\n", "auth"),
+    ("storage", "storage:\n  driver: tape\n", "storage"),
+    ("proxy", "proxy: [1, 2]\n", "proxy"),
+    ("top level", "max_open_uploads_per_client: -1\n", "max_open_uploads_per_"),
+])
+def test_check_config_validates_every_section(tmp_path, capsys, section, text, needle):
+    """#12: check-config validates every section (the catalog's was never looked at)."""
+    from registry.__main__ import main
+
+    path = tmp_path / "c.yml"
+    path.write_text(text)
+    assert main(["check-config", "--config", str(path), "--data-dir", str(tmp_path)]) == 2, section
+    assert needle in capsys.readouterr().err

@@ -148,7 +148,7 @@ async def test_gc_marks_references_only_through_links(client, config):
     await index.put_manifest("bob/x", ManifestRecord(
         digest=str(Digest.of(raw)), media_type=mt.OCI_MANIFEST, size=len(raw), blobs=(digest,)))
     assert digest in await index.live_digests()
-    assert await index.delete_manifest("team-a/private", (await index.tag_digests("team-a/private"))["v1"])
+    assert await index.delete_manifest("team-a/private", (await index.resolve_tag("team-a/private", "v1"))[0])
     assert await index.unlink_blob("team-a/private", digest)
     assert digest not in await index.live_digests()
     report = await collect(index, app[state.STORAGE], grace=-1)

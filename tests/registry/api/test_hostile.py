@@ -73,3 +73,22 @@ async def test_descriptor_fields_of_the_wrong_type_name_the_field(client, field,
     await _no_crash(r, 400)
     err = (await r.json())["errors"][0]
     assert err["code"] == "MANIFEST_INVALID" and err["detail"]["field"] == path and path in err["message"]
+
+
+@pytest.mark.parametrize("line", [b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"G\x00T /v2/ HTTP/1.1\r\n\r\n",
+                                  b"GET /v2/ HTTP/1.1\r\nBad Header\r\n\r\n"])
+async def test_malformed_request_lines_answer_400_quietly(client, caplog, line):
+    """#13.11: each malformed request line wrote an ERROR traceback from aiohttp.server."""
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.DEBUG, "aiohttp.server")
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(line)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(100), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    server_lines = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(server_lines) <= 1
+    assert all(r.levelno <= logging.INFO and not r.exc_info and "\n" not in r.getMessage() for r in server_lines)

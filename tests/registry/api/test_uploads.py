@@ -216,3 +216,40 @@ async def test_final_chunk_in_put_with_content_range(client):
     r = await client.put(f"{loc}?digest={digest}", data=data[1200:], headers={"Content-Range": "1200-1999"})
     assert r.status == 201, await r.text()
     assert r.headers["Location"] == f"/v2/up/blobs/{digest}"
+
+
+async def test_open_sessions_are_capped_per_repository_and_per_client(aiohttp_client, config):
+    """#13.10: 3,000 abandoned sessions stayed for the 7-day expiry with no cap."""
+    from registry.app import create_app
+
+    config.max_open_uploads_per_repository, config.max_open_uploads_per_client = 3, 5
+    client = await aiohttp_client(create_app(config))
+    locations = []
+    for _ in range(3):
+        r = await client.post("/v2/cap/a/blobs/uploads/")
+        assert r.status == 202
+        locations.append(r.headers["Location"])
+    r = await client.post("/v2/cap/a/blobs/uploads/")
+    assert r.status == 429
+    err = (await r.json())["errors"][0]
+    assert err["code"] == "TOOMANYREQUESTS" and "repository cap/a has 3 open upload sessions" in err["message"]
+    for _ in range(2):
+        assert (await client.post("/v2/cap/b/blobs/uploads/")).status == 202
+    r = await client.post("/v2/cap/c/blobs/uploads/")
+    assert r.status == 429 and "this client has 5" in (await r.json())["errors"][0]["message"]
+    # a monolithic push opens no session and still works; a cancelled session frees a slot
+    data, digest = blob(100)
+    assert (await client.post(f"/v2/cap/a/blobs/uploads/?digest={digest}", data=data)).status == 201
+    assert (await client.delete(locations[0])).status == 204
+    assert (await client.post("/v2/cap/a/blobs/uploads/")).status == 202
+
+
+def test_open_session_caps_are_settings():
+    from registry.config import ConfigError, load_config
+
+    cfg = load_config(environ={"DOCKYARD_REGISTRY_MAX_OPEN_UPLOADS_PER_CLIENT": "7"})
+    assert cfg.max_open_uploads_per_client == 7 and cfg.max_open_uploads_per_repository == 1000
+    import pytest
+
+    with pytest.raises(ConfigError, match="max_open_uploads_per_repository"):
+        load_config(environ={"DOCKYARD_REGISTRY_MAX_OPEN_UPLOADS_PER_REPOSITORY": "many"})

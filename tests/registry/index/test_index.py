@@ -1,4 +1,4 @@
-"""The index on its own: schema matches the migrations, browse queries, upserts."""
+"""The index on its own: schema matches the migrations, upserts."""
 from __future__ import annotations
 
 import pytest
@@ -26,24 +26,6 @@ async def test_migrations_match_the_models(index_url):
         assert changes == [], f"models and migrations differ; add a revision: {changes}"
     finally:
         await idx.close()
-
-
-async def test_browse_queries(aiohttp_client, config):
-    app = create_app(config)
-    client = await aiohttp_client(app)
-    d1, _ = await push_image(client, "web/app", "v1", layers=1)
-    await push_image(client, "web/app", "v2", layers=2)
-    await push_image(client, "other", "x")
-    idx = app[state.INDEX]
-    summaries = await idx.repository_summaries()
-    assert [(s.name, s.tag_count, s.manifest_count) for s in summaries] == [("other", 1, 1), ("web/app", 2, 2)]
-    assert [s.name for s in await idx.repository_summaries(contains="app")] == ["web/app"]
-    assert [s.name for s in await idx.repository_summaries(contains="%")] == []
-    tags = await idx.tag_details("web/app")
-    assert [t.name for t in tags] == ["v1", "v2"] and tags[0].digest == d1
-    refs = await idx.manifest_references("web/app", d1)
-    assert sorted(r.kind for r in refs) == ["blob", "blob"] and all(r.size for r in refs)
-    assert await idx.tags_of("web/app", d1) == ["v1"]
 
 
 async def test_put_manifest_is_idempotent_and_moves_tags(index_url):

@@ -2,7 +2,8 @@
 
 It forwards every request (streaming, headers and status as they are) and counts them by
 ``(method, path)``. ``mode`` makes it misbehave: "pass" (default), "429", "503", "stall"
-(accept the request, answer nothing for ``stall`` seconds), "reset" (drop the connection).
+(accept the request, answer nothing for ``stall`` seconds), "reset" (drop the connection),
+"corrupt" (blob bodies arrive with their last byte changed).
 ``FaultyProxy.start_in_thread(target_url)`` runs it on its own loop for tests that drive
 subprocesses; ``app(target_url)`` gives the aiohttp app for in-process tests.
 """
@@ -61,8 +62,15 @@ class FaultyProxy:
                 out.content_length = up.content_length
             await out.prepare(request)
             if request.method != "HEAD":
+                corrupt = self.mode == "corrupt" and "/blobs/" in request.path
+                pending = b""
                 async for chunk in up.content.iter_chunked(64 << 10):
-                    await out.write(chunk)
+                    if pending:
+                        await out.write(pending)
+                    pending = chunk
+                if corrupt and pending:
+                    pending = pending[:-1] + bytes([pending[-1] ^ 0xFF])
+                await out.write(pending)
             await out.write_eof()
             return out
 

@@ -210,3 +210,19 @@ async def test_redirect_gives_a_presigned_url_that_serves_the_bytes(s3_server, s
     assert r.status == 200 and r.headers["Content-Length"] == str(len(data))   # HEAD is answered here
     r = await client.get(f"/v2/redir/repo/blobs/{digest}", headers={"Range": "bytes=10-19"}, allow_redirects=False)
     assert r.status == 307
+
+
+async def test_api_post_then_put_with_body_is_one_put_and_leaves_no_staging(s3_server, s3_prefix, no_aws,
+                                                                           aiohttp_client, tmp_path):
+    cfg = RegistryConfig(data_dir=str(tmp_path / "data"), storage=s3_server.settings(prefix=s3_prefix)).finish()
+    client = await aiohttp_client(create_app(cfg))
+    data = os.urandom(4096)
+    r = await client.post("/v2/small/repo/blobs/uploads/")
+    assert r.status == 202
+    r = await client.put(f"{r.headers['Location']}?digest={Digest.of(data)}", data=data)
+    assert r.status == 201
+    bad = await client.post(f"/v2/small/repo/blobs/uploads/?digest={Digest.of(b'other')}", data=data)
+    assert bad.status == 400 and (await bad.json())["errors"][0]["code"] == "DIGEST_INVALID"
+    r = await client.get(f"/v2/small/repo/blobs/{Digest.of(data)}")
+    assert r.status == 200 and await r.read() == data
+    assert list(s3_server.objects(s3_prefix)) == [f"{s3_prefix}blobs/sha256/{Digest.of(data).hex[:2]}/{Digest.of(data).hex}"]

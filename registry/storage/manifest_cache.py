@@ -1,5 +1,7 @@
 """A small in-memory LRU of manifest bytes by digest: GET by tag is one indexed query plus,
-usually, no file read at all. Safe to share between repositories: the key is the content digest.
+usually, no file read at all. Safe to share between repositories: the key is the content digest
+(and a read reaches it only after the index said the repository holds that manifest). It sits
+beside the storage it saves reads from, so registry.state needs nothing from the API.
 """
 from __future__ import annotations
 

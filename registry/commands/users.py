@@ -24,13 +24,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
-from ..commands.common import add_config_options, config_from_args
+from .common import add_config_options, config_from_args
 from ..config import ConfigError, parse_duration
 from ..index import Index
 from ..index.auth_queries import AuthQueries
-from .passwords import (PasswordError, check_name, hash_password, new_robot_secret, parse_htpasswd,
+from ..auth.passwords import (PasswordError, check_name, hash_password, new_robot_secret, parse_htpasswd,
                         robot_secret_digest)
-from .rules import ACTIONS, check_pattern
+from ..auth.rules import ACTIONS, check_pattern
 
 
 def _run(args: argparse.Namespace, job: Callable[[AuthQueries], Awaitable[int]]) -> int:
