@@ -31,6 +31,7 @@ from .auth import setup_auth
 from .config import RegistryConfig
 from .gc import collect
 from .index import Index
+from .lifecycle import setup_lifecycle
 from .proxy import setup_proxy
 from .storage import open_driver
 from .storage.uploads import UploadSessions
@@ -123,6 +124,7 @@ def create_app(config: RegistryConfig) -> web.Application:
     quiet_bad_requests()
     app[state.MANIFEST_CACHE] = ManifestCache()
     app.cleanup_ctx.append(_resources)
+    setup_lifecycle(app, config)  # after _resources: its workers use the index and storage
     app.on_response_prepare.append(_add_api_version)
     add_routes(app)
     setup_auth(app, config)

@@ -16,6 +16,7 @@ Any mistake raises ``ConfigError`` with a message naming the setting.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,7 +26,10 @@ from typing import Any, Mapping
 import yaml
 
 ENV_PREFIX = "DOCKYARD_REGISTRY_"
-SECTIONS = ("auth", "catalog", "proxy", "storage")
+SECTIONS = ("auth", "catalog", "proxy", "storage", "gc", "retention", "notifications")  # lifecycle: registry/lifecycle/settings.py
+LOG_FORMATS = ("text", "json")
+# Old keys still read for one release, with a warning naming their replacement.
+DEPRECATED = {"gc_grace": "gc.review_delay", "gc_interval": "gc.enabled (the online review worker)"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
@@ -57,6 +61,8 @@ class RegistryConfig:
     # Seconds between online garbage collections inside `serve`; 0 (default) = only `gc` runs it.
     gc_interval: float = 0
     log_level: str = "INFO"
+    # The access log on stderr, one line per request: "text" or "json" (registry/ops/access_log.py).
+    log_format: str = "text"
     # `serve` brings the database schema up to date on start.
     auto_migrate: bool = True
     # Raw sections parsed by their owners.
@@ -64,6 +70,11 @@ class RegistryConfig:
     catalog: dict[str, Any] = field(default_factory=dict)
     proxy: dict[str, Any] = field(default_factory=dict)
     storage: dict[str, Any] = field(default_factory=dict)
+    gc: dict[str, Any] = field(default_factory=dict)
+    retention: dict[str, Any] = field(default_factory=dict)
+    notifications: dict[str, Any] = field(default_factory=dict)
+    # True when the deprecated gc_grace was given (it then feeds gc.review_delay).
+    gc_grace_set: bool = False
 
     # -- derived values -----------------------------------------------------------------------
     @property
@@ -99,6 +110,11 @@ class RegistryConfig:
         for name in SECTIONS:
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name}: must be a mapping")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format: expected text or json, got {self.log_format!r}")
+        from .lifecycle.settings import parse_lifecycle
+
+        parse_lifecycle(self)  # validates the gc, retention and notifications sections
         return self
 
     def describe(self) -> dict[str, Any]:
@@ -175,6 +191,7 @@ _CONVERTERS = {
     "gc_grace": parse_duration,
     "gc_interval": parse_duration,
     "log_level": lambda v, n: str(v),
+    "log_format": lambda v, n: str(v).lower(),
     "auto_migrate": parse_bool,
 }
 
@@ -190,6 +207,10 @@ def _apply(cfg: RegistryConfig, values: Mapping[str, Any], origin: str) -> None:
         elif key in _CONVERTERS:
             if value is None:
                 continue
+            if key in DEPRECATED:
+                logging.getLogger("registry.config").warning(
+                    "%s: %s is deprecated and will be removed in the next release; use %s", origin, key, DEPRECATED[key])
+                cfg.gc_grace_set = cfg.gc_grace_set or key == "gc_grace"
             setattr(cfg, key, _CONVERTERS[key](value, f"{origin}: {key}"))
         else:
             known = ", ".join([*_CONVERTERS, *SECTIONS])

@@ -1,15 +1,25 @@
-"""Consistency check: every name in the index must lead to bytes in storage.
+"""Consistency check: every name in the index leads to bytes, and all bytes are known.
 
 Bytes first, names second means this should never find anything; it exists to prove that after
-a crash, a restore from backup, or a storage mishap. Read-only: it reports, it does not repair.
+a crash, a restore from backup, or a storage mishap. Problems:
+
+- MISSING: a repository names a blob or manifest whose bytes are not stored;
+- SIZE: the stored bytes have another size than the index says;
+- ORPHAN: stored bytes the index does not know at all (no blob row, no GC review queued), so no
+  review will ever collect them; ``dockyard-registry gc`` removes them.
+Read-only: it reports, it does not repair.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+
 from oci.digest import Digest
 
 from .index import Index
+from .index.models import Blob
+from .index.lifecycle_models import BlobReview
 from .storage.driver import StorageDriver
 
 
@@ -18,6 +28,17 @@ class FsckReport:
     checked: int = 0
     missing: list[tuple[str, str, str]] = field(default_factory=list)  # (repository, digest, kind)
     wrong_size: list[tuple[str, int, int]] = field(default_factory=list)  # (digest, index, storage)
+    orphans: list[tuple[str, int]] = field(default_factory=list)  # (digest, stored size)
+
+    @property
+    def problems(self) -> int:
+        return len(self.missing) + len(self.wrong_size) + len(self.orphans)
+
+
+async def known_digests(index: Index) -> set[str]:
+    """Digests with a blob row or a queued review (the worker will look at those)."""
+    q1, q2 = select(Blob.digest), select(BlobReview.digest)
+    return await index.db.read(lambda conn: set(conn.execute(q1).scalars()) | set(conn.execute(q2).scalars()))
 
 
 async def check(index: Index, storage: StorageDriver) -> FsckReport:
@@ -33,4 +54,8 @@ async def check(index: Index, storage: StorageDriver) -> FsckReport:
         stored = sizes.get(digest)
         if stored is not None and stored != size:
             report.wrong_size.append((digest, size, stored))
+    known = await known_digests(index)
+    async for info in storage.iter_blobs():
+        if str(info.digest) not in known:
+            report.orphans.append((str(info.digest), info.size))
     return report

@@ -96,6 +96,9 @@ def meta(container) -> dict:
 def state(container) -> dict:
     """The recorded state checked against the processes (a vanished monitor means exited)."""
     from node.engine.status import current_state
+    # a removed record reads as a fresh "created" state: look for the record itself first
+    if not (container.dir / "container.json").exists():
+        return {"Status": "removed"}
     try:
         return current_state(container)
     except FileNotFoundError:
@@ -439,3 +442,57 @@ def set_network(container, network_name: str | None, aliases: list[str]) -> None
     config["NetworkAliases"] = list(dict.fromkeys(aliases))
     record.update(HostConfig=host, Config=config)
     container.save_meta(record)
+
+
+# -- files in containers (docker cp) and untrusted tars ---------------------------------------
+
+def archive_stat(container, path: str) -> dict:
+    from node.engine import copy
+    with copy.root_fd(container) as fd:
+        return _mapped(copy.path_stat, fd, path)
+
+
+def archive_from(container, path: str, out) -> dict:
+    from node.engine import copy
+    return _mapped(copy.archive_from, container, path, out)
+
+
+def archive_into(container, dest_dir: str, src) -> int:
+    from node.engine import copy
+    return _mapped(copy.archive_into, container, dest_dir, src)
+
+
+def extract_tar(src, dest: Path) -> int:
+    """An untrusted tar (a build context) into the directory ``dest``, by node.tarstream."""
+    from node import tarstream
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return tarstream.extract(src, fd, keep_owner=False, owner=(0, 0))
+    except tarstream.ArchiveError as e:
+        raise bad_request(f"invalid build context: {e}") from None
+    finally:
+        os.close(fd)
+
+
+# -- registry logins (docker login through the engine) ----------------------------------------
+
+async def login(server: str, username: str, password: str) -> None:
+    """Check the credentials against the registry, then keep them where node.images reads them."""
+    from node.images import auth
+    from node.images.client import RegistryClient
+
+    def work():
+        host = server.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+        if host in ("index.docker.io", "registry-1.docker.io", ""):
+            host = "docker.io"
+        creds = auth.Credentials(username, password)
+
+        async def verify():
+            async with RegistryClient(host, credentials=creds) as client:
+                await client.ping()
+        asyncio.run(verify())
+        auth.store(host, creds)
+    try:
+        await _thread(work)
+    except ApiError as e:
+        raise ApiError(401, f"login attempt to {server} failed: {e.message}") from None

@@ -1,9 +1,8 @@
 """``POST /build``: the classic build API (what ``DOCKER_BUILDKIT=0`` clients use): a tar of the
 context in the body, options in the query, docker's JSON progress stream back.
 
-The context is untrusted: it is extracted entry by entry (node/api/archive.py's extractor: no
-``..``, no absolute names, no writing through links, files/dirs/symlinks only) into a scratch
-dir under ROOT/engine-api/, then node.build runs in a launcher worker (RUN steps fork
+The context is untrusted: node.tarstream extracts it (no ``..``, no absolute names, no writing
+through links) into a scratch dir under ROOT/engine-api/, then node.build runs in a launcher worker (RUN steps fork
 containers, which the threaded server must not do) with its plain progress on a pipe; each
 line becomes ``{"stream": ...}``, the result docker's ``aux`` ID and "Successfully built/tagged"
 lines, a failure one ``errorDetail`` message (HTTP 200, as the daemon streams it).
@@ -14,14 +13,12 @@ import asyncio
 import json
 import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
 from aiohttp import web
 
 from node.api import backend, events
-from node.api.archive import extract_into
 from node.api.errors import ApiError, bad_request, flag, json_response
 from node.api.streams import stream_response
 from node.api.versions import add_route
@@ -47,15 +44,13 @@ async def _receive_context(request, into: Path) -> None:
             await asyncio.to_thread(f.write, chunk)
 
     def unpack():
-        try:
-            with tarfile.open(spool, mode="r:*") as tar:
-                extract_into(tar, str(into), "/")
-        except tarfile.TarError as e:
-            raise bad_request(f"invalid build context: {e}") from None
-        finally:
-            spool.unlink(missing_ok=True)
+        with open(spool, "rb") as raw:  # plain or compressed: the extractor tells
+            backend.extract_tar(raw, into)
     into.mkdir(parents=True)
-    await asyncio.to_thread(unpack)
+    try:
+        await asyncio.to_thread(unpack)
+    finally:
+        spool.unlink(missing_ok=True)
 
 
 async def build(request: web.Request) -> web.StreamResponse:

@@ -8,7 +8,7 @@ import platform
 from aiohttp import web
 
 from node.api import backend
-from node.api.errors import json_response
+from node.api.errors import bad_request, json_response, read_json
 from node.api.versions import ENGINE_VERSION, add_route, version_doc
 
 
@@ -92,9 +92,19 @@ async def df(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(_df, request.app["root"]))
 
 
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    username, password = body.get("username") or "", body.get("password") or ""
+    if not username or not password:
+        raise bad_request("username and password are required (identity tokens are not supported)")
+    await backend.login(body.get("serveraddress") or "docker.io", username, password)
+    return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
 def register(router) -> None:
     add_route(router, "GET", "/_ping", ping)
     add_route(router, "HEAD", "/_ping", ping)
     add_route(router, "GET", "/version", version)
     add_route(router, "GET", "/info", info)
     add_route(router, "GET", "/system/df", df)
+    add_route(router, "POST", "/auth", login)

@@ -19,9 +19,10 @@ import secrets
 import signal
 import threading
 import time
-from oci.record import Factory, record
 from pathlib import Path
 from types import SimpleNamespace
+
+from oci.record import Factory, record
 
 from . import overlay
 
@@ -59,10 +60,14 @@ def run_step(root: Path, lowers: list[Path], spec: RunSpec, upper_out: Path, scr
         container = create_container(root, opts, image)
     except EngineError as e:
         raise RunFailed(str(e)) from None
+    # RUN steps run with umask 022 whatever the caller's (docker's rule); the runtime forks
+    # the container from this process, so it inherits the process-wide mask
+    old_umask = os.umask(0o022)
     try:
         overlay.mount(container.rootfs, lowers, container.dir / "upper", container.dir / "work", scratch)
         return _run_and_stream(root, container, on_output)
     finally:
+        os.umask(old_umask)
         _remove(root, container, upper_out)
 
 
@@ -88,7 +93,7 @@ def _run_and_stream(root: Path, container, on_output) -> int:
             offset = _drain_log(container.log_path, offset, on_output)
             if not alive:
                 break
-            thread.join(0.05)
+            thread.join(0.02)
     except BaseException:  # Ctrl-C: the container goes before the interrupt does
         _kill(container)
         thread.join(10)

@@ -16,6 +16,7 @@ from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifes
 from oci.reference import is_tag
 
 from ..index import ManifestRecord
+from ..lifecycle.hooks import ReferencesGone, store_and_name
 from ..storage.driver import BlobNotFound
 from .common import config, index, manifest_cache, manifest_location, parse_digest, repo_name, storage
 from .errors import (
@@ -172,14 +173,11 @@ async def put_manifest(request: web.Request) -> web.Response:
     refs.raise_if_missing(name)
     if refs.needs_empty_config:
         # The empty config `{}` is well known; store it for clients that never upload it.
-        await storage(request).put(Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON)
-        await index(request).link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON))
+        idx = index(request)
+        await store_and_name(
+            idx, storage(request), Digest.parse(mt.EMPTY_JSON_DIGEST), mt.EMPTY_JSON,
+            lambda mark: idx.link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON), mark=mark))
     await _check_config(request, manifest)
-    # Bytes first, names second.
-    try:
-        await storage(request).touch(digest)  # already stored: keep GC's grace period on it
-    except BlobNotFound:
-        await storage(request).put(digest, raw)
     manifest_cache(request).put(str(digest), raw)
     annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
     record = ManifestRecord(
@@ -193,7 +191,15 @@ async def put_manifest(request: web.Request) -> web.Response:
         children=refs.children,
         tags=(tag,) if tag else (),
     )
-    await index(request).put_manifest(name, record)
+    # Bytes first, names second (and again if a sweep took them meanwhile).
+    try:
+        await store_and_name(index(request), storage(request), digest, raw, lambda mark: index(request).put_manifest(name, record, mark=mark))
+    except ReferencesGone as e:
+        first = sorted(e.missing)[0]
+        raise ManifestBlobUnknown(
+            detail={"digest": first, "missing": sorted(e.missing)[:20]},
+            message=f"manifest references {len(e.missing)} blob(s) or manifest(s) being garbage-collected, e.g. {first}",
+        ) from None
     headers = {"Location": manifest_location(name, digest), "Docker-Content-Digest": str(digest)}
     if manifest.subject:
         headers["OCI-Subject"] = str(manifest.subject.digest)

@@ -14,11 +14,13 @@ from aiohttp import web
 from oci.digest import Digest
 from oci.reference import InvalidReference, validate_name
 
+from ..lifecycle.hooks import BytesSwept, blob_refused
 from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
 from .common import (READ_CHUNK, blob_location, client_key, config, index, may_pull, parse_digest, repo_name,
                      storage, upload_location, uploads)
-from .errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid, TooManyRequests
+from .errors import (BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid, TooManyRequests,
+                     Unavailable)
 
 CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -81,13 +83,19 @@ async def _session(request: web.Request, name: str) -> tuple[str, int]:
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: Digest) -> web.Response:
     """Verify, commit the bytes (fsync + rename), then link the blob: bytes first, names second."""
+    mark = await index(request).before_bytes(str(digest))  # see registry/lifecycle/reviews.py
     try:
         size = await uploads(request).finish(upload_id, digest)
     except DigestMismatch as e:
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
     except UploadNotFound:
         raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
-    await index(request).complete_upload(upload_id, name, str(digest), size)
+    try:
+        await index(request).complete_upload(upload_id, name, str(digest), size, mark=mark)
+    except BytesSwept:
+        await blob_refused(index(request), str(digest))
+        raise Unavailable(message="the blob was garbage-collected while this upload stored it; upload it again",
+                          headers={"Retry-After": "1"}) from None
     return _blob_created(name, digest)
 
 
@@ -164,7 +172,8 @@ async def _try_mount(request: web.Request, name: str, digest: Digest, source: st
         await storage(request).touch(digest)  # keep GC's grace period on it while we link
     except BlobNotFound:
         return None
-    await index(request).link_blob(name, str(digest), size)
+    if not await index(request).mount_blob(name, str(digest), size):
+        return None  # being garbage-collected: the client uploads it instead
     return _blob_created(name, digest)
 
 

@@ -24,7 +24,11 @@ __all__ = ["Base", "Index", "ManifestRecord", "ManifestRow", "UploadRow"]
 
 class Index(RepositoryQueries, ManifestQueries):
     def __init__(self, url: str) -> None:
+        from registry.lifecycle.hooks import Lifecycle
+
         self.db = Database(url)
+        # GC review queue, safety checks and events, called inside the index's transactions.
+        self.lifecycle = Lifecycle()
 
     @property
     def engine(self):

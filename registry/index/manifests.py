@@ -45,11 +45,15 @@ _GET_MANIFEST = (
 class ManifestQueries:
     db: Database
 
-    async def put_manifest(self, repository: str, rec: ManifestRecord) -> None:
-        """Record a manifest, its references, its subject and its tags in one transaction."""
+    async def put_manifest(self, repository: str, rec: ManifestRecord, mark: int | None = None) -> None:
+        """Record a manifest, its references, its subject and its tags in one transaction.
+        ``mark``: ``sweep_mark()`` read before the manifest's bytes were written."""
+        life = self.lifecycle.bind()  # type: ignore[attr-defined]
 
         def tx(conn: Connection) -> None:
             repo_id = self._ensure_repository(conn, repository)  # type: ignore[attr-defined]
+            life.manifest_putting(conn, repo_id, repository, rec.digest, rec.media_type, rec.size, rec.blobs,
+                                  rec.children, rec.tags, mark)
             t = now()
             conn.execute(
                 self.db.insert(Blob)
@@ -111,17 +115,21 @@ class ManifestQueries:
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Remove a manifest and every tag pointing at it (its references go with it)."""
+        life = self.lifecycle.bind()  # type: ignore[attr-defined]
 
         def tx(conn: Connection) -> bool:
             repo_id = repository_id(conn, repository)
             if repo_id is None:
                 return False
             conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.manifest_digest == digest))
-            manifest_id = conn.execute(
-                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest)
-            ).scalar_one_or_none()
-            if manifest_id is None:
+            found = conn.execute(
+                select(Manifest.id, Manifest.media_type, Manifest.size)
+                .where(Manifest.repository_id == repo_id, Manifest.digest == digest)
+            ).first()
+            if found is None:
                 return False
+            manifest_id = found[0]
+            life.manifest_deleting(conn, repo_id, repository, manifest_id, digest, found[1], found[2])
             conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
             conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
             return True
@@ -140,6 +148,18 @@ class ManifestQueries:
         return await self.db.read(lambda conn: [ManifestRow(*row) for row in conn.execute(q).all()])
 
     # -- garbage collection and fsck ----------------------------------------------------------
+    async def referenced_digests(self) -> set[str]:
+        """What GC keeps: every manifest, and what manifests name through their repository's
+        link (a link alone, or a reference alone, keeps nothing: lifecycle/reviews.py)."""
+        through_links = (
+            select(ManifestReference.digest)
+            .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+            .join(RepositoryBlob, (RepositoryBlob.repository_id == Manifest.repository_id)
+                  & (RepositoryBlob.digest == ManifestReference.digest))
+        )
+        q = union(select(Manifest.digest), through_links)
+        return await self.db.read(lambda conn: set(conn.execute(q).scalars()))
+
     async def live_digests(self) -> set[str]:
         """Mark: every digest some name still reaches, through the repositories' links only.
 

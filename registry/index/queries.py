@@ -111,18 +111,47 @@ class RepositoryQueries:
         conn.execute(upserts["blob"], {"digest": digest, "size": size, "created_at": now()})
         conn.execute(upserts["repository_blob"], {"repository_id": repo_id, "digest": digest, "created_at": now()})
 
-    async def link_blob(self, repository: str, digest: str, size: int) -> None:
-        """Record stored bytes and make them visible in ``repository`` (after the bytes exist)."""
-        await self.db.write(lambda conn: self._link_blob(conn, repository, digest, size))
-
-    async def complete_upload(self, upload_id: str, repository: str, digest: str, size: int) -> None:
-        """Link the blob an upload produced and close the session, in one transaction."""
+    async def link_blob(self, repository: str, digest: str, size: int, mark: int | None = None) -> None:
+        """Record stored bytes and make them visible in ``repository`` (after the bytes exist).
+        ``mark``: ``sweep_mark()`` read before the bytes were written (lifecycle/reviews.py)."""
+        life = self.lifecycle.bind()  # type: ignore[attr-defined]
 
         def tx(conn: Connection) -> None:
+            life.blob_linking(conn, digest, mark)
+            self._link_blob(conn, repository, digest, size)
+
+        await self.db.write(tx)
+
+    async def mount_blob(self, repository: str, digest: str, size: int) -> bool:
+        """Link an existing blob into ``repository``; False when it is gone or being collected."""
+        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+
+        def tx(conn: Connection) -> bool:
+            if not life.blob_mounting(conn, digest):
+                return False
+            self._link_blob(conn, repository, digest, size)
+            return True
+
+        return await self.db.write(tx)
+
+    async def complete_upload(self, upload_id: str, repository: str, digest: str, size: int,
+                              mark: int | None = None) -> None:
+        """Link the blob an upload produced and close the session, in one transaction."""
+        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+
+        def tx(conn: Connection) -> None:
+            life.blob_linking(conn, digest, mark)
             self._link_blob(conn, repository, digest, size)
             conn.execute(_DELETE_UPLOAD, {"id": upload_id})
 
         await self.db.write(tx)
+
+    async def before_bytes(self, digest: str) -> int:
+        """Call before writing bytes that will be named: queues their GC review (bytes a crash
+        leaves unnamed are still collected) and returns the mark that ``complete_upload``,
+        ``link_blob`` and ``put_manifest`` take (see registry/lifecycle/reviews.py)."""
+        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        return await self.db.write(lambda conn: life.before_bytes(conn, digest))
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""
@@ -212,10 +241,16 @@ class RepositoryQueries:
         return (row[0], row[1], row[2]) if row else None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
+        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+
         def tx(conn: Connection) -> bool:
             repo_id = repository_id(conn, repository)
             if repo_id is None:
                 return False
+            target = conn.execute(select(Tag.manifest_digest).where(Tag.repository_id == repo_id, Tag.name == tag)).scalar()
+            if target is None:
+                return False
+            life.tag_deleting(conn, repo_id, repository, tag, target)
             return conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag)).rowcount > 0
 
         return await self.db.write(tx)

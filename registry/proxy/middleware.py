@@ -80,6 +80,8 @@ async def _read(svc, target: Target, route: str, request: web.Request, handler: 
         with contextlib.suppress(BlobUnknown):
             return await handler(request)  # cached: the ordinary path, nothing added
         digest = parse_digest(request.match_info["digest"])
+        if (target.local, str(digest)) in svc.fetches:  # arriving (or being committed): join it
+            return await serve_blob(svc, target, request, digest, handler)
         size = await svc.cache.stored_size(str(digest))
         if size is None or not await upstream_has_blob(target, digest):
             return await serve_blob(svc, target, request, digest, handler)

@@ -12,6 +12,8 @@ import pytest
 from tests.e2e.node_build_support import (BASE, base_archive, flatten, image_layers, leftovers,  # noqa: F401
                                           load_base, make_context, remove_cgroup_parent, run_dockyard)
 
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.slow]
+
 NET = ("--network", "none")  # RUN containers without a bridge: faster; one test uses the default
 
 
@@ -26,8 +28,13 @@ def root(tmp_path_factory, base_archive) -> Path:
         remove_cgroup_parent()
 
 
-def build(root, ctx, *args, env=None, check=True):
-    result = run_dockyard(root, "build", "--progress", "plain", *NET, *args, str(ctx), env=env)
+def build(root, ctx, *args, env=None, check=True, umask=0o077):
+    # a strict caller umask: RUN steps must still run with 022
+    old = os.umask(umask)
+    try:
+        result = run_dockyard(root, "build", "--progress", "plain", *NET, *args, str(ctx), env=env)
+    finally:
+        os.umask(old)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -42,7 +49,7 @@ def tree(root, ref):
 
 
 def test_seed_example_builds_and_runs(root, tmp_path):
-    make = "#!/bin/sh\necho built > \"$1/built.txt\"\n"
+    make = "#!/bin/sh\necho built > \"$1/built.txt\"\nmkdir \"$1/made\"\n"
     app = "echo hello from app; cat /app/built.txt\n"
     ctx = make_context(tmp_path, {"make": make, "app.py": app},
                        "FROM busybox\nCOPY . /app\nRUN sh /app/make /app\nCMD sh /app/app.py\n")
@@ -57,6 +64,8 @@ def test_seed_example_builds_and_runs(root, tmp_path):
     assert [h.get("empty_layer", False) for h in config["history"][-3:]] == [False, False, True]
     assert config["history"][-2]["created_by"] == "RUN /bin/sh -c sh /app/make /app # buildkit"
     assert len(config["rootfs"]["diff_ids"]) == 5  # three base layers + COPY + RUN
+    files = tree(root, "seed:1")
+    assert files["app/built.txt"][1] == 0o644 and files["app/made"][1] == 0o755  # umask 022
 
 
 def test_cache_hits_misses_and_mtime(root, tmp_path):
@@ -76,6 +85,13 @@ def test_cache_hits_misses_and_mtime(root, tmp_path):
     assert changed.stderr.count("CACHED") == 3 and iid(root, "cache:1") != one
     no_cache = build(root, ctx, "--no-cache", "-t", "cache:2")
     assert "CACHED" not in no_cache.stderr
+    two = iid(root, "cache:2")
+    # rmi sweeps what no image needs, but never the build cache's layers (images/pins)
+    assert run_dockyard(root, "rmi", "cache:1", "cache:2").returncode == 0
+    after = build(root, ctx, "-t", "cache:3")
+    assert after.stderr.count("CACHED") == 4 and iid(root, "cache:3") == two
+    assert run_dockyard(root, "run", "--rm", "--network", "none", "cache:3", "cat", "/copy", "/b.txt").stdout == \
+        "one\nchanged\n"
 
 
 def test_target_builds_only_needed_stages_and_build_args(root, tmp_path):
@@ -83,11 +99,12 @@ def test_target_builds_only_needed_stages_and_build_args(root, tmp_path):
         "ARG BASE=busybox\nFROM ${BASE} AS base\nARG WHO=nobody\nRUN echo \"hi $WHO\" > /who\n"
         "FROM base AS broken\nRUN exit 7\n"
         "FROM base AS final\nARG WHO\nCOPY --from=base /who /copied\nRUN cat /copied > /final\n"
+        "COPY --from=busybox /etc/passwd /from-image-passwd\n"
         "ENV SHOWN=${WHO:-unset} ALT=${WHO:+set}\n"))
     result = build(root, ctx, "--target", "final", "--build-arg", "WHO=alice", "-t", "stages:1")
     assert "exit 7" not in result.stderr  # the broken stage was never needed
     files = tree(root, "stages:1")
-    assert "final" in files and "who" in files
+    assert "final" in files and "who" in files and "from-image-passwd" in files
     out = run_dockyard(root, "run", "--rm", "--network", "none", "stages:1", "sh", "-c", "cat /final; echo $SHOWN $ALT")
     assert out.stdout == "hi alice\nalice set\n"
     bad = build(root, ctx, "--target", "nope", check=False)
@@ -103,9 +120,11 @@ def test_dockerignore_and_dockerfile_specific_ignore(root, tmp_path):
     build(root, ctx, "-t", "ignore:1")
     names = {p for p in tree(root, "ignore:1") if p.startswith("ctx/")}
     assert names == {"ctx/keep.txt", "ctx/logs", "ctx/logs/important.log", "ctx/Dockerfile", "ctx/.dockerignore"}
-    (ctx / "special.Dockerfile").write_text("FROM busybox\nCOPY . /ctx/\n")
-    (ctx / "special.Dockerfile.dockerignore").write_text("keep.txt\n")
-    build(root, ctx, "-f", str(ctx / "special.Dockerfile"), "-t", "ignore:2")
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-dockerfiles"  # -f may name a file outside the context
+    elsewhere.mkdir()
+    (elsewhere / "special.Dockerfile").write_text("FROM busybox\nCOPY . /ctx/\n")
+    (elsewhere / "special.Dockerfile.dockerignore").write_text("keep.txt\n")
+    build(root, ctx, "-f", str(elsewhere / "special.Dockerfile"), "-t", "ignore:2")
     names = {p for p in tree(root, "ignore:2") if p.startswith("ctx/")}
     assert "ctx/keep.txt" not in names and "ctx/skip.log" in names
 

@@ -24,6 +24,8 @@ from tests.e2e.node_build_support import (BASE, base_archive, flatten, image_lay
                                           load_base, make_context, remove_cgroup_parent, run_dockyard)
 from tests.helpers import need
 
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.docker, pytest.mark.slow]
+
 DEBIAN_DOCKER = "/usr/bin/docker"
 CONFIG_FIELDS = ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "ExposedPorts", "Labels", "Volumes",
                  "StopSignal", "Healthcheck", "Shell", "OnBuild")

@@ -180,6 +180,17 @@ def test_bad_input_gets_dockers_codes_and_the_engine_keeps_serving(engine):
     r = engine.docker("rm", "nothere-" + name)
     assert "No such container" in r.stderr
     engine.docker("rm", name, check=True)
+    # a build context that climbs out of itself is refused, and nothing lands outside
+    import io
+    import tarfile
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w") as tar:
+        info = tarfile.TarInfo("../escaped-" + name)
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    status, _, raw = engine.request("POST", "/v1.44/build?t=x", body.getvalue(), {"Content-Type": "application/x-tar"})
+    assert status == 400 and "build context" in json.loads(raw)["message"]
+    assert not any(p.name.startswith("escaped-") for p in engine.root.rglob("escaped-*"))
     assert engine.request("GET", "/_ping")[0] == 200
 
 
@@ -232,3 +243,4 @@ def test_run_interactive_stdin_and_tty(engine):
                              engine.env, [b"echo $((6*7))\n", b"exit 4\n"])
     assert code == 4 and b"42" in out, out
     assert engine.docker("ps", "-aq", check=True).stdout.strip() == ""
+
