@@ -309,5 +309,8 @@ class S3Driver:
     async def delete_upload(self, upload_id: str) -> None:
         await self.uploads.delete(upload_id)
 
+    async def discard_empty_upload(self, upload_id: str) -> None:
+        await self.uploads.discard_empty(upload_id)
+
     def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
         return self.uploads.iter()
