@@ -373,6 +373,13 @@ class S3Uploads:
         if keys:
             await self.s3.delete_keys(keys)
 
+    async def discard_empty(self, upload_id: str) -> None:
+        """Delete a session known to hold no bytes, in one call: its state and the names a first
+        PATCH that crashed could have written (a multipart upload it had recorded would be left
+        to the bucket's abort-incomplete-uploads rule; see deploy/scale-out.md)."""
+        await self.s3.delete_keys([self.key(upload_id, "state.json"), self.key(upload_id, "piece-000001"),
+                                   self.key(upload_id, "data-000000")])
+
     async def iter(self) -> AsyncIterator[tuple[str, float]]:
         """(id, newest LastModified) of every session with anything staged, orphans included."""
         top = f"{self.s3.prefix}uploads/"
