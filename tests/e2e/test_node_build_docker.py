@@ -33,7 +33,8 @@ CONFIG_FIELDS = ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "ExposedPorts
 CORPUS = {
     "basic": ({"app/run.sh": "#!/bin/sh\necho run\n", "app/data/x.txt": "x\n", "top.txt": "top\n",
                ".dockerignore": "*.tmp\n", "junk.tmp": "no\n"},
-              "FROM dybase\nENV APP=/app MODE=${MODE:-prod}\nWORKDIR $APP\nCOPY app/ ./\nCOPY top.txt *.tmp* /opt/\n"
+              "FROM dybase\nARG WHO=world\nARG EMPTY\nENV APP=/app MODE=${MODE:-prod} GREETING=\"hello ${WHO}\" "
+              "ALT=${EMPTY:-fallback} SET=${WHO:+yes}\nRUN echo \"$GREETING $ALT $SET\" > /greeting\nWORKDIR $APP\nCOPY app/ ./\nCOPY top.txt *.tmp* /opt/\n"
               "RUN chmod 755 run.sh && mkdir -p /var/lib/thing && echo hi > /var/lib/thing/f "
               "&& ln -s /app/run.sh /usr/bin/runme && ln /var/lib/thing/f /var/lib/thing/g "
               "&& chmod 4755 /var/lib/thing/f && rm /etc/motd && rm -r /data\n"
@@ -58,8 +59,6 @@ CORPUS = {
     "add-archive": ({}, "FROM dybase AS unpack\nADD payload.tar.gz /unpacked/\nADD payload.tar.gz /kept.tar.gz.d/\n"
                         "RUN ls -R /unpacked > /listing\n"
                         "FROM unpack\nCOPY --from=unpack /unpacked /from-stage\n"),
-    "args": ({}, "FROM dybase\nARG WHO=world\nARG EMPTY\nENV GREETING=\"hello ${WHO}\" ALT=${EMPTY:-fallback} "
-                 "SET=${WHO:+yes}\nRUN echo \"$GREETING $ALT $SET\" > /greeting\n"),
 }
 
 
