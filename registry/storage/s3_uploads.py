@@ -331,6 +331,14 @@ class S3Uploads:
         dest = self.s3.blob_key(digest)
         writer = _Writer(self, upload_id, session)
         staged = [o["key"] for o in session.objects]
+        if session.mpu is not None and not session.mpu["parts"] and session.objects_size < MIN_PART:
+            # A multipart upload whose first part never made it (a PATCH failed right after
+            # creating it): nothing is in it, so drop it and write the pieces with one PUT.
+            from .s3 import Missing
+
+            with contextlib.suppress(Missing):
+                await self.s3.call("abort_multipart_upload", Key=session.mpu["key"], UploadId=session.mpu["id"])
+            session.mpu = None
         if session.mpu is not None:
             source = await writer.complete()
             staged.append(source)
