@@ -89,11 +89,11 @@ def test_skopeo_and_docker_through_nginx_same_digests(cluster, busybox_image_dir
     image = busybox_image_dir
     repo = f"{cluster.host}/{unique('sk')}/busybox"
     subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", image.ref, f"docker://{repo}:v1"],
-                   check=True, timeout=120, capture_output=True)
+                   check=True, timeout=300, capture_output=True)
     for reg in cluster.replicas:   # the same bytes from every replica
         raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
                               f"docker://{repo.replace(cluster.host, reg.host)}:v1"],
-                             check=True, timeout=60, capture_output=True).stdout
+                             check=True, timeout=120, capture_output=True).stdout
         assert raw == image.manifest.read()
     if os.geteuid() != 0 or not shutil.which("dockerd"):
         return   # docker's half needs root and the engine; skopeo's half ran above
