@@ -96,6 +96,9 @@ def meta(container) -> dict:
 def state(container) -> dict:
     """The recorded state checked against the processes (a vanished monitor means exited)."""
     from node.engine.status import current_state
+    # a removed record reads as a fresh "created" state: look for the record itself first
+    if not (container.dir / "container.json").exists():
+        return {"Status": "removed"}
     try:
         return current_state(container)
     except FileNotFoundError:

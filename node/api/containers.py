@@ -227,16 +227,22 @@ async def wait(request: web.Request) -> web.Response:
     first = backend.state(container)
     finished_before = first.get("FinishedAt")
     code = int(first.get("ExitCode", 0))
+    auto_remove = backend.meta(container).get(container_spec.AUTO_REMOVE)  # read once: it may vanish
     while True:
-        if not backend.container_exists(_root(request), container.id):
-            break  # removed (by us, a peer or the CLI)
-        state = backend.state(container)
+        try:
+            if not backend.container_exists(_root(request), container.id):
+                break  # removed (by us, a peer or the CLI)
+            state = backend.state(container)
+        except (OSError, ValueError, KeyError):
+            break  # removed while we looked
         status = state.get("Status")
+        if status == "removed":
+            break
         code = int(state.get("ExitCode", 0))
         ended = status not in RUNNING and (condition == "not-running" or state.get("FinishedAt") != finished_before)
         if ended and condition != "removed":
             break
-        if ended and condition == "removed" and backend.meta(container).get(container_spec.AUTO_REMOVE):
+        if ended and condition == "removed" and auto_remove:
             await _maybe_autoremove(request.app, container)
             break
         if request.transport is None or request.transport.is_closing():

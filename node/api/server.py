@@ -25,7 +25,7 @@ from aiohttp import web
 
 from node.api import (archive, backend, build, container_io, containers, events, execs, images,
                       monitoring, networks, system, volumes)
-from node.api.errors import error_middleware
+from node.api.errors import PREPARED, error_middleware
 from node.api.launcher import Launcher
 from node.api.versions import common_headers, version_middleware
 
@@ -37,6 +37,7 @@ MODULES = (system, events, containers, container_io, execs, archive, monitoring,
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    request[PREPARED] = True
     for key, value in common_headers().items():
         response.headers.setdefault(key, value)
 

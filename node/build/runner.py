@@ -19,9 +19,10 @@ import secrets
 import signal
 import threading
 import time
-from oci.record import Factory, record
 from pathlib import Path
 from types import SimpleNamespace
+
+from oci.record import Factory, record
 
 from . import overlay
 

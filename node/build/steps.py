@@ -8,11 +8,12 @@ import contextlib
 import hashlib
 import os
 import posixpath
-from oci.record import record
 from pathlib import Path
 
+from oci.record import record
+
 from . import overlay
-from .context import Context, ContextError, checksum
+from .context import ContextError, checksum
 from .copier import Copier, CopyError, Owner, _mkdirs
 from .dockerfile import DockerfileError
 from .instructions import CopyAdd, Run
@@ -199,4 +200,4 @@ def mounted_view(lowers: list[Path], scratch: Path):
             target.rmdir()
 
 
-__all__ = ["Prepared", "StepFailed", "copy", "run", "workdir", "resolve_path", "mounted_view", "Context"]
+__all__ = ["Prepared", "StepFailed", "copy", "run", "workdir", "resolve_path", "mounted_view"]
