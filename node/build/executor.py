@@ -28,20 +28,13 @@ from .layers import commit, is_empty_dir, write_layer
 from .metadata import Applier
 from .services import StepServices
 from .stages import Stage, base_reference, find_stage, plan
-from .steps import Prepared, StepFailed
+from .steps import BuildError, Prepared, StepFailed
 from .steps import copy as copy_step
 from .steps import run as run_step
 from .steps import workdir as workdir_step
 from .words import WordError, expand
 
 LAYER_STEPS = ("run", "copy", "add", "workdir")
-
-
-class BuildError(Exception):
-    def __init__(self, message: str, tail: list[str] | None = None, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.tail = tail or []
-        self.exit_code = exit_code
 
 
 @record
@@ -246,20 +239,6 @@ class Builder(StepServices):
                 raise DockerfileError(stage.base.line, f"ONBUILD trigger {text!r} of the base image: {e.reason}",
                                       self.name) from None
         return commands
-
-    def _base_image(self, ref: str, platform: str | None, stage: Stage) -> StageImage:
-        from node.images.errors import ImageError
-        try:
-            if self.opts.pull or not self.store.exists(ref):
-                from node.images.pull import pull_image  # aiohttp: only when there is a pull
-                pull_image(self.root, ref, platform=platform or self.opts.platform, quiet=True)
-            found = self.store.get(ref)
-        except ImageError as e:
-            raise BuildError(f"{self.name}:{stage.base.line}: FROM {ref}: {e}") from None
-        image = StageImage.from_config(found.config.raw, found.layers, found.layer_dirs(), found.id)
-        chain = found.chain_ids[-1] if found.chain_ids else None
-        image.key = step_key("image", str(chain) if chain else "empty")
-        return image
 
     # -- instructions -------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ from .image import StageImage
 from .instructions import CopyAdd, Run
 from .layers import clean_runtime_leftovers
 from .mounts import MountSpec, parse_mount
-from .stages import find_stage
-from .steps import StepFailed, mounted_view
+from .stages import Stage, find_stage
+from .cache import step_key
+from .steps import BuildError, StepFailed, mounted_view
 
 
 class StepServices:
@@ -95,3 +96,39 @@ class StepServices:
         except ValueError as e:
             raise StepFailed(str(e)) from None
 
+    def _base_image(self, ref: str, platform: str | None, stage: Stage) -> StageImage:
+        from node.images.errors import ImageError
+        try:
+            if self.opts.pull or not self.store.exists(ref):
+                from node.images.pull import pull_image  # aiohttp: only when there is a pull
+                step = self.progress.step(f"[internal] load metadata for {ref}")
+                try:
+                    pull_image(self.root, ref, platform=platform or self.opts.platform, out=_StepWriter(step))
+                except BaseException:
+                    step.error(f"pulling {ref} failed")
+                    raise
+                step.done()
+            found = self.store.get(ref)
+        except ImageError as e:
+            raise BuildError(f"{self.name}:{stage.base.line}: FROM {ref}: {e}") from None
+        image = StageImage.from_config(found.config.raw, found.layers, found.layer_dirs(), found.id)
+        chain = found.chain_ids[-1] if found.chain_ids else None
+        image.key = step_key("image", str(chain) if chain else "empty")
+        return image
+
+
+class _StepWriter:
+    """A text stream for `pull`'s lines: each becomes the step's output (never a terminal)."""
+
+    def __init__(self, step) -> None:
+        self.step = step
+
+    def write(self, text: str) -> int:
+        self.step.output(text.encode())
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False

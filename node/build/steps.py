@@ -20,13 +20,19 @@ from .instructions import CopyAdd, Run
 from .words import WordError, expand
 
 
-class StepFailed(Exception):
-    """A step that ran and failed (a RUN's non-zero exit, a COPY source missing...)."""
+class BuildError(Exception):
+    """The build failed: one line for the user (``Dockerfile:LINE: ...``) and, for a RUN, the
+    last lines of its output."""
 
     def __init__(self, message: str, tail: list[str] | None = None, exit_code: int = 1) -> None:
         super().__init__(message)
         self.tail = tail or []
         self.exit_code = exit_code
+
+
+class StepFailed(BuildError):
+    """A step that ran and failed (a RUN's non-zero exit, a COPY source missing...); the
+    executor prefixes the instruction's line."""
 
 
 @record

@@ -119,7 +119,7 @@ async def _single_put(request: web.Request, name: str, digest: Digest, upload_id
         await index(request).link_blob(name, str(digest), len(data))
     else:
         await index(request).complete_upload(upload_id, name, str(digest), len(data))
-        await uploads(request).cancel(upload_id)
+        await uploads(request).cancel(upload_id, empty=True)   # it held nothing: we checked
     return _blob_created(name, digest)
 
 
