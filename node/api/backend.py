@@ -95,14 +95,33 @@ def meta(container) -> dict:
 
 def state(container) -> dict:
     """The recorded state checked against the processes (a vanished monitor means exited)."""
+    from node.engine import procs
     from node.engine.status import current_state
     # a removed record reads as a fresh "created" state: look for the record itself first
     if not (container.dir / "container.json").exists():
         return {"Status": "removed"}
     try:
+        raw = container.state()
+        lost = raw.get("Status") in ("running", "paused", "restarting") and \
+            not procs.alive(raw.get("Pid", 0), raw.get("PidStart", 0)) and \
+            not procs.alive(raw.get("MonitorPid", 0), raw.get("MonitorStart", 0))
+        if lost and _in_event_loop():
+            # current_state would release the lost container (mounts, network: pyroute2, which
+            # runs an event loop of its own) right here, on the server's loop: a thread does it
+            asyncio.get_running_loop().run_in_executor(None, current_state, container)
+            return {**raw, "Status": "exited", "Running": False, "Paused": False, "Restarting": False,
+                    "Pid": 0, "ExitCode": raw.get("ExitCode") or 255}
         return current_state(container)
     except FileNotFoundError:
         return {"Status": "removed"}
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def inspect(container) -> dict:
@@ -515,3 +534,18 @@ async def login(server: str, username: str, password: str) -> None:
         await _thread(work)
     except ApiError as e:
         raise ApiError(401, f"login attempt to {server} failed: {e.message}") from None
+
+
+async def image_prune(root, everything: bool) -> list[str]:
+    """Remove dangling images (or, ``everything``, each one no container uses); docker's lines."""
+    from node.engine.usage import images_in_use
+    from node.images.store import ImageStore
+
+    def work():
+        store, in_use, lines = ImageStore(root), images_in_use(Path(root)), []
+        for image in store.list():
+            if image.id in in_use or (image.repo_tags and not everything):
+                continue
+            lines += store.remove(image.id, force=True, in_use=in_use)
+        return lines
+    return await _thread(work)
