@@ -68,6 +68,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal", metavar="SIGNAL", help="the signal `stop` sends first (default SIGTERM)")
     p.add_argument("--stop-timeout", type=int, metavar="SECONDS",
                    help="seconds `stop` waits before SIGKILL (default 10; -1: for ever)")
+    p.add_argument("--ulimit", action="append", default=[], dest="ulimits", metavar="NAME=SOFT[:HARD]",
+                   help="a resource limit (e.g. nofile=1024:2048; -1: unlimited)")
+    p.add_argument("--shm-size", metavar="BYTES", help="size of /dev/shm (default 64m)")
+    p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
+                   help="another group for the process (a name from the image's /etc/group, or a gid)")
+    p.add_argument("--sysctl", action="append", default=[], dest="sysctls", metavar="KEY=VALUE",
+                   help="a namespaced kernel parameter (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)")
     p.add_argument("--platform", metavar="OS/ARCH", help="platform to pull if the image is missing")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -188,7 +195,8 @@ def _options(args):
         network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime, security_opt=args.security_opt,
         userns=args.userns, labels=args.labels, label_files=args.label_files, add_hosts=args.add_hosts,
         dns=args.dns, dns_search=args.dns_search, cap_add=args.cap_add, cap_drop=args.cap_drop,
-        privileged=args.privileged, stop_signal=args.stop_signal, stop_timeout=args.stop_timeout)
+        privileged=args.privileged, stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
+        ulimits=args.ulimits, shm_size=args.shm_size, group_add=args.group_add, sysctls=args.sysctls)
 
 
 def cmd_create(args) -> int:

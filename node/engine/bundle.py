@@ -72,7 +72,7 @@ DEVICE_RULES = [{"allow": False, "access": "rwm"}] + [
 ]
 
 
-def _default_mounts(read_only_root: bool) -> list[dict]:
+def _default_mounts(read_only_root: bool, shm_size: int = 67108864) -> list[dict]:
     sys_opts = ["nosuid", "noexec", "nodev", "ro"]
     return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
@@ -83,7 +83,7 @@ def _default_mounts(read_only_root: bool) -> list[dict]:
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]},
     ]
 
 
@@ -107,7 +107,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
     spec = container.spec
     config, hc = spec.config, spec.host_config
     bind_opts = ["rbind", "rprivate"]
-    mounts = _default_mounts(hc.readonly_rootfs)
+    mounts = _default_mounts(hc.readonly_rootfs, hc.shm_size or 67108864)
     for name in ("resolv.conf", "hostname", "hosts"):
         mounts.append({"destination": f"/etc/{name}", "type": "bind",
                        "source": str(container.dir / name), "options": list(bind_opts)})
@@ -143,7 +143,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
         "ociVersion": "1.0.2",
         "process": {
             "terminal": config.tty,
-            "user": {"uid": user["uid"], "gid": user["gid"], "additionalGids": user.get("additionalGids") or []},
+            "user": {"uid": user["uid"], "gid": user["gid"], "additionalGids": _groups(container, user)},
             "args": [spec.path] + list(spec.args),
             "env": env,
             "cwd": config.working_dir or "/",
@@ -151,7 +151,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
                 "bounding": caps, "effective": caps if is_root else [], "permitted": caps if is_root else [],
                 "inheritable": [], "ambient": [],
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": _nofile(), "soft": _nofile()}],
+            "rlimits": _rlimits(hc.ulimits),
             "noNewPrivileges": True,
         },
         "root": {"path": "rootfs", "readonly": hc.readonly_rootfs},
@@ -164,6 +164,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
             "maskedPaths": [] if hc.privileged else MASKED_PATHS,
             "readonlyPaths": [] if hc.privileged else READONLY_PATHS,
             "rootfsPropagation": "rprivate",
+            **({"sysctl": dict(hc.sysctls)} if hc.sysctls else {}),
             **({"uidMappings": id_maps["uid"], "gidMappings": id_maps["gid"]} if id_maps else {}),
             **({} if hc.privileged or "seccomp=unconfined" in hc.security_opt else {"seccomp": default_seccomp()}),
         },
@@ -175,6 +176,25 @@ def _capabilities(hc) -> list[str]:
         return list(DEFAULT_CAPS)
     from node.engine.options import effective_caps
     return effective_caps(DEFAULT_CAPS, hc.cap_add, hc.cap_drop, hc.privileged)
+
+
+def _groups(container, user: dict) -> list[int]:
+    gids = list(user.get("additionalGids") or [])
+    if container.spec.host_config.group_add:
+        from node.engine.users import group_ids
+        gids += [g for g in group_ids(str(container.rootfs), container.spec.host_config.group_add) if g not in gids]
+    return gids
+
+
+_UNLIMITED = (1 << 64) - 1  # RLIM_INFINITY as the OCI spec's uint64
+
+
+def _rlimits(ulimits: list[dict]) -> list[dict]:
+    """Docker's open-files default, then each --ulimit (which may replace it)."""
+    limits = {"RLIMIT_NOFILE": (_nofile(), _nofile())}
+    for u in ulimits:
+        limits["RLIMIT_" + u["Name"].upper()] = tuple(_UNLIMITED if v == -1 else v for v in (u["Soft"], u["Hard"]))
+    return [{"type": kind, "hard": hard, "soft": soft} for kind, (soft, hard) in limits.items()]
 
 
 def _nofile() -> int:

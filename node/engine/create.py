@@ -12,7 +12,7 @@ from pathlib import Path
 
 from node.engine import DEFAULT_NETWORK, EngineError
 from node.engine.options import (RunOptions, parse_add_host, parse_caps, parse_cpus, parse_dns, parse_dns_search,
-                                 parse_stop_signal, parse_stop_timeout, parse_labels, parse_restart, parse_size, parse_tmpfs,
+                                 parse_stop_signal, parse_stop_timeout, parse_sysctls, parse_ulimit, parse_labels, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
 from node.engine.spec import Config, ContainerSpec, HostConfig, RestartPolicy
@@ -107,8 +107,15 @@ def host_config(opts: RunOptions, default_pids_limit: int = 0) -> HostConfig:
         extra_hosts=[parse_add_host(h) for h in opts.add_hosts], dns=[parse_dns(d) for d in opts.dns],
         dns_search=[parse_dns_search(d) for d in opts.dns_search],
         cap_add=parse_caps(opts.cap_add, "CapAdd"), cap_drop=parse_caps(opts.cap_drop, "CapDrop"),
-        privileged=bool(opts.privileged),
+        privileged=bool(opts.privileged), ulimits=[parse_ulimit(u) for u in opts.ulimits],
+        shm_size=_shm_size(opts.shm_size), group_add=list(opts.group_add),
+        sysctls=parse_sysctls(opts.sysctls, opts.network or DEFAULT_NETWORK),
     )
+
+
+def _shm_size(text: str | None) -> int:
+    size = parse_size(text) if text else 0
+    return size or 64 * 1024 * 1024  # docker's default; 0 means the default too
 
 
 def _pids_limit(given: int | None, default: int) -> int:

@@ -38,8 +38,10 @@ class RunOptions:
     privileged = False
     stop_signal: str | None = None
     stop_timeout: int | None = None
+    shm_size: str | None = None
     _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt",
-              "labels", "label_files", "add_hosts", "dns", "dns_search", "cap_add", "cap_drop")
+              "labels", "label_files", "add_hosts", "dns", "dns_search", "cap_add", "cap_drop",
+              "ulimits", "group_add", "sysctls")
 
     def __init__(self, image: str, **options) -> None:
         self.image = image
@@ -239,3 +241,45 @@ def parse_stop_timeout(value: int | None) -> int | None:
     if value is not None and value < -1:
         raise EngineError(f"invalid --stop-timeout {value}: the least is -1 (wait for ever)", 125)
     return value
+
+
+ULIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+           "rss", "rtprio", "rttime", "sigpending", "stack")
+
+
+def parse_ulimit(spec: str) -> dict:
+    """--ulimit NAME=SOFT[:HARD] as docker's HostConfig.Ulimits entry; -1 is unlimited."""
+    name, sep, values = spec.partition("=")
+    soft, _, hard = values.partition(":")
+    try:
+        limits = (int(soft), int(hard or soft))
+    except ValueError:
+        raise EngineError(f'invalid argument "{spec}" for "--ulimit" flag: invalid ulimit argument: {spec}', 125) from None
+    if not sep:
+        raise EngineError(f'invalid argument "{spec}" for "--ulimit" flag: invalid ulimit argument: {spec}', 125)
+    if name not in ULIMITS:
+        raise EngineError(f'invalid argument "{spec}" for "--ulimit" flag: invalid ulimit type: {name}', 125)
+    if limits[1] != -1 and (limits[0] == -1 or limits[0] > limits[1]):
+        raise EngineError(f'invalid argument "{spec}" for "--ulimit" flag: ulimit soft limit must be less '
+                          f'than or equal to hard limit: {limits[0]} > {limits[1]}', 125)
+    return {"Name": name, "Hard": limits[1], "Soft": limits[0]}
+
+
+_NAMESPACED_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                       "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def parse_sysctls(values: list[str], network_mode: str) -> dict[str, str]:
+    """--sysctl KEY=VALUE, only those the kernel keeps per namespace (ipc, net), as docker; net.*
+    cannot be set on the host's own network namespace."""
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key or "/" in key:
+            raise EngineError(f'invalid argument "{item}" for "--sysctl" flag: sysctl \'{item}\' is not allowed', 125)
+        if not (key in _NAMESPACED_SYSCTLS or key.startswith(("net.", "fs.mqueue."))):
+            raise EngineError(f'invalid argument "{item}" for "--sysctl" flag: sysctl \'{item}\' is not allowed', 125)
+        if key.startswith("net.") and network_mode == "host":
+            raise EngineError(f'sysctl "{key}" not allowed in host network namespace', 125)
+        out[key] = value
+    return out

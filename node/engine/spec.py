@@ -60,7 +60,8 @@ class HostConfig(_Typed):
         ("runtime", "Runtime", "builtin"), ("init", "Init", False), ("security_opt", "SecurityOpt", list),
         ("userns_mode", "UsernsMode", ""), ("extra_hosts", "ExtraHosts", list), ("dns", "Dns", list),
         ("dns_search", "DnsSearch", list), ("cap_add", "CapAdd", list), ("cap_drop", "CapDrop", list),
-        ("privileged", "Privileged", False),
+        ("privileged", "Privileged", False), ("ulimits", "Ulimits", list), ("shm_size", "ShmSize", 67108864),
+        ("group_add", "GroupAdd", list), ("sysctls", "Sysctls", dict),
     )
 
 

@@ -57,3 +57,15 @@ def resolve(rootfs: str, spec: str | None) -> dict:
                 if int(entry[2]) != gid:
                     extra.append(int(entry[2]))
     return {"uid": uid, "gid": gid or 0, "additionalGids": extra, "home": home}
+
+
+def group_ids(rootfs: str, groups: list[str]) -> list[int]:
+    """--group-add names or numbers as gids: a name must be in the image's /etc/group (docker)."""
+    table = _read_db(rootfs, "group")
+    out = []
+    for group in groups:
+        found = [int(e[2]) for e in table if len(e) >= 3 and e[0] == group and e[2].isdigit()]
+        if not found and not group.isdigit():
+            raise EngineError(f"Unable to find group {group}: no matching entries in group file", 125)
+        out.append(found[0] if found else int(group))
+    return out

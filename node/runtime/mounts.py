@@ -210,7 +210,20 @@ def setup(spec: dict, bundle: str, console: str | None = None) -> None:
     pivot(rootfs)
     if propagation & ~sc.MS_REC != sc.MS_PRIVATE:
         sc.mount(None, "/", None, propagation)
+    write_sysctls(linux.get("sysctl") or {})
     mask_paths(linux.get("maskedPaths") or [])
     readonly_paths(linux.get("readonlyPaths") or [])
     if root.get("readonly"):
         readonly_remount("/")
+
+
+def write_sysctls(sysctls: dict) -> None:
+    """linux.sysctl: written through the container's own /proc (its ipc and net namespaces),
+    before /proc/sys is made read-only."""
+    for key, value in sysctls.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            raise OSError(e.errno, f"sysctl {key}={value}: {e.strerror}") from None

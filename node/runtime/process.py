@@ -50,7 +50,9 @@ def set_rlimits(rlimits: list[dict]) -> None:
         if kind is None:
             raise ProcessError(f"unknown rlimit {item.get('type')!r}")
         try:
-            resource.setrlimit(kind, (int(item["soft"]), int(item["hard"])))
+            # the spec's uint64 RLIM_INFINITY is Python's -1
+            soft, hard = (resource.RLIM_INFINITY if int(v) >= 1 << 63 else int(v) for v in (item["soft"], item["hard"]))
+            resource.setrlimit(kind, (soft, hard))
         except (ValueError, OSError) as e:
             raise ProcessError(f"setrlimit {item['type']}: {e}") from None
 

@@ -129,3 +129,38 @@ def _wait_for_log(dy, name: str, text: str) -> None:
     while text not in dy.out("logs", name):
         assert time.monotonic() < deadline, f"{name} never printed {text!r}"
         time.sleep(0.05)
+
+
+def test_ulimit_shm_size_group_add_and_sysctl_in_the_container(dy, runtime):
+    script = ("ulimit -n; ulimit -Hn; ulimit -c; id -G; df -k /dev/shm | tail -1; "
+              "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni")
+    out = dy.out("run", "--name", "knobs", "--runtime", runtime, "--network", "none",
+                 "--ulimit", "nofile=512:1024", "--ulimit", "core=-1", "--shm-size", "8m",
+                 "--group-add", "staff", "--group-add", "4242",
+                 "--sysctl", "net.ipv4.ip_unprivileged_port_start=100", "--sysctl", "kernel.shmmni=1234",
+                 "busybox", "sh", "-c", script).splitlines()
+    assert out[0:3] == ["512", "1024", "unlimited"]
+    assert set(out[3].split()) >= {"0", "50", "4242"}
+    assert out[4].split()[1] == str(8 * 1024)                   # /dev/shm is 8 MiB
+    assert out[5:7] == ["100", "1234"]
+    hc = dy.inspect("knobs")["HostConfig"]
+    assert hc["Ulimits"] == [{"Name": "nofile", "Hard": 1024, "Soft": 512}, {"Name": "core", "Hard": -1, "Soft": -1}]
+    assert hc["ShmSize"] == 8 * 1024 * 1024 and hc["GroupAdd"] == ["staff", "4242"]
+    assert hc["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "100", "kernel.shmmni": "1234"}
+    # the host's own values are untouched
+    assert open("/proc/sys/kernel/shmmni").read().strip() != "1234"
+
+
+def test_bad_ulimit_sysctl_and_group_are_refused_in_one_line(dy):
+    for flags, words in ((["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+                         (["--ulimit", "nofile=20:10"], "soft limit must be less than or equal to hard limit"),
+                         (["--sysctl", "vm.swappiness=10"], "sysctl 'vm.swappiness=10' is not allowed"),
+                         (["--sysctl", "kernel.hostname=x"], "is not allowed"),
+                         (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"], "not allowed in host network"),
+                         (["--shm-size", "lots"], "invalid size"),
+                         (["--group-add", "nosuchgroup"], "Unable to find group nosuchgroup")):
+        r = dy("run", "--rm", "--network", "none", *flags, "busybox", "true") if "--network" not in flags \
+            else dy("run", "--rm", *flags, "busybox", "true")
+        assert r.returncode == 125 and words in r.stderr and r.stderr.count("\n") == 1, (flags, r.stderr)
+    assert dy.out("run", "--rm", "--network", "none", "busybox", "sh", "-c", "df -k /dev/shm | tail -1").split()[1] \
+        == str(64 * 1024)

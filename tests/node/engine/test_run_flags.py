@@ -46,3 +46,20 @@ def test_caps_names_and_rules():
     everything = effective_caps(DEFAULT, [], [], True)
     assert "CAP_CHOWN" in everything and len(everything) > len(DEFAULT)
     assert effective_caps(DEFAULT, ["ALL"], ["CAP_CHOWN"], False) == [c for c in everything if c != "CAP_CHOWN"]
+
+
+def test_ulimit_and_sysctl_parsing():
+    from node.engine.options import parse_sysctls, parse_ulimit
+    assert parse_ulimit("nofile=10:20") == {"Name": "nofile", "Hard": 20, "Soft": 10}
+    assert parse_ulimit("core=-1") == {"Name": "core", "Hard": -1, "Soft": -1}
+    for bad, words in (("nofile", "invalid ulimit argument"), ("x=1", "invalid ulimit type"),
+                       ("nofile=5:1", "soft limit")):
+        with pytest.raises(EngineError, match=words):
+            parse_ulimit(bad)
+    ok = ["net.core.somaxconn=1", "kernel.sem=1 2 3 4", "fs.mqueue.msg_max=20", "kernel.shm_rmid_forced=1"]
+    assert parse_sysctls(ok, "none")["kernel.sem"] == "1 2 3 4"
+    for bad in ("vm.swappiness=1", "kernel.domainname=x", "net.x", "net./../etc=1"):
+        with pytest.raises(EngineError, match="is not allowed"):
+            parse_sysctls([bad], "none")
+    with pytest.raises(EngineError, match="host network"):
+        parse_sysctls(["net.core.somaxconn=1"], "host")
