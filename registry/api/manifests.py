@@ -16,6 +16,7 @@ from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifes
 from oci.reference import is_tag
 
 from ..index import ManifestRecord
+from ..lifecycle import enforce_quota
 from ..lifecycle.hooks import ReferencesGone, store_and_name
 from ..storage.driver import BlobNotFound
 from .common import config, index, manifest_cache, manifest_location, parse_digest, repo_name, storage
@@ -191,6 +192,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         children=refs.children,
         tags=(tag,) if tag else (),
     )
+    await enforce_quota(request, name, str(digest), len(raw))
     # Bytes first, names second (and again if a sweep took them meanwhile).
     try:
         await store_and_name(index(request), storage(request), digest, raw, lambda mark: index(request).put_manifest(name, record, mark=mark))
