@@ -29,8 +29,27 @@ def _route_name(request: web.Request) -> str:
         return "other"
 
 
+def _sent(request: web.Request, response: web.StreamResponse) -> int:
+    """Body bytes sent (aiohttp's body_length counts the headers too, and not sendfile's bytes)."""
+    if request.method == "HEAD":
+        return 0
+    return response.content_length if response.content_length is not None else response.body_length
+
+
 def make_ops_middleware(config: RegistryConfig):
     logger = make_access_logger(config.log_format)
+
+    def finished(request: web.Request, route: str, status: int, sent: int, started: float) -> None:
+        metrics = request.app.get(METRICS)
+        duration = time.perf_counter() - started
+        received = request.content.total_bytes if request.body_exists else 0
+        if metrics is not None and route != "ops.metrics":
+            metrics.observe(route, request.method, status, duration, received, sent)
+        logger.info(format_line({
+            "request_id": request[REQUEST_ID], "client": request.remote, "user": user_name(request),
+            "method": request.method, "route": route, "repository": request.match_info.get("name"),
+            "status": status, "bytes": sent, "duration_ms": round(duration * 1000, 2),
+        }, config.log_format))
 
     @web.middleware
     async def ops_middleware(request: web.Request, handler):
@@ -42,29 +61,34 @@ def make_ops_middleware(config: RegistryConfig):
         uploading = metrics is not None and route in UPLOAD_ROUTES
         if uploading:
             metrics.uploads_in_flight.inc()
-        status, sent = 500, 0
         try:
             response = await handler(request)
-            status, sent = response.status, response.body_length or (response.content_length or 0)
-            if route == "v2.manifest.get" and status == 200 and request.method == "GET":
-                record_pull(request, response)
-            return response
         except web.HTTPException as exc:
-            status = exc.status
+            finished(request, route, exc.status, 0, started)
+            raise
+        except BaseException:
+            finished(request, route, 500, 0, started)
             raise
         finally:
             reset_request(token)
-            duration = time.perf_counter() - started
-            received = request.content.total_bytes if request.body_exists else 0
             if uploading:
                 metrics.uploads_in_flight.dec()
-            if metrics is not None and route != "ops.metrics":
-                metrics.observe(route, request.method, status, duration, received, sent)
-            logger.info(format_line({
-                "request_id": request[REQUEST_ID], "client": request.remote, "user": user_name(request),
-                "method": request.method, "route": route, "repository": request.match_info.get("name"),
-                "status": status, "bytes": sent, "duration_ms": round(duration * 1000, 2),
-            }, config.log_format))
+        if route == "v2.manifest.get" and response.status == 200 and request.method == "GET":
+            record_pull(request, response)
+        if response.prepared:  # streamed by the handler: everything is sent already
+            finished(request, route, response.status, _sent(request, response), started)
+            return response
+        # Not sent yet (aiohttp sends it after the middlewares): log once it is, with the bytes.
+        write_eof = response.write_eof
+
+        async def write_eof_and_log(*args, **kwargs):
+            try:
+                return await write_eof(*args, **kwargs)
+            finally:
+                finished(request, route, response.status, _sent(request, response), started)
+
+        response.write_eof = write_eof_and_log  # type: ignore[method-assign]
+        return response
 
     return ops_middleware
 

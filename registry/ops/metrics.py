@@ -83,6 +83,7 @@ class Metrics:
         self.scrape = _ScrapeTime(app)
         r.register(self.scrape)
         self._usage_at = 0.0
+        self.usage_ttl = USAGE_TTL
 
     def observe(self, route: str, method: str, status: int, seconds: float, received: int, sent: int) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -93,7 +94,7 @@ class Metrics:
             self.bytes_out.inc(sent)
 
     async def render(self, index) -> bytes:
-        if time.monotonic() - self._usage_at > USAGE_TTL:
+        if time.monotonic() - self._usage_at > self.usage_ttl:
             from registry.lifecycle.quotas import all_usage
 
             self.scrape.usage = await all_usage(index)
