@@ -29,7 +29,7 @@ MiB = 1 << 20
 
 def _sizes(plan: Plan) -> dict:
     if plan.quick:
-        return {"blob": 32 * MiB, "small_chunks": 8 * MiB, "chunk": MiB, "seconds": 1.5, "wrk": 2}
+        return {"blob": 16 * MiB, "small_chunks": 8 * MiB, "chunk": MiB, "seconds": 1, "wrk": 1}
     return {"blob": 256 * MiB, "small_chunks": 64 * MiB, "chunk": MiB, "seconds": 6, "wrk": 8}
 
 

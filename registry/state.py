@@ -4,7 +4,7 @@ Other packages (auth, the catalog browser) read these keys; they never reach int
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 
@@ -22,5 +22,12 @@ STORAGE: web.AppKey["StorageDriver"] = web.AppKey("storage")
 UPLOADS: web.AppKey["UploadSessions"] = web.AppKey("uploads")
 MANIFEST_CACHE: web.AppKey["ManifestCache"] = web.AppKey("manifest_cache")
 
+# "Which repositories may this caller pull?": a predicate, or None when every one. Set by
+# registry.auth (its ``visible_filter``); absent when auth is off. The API's catalog and mount
+# ask it explicitly, the catalog pages too: one visibility function, no answers hidden elsewhere.
+Visibility = Callable[[web.Request], "Callable[[str], bool] | None"]
+VISIBILITY: web.AppKey[Visibility] = web.AppKey("visibility")
+
 # Request keys (plain strings: aiohttp has no typed request keys).
 IDENTITY = "dockyard.identity"  # the caller's registry.auth Identity, set by the auth middleware
+GRANTS = "dockyard.grants"  # token mode: the verified token's claims, for repository access

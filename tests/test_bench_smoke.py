@@ -26,6 +26,8 @@ LIMIT_ROWS = ("sha256 hashing", "disk write", "4 KiB file write", "loopback down
 NODE_ROWS = ("OCI bundle /bin/true start to exit, builtin runtime vs runc",
              "OCI bundle /bin/true start to exit, builtin runtime vs crun",
              "pull 5-layer image", "run --rm --network none", "memory per running container")
+PROXY_ROWS = ("cold pull through the cache", "warm pull through the cache, ", "warm pull through the cache vs",
+              "upstream GETs per blob, 10 concurrent cold pulls")
 BUILD_ROWS = ("build 10-step Dockerfile, cold", "build 10-step Dockerfile, fully cached rebuild",
               "build 10-step Dockerfile, one copied file changed", "build 3-stage Dockerfile")
 
@@ -86,6 +88,10 @@ def test_quick_bench_writes_a_sane_report(tmp_path, request):
     for prefix in BUILD_ROWS:  # `dockyard build` against docker's builder, same Dockerfiles
         r = _find(rows, prefix)
         assert _sane(r["dockyard"]) and _sane(r["reference"]), (r["metric"], r["note"])
+    for prefix in PROXY_ROWS:  # the pull-through cache against distribution's proxy mode
+        r = _find(rows, prefix)
+        assert _sane(r["dockyard"]) and _sane(r["reference"]), (r["metric"], r["note"])
+    assert _find(rows, "upstream GETs per blob")["dockyard"] == 1.0
     # every number anywhere in the report is positive and finite (a daemon-less side may be 0)
     for r in rows:
         for key in ("dockyard", "reference", "limit"):

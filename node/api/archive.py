@@ -1,4 +1,4 @@
-"""``/containers/{id}/archive`` (what `docker cp` uses): HEAD stats a path, GET returns it as a
+"""``/containers/{id}/archive`` (what `docker cp` uses), ``/export`` and ``/changes`` (diff): HEAD stats a path, GET returns it as a
 tar, PUT extracts a tar into a directory of the container — running or stopped — through
 node.engine.copy, the same code as `dockyard cp`: paths are resolved inside the container's
 root with openat2 (its symlinks never reach the host) and extraction refuses absolute names,
@@ -18,7 +18,7 @@ from aiohttp import web
 
 from node.api import backend
 from node.api.containers import _container
-from node.api.errors import ApiError, bad_request, not_found
+from node.api.errors import ApiError, bad_request, json_response, not_found
 from node.api.versions import add_route
 
 
@@ -79,7 +79,31 @@ async def put(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+async def export(request: web.Request) -> web.StreamResponse:
+    """``docker export``: the container's whole filesystem as a tar."""
+    container = _container(request)
+    with tempfile.TemporaryFile() as spool:
+        await asyncio.to_thread(backend.archive_from, container, "/", spool, ".")
+        spool.seek(0)
+        response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(spool.read, 1 << 20):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def changes(request: web.Request) -> web.Response:
+    """``docker diff``: Kind 0 modified, 1 added, 2 deleted."""
+    container = _container(request)
+    kinds = {"C": 0, "A": 1, "D": 2}
+    found = await asyncio.to_thread(backend.changes, container)
+    return json_response([{"Path": path, "Kind": kinds[kind]} for kind, path in found] or None)
+
+
 def register(router) -> None:
     add_route(router, "HEAD", "/containers/{id}/archive", head)
     add_route(router, "GET", "/containers/{id}/archive", get)
     add_route(router, "PUT", "/containers/{id}/archive", put)
+    add_route(router, "GET", "/containers/{id}/export", export)
+    add_route(router, "GET", "/containers/{id}/changes", changes)

@@ -96,6 +96,9 @@ def meta(container) -> dict:
 def state(container) -> dict:
     """The recorded state checked against the processes (a vanished monitor means exited)."""
     from node.engine.status import current_state
+    # a removed record reads as a fresh "created" state: look for the record itself first
+    if not (container.dir / "container.json").exists():
+        return {"Status": "removed"}
     try:
         return current_state(container)
     except FileNotFoundError:
@@ -207,9 +210,15 @@ def stats_sample(container, pid: int) -> dict:
     return stats.sample(container, pid)
 
 
-def attachment(root, container):
+def attachment_json(container) -> dict | None:
+    """The live network attachment (docker's NetworkSettings keys), networks connected after
+    start included; None when the container is on no bridge network."""
+    mode = container.meta["HostConfig"].get("NetworkMode") or "none"
+    if mode in ("none", "host"):
+        return None
     from node.network import api
-    return api.attachment_of(Path(root), container.id)
+    found = api.attachment_of(Path(container.root), container.id)
+    return found.to_json() if found is not None else None
 
 
 # -- volumes ----------------------------------------------------------------------------------
@@ -431,6 +440,14 @@ def describe(state: dict) -> str:
     return describe_state(state)
 
 
+def add_network_later(container, key: str, network_name: str, aliases: list[str], ip) -> None:
+    """For a container that is not running: one more network to join after its next start."""
+    record = dict(container.meta)
+    later = [n for n in record.get(key) or [] if n["Name"] != network_name]
+    record[key] = [*later, {"Name": network_name, "Aliases": list(aliases), "IP": ip}]
+    container.save_meta(record)
+
+
 def set_network(container, network_name: str | None, aliases: list[str]) -> None:
     """For a container that is not running: the network it joins at its next start."""
     record = dict(container.meta)
@@ -449,9 +466,14 @@ def archive_stat(container, path: str) -> dict:
         return _mapped(copy.path_stat, fd, path)
 
 
-def archive_from(container, path: str, out) -> dict:
+def archive_from(container, path: str, out, arcname: str | None = None) -> dict:
     from node.engine import copy
-    return _mapped(copy.archive_from, container, path, out)
+    return _mapped(copy.archive_from, container, path, out, False, arcname)
+
+
+def changes(container) -> list[tuple[str, str]]:
+    from node.engine.changes import container_changes
+    return _mapped(container_changes, container)
 
 
 def archive_into(container, dest_dir: str, src) -> int:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from node.api.errors import bad_request
 
 AUTO_REMOVE = "ApiAutoRemove"  # the record's key: node/api removes the container, see containers.py
+EXTRA_NETWORKS = "ApiExtraNetworks"  # [{Name, Aliases, IP}]: joined right after each API start
 
 
 def _strings(value, field: str) -> list[str]:
@@ -92,6 +93,14 @@ def _network(host: dict, body: dict) -> tuple[str, list[str], str | None]:
     return mode, aliases, ip
 
 
+def extra_networks(body: dict, primary: str) -> list[dict]:
+    """Endpoints beyond the first (API 1.44 allows several at create): joined after start."""
+    endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
+    return [{"Name": name, "Aliases": _strings((ep or {}).get("Aliases"), "Aliases"),
+             "IP": (((ep or {}).get("IPAMConfig") or {}).get("IPv4Address")) or None}
+            for name, ep in endpoints.items() if name not in (primary, "default")]
+
+
 def run_options(body: dict, name: str | None, image_config: dict) -> tuple[dict, dict]:
     """(RunOptions fields, record fields to merge after create) for a create body."""
     host = body.get("HostConfig")
@@ -148,7 +157,8 @@ def run_options(body: dict, name: str | None, image_config: dict) -> tuple[dict,
     extra_config.update(AttachStdin=bool(body.get("AttachStdin")),
                         AttachStdout=bool(body.get("AttachStdout", True)),
                         AttachStderr=bool(body.get("AttachStderr", True)))
-    extra = {"Config": extra_config, AUTO_REMOVE: bool(host.get("AutoRemove"))}
+    extra = {"Config": extra_config, AUTO_REMOVE: bool(host.get("AutoRemove")),
+             EXTRA_NETWORKS: extra_networks(body, mode)}
     return options, extra
 
 
@@ -190,6 +200,11 @@ def network_settings(meta: dict, doc: dict, running: bool) -> dict:
         networks = {mode: {"Aliases": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
                            "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "", "Links": None}}
     networks = dict(networks or {})
+    if not running:
+        for net in meta.get(EXTRA_NETWORKS) or []:
+            networks.setdefault(net["Name"], {"Aliases": net.get("Aliases") or None, "NetworkID": "",
+                                              "EndpointID": "", "Gateway": "", "IPAddress": "",
+                                              "IPPrefixLen": 0, "MacAddress": "", "Links": None})
     aliases = list(meta["Config"].get("NetworkAliases") or [])
     for name, net in networks.items():
         net = dict(net)

@@ -43,7 +43,12 @@ def _container(request):
 
 def docker_inspect(container) -> dict:
     meta = backend.meta(container)
-    return container_spec.inspect_doc(meta, backend.inspect(container))
+    doc = backend.inspect(container)
+    if doc["State"].get("Running"):
+        live = backend.attachment_json(container)  # state.json holds only what the start saw
+        if live:
+            doc["NetworkSettings"] = {**(doc.get("NetworkSettings") or {}), **live}
+    return container_spec.inspect_doc(meta, doc)
 
 
 async def create(request: web.Request) -> web.Response:
@@ -128,8 +133,20 @@ async def start(request: web.Request) -> web.Response:
         await _start_attached(request, container, fds)
     else:
         await backend.start(_root(request), request.app["launcher"], container)
+    await _join_extra_networks(request, container)
     events.emit(request.app, "container", "start", container.id, {"name": container.name})
     return web.Response(status=204)
+
+
+async def _join_extra_networks(request, container) -> None:
+    """The networks beyond the first, which the engine's start does not join by itself."""
+    for net in backend.meta(container).get(container_spec.EXTRA_NETWORKS) or []:
+        try:
+            await backend.network_connect(_root(request), container.id, net["Name"], net.get("Aliases") or [],
+                                          net.get("IP"))
+        except backend.ApiError as e:
+            if "already connected" not in e.message:
+                raise
 
 
 async def _start_attached(request, container, fds) -> None:
@@ -227,16 +244,22 @@ async def wait(request: web.Request) -> web.Response:
     first = backend.state(container)
     finished_before = first.get("FinishedAt")
     code = int(first.get("ExitCode", 0))
+    auto_remove = backend.meta(container).get(container_spec.AUTO_REMOVE)  # read once: it may vanish
     while True:
-        if not backend.container_exists(_root(request), container.id):
-            break  # removed (by us, a peer or the CLI)
-        state = backend.state(container)
+        try:
+            if not backend.container_exists(_root(request), container.id):
+                break  # removed (by us, a peer or the CLI)
+            state = backend.state(container)
+        except (OSError, ValueError, KeyError):
+            break  # removed while we looked
         status = state.get("Status")
+        if status == "removed":
+            break
         code = int(state.get("ExitCode", 0))
         ended = status not in RUNNING and (condition == "not-running" or state.get("FinishedAt") != finished_before)
         if ended and condition != "removed":
             break
-        if ended and condition == "removed" and backend.meta(container).get(container_spec.AUTO_REMOVE):
+        if ended and condition == "removed" and auto_remove:
             await _maybe_autoremove(request.app, container)
             break
         if request.transport is None or request.transport.is_closing():

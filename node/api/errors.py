@@ -17,6 +17,7 @@ import logging
 from aiohttp import web
 
 log = logging.getLogger("dockyard.api")
+PREPARED = "dockyard.response_prepared"  # set on a request once its response headers are sent
 
 
 class ApiError(Exception):
@@ -65,6 +66,12 @@ async def error_middleware(request: web.Request, handler):
         return web.Response(status=499)
     except Exception as e:  # noqa: BLE001 - the engine keeps serving; the caller gets one line
         log.exception("%s %s failed", request.method, request.path)
+        if request.get(PREPARED):
+            # the status line is out: no error can follow it, and a client must not wait for
+            # the rest of a body that will never come
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
         return error_response(500, f"{e.__class__.__name__}: {e}" if not str(e) else str(e))
 
 

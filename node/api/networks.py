@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.api import backend, events
+from node.api import backend, container_spec, events
 from node.api.containers import RUNNING
 from node.api.errors import ApiError, bad_request, conflict, filters, json_response, label_matches, not_found, read_json
 from node.api.versions import add_route
@@ -149,11 +149,11 @@ async def connect(request: web.Request) -> web.Response:
         await backend.network_connect(root, container.id, doc["Name"], aliases, ip)
     else:
         mode = backend.meta(container)["HostConfig"].get("NetworkMode")
-        if mode not in (None, "", "none", "bridge", "default", doc["Name"]):
-            raise bad_request("a stopped container joins one network at start: Dockyard cannot "
-                              f"add {doc['Name']} to {mode} before it runs")
-        known = backend.meta(container)["Config"].get("NetworkAliases") or [] if mode == doc["Name"] else []
-        backend.set_network(container, doc["Name"], [*known, *aliases])
+        if mode in (None, "", "none", "default", doc["Name"]):
+            known = backend.meta(container)["Config"].get("NetworkAliases") or [] if mode == doc["Name"] else []
+            backend.set_network(container, doc["Name"], [*known, *aliases])
+        else:  # joined right after the next start (containers.start)
+            backend.add_network_later(container, container_spec.EXTRA_NETWORKS, doc["Name"], aliases, ip)
     events.emit(request.app, "network", "connect", doc["Id"], {"name": doc["Name"], "container": container.id})
     return web.Response(status=200)
 

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from node.api import (archive, backend, build, container_io, containers, events, execs, images,
                       monitoring, networks, system, volumes)
-from node.api.errors import error_middleware
+from node.api.errors import PREPARED, error_middleware
 from node.api.launcher import Launcher
 from node.api.versions import common_headers, version_middleware
 
@@ -37,6 +37,7 @@ MODULES = (system, events, containers, container_io, execs, archive, monitoring,
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    request[PREPARED] = True
     for key, value in common_headers().items():
         response.headers.setdefault(key, value)
 
@@ -157,9 +158,17 @@ async def _run(app: web.Application, sock: socket.socket) -> None:
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def on_signal(signum, frame):
+        if os.getpid() == me:  # a library's fork of this process handles its own signals
+            loop.call_soon_threadsafe(stop.set)
+    # Not loop.add_signal_handler: it routes signals through a wakeup fd that a process forked
+    # by a library in a thread (pyroute2 does) shares, so that child's SIGTERM stopped us.
+    me = os.getpid()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         await stop.wait()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         await runner.cleanup()

@@ -71,7 +71,23 @@ class BuildCache:
         rec = dict(rec, used=int(time.time()))
         with self._lock():
             _write(self.records / f"{key}.json", json.dumps(rec).encode())
+            if not rec.get("empty"):
+                self._add_pin(rec)
+
+    def _add_pin(self, rec: dict) -> None:
+        """One more blob and snapshot in the pins file (not a rewrite from every record)."""
+        try:
+            doc = json.loads(self.pins.read_text())
+        except (OSError, ValueError):
             self._write_pins()
+            return
+        blobs, snaps = set(doc.get("blobs", [])), set(doc.get("snapshots", []))
+        blob, snap = rec["digest"], rec["chain"].split(":", 1)[-1]
+        if blob in blobs and snap in snaps:
+            return
+        blobs.add(blob)
+        snaps.add(snap)
+        _write(self.pins, json.dumps({"blobs": sorted(blobs), "snapshots": sorted(snaps)}).encode())
 
     def _all(self) -> list[tuple[Path, dict]]:
         out = []

@@ -18,8 +18,9 @@ import hashlib
 import os
 import posixpath
 import stat
-from oci.record import record
 from pathlib import Path
+
+from oci.record import record
 
 from .dockerignore import IgnoreMatcher
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from oci.record import record
 from pathlib import Path
+
+from oci.record import record
 
 from node.runtime.mounts import secure_join
 

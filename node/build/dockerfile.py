@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+
 from oci.record import Factory, record
 
 INSTRUCTIONS = frozenset({

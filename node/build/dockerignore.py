@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from oci.record import record
 from pathlib import Path
+
+from oci.record import record
 
 
 @record

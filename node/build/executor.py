@@ -11,11 +11,11 @@ import contextlib
 import os
 import shutil
 import time
-from oci.record import Factory, record
 from pathlib import Path
 
 from oci.digest import Digest
 from oci.manifest import chain_ids
+from oci.record import Factory, record
 
 from . import overlay
 from .cache import BuildCache, step_key
@@ -23,25 +23,18 @@ from .context import Context, DigestCache
 from .dockerfile import DockerfileError, parse
 from .dockerignore import read_ignore_file
 from .image import StageImage, fill_times, iso_time, store_image
-from .instructions import Arg, CopyAdd, Run, Words, interpret_all
-from .layers import LAYER_MEDIA_TYPE, clean_runtime_leftovers, commit, is_empty_dir, write_layer
+from .instructions import Arg, Run, interpret_all
+from .layers import commit, is_empty_dir, write_layer
 from .metadata import Applier
-from .mounts import MountSpec, parse_mount
+from .services import StepServices
 from .stages import Stage, base_reference, find_stage, plan
-from .steps import Prepared, StepFailed, mounted_view
+from .steps import BuildError, Prepared, StepFailed
 from .steps import copy as copy_step
 from .steps import run as run_step
 from .steps import workdir as workdir_step
 from .words import WordError, expand
 
 LAYER_STEPS = ("run", "copy", "add", "workdir")
-
-
-class BuildError(Exception):
-    def __init__(self, message: str, tail: list[str] | None = None, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.tail = tail or []
-        self.exit_code = exit_code
 
 
 @record
@@ -88,7 +81,7 @@ class StageState:
         return out
 
 
-class Builder:
+class Builder(StepServices):
     def __init__(self, root: Path, opts: BuildOptions, progress) -> None:
         from node.images.store import ImageStore
         from oci.manifest import Platform
@@ -210,7 +203,8 @@ class Builder:
             image.key = step_key("scratch", str(self.platform))
             step.done()
         else:
-            image = self._base_image(ref, stage.base.platform, stage)
+            platform = self._expand(stage.base, stage.base.platform, global_env) if stage.base.platform else None
+            image = self._base_image(ref, platform, stage)  # --platform=$BUILDPLATFORM works
             step.done()
         state = StageState(stage, image, self.global_args)
         state.applier = Applier(image, state.env, self.name)
@@ -245,20 +239,6 @@ class Builder:
                 raise DockerfileError(stage.base.line, f"ONBUILD trigger {text!r} of the base image: {e.reason}",
                                       self.name) from None
         return commands
-
-    def _base_image(self, ref: str, platform: str | None, stage: Stage) -> StageImage:
-        from node.images.errors import ImageError
-        try:
-            if self.opts.pull or not self.store.exists(ref):
-                from node.images.pull import pull_image  # aiohttp: only when there is a pull
-                pull_image(self.root, ref, platform=platform or self.opts.platform, quiet=True)
-            found = self.store.get(ref)
-        except ImageError as e:
-            raise BuildError(f"{self.name}:{stage.base.line}: FROM {ref}: {e}") from None
-        image = StageImage.from_config(found.config.raw, found.layers, found.layer_dirs(), found.id)
-        chain = found.chain_ids[-1] if found.chain_ids else None
-        image.key = step_key("image", str(chain) if chain else "empty")
-        return image
 
     # -- instructions -------------------------------------------------------------------------
 
@@ -371,81 +351,6 @@ class Builder:
         entry = {k: rec[k] for k in ("digest", "size", "media_type", "diff_id")}
         image.add_layer(entry, content.snapshot_dir(chain) / "fs")
 
-    # -- helpers the steps call ---------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def mounted(self, state: StageState, upper: Path):
-        """The stage's rootfs with ``upper`` collecting the changes (COPY, WORKDIR)."""
-        scratch = upper.parent
-        merged = scratch / "merged"
-        overlay.mount(merged, state.image.layer_dirs, upper, scratch / "work", scratch)
-        try:
-            yield str(merged)
-        finally:
-            overlay.unmount(merged)
-
-    def owner_of(self, rootfs: str, spec: str) -> tuple[int, int]:
-        user, _, group = spec.partition(":")
-        if user.isdigit() and (not group or group.isdigit()):
-            return int(user), int(group or user)  # docker: a bare uid is also the gid
-        from . import runner  # (threading, signal: only for builds that need them)
-        try:
-            return runner.user_ids(rootfs, spec)
-        except runner.RunFailed as e:
-            raise StepFailed(f"--chown={spec}: {e}") from None
-
-    def source_image(self, state: StageState, ref: str) -> StageImage:
-        """A stage (by name or index) or an image, for COPY --from and RUN --mount from=."""
-        dep = find_stage(self.plan.stages, ref, state.stage.index)
-        if dep is not None:
-            return self.results[dep.index].image
-        return self._base_image(ref, None, state.stage)
-
-    def copy_context(self, state: StageState, c: CopyAdd):
-        """(Context to read sources from, its identity for the cache key, release callback)."""
-        if not c.source_stage:
-            return self.context, "context", lambda: None
-        ref = self._expand(c, c.source_stage, state.env())
-        image = self.source_image(state, ref)
-        identity = str(chain_ids(image.diff_ids)[-1]) if image.layers else "empty"
-        stack = contextlib.ExitStack()
-        view = stack.enter_context(mounted_view(image.layer_dirs, self.work))
-        return Context(Path(view), what=f"source {ref}", rootfs=True), identity, stack.close
-
-    def parse_mount(self, c: Run, state: StageState, spec: str) -> MountSpec:
-        try:
-            return parse_mount(spec, state.image.config.get("WorkingDir") or "/")
-        except ValueError as e:
-            raise DockerfileError(c.line, f"--mount={spec}: {e}", self.name) from None
-
-    def run_container(self, state, argv, env, user, workdir, network, mounts, script, upper: Path, step) -> None:
-        from . import runner
-        from .mounts import prepare_mounts
-        scratch = upper.parent
-        lowers = list(state.image.layer_dirs)
-        with prepare_mounts(self, state, mounts, scratch, script) as binds:
-            spec = runner.RunSpec(argv=argv, env=env, user=user, workdir=workdir, network=network, binds=binds)
-            try:
-                code = runner.run_step(self.root, lowers, spec, upper, scratch,
-                                       on_output=lambda stream, data: step.output(data))
-            except runner.RunFailed as e:
-                raise StepFailed(f"RUN: {e}", list(step.tail)) from None
-        if code != 0:
-            shown = " ".join(argv)
-            raise StepFailed(f'process "{shown}" did not complete successfully: exit code: {code}',
-                             list(step.tail), exit_code=code)
-        if upper.exists():
-            clean_runtime_leftovers(upper, lowers)
-            for m in mounts:
-                m.remove_stub(upper, lowers)
-
-    def fetch(self, url: str, checksum: str | None):
-        from .fetch import fetch_url
-        try:
-            return fetch_url(url, checksum)
-        except ValueError as e:
-            raise StepFailed(str(e)) from None
-
     # -- export -------------------------------------------------------------------------------
 
     def _export(self, image: StageImage):
@@ -467,4 +372,4 @@ class Builder:
 _PREDEFINED = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
                "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
 
-__all__ = ["BuildError", "BuildOptions", "Builder", "LAYER_MEDIA_TYPE", "Words"]
+__all__ = ["BuildError", "BuildOptions", "Builder", "host_platform"]

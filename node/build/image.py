@@ -11,11 +11,11 @@ from __future__ import annotations
 import copy
 import json
 import time
-from oci.record import Factory, record
 from pathlib import Path
 
 from oci import mediatypes as mt
 from oci.digest import Digest
+from oci.record import Factory, record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HISTORY_COMMENT = "buildkit.dockerfile.v0"

@@ -24,12 +24,12 @@ import io
 import os
 import stat
 import tarfile
-from oci.record import record
 from pathlib import Path
 
 from oci import mediatypes as mt
 from oci.digest import Digest, Hasher
 from oci.manifest import chain_ids
+from oci.record import record
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 # What a RUN container has mounted over its rootfs: never part of a layer (docker's rule).

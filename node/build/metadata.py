@@ -12,7 +12,7 @@ import json
 import re
 
 from .dockerfile import DockerfileError
-from .instructions import CommandLine, Healthcheck, KeyValues, Shell, Words
+from .instructions import CommandLine, Healthcheck
 from .words import WordError, expand, expand_fields
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -166,4 +166,4 @@ class Applier:
         return f"HEALTHCHECK &{{{go_list(check['Test'])} ...}}"
 
 
-__all__ = ["Applier", "KeyValues", "Shell", "Words", "go_list", "exposed_ports", "parse_duration"]
+__all__ = ["Applier", "go_list", "exposed_ports", "parse_duration"]

@@ -16,8 +16,9 @@ import hashlib
 import os
 import posixpath
 import shutil
-from oci.record import Factory, record
 from pathlib import Path
+
+from oci.record import Factory, record
 
 
 @record

@@ -19,9 +19,10 @@ import secrets
 import signal
 import threading
 import time
-from oci.record import Factory, record
 from pathlib import Path
 from types import SimpleNamespace
+
+from oci.record import Factory, record
 
 from . import overlay
 
@@ -92,7 +93,7 @@ def _run_and_stream(root: Path, container, on_output) -> int:
             offset = _drain_log(container.log_path, offset, on_output)
             if not alive:
                 break
-            thread.join(0.05)
+            thread.join(0.02)
     except BaseException:  # Ctrl-C: the container goes before the interrupt does
         _kill(container)
         thread.join(10)

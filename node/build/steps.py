@@ -8,24 +8,31 @@ import contextlib
 import hashlib
 import os
 import posixpath
-from oci.record import record
 from pathlib import Path
 
+from oci.record import record
+
 from . import overlay
-from .context import Context, ContextError, checksum
+from .context import ContextError, checksum
 from .copier import Copier, CopyError, Owner, _mkdirs
 from .dockerfile import DockerfileError
 from .instructions import CopyAdd, Run
 from .words import WordError, expand
 
 
-class StepFailed(Exception):
-    """A step that ran and failed (a RUN's non-zero exit, a COPY source missing...)."""
+class BuildError(Exception):
+    """The build failed: one line for the user (``Dockerfile:LINE: ...``) and, for a RUN, the
+    last lines of its output."""
 
     def __init__(self, message: str, tail: list[str] | None = None, exit_code: int = 1) -> None:
         super().__init__(message)
         self.tail = tail or []
         self.exit_code = exit_code
+
+
+class StepFailed(BuildError):
+    """A step that ran and failed (a RUN's non-zero exit, a COPY source missing...); the
+    executor prefixes the instruction's line."""
 
 
 @record
@@ -199,4 +206,4 @@ def mounted_view(lowers: list[Path], scratch: Path):
             target.rmdir()
 
 
-__all__ = ["Prepared", "StepFailed", "copy", "run", "workdir", "resolve_path", "mounted_view", "Context"]
+__all__ = ["Prepared", "StepFailed", "copy", "run", "workdir", "resolve_path", "mounted_view"]

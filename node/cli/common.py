@@ -1,12 +1,13 @@
 """What every command group shares: the error type that becomes one line on stderr."""
 from __future__ import annotations
 
+from node.errors import ExitCodeError
+
 DEFAULT_ROOT = "/var/lib/dockyard"
 
 
-class CliError(Exception):
-    """A failure to report as `Error: <message>` with a docker-like exit status (125 by default)."""
+class CliError(ExitCodeError):
+    """A failure to report as `Error: <message>` with a docker-like exit status (1 by default)."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+        super().__init__(message, exit_code)

@@ -152,10 +152,7 @@ def _ps_args(p) -> None:
 
 
 def _image(args):
-    try:
-        from node.images.store import ImageNotFound, ImageStore
-    except ImportError:
-        raise CliError("the image store is not available", 125) from None
+    from node.images.store import ImageNotFound, ImageStore
     try:
         return ImageStore(args.root).get(args.image)
     except ImageNotFound:
@@ -254,12 +251,12 @@ def cmd_stop(args) -> int:
 
 
 def cmd_restart(args) -> int:
-    from node.engine.stop import restart_container
+    from node.engine.restart import restart_container
     return _each(args, args.containers, lambda c: restart_container(args.root, c, args.timeout))
 
 
 def cmd_kill(args) -> int:
-    from node.engine.stop import kill_container, parse_signal
+    from node.engine.kill import kill_container, parse_signal
     sig = parse_signal(args.signal)
     return _each(args, args.containers, lambda c: kill_container(c, sig))
 
@@ -406,10 +403,7 @@ def _field(doc, fmt: str):
 
 
 def _inspect_image(root, ref):
-    try:
-        from node.images.store import ImageStore
-    except ImportError:
-        return None
+    from node.images.store import ImageStore
     try:
         store = ImageStore(root)
         image = store.get(ref)

@@ -7,31 +7,13 @@ Library modules are imported inside handlers, so `dockyard run` does not pay for
 from __future__ import annotations
 
 import argparse
-import errno
 import getpass
 import json
 import os
-import re
 import sys
-from datetime import datetime, timezone
 
 from node.cli.common import CliError
-
-
-def _errors(func):
-    def handler(args):
-        from node.images.errors import ImageError
-        try:
-            return func(args)
-        except ImageError as e:
-            raise CliError(str(e), 1) from None
-        except BrokenPipeError:
-            raise  # the reader of our output went away: main() ends quietly
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
-                raise CliError("no space left on device", 1) from None
-            raise CliError(f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}", 1) from None
-    return handler
+from node.cli.imageinfo import _errors, _human_size, _in_use, _since  # noqa: F401 - shared helpers
 
 
 def register(sub) -> None:
@@ -156,27 +138,6 @@ def cmd_tag(args) -> int:
     return 0
 
 
-def _since(created: str | None) -> str:
-    if not created:
-        return "N/A"
-    try:
-        when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", created))
-    except ValueError:
-        return "N/A"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    from node.engine.status import human_duration  # the wording `ps` uses, as docker does
-    return f"{human_duration((datetime.now(timezone.utc) - when).total_seconds())} ago"
-
-
-def _human_size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{n}B"
-        n /= 1000
-    return f"{n}B"
-
-
 def _rows(images, args):
     """docker's rows: one per tag; an untagged image shows one row per repository it was pulled
     from by digest (TAG <none>), else a single <none> <none> row."""
@@ -235,15 +196,6 @@ def _find_image(store, ref: str):
         return store.get(ref)
     except ImageError:
         raise CliError(f"no such image: {ref}", 1) from None
-
-
-def _in_use(root) -> set[str]:
-    try:
-        from node.engine.usage import images_in_use
-    except ModuleNotFoundError:
-        return set()
-    from pathlib import Path
-    return images_in_use(Path(root))
 
 
 def cmd_rmi(args) -> int:

@@ -16,7 +16,7 @@ from node.cli.common import CliError
 
 
 def register(sub) -> None:
-    from node.cli.images import _errors
+    from node.cli.imageinfo import _errors
     p = sub.add_parser("search", help="search a registry for images")
     p.add_argument("term", metavar="[REGISTRY/]TERM")
     p.add_argument("--limit", type=int, default=25, help="most results (default 25)")
@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 
 def _history_args(p: argparse.ArgumentParser) -> None:
-    from node.cli.images import _errors
+    from node.cli.imageinfo import _errors
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("-H", "--human", default=True, type=lambda v: v.lower() not in ("false", "0"),
                    help="sizes and dates in human-readable form (default true)")
@@ -41,7 +41,7 @@ def _history_args(p: argparse.ArgumentParser) -> None:
 
 def register_image_group(isub) -> None:
     """`image history` and `image prune` under the `image` group."""
-    from node.cli.images import _errors
+    from node.cli.imageinfo import _errors
     _history_args(isub.add_parser("history", help="show the history of an image"))
     p = isub.add_parser("prune", help="remove unused images")
     p.add_argument("-a", "--all", action="store_true", help="remove every image no container uses, not only dangling ones")
@@ -123,7 +123,7 @@ HISTORY_TABLE = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comme
 
 def cmd_history(args) -> int:
     from node.cli import gotemplate, listing
-    from node.cli.images import _human_size, _since
+    from node.cli.imageinfo import _human_size, _since
     from node.images.store import ImageStore
     from oci.manifest import chain_ids
     store = ImageStore(args.root)
@@ -171,7 +171,7 @@ def confirm(question: str) -> bool:
 
 
 def cmd_image_prune(args) -> int:
-    from node.cli.images import _human_size, _in_use
+    from node.cli.imageinfo import _human_size, _in_use
     from node.images.store import ImageStore
     what = ("all images without at least one container associated to them" if args.all
             else "all dangling images")

@@ -109,7 +109,7 @@ def ps_row(doc: dict, no_trunc: bool = False, image_size: Callable[[str], int | 
 
 
 def _size(virtual: int | None) -> str:
-    from node.cli.images import _human_size
+    from node.cli.imageinfo import _human_size
     return "0B" if virtual is None else f"0B (virtual {_human_size(virtual)})"
 
 
@@ -154,7 +154,7 @@ def ps_filter(filters: dict[str, list[str]], image_ids: Callable[[str], set[str]
 
 
 def image_row(image, repo: str, tag: str, digest: str, no_trunc: bool) -> dict[str, Any]:
-    from node.cli.images import _human_size, _since
+    from node.cli.imageinfo import _human_size, _since
     fields = {
         "Containers": "N/A", "CreatedAt": go_time(image.created), "CreatedSince": _since(image.created),
         "Digest": digest, "ID": image.id if no_trunc else image.short_id, "Repository": repo,

@@ -6,14 +6,12 @@ Records live under ROOT/containers/<id>/ (drawn in node/engine/records.py).
 """
 from __future__ import annotations
 
+from node.errors import ExitCodeError
+
 # The network a container joins when `run` is not given --network. "none" and "host" are handled
 # by the engine itself; any other value goes to node.network.api (attach/detach).
 DEFAULT_NETWORK = "bridge"
 
 
-class EngineError(Exception):
+class EngineError(ExitCodeError):
     """A failure with the docker-like exit status the CLI should return."""
-
-    def __init__(self, message: str, exit_code: int = 125) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code

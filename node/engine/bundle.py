@@ -7,10 +7,11 @@ capabilities and device allow-list; no_new_privs on (stricter than Docker, as th
 """
 from __future__ import annotations
 
-import json
 import os
 
-CGROUP_PARENT = os.environ.get("DOCKYARD_CGROUP_PARENT", "dockyard")
+from node.atomic import write_json
+from node.engine import runtimes
+
 
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -24,12 +25,13 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 # Syscalls Docker's default seccomp profile refuses to a container without extra capabilities
-# (kernel keyring, modules, mounts, namespaces, clock, tracing, swap, reboot, bpf, perf...). This
-# denylist (default allow) is a simplification of Docker's allowlist; argument filters are left out.
+# (kernel keyring, modules, mounts, namespaces, clock, tracing, swap, reboot, bpf, perf, and since
+# Docker 25 io_uring). This denylist (default allow) is a simplification of Docker's allowlist.
 SECCOMP_DENIED = [
     "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
     "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy",
-    "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl",
+    "init_module", "io_uring_enter", "io_uring_register", "io_uring_setup",
+    "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl",
     "lookup_dcookie", "mbind", "mount", "mount_setattr", "move_mount", "move_pages",
     "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
     "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace", "query_module", "quotactl",
@@ -41,10 +43,25 @@ _SECCOMP_ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X3
                    "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
 
 
+# clone's namespace flags (NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET: Docker's
+# mask 0x7E020000). A new user namespace gives back every capability inside it (network admin,
+# netfilter: the nftables exploits' way in), so clone with any of them is refused (EPERM) as
+# Docker refuses it; one rule per flag, since a denylist cannot say "masked != 0".
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+ENOSYS = 38
+
+
 def default_seccomp() -> dict:
+    clone_rules = [{"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                    "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}
+                   for flag in CLONE_NAMESPACE_FLAGS]
     return {"defaultAction": "SCMP_ACT_ALLOW",
             "architectures": _SECCOMP_ARCHES.get(os.uname().machine, []),
-            "syscalls": [{"names": SECCOMP_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+            "syscalls": [{"names": SECCOMP_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                         # clone3's flags sit in memory a filter cannot read: Docker answers
+                         # ENOSYS, and libcs fall back to clone, which the rules above judge
+                         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+                         *clone_rules]}
 
 
 DEVICE_RULES = [{"allow": False, "access": "rwm"}] + [
@@ -72,7 +89,7 @@ def _default_mounts(read_only_root: bool) -> list[dict]:
 
 def _user_mounts(container) -> list[dict]:
     result = []
-    for m in sorted(container.meta.get("Mounts") or [], key=lambda m: m["Destination"].rstrip("/").count("/")):
+    for m in sorted(container.spec.mounts, key=lambda m: m["Destination"].rstrip("/").count("/")):
         if m["Type"] == "tmpfs":
             user_opts = [o for o in (m.get("Mode") or "").split(",") if o]
             # Docker's --tmpfs is world-writable unless told otherwise; runc would otherwise copy
@@ -87,10 +104,10 @@ def _user_mounts(container) -> list[dict]:
 
 
 def build_spec(container, user: dict, network, env: list[str]) -> dict:
-    meta = container.meta
-    config, hc = meta["Config"], meta["HostConfig"]
+    spec = container.spec
+    config, hc = spec.config, spec.host_config
     bind_opts = ["rbind", "rprivate"]
-    mounts = _default_mounts(hc.get("ReadonlyRootfs", False))
+    mounts = _default_mounts(hc.readonly_rootfs)
     for name in ("resolv.conf", "hostname", "hosts"):
         mounts.append({"destination": f"/etc/{name}", "type": "bind",
                        "source": str(container.dir / name), "options": list(bind_opts)})
@@ -101,7 +118,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
     ns_net = network.namespace_entry()
     if ns_net:
         namespaces.append(ns_net)
-    id_maps = meta.get("IdMappings")
+    id_maps = spec.id_mappings
     if id_maps:  # --userns=private (node/engine/userns.py)
         namespaces.insert(0, {"type": "user"})
         if not ns_net or ns_net.get("path"):
@@ -111,20 +128,20 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
                 if m["type"] == "sysfs":
                     m.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
     resources: dict = {"devices": DEVICE_RULES}
-    if hc.get("Memory"):
-        resources["memory"] = {"limit": hc["Memory"], "swap": hc.get("MemorySwap") or hc["Memory"]}
-    if hc.get("CpuQuota"):
-        resources["cpu"] = {"quota": hc["CpuQuota"], "period": hc.get("CpuPeriod") or 100000}
-    if hc.get("PidsLimit"):
-        resources["pids"] = {"limit": hc["PidsLimit"]}
+    if hc.memory:
+        resources["memory"] = {"limit": hc.memory, "swap": hc.memory_swap or hc.memory}
+    if hc.cpu_quota:
+        resources["cpu"] = {"quota": hc.cpu_quota, "period": hc.cpu_period or 100000}
+    if hc.pids_limit:
+        resources["pids"] = {"limit": hc.pids_limit}
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": bool(config.get("Tty")),
+            "terminal": config.tty,
             "user": {"uid": user["uid"], "gid": user["gid"], "additionalGids": user.get("additionalGids") or []},
-            "args": [meta["Path"]] + list(meta["Args"]),
+            "args": [spec.path] + list(spec.args),
             "env": env,
-            "cwd": config.get("WorkingDir") or "/",
+            "cwd": config.working_dir or "/",
             "capabilities": {
                 "bounding": caps, "effective": caps if is_root else [], "permitted": caps if is_root else [],
                 "inheritable": [], "ambient": [],
@@ -132,18 +149,18 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": _nofile(), "soft": _nofile()}],
             "noNewPrivileges": True,
         },
-        "root": {"path": "rootfs", "readonly": bool(hc.get("ReadonlyRootfs"))},
-        "hostname": config["Hostname"],
+        "root": {"path": "rootfs", "readonly": hc.readonly_rootfs},
+        "hostname": config.hostname,
         "mounts": mounts,
         "linux": {
-            "cgroupsPath": f"/{CGROUP_PARENT}/{container.id}",
+            "cgroupsPath": runtimes.cgroups_path(container.id),
             "resources": resources,
             "namespaces": namespaces,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
             "rootfsPropagation": "rprivate",
             **({"uidMappings": id_maps["uid"], "gidMappings": id_maps["gid"]} if id_maps else {}),
-            **({} if "seccomp=unconfined" in (hc.get("SecurityOpt") or []) else {"seccomp": default_seccomp()}),
+            **({} if "seccomp=unconfined" in hc.security_opt else {"seccomp": default_seccomp()}),
         },
     }
 
@@ -152,27 +169,20 @@ def _nofile() -> int:
     """Docker's 1048576 open files, unless the kernel's nr_open is lower or we may not raise our
     own hard limit (no CAP_SYS_RESOURCE, as in some sandboxes)."""
     import resource
-    from node.runtime import syscalls
     try:
         with open("/proc/sys/fs/nr_open") as f:
             limit = min(1048576, int(f.read()))
     except (OSError, ValueError):
         limit = 1048576
-    effective, _, _ = syscalls.capget()
-    if not effective & (1 << 24):  # CAP_SYS_RESOURCE
+    if not runtimes.effective_capabilities() & (1 << 24):  # CAP_SYS_RESOURCE
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
     return limit
 
 
-def cgroups_path(container_id: str) -> str:
-    return f"/{CGROUP_PARENT}/{container_id}"
-
-
 def write_bundle(container, spec: dict) -> None:
-    path = container.bundle / "config.json"
-    tmp = path.with_name("config.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(spec, f, indent=1)
-    os.replace(tmp, path)
+    write_json(container.bundle / "config.json", spec)
+
+
+cgroups_path = runtimes.cgroups_path  # the container's cgroup (linux.cgroupsPath), by id

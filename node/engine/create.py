@@ -14,6 +14,7 @@ from node.engine import DEFAULT_NETWORK, EngineError
 from node.engine.options import (RunOptions, parse_cpus, parse_labels, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
+from node.engine.spec import Config, ContainerSpec, HostConfig, RestartPolicy
 from node.engine.volumes import create_volume
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -83,7 +84,7 @@ def _mounts(root: Path, opts: RunOptions, image_config: dict) -> tuple[list[dict
     return mounts, anonymous
 
 
-def host_config(opts: RunOptions) -> dict:
+def host_config(opts: RunOptions, default_pids_limit: int = 0) -> HostConfig:
     restart_name, retries = parse_restart(opts.restart or "no")
     if opts.remove and restart_name != "no":
         raise EngineError("conflicting options: cannot specify both --restart and --rm", 125)
@@ -93,17 +94,23 @@ def host_config(opts: RunOptions) -> dict:
     quota, period = parse_cpus(opts.cpus) if opts.cpus else (0, 0)
     if opts.runtime not in ("builtin", "runc", "crun"):
         raise EngineError(f"unknown or invalid runtime name: {opts.runtime}", 125)
-    return {
-        "Binds": [v for v in opts.volumes], "Tmpfs": dict(parse_tmpfs(t) for t in opts.tmpfs),
-        "Memory": memory, "MemorySwap": memory if memory else 0, "NanoCpus": quota * 10000 if quota else 0,
-        "CpuQuota": quota, "CpuPeriod": period, "PidsLimit": opts.pids_limit or 0,
-        "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
-        "AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only,
-        "NetworkMode": opts.network or DEFAULT_NETWORK, "PortBindings": list(opts.publish),
-        "PublishAllPorts": opts.publish_all, "Runtime": opts.runtime, "Init": opts.init,
-        "SecurityOpt": _security_opts(opts.security_opt),
-        "UsernsMode": _userns_mode(opts.userns),
-    }
+    return HostConfig(
+        binds=list(opts.volumes), tmpfs=dict(parse_tmpfs(t) for t in opts.tmpfs),
+        memory=memory, memory_swap=memory if memory else 0, nano_cpus=quota * 10000 if quota else 0,
+        cpu_quota=quota, cpu_period=period, pids_limit=_pids_limit(opts.pids_limit, default_pids_limit),
+        restart_policy=RestartPolicy(name=restart_name, maximum_retry_count=retries),
+        auto_remove=opts.remove, readonly_rootfs=opts.read_only,
+        network_mode=opts.network or DEFAULT_NETWORK, port_bindings=list(opts.publish),
+        publish_all_ports=opts.publish_all, runtime=opts.runtime, init=opts.init,
+        security_opt=_security_opts(opts.security_opt), userns_mode=_userns_mode(opts.userns),
+    )
+
+
+def _pids_limit(given: int | None, default: int) -> int:
+    """--pids-limit wins (0 or -1: none, as Docker reads them); else the node's
+    default-pids-limit (node/engine/settings.py). 0 is "no limit" in the record."""
+    limit = default if given is None else given
+    return max(limit, 0)
 
 
 def _userns_mode(value: str | None) -> str:
@@ -123,27 +130,29 @@ def _security_opts(values: list[str]) -> list[str]:
 def create_container(root: str | Path, opts: RunOptions, image) -> Container:
     root = Path(root)
     image_config = dict(getattr(image.config, "config", None) or {})
-    hc = host_config(opts)
+    from node.engine import settings
+    hc = host_config(opts, settings.load(root).default_pids_limit)
     entrypoint, cmd = command_line(opts, image_config)
     args = entrypoint + cmd
     if not args:
         raise EngineError("No command specified", 125)
     cid = new_id()
     hostname = opts.hostname or cid[:12]
-    config = {
-        "Hostname": hostname, "User": opts.user if opts.user is not None else image_config.get("User", ""),
-        "Env": merge_env(image_config.get("Env") or [], opts.env_files, opts.env),
-        "Cmd": cmd, "Entrypoint": entrypoint or None, "Image": opts.image,
-        "WorkingDir": opts.workdir or image_config.get("WorkingDir") or "/",
-        "Tty": opts.tty, "OpenStdin": opts.interactive, "AttachStdin": opts.interactive and not opts.detach,
-        "Volumes": image_config.get("Volumes"), "ExposedPorts": image_config.get("ExposedPorts") or {},
-        "StopSignal": image_config.get("StopSignal") or "SIGTERM", "Labels": {**(image_config.get("Labels") or {}), **parse_labels(opts.label_files, opts.labels)},
-        "NetworkAliases": list(opts.network_aliases), "IPAddress": opts.ip,
-    }
-    if opts.tty and not any(e.startswith("TERM=") for e in config["Env"]):
-        config["Env"].append("TERM=xterm")
-    if not config["WorkingDir"].startswith("/"):
-        raise EngineError(f"the working directory '{config['WorkingDir']}' is invalid, it needs to be an absolute path", 125)
+    config = Config(
+        hostname=hostname, user=opts.user if opts.user is not None else image_config.get("User", ""),
+        env=merge_env(image_config.get("Env") or [], opts.env_files, opts.env),
+        cmd=cmd, entrypoint=entrypoint or None, image=opts.image,
+        working_dir=opts.workdir or image_config.get("WorkingDir") or "/",
+        tty=opts.tty, open_stdin=opts.interactive, attach_stdin=opts.interactive and not opts.detach,
+        volumes=image_config.get("Volumes"), exposed_ports=image_config.get("ExposedPorts") or {},
+        stop_signal=image_config.get("StopSignal") or "SIGTERM",
+        labels={**(image_config.get("Labels") or {}), **parse_labels(opts.label_files, opts.labels)},
+        network_aliases=list(opts.network_aliases), ip_address=opts.ip,
+    )
+    if opts.tty and not any(e.startswith("TERM=") for e in config.env):
+        config.env.append("TERM=xterm")
+    if not config.working_dir.startswith("/"):
+        raise EngineError(f"the working directory '{config.working_dir}' is invalid, it needs to be an absolute path", 125)
     container = Container(root, cid)
     with names_lock(root):
         if opts.name:
@@ -160,16 +169,15 @@ def create_container(root: str | Path, opts: RunOptions, image) -> Container:
                 (container.dir / sub).mkdir(parents=True)
             mounts, anonymous = _mounts(root, opts, image_config)
             id_maps = None
-            if hc["UsernsMode"] == "private":
+            if hc.userns_mode == "private":
                 from node.engine import userns
                 id_maps = userns.mappings()
                 userns.open_path_for(container, id_maps)
-            container.save_meta({
-                "Id": cid, "Name": name, "Created": now_iso(), "Image": image.id, "ImageRef": opts.image,
-                "Path": args[0], "Args": args[1:], "Config": config, "HostConfig": hc, "Mounts": mounts,
-                "AnonymousVolumes": anonymous, "LayerDirs": [str(d) for d in image.layer_dirs()],
-                "Driver": "overlay", **({"IdMappings": id_maps} if id_maps else {}),
-            })
+            container.save_spec(ContainerSpec(
+                id=cid, name=name, created=now_iso(), image=image.id, image_ref=opts.image,
+                path=args[0], args=args[1:], config=config, host_config=hc, mounts=mounts,
+                anonymous_volumes=anonymous, layer_dirs=[str(d) for d in image.layer_dirs()],
+                driver="overlay", id_mappings=id_maps or None))
             container.update_state(**new_state())
         except BaseException:
             import shutil

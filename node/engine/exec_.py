@@ -1,20 +1,23 @@
-"""`exec`: run another process in a running container — same namespaces (setns), same cgroup,
-the container's capabilities, no_new_privs and environment, as its init had them.
+"""`exec`: run another process in a running container — same namespaces, same cgroup, the
+container's capabilities, no_new_privs, seccomp and environment, as its init had them.
 
-The agent forks a child that joins the cgroup and the namespaces; joining a PID namespace only
-affects children, so the child forks the process that execs (it is then inside the container's
-PID namespace) and passes its exit status on. Exec failures come back on a close-on-exec pipe.
+Here: the state checks, the process spec (from the bundle's config.json, with exec's -e, -w,
+-u), and carrying the process's streams to ours. The helper that enters the container, and
+why it is built as it is (non-dumpable, no host environment or fds), is node/runtime/enter.py,
+reached through the runtime (node/engine/runtimes.py).
 """
 from __future__ import annotations
 
 import json
 import os
 import select
-import signal
 
 from node.engine import EngineError, users
 from node.engine.records import Container
+from node.engine.runtimes import runtime_of
 from node.engine.status import current_state
+
+PIPE_BUF = 4096  # a write of this much to a pipe select() calls writable never blocks
 
 
 def _process_spec(container: Container, cmd, tty, env, workdir, user) -> dict:
@@ -56,131 +59,109 @@ def exec_in_container(container: Container, cmd: list[str], interactive: bool = 
         raise EngineError(f"Container {container.id} is not running", 1)
     if not cmd:
         raise EngineError("no command specified", 1)
+    runtime = runtime_of(container)
+    # the record says running; the runtime has the last word (a frozen cgroup is paused)
+    actual = runtime.state(container.id, state["Pid"], state.get("PidStart", 0))
+    if actual != "running":
+        raise EngineError(f"Container {container.id} is {'paused, unpause the container before exec' if actual == 'paused' else 'not running'}", 1)
     plan = _process_spec(container, cmd, tty, env, workdir, user)
-    target = state["Pid"]
-    master = slave = None
-    if tty:
-        master, slave = os.openpty()
-    report_r, report_w = os.pipe()
-    child = os.fork()
-    if child == 0:
-        _child(plan, target, slave, interactive, report_w)
-    os.close(report_w)
-    if slave is not None:
-        os.close(slave)
-    report = b""
-    if master is not None:
-        report = _bridge(master, report_r, interactive)
-    while True:
-        data = os.read(report_r, 4096)
-        if not data:
-            break
-        report += data
-    os.close(report_r)
-    _, status = os.waitpid(child, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if master is not None:
-        os.close(master)
-    if report.startswith(b"E"):
-        code_text, _, message = report[1:].decode(errors="replace").partition(" ")
-        raise EngineError(message, int(code_text) if code_text.isdigit() else 126)
-    return code if code >= 0 else 128 - code
-
-
-def _child(plan: dict, target: int, slave, interactive: bool, report_w: int) -> None:
-    code = 125
+    helper = runtime.exec(container.id, state["Pid"], plan, tty, interactive)
+    master = helper.receive_console()
     try:
-        from node.runtime import cgroups, namespaces, syscalls as sc
-        from node.runtime.process import ProcessError, execute, prepare
-        if plan["seccomp"]:
-            from node.runtime.builtin import preload_seccomp
-            preload_seccomp()  # the container's mount namespace has neither our modules nor libseccomp
-        if plan["cgroupsPath"]:
-            cgroup = cgroups.open_cgroup(plan["cgroupsPath"])
-            if cgroup.exists():
-                cgroup.add(os.getpid())
-        import fcntl
-        import termios  # an extension module: import it before the host's files are out of reach
-        # the user namespace last: the network namespace may belong to the host's user namespace,
-        # which only host root (still us until then) may enter
-        order = [t for t in ("ipc", "uts", "network", "pid", "mount", "user") if t in plan["namespaces"]]
-        if "user" in order:  # --userns=private: a hard limit cannot be raised once inside
-            from node.runtime.process import set_rlimits
-            set_rlimits(plan["process"].get("rlimits") or [])
-        namespaces.join_process(target, order)
-        grandchild = os.fork()
-        if grandchild == 0:
-            try:
-                os.setsid()
-                if slave is not None:
-                    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-                    for fd in (0, 1, 2):
-                        os.dup2(slave, fd)
-                elif not interactive:
-                    devnull = os.open("/dev/null", os.O_RDONLY)
-                    os.dup2(devnull, 0)
-                program = prepare(plan["process"])
-                execute(program, plan["process"], plan["seccomp"])
-            except ProcessError as e:
-                os.write(report_w, f"E{e.exit_code} {e}".encode())
-                os._exit(e.exit_code)
-            except BaseException as e:  # noqa: BLE001
-                os.write(report_w, f"E126 {e}".encode())
-                os._exit(126)
-        os.close(report_w)
-        if slave is not None:
-            os.close(slave)  # the pty must close when the process ends
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _, status = os.waitpid(grandchild, 0)
-        code = os.waitstatus_to_exitcode(status)
-        code = code if code >= 0 else 128 - code
-    except BaseException as e:  # noqa: BLE001
-        try:
-            os.write(report_w, f"E126 {e}".encode())
-        except OSError:
-            pass
-    os._exit(code)
+        _carry(helper, interactive, master)
+    finally:
+        if master is not None:
+            os.close(master)
+    return runtime.wait_exec(helper)
 
 
-def _bridge(master: int, report_r: int, interactive: bool) -> bytes:
-    """Copy between our terminal and the pty until the process closes it."""
+def _carry(helper, interactive: bool, master: int | None) -> None:
+    """Copy between our streams and the process's until it exits (a program it left running in
+    the background may hold the pipes open: its exit, not their EOF, ends the exec, as before)."""
     import termios
-    import tty as tty_mod
     saved = None
-    if os.isatty(0):
+    if master is not None and os.isatty(0):
         import fcntl
+        import tty as tty_mod
         try:
             fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
         except OSError:
             pass
         saved = termios.tcgetattr(0)
         tty_mod.setraw(0)
-    report = b""
-    watch = [master, report_r] + ([0] if interactive else [])
+    readers = dict(helper.outputs)
+    stdin_to = master if master is not None else helper.stdin_w
+    exited = os.pidfd_open(helper.pid)
+    stdin_open = interactive and stdin_to is not None
+    pending = b""  # read from our stdin, not yet taken by the process: never block on it
     try:
-        while master in watch:
-            ready, _, _ = select.select(watch, [], [])
-            if master in ready:
+        while readers:
+            watch = list(readers) + [exited] + ([0] if stdin_open and not pending else [])
+            ready, writable, _ = select.select(watch, [stdin_to] if pending else [], [])
+            if writable:
                 try:
-                    data = os.read(master, 65536)
-                except OSError:
+                    pending = pending[os.write(stdin_to, pending[:PIPE_BUF]):]
+                except OSError:  # the process closed its stdin
+                    pending, stdin_open = b"", False
+                if not pending and not stdin_open:
+                    _close_stdin(helper)
+            for fd in ready:
+                if fd == exited:
+                    continue
+                if fd == 0:
+                    pending = os.read(0, 65536)
+                    if not pending:
+                        stdin_open = False
+                        _close_stdin(helper)
+                    continue
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the pty's last slave closed
                     data = b""
-                if not data:
-                    watch.remove(master)
+                if data:
+                    _write_all(readers[fd], data)
                 else:
-                    os.write(1, data)
-            if report_r in ready:
-                data = os.read(report_r, 4096)
-                if not data:
-                    watch.remove(report_r)
-                report += data
-            if 0 in ready:
-                data = os.read(0, 65536)
-                if not data:
-                    watch.remove(0)
-                else:
-                    os.write(master, data)
+                    del readers[fd]
+                    if fd != master:
+                        os.close(fd)
+            if exited in ready:
+                _drain(readers)
+                break
     finally:
+        os.close(exited)
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
-    return report
+        if helper.stdin_w is not None:
+            os.close(helper.stdin_w)
+            helper.stdin_w = None
+        for fd in readers:
+            if fd != master:
+                os.close(fd)
+
+
+def _close_stdin(helper) -> None:
+    """EOF for the process's stdin (a pipe; with a pty, ^D is the terminal's business)."""
+    if helper.stdin_w is not None:
+        os.close(helper.stdin_w)
+        helper.stdin_w = None
+
+
+def _drain(readers: dict[int, int]) -> None:
+    """What the process wrote before it exited, without waiting for a writer it left behind."""
+    for fd, target in list(readers.items()):
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0)
+            if not ready:
+                break
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            _write_all(target, data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]

@@ -1,20 +1,20 @@
 """`inspect` and `ps`: the container's record as Docker shows it."""
 from __future__ import annotations
 
-from node.engine.records import Container
+from node.engine.records import Container, to_json
 from node.engine.status import current_state, describe
 
 
 def inspect_container(container: Container) -> dict:
-    meta = container.meta
+    spec = container.spec
     state = current_state(container)
     network = state.get("Network") or {}
-    mounts = [{k: v for k, v in m.items()} for m in meta.get("Mounts") or []]
+    mounts = [dict(m) for m in spec.mounts]
     return {
         "Id": container.id,
-        "Created": meta["Created"],
-        "Path": meta["Path"],
-        "Args": meta["Args"],
+        "Created": spec.created,
+        "Path": spec.path,
+        "Args": spec.args,
         "State": {
             "Status": state.get("Status"), "Running": state.get("Status") in ("running", "paused"),
             "Paused": state.get("Status") == "paused", "Restarting": state.get("Status") == "restarting",
@@ -22,24 +22,24 @@ def inspect_container(container: Container) -> dict:
             "ExitCode": state.get("ExitCode", 0), "Error": state.get("Error", ""),
             "StartedAt": state.get("StartedAt"), "FinishedAt": state.get("FinishedAt"),
         },
-        "Image": meta["Image"],
+        "Image": spec.image,
         "ResolvConfPath": str(container.dir / "resolv.conf"),
         "HostnamePath": str(container.dir / "hostname"),
         "HostsPath": str(container.dir / "hosts"),
         "LogPath": str(container.log_path),
-        "Name": "/" + meta["Name"],
+        "Name": "/" + spec.name,
         "RestartCount": state.get("RestartCount", 0),
-        "Driver": meta.get("Driver", "overlay"),
+        "Driver": spec.driver,
         "Platform": "linux",
-        "HostConfig": meta["HostConfig"],
+        "HostConfig": to_json(spec.host_config),
         "GraphDriver": {"Name": "overlay", "Data": {
-            "LowerDir": ":".join(reversed(meta.get("LayerDirs") or [])),
+            "LowerDir": ":".join(reversed(spec.layer_dirs)),
             "UpperDir": str(container.dir / "upper"), "WorkDir": str(container.dir / "work"),
             "MergedDir": str(container.rootfs)}},
         "Mounts": mounts,
-        "Config": meta["Config"],
+        "Config": to_json(spec.config),
         "NetworkSettings": {
-            "NetworkMode": meta["HostConfig"].get("NetworkMode"),
+            "NetworkMode": spec.host_config.network_mode,
             # state["Network"] is node.network's Attachment.to_json(): docker's field names
             **(network if isinstance(network, dict) else {}),
         },
@@ -47,9 +47,9 @@ def inspect_container(container: Container) -> dict:
 
 
 def ps_row(container: Container) -> dict:
-    meta = container.meta
+    spec = container.spec
     state = current_state(container)
-    command = " ".join([meta["Path"]] + list(meta["Args"]))
+    command = " ".join([spec.path] + list(spec.args))
     if len(command) > 20:
         command = command[:19] + "…"
     network = state.get("Network") or {}
@@ -59,9 +59,9 @@ def ps_row(container: Container) -> dict:
                           for key, binds in (network.get("Ports") or {}).items() for b in binds or [])
     from node.engine.records import since
     return {
-        "ID": container.id[:12], "Image": meta.get("ImageRef") or meta["Image"],
-        "Command": f'"{command}"', "Created": _ago(since(meta["Created"])),
-        "Status": describe(state), "Ports": ports, "Names": meta["Name"], "State": state.get("Status"),
+        "ID": container.id[:12], "Image": spec.image_ref or spec.image,
+        "Command": f'"{command}"', "Created": _ago(since(spec.created)),
+        "Status": describe(state), "Ports": ports, "Names": spec.name, "State": state.get("Status"),
     }
 
 

@@ -1,6 +1,7 @@
-"""The monitor: one per running container, like podman's conmon. It starts the container through
-its runtime, owns the container's stdio, writes the json-file log, reaps the init's exit status,
-records it, cleans up (cgroup, rootfs mount, network) and applies the restart policy.
+"""The monitor: one per running container, like podman's conmon. It prepares the container
+(prepare.py), starts it through its runtime, carries its stdio (stdio.py) to the json-file log,
+reaps the init's exit status, records it, releases what prepare made and applies the restart
+policy. It holds host privileges and is non-dumpable (see node/runtime/enter.py for why).
 
 Protocol between the agent (the `dockyard` command), the monitor and the container init:
   * Detached (`run -d`, `start`): the agent forks; the child calls setsid and forks again, so the
@@ -20,179 +21,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
-from node.engine import EngineError, bundle, netsetup, procs, rootfs, users
+from node.engine import EngineError, procs, runtimes
 from node.engine.logs import LogWriter
+from node.engine.prepare import prepare, release
 from node.engine.records import Container, now_iso
-from node.engine.runtimes import get_runtime
-from node.runtime import cgroups, syscalls
-from node.runtime.mounts import secure_join
-
-
-def prepare(root, container: Container):
-    """Mount the rootfs, set up the network, write the bundle. Returns (runtime, network)."""
-    meta = container.meta
-    me = os.getpid()
-    runtime = get_runtime(meta["HostConfig"].get("Runtime") or "builtin", root)
-    rootfs.mount_rootfs(container)
-    try:
-        rootfs_dir = str(container.rootfs)
-        user = users.resolve(rootfs_dir, meta["Config"].get("User"))
-        workdir = secure_join(rootfs_dir, meta["Config"].get("WorkingDir") or "/")
-        os.makedirs(workdir, exist_ok=True)
-        _populate_volumes(container, rootfs_dir)
-        network = netsetup.setup(root, container)
-        if meta.get("IdMappings"):  # --userns=private: node/engine/userns.py
-            from node.engine import userns
-            userns.adopt(container, rootfs_dir, workdir)
-        env = list(meta["Config"]["Env"])
-        keys = {e.partition("=")[0] for e in env}
-        if "HOSTNAME" not in keys:
-            env.insert(1 if env else 0, f"HOSTNAME={meta['Config']['Hostname']}")
-        if "HOME" not in keys:
-            env.append(f"HOME={user['home']}")
-        spec = bundle.build_spec(container, user, network, env)
-        bundle.write_bundle(container, spec)
-    except BaseException:
-        if os.getpid() != me:
-            os._exit(1)  # a helper forked by a library unwound into our stack: never act as us
-        release(root, container, runtime)
-        raise
-    return runtime, network
-
-
-def _populate_volumes(container: Container, rootfs_dir: str) -> None:
-    from pathlib import Path
-    from node.engine.volumes import populate
-    for m in container.meta.get("Mounts") or []:
-        if m["Type"] == "volume":
-            populate({"Mountpoint": m["Source"]}, Path(secure_join(rootfs_dir, m["Destination"])))
-
-
-def release(root, container: Container, runtime) -> None:
-    """Undo prepare/create after the init is gone; every step runs even if another fails."""
-    for step in (lambda: runtime.delete(container.id, str(container.bundle)),
-                 lambda: rootfs.unmount_rootfs(container),
-                 lambda: netsetup.teardown(root, container)):
-        try:
-            step()
-        except Exception:  # noqa: BLE001 - leave nothing behind that a later step could remove
-            pass
-
-
-class Stdio:
-    """The container's standard streams for one run, carried by one select loop (no threads:
-    `threading` alone costs `run` milliseconds of start-up)."""
-
-    def __init__(self, container: Container, attach: bool) -> None:
-        cfg = container.meta["Config"]
-        self.tty = bool(cfg.get("Tty"))
-        self.interactive = bool(cfg.get("OpenStdin"))
-        self.attach = attach
-        self.to_close: list[int] = []
-        self.readers: dict[int, str] = {}
-        self.stdin_writer: int | None = None
-        self.forward_stdin_to: int | None = None
-        self.container_fds = None
-        self.saved_tty = None
-        if self.tty:
-            return  # the runtime makes the pty; its master comes back from create
-        if attach and self.interactive:
-            stdin = 0
-        elif self.interactive:
-            stdin, self.stdin_writer = os.pipe()  # held open: the program sees no EOF while detached
-            self.to_close.append(stdin)
-        else:
-            stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            self.to_close.append(stdin)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        self.to_close += [out_w, err_w]
-        self.readers = {out_r: "stdout", err_r: "stderr"}
-        self.container_fds = (stdin, out_w, err_w)
-
-    def created(self, console_master: int | None) -> None:
-        for fd in self.to_close:
-            os.close(fd)
-        self.to_close = []
-        if self.tty and console_master is not None:
-            self.readers = {console_master: "stdout"}
-            if self.attach:
-                self._bridge_terminal(console_master)
-
-    def _bridge_terminal(self, master: int) -> None:
-        import termios
-        import tty
-        if os.isatty(0):
-            self._copy_winsize(master)
-            signal.signal(signal.SIGWINCH, lambda *_: self._copy_winsize(master))
-            self.saved_tty = termios.tcgetattr(0)
-            tty.setraw(0)
-        if self.interactive:
-            self.forward_stdin_to = master
-
-    @staticmethod
-    def _copy_winsize(master: int) -> None:
-        import fcntl
-        import termios
-        try:
-            size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
-        except OSError:
-            pass
-
-    def carry(self, log: LogWriter) -> None:
-        """Copy output to the log (and our own stdout/stderr when attached) until every stream
-        is closed, which happens at the latest when the init dies: its PID namespace goes with it."""
-        import select
-        echo = {"stdout": 1, "stderr": 2} if self.attach else {}
-        readers = dict(self.readers)
-        stdin_open = self.forward_stdin_to is not None
-        while readers:
-            watch = list(readers) + ([0] if stdin_open else [])
-            ready, _, _ = select.select(watch, [], [])
-            for fd in ready:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError:  # EIO: the pty's last slave is closed
-                    data = b""
-                if fd == 0 and fd not in readers:
-                    if not data:
-                        stdin_open = False
-                    else:
-                        _write_all(self.forward_stdin_to, data)
-                    continue
-                if not data:
-                    del readers[fd]
-                    continue
-                stream = readers[fd]
-                log.write(stream, data)
-                if stream in echo:
-                    try:
-                        _write_all(echo[stream], data)
-                    except OSError:
-                        echo.pop(stream)
-
-    def finish(self) -> None:
-        if self.saved_tty is not None:
-            import termios
-            termios.tcsetattr(0, termios.TCSADRAIN, self.saved_tty)
-            self.saved_tty = None
-        if self.stdin_writer is not None:
-            os.close(self.stdin_writer)
-            self.stdin_writer = None
-        for fd in self.readers:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.readers = {}
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
+from node.engine.stdio import Stdio
+from node import reportpipe as report
 
 
 def _exit_code(status: int) -> int:
@@ -201,6 +38,7 @@ def _exit_code(status: int) -> int:
 
 def run_once(root, container: Container, attach: bool, on_started=None) -> int:
     """One life of the container's init: start it, wait for it, clean up, record the exit."""
+    runtimes.make_non_dumpable()
     stdio = Stdio(container, attach)
     try:
         runtime, network = prepare(root, container)
@@ -212,7 +50,7 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
         raise
     handle = None
     try:
-        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the init must become our child
+        runtimes.become_subreaper()  # the init must become our child
         handle = runtime.create(container.id, str(container.bundle), stdio.container_fds)
         stdio.created(handle.console_master)
         container.update_state(Status="running", Running=True, Paused=False, Restarting=False,
@@ -220,7 +58,7 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
                                ExitCode=0, Error="", StartedAt=now_iso(), MonitorPid=os.getpid(),
                                MonitorStart=procs.start_time(os.getpid()),
                                Network=_attachment_json(network))
-        handle.start()
+        runtime.start(handle)
     except BaseException as e:
         stdio.created(None)
         stdio.finish()
@@ -243,7 +81,7 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
             forward()
         stdio.finish()
         log.close()
-    oom = _oom_killed(container)
+    oom = runtime.oom_killed(container.id)
     release(root, container, runtime)
     code = _exit_code(status)
     container.update_state(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
@@ -282,23 +120,16 @@ def _forward_signals(pid: int):
     return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
-def _oom_killed(container: Container) -> bool:
-    try:
-        return cgroups.open_cgroup(bundle.cgroups_path(container.id)).oom_killed()
-    except Exception:  # noqa: BLE001
-        return False
-
-
 def should_restart(container: Container, code: int) -> bool:
     state = container.state()
     if state.get("StoppedByUser"):
         return False
-    policy = container.meta["HostConfig"].get("RestartPolicy") or {}
-    name = policy.get("Name", "no")
+    policy = container.host_config.restart_policy
+    name = policy.name or "no"
     if name in ("always", "unless-stopped"):
         return True
     if name == "on-failure" and code != 0:
-        limit = policy.get("MaximumRetryCount") or 0
+        limit = policy.maximum_retry_count or 0
         return not limit or state.get("RestartCount", 0) < limit
     return False
 
@@ -326,3 +157,84 @@ def keep_restarting(root, container: Container) -> None:
             pass
         if time.monotonic() - started > 10:
             backoff = 0
+
+
+def spawn_monitor(root, container: Container, restart_only: bool = False) -> None:
+    """Fork a detached monitor; wait for its word that the program runs (or why it does not)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    report_r, report_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(report_r)
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _monitor_main(root, container, report_w, restart_only)
+        finally:
+            os._exit(0)
+    os.close(report_w)
+    os.waitpid(child, 0)
+    chunks = []
+    while True:
+        data = os.read(report_r, 4096)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(report_r)
+    data = b"".join(chunks)
+    if restart_only or data == b"OK":
+        return
+    failed = report.parse_error(data)
+    if failed:
+        raise EngineError(failed[1], failed[0])
+    raise EngineError("the container's monitor exited without a report; see monitor.log", 125)
+
+
+def _monitor_main(root, container: Container, report_w: int, restart_only: bool) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    log = os.open(container.dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(devnull)
+    os.close(log)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
+    # a daemon must not keep its starter's pipes or files open (a caller reading our output
+    # until EOF would wait for the container's whole life)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != report_w:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    container.update_state(MonitorPid=os.getpid(), MonitorStart=procs.start_time(os.getpid()))
+    if restart_only:
+        os.close(report_w)
+    else:
+        def started() -> None:
+            report.send(report_w, b"OK")
+            os.close(report_w)
+        try:
+            run_once(root, container, attach=False, on_started=started)
+        except EngineError as e:
+            report.send_error(report_w, e.exit_code, e)
+            os.close(report_w)
+            auto_remove(root, container)
+            return
+        except Exception as e:  # noqa: BLE001
+            report.send_error(report_w, 125, e)
+            os.close(report_w)
+            raise
+    keep_restarting(root, container)
+    auto_remove(root, container)
+
+
+def auto_remove(root, container: Container) -> None:
+    """--rm: the container goes with its last exit."""
+    if container.host_config.auto_remove:
+        from node.engine.remove import remove_container
+        remove_container(root, container, force=True, volumes=True)

@@ -12,9 +12,8 @@ container's record dir, bind-mounted by the bundle.
 """
 from __future__ import annotations
 
-import os
-
 from node.engine import EngineError
+from node.forkguard import own_process
 
 LOCALHOST_LINES = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
@@ -25,10 +24,6 @@ class NetworkSetup:
         self.mode = mode
         self.netns_path = netns_path
         self.attachment = attachment
-
-    @property
-    def new_namespace(self) -> bool:
-        return self.mode != "host" and self.netns_path is None
 
     def namespace_entry(self) -> dict | None:
         if self.mode == "host":
@@ -50,15 +45,10 @@ def host_resolv_conf() -> str:
     return "\n".join(kept) + "\n"
 
 
-def default_hostname(mode: str, short_id: str) -> str:
-    return os.uname().nodename if mode == "host" else short_id
-
-
 def setup(root, container) -> NetworkSetup:
-    meta = container.meta
-    mode = meta["HostConfig"].get("NetworkMode") or "none"
-    config = meta["Config"]
-    hostname = config["Hostname"]
+    hc, config = container.host_config, container.config
+    mode = hc.network_mode or "none"
+    hostname = config.hostname
     d = container.dir
     (d / "hostname").write_text(hostname + "\n")
     if mode in ("none", "host"):
@@ -74,20 +64,13 @@ def setup(root, container) -> NetworkSetup:
         (d / "hosts").write_text(hosts)
         (d / "resolv.conf").write_text(resolv)
         return NetworkSetup(mode)
+    from node.network import api
     try:
-        from node.network import api
-    except ImportError:
-        raise EngineError(f"network {mode} is not available", 125) from None
-    me = os.getpid()
-    try:
-        attachment = api.attach(root, container.id, container.name, mode,
-                                meta["HostConfig"].get("PortBindings") or [],
-                                meta["HostConfig"].get("PublishAllPorts", False),
-                                list((config.get("ExposedPorts") or {}).keys()),
-                                config.get("NetworkAliases") or [], config.get("IPAddress"), hostname)
-    except BaseException as e:
-        _exit_if_stray(me)
-        if isinstance(e, EngineError) or not isinstance(e, Exception):
+        attachment = own_process(api.attach)(
+            root, container.id, container.name, mode, hc.port_bindings, hc.publish_all_ports,
+            list(config.exposed_ports or {}), config.network_aliases, config.ip_address, hostname)
+    except Exception as e:
+        if isinstance(e, EngineError):
             raise
         # the network layer's own errors become one line for the user
         raise EngineError(f"network {mode}: {e}", 125) from None
@@ -100,27 +83,11 @@ def setup(root, container) -> NetworkSetup:
 
 
 def teardown(root, container) -> None:
-    mode = container.meta["HostConfig"].get("NetworkMode") or "none"
+    mode = container.host_config.network_mode or "none"
     if mode in ("none", "host"):
         return
-    try:
-        from node.network import api
-    except ImportError:
-        return
-    me = os.getpid()
-    try:
-        api.detach(root, container.id)
-    except BaseException:
-        _exit_if_stray(me)
-        raise
-
-
-def _exit_if_stray(pid: int) -> None:
-    """pyroute2 forks helpers inside attach/detach; one that fails in an unexpected way unwinds
-    into our stack instead of exiting, and would go on as a second monitor (and deadlock on the
-    network lock its parent holds, as seen in tests). It must vanish."""
-    if os.getpid() != pid:
-        os._exit(1)
+    from node.network import api
+    own_process(api.detach)(root, container.id)
 
 
 def _exists(path: str) -> bool:

@@ -25,7 +25,9 @@ import os
 import time
 from pathlib import Path
 
+from node.atomic import write_json
 from node.engine import EngineError
+from node.engine.spec import Config, ContainerSpec, HostConfig, _Typed
 
 ADJECTIVES = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
               "merry", "nifty", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zen"]
@@ -42,11 +44,31 @@ def containers_dir(root: str | Path) -> Path:
     return Path(root) / "containers"
 
 
-def _atomic_write(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
+# --- Docker's JSON <-> the typed record (node/engine/spec.py) ---------------------------------
+
+def to_json(obj) -> dict:
+    """A spec object as Docker writes it; keys it was read with that we do not know, too."""
+    doc = dict(obj.extra)
+    for name, key, _default in obj.FIELDS:
+        value = getattr(obj, name)
+        if isinstance(value, _Typed):
+            value = to_json(value)
+        elif name == "id_mappings" and value is None:
+            continue  # written only for --userns=private
+        doc[key] = value
+    return doc
+
+
+def from_json(cls, doc: dict):
+    extra = dict(doc)
+    values = {}
+    for name, key, default in cls.FIELDS:
+        if key in extra:
+            value = extra.pop(key)
+            if isinstance(default, type) and issubclass(default, _Typed):
+                value = from_json(default, value or {})
+            values[name] = value
+    return cls(extra=extra, **values)
 
 
 class Container:
@@ -54,7 +76,7 @@ class Container:
         self.root = Path(root)
         self.id = cid
         self.dir = containers_dir(root) / cid
-        self._meta: dict | None = None
+        self._spec: ContainerSpec | None = None
 
     # paths
     @property
@@ -70,19 +92,37 @@ class Container:
         return self.dir / f"{self.id}-json.log"
 
     @property
-    def meta(self) -> dict:
-        if self._meta is None:
+    def spec(self) -> ContainerSpec:
+        """The typed record (container.json), read once."""
+        if self._spec is None:
             with open(self.dir / "container.json") as f:
-                self._meta = json.load(f)
-        return self._meta
+                self._spec = from_json(ContainerSpec, json.load(f))
+        return self._spec
+
+    @property
+    def config(self) -> Config:
+        return self.spec.config
+
+    @property
+    def host_config(self) -> HostConfig:
+        return self.spec.host_config
 
     @property
     def name(self) -> str:
-        return self.meta["Name"]
+        return self.spec.name
 
-    def save_meta(self, meta: dict) -> None:
-        self._meta = meta
-        _atomic_write(self.dir / "container.json", meta)
+    @property
+    def meta(self) -> dict:
+        """container.json as Docker's JSON, for callers outside the engine (read only)."""
+        return to_json(self.spec)
+
+    def save_meta(self, doc: dict) -> None:
+        """Save a record given as Docker's JSON (what `meta` returns, changed)."""
+        self.save_spec(from_json(ContainerSpec, doc))
+
+    def save_spec(self, spec: ContainerSpec) -> None:
+        self._spec = spec
+        write_json(self.dir / "container.json", to_json(spec))
 
     def state(self) -> dict:
         try:
@@ -104,7 +144,7 @@ class Container:
         with self.locked():
             state = self.state()
             state.update(changes)
-            _atomic_write(self.dir / "state.json", state)
+            write_json(self.dir / "state.json", state)
             return state
 
 
@@ -129,11 +169,11 @@ def list_containers(root: str | Path) -> list[Container]:
     for cid in all_ids(root):
         c = Container(root, cid)
         try:
-            c.meta
-        except (OSError, ValueError):
+            c.spec
+        except (OSError, ValueError, TypeError):
             continue
         found.append(c)
-    found.sort(key=lambda c: c.meta.get("Created", ""), reverse=True)
+    found.sort(key=lambda c: c.spec.created, reverse=True)
     return found
 
 
@@ -148,7 +188,7 @@ def find(root: str | Path, ref: str) -> Container:
         try:
             if c.name == ref:
                 return c
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             continue
     matches = [cid for cid in ids if ref and cid.startswith(ref.lower())]
     if len(matches) == 1:

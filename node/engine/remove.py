@@ -4,14 +4,17 @@ with -v (and for --rm) its anonymous volumes too."""
 from __future__ import annotations
 
 import signal
+import time
 
-from node.engine import EngineError, bundle, monitor, procs
+from node.engine import EngineError, procs
+from node.engine.prepare import release
 from node.engine.records import Container, list_containers, remove_tree
-from node.engine.runtimes import get_runtime
+from node.engine.rootfs import detach_mounts_under
+from node.engine.runtimes import get_runtime, runtime_of
 from node.engine.status import current_state
-from node.engine.stop import _signal, wait_stopped
+from node.engine.kill import signal_init
+from node.engine.stop import wait_stopped
 from node.engine.volumes import remove_volume
-from node.runtime import cgroups
 
 
 def remove_container(root, container: Container, force: bool = False, volumes: bool = False) -> None:
@@ -24,38 +27,27 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
         container.update_state(StoppedByUser=True)
         if status == "paused":
             try:
-                cgroups.open_cgroup(bundle.cgroups_path(container.id)).thaw()
-            except (OSError, KeyError):
+                runtime_of(container).resume(container.id)
+            except EngineError:
                 pass
-        _signal(container, signal.SIGKILL)
+        signal_init(container, signal.SIGKILL)
         wait_stopped(container, 10)
         _wait_monitor(container)
     try:
-        runtime = get_runtime(container.meta["HostConfig"].get("Runtime") or "builtin", root)
+        runtime = runtime_of(container)
     except EngineError:
         runtime = None
     if runtime is not None:
-        monitor.release(root, container, runtime)
-    cgroup = cgroups.open_cgroup(bundle.cgroups_path(container.id))
-    for pid in cgroup.pids():  # e.g. a runtime that died before it could clean up
-        try:
-            import os
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if cgroup.exists():
-        try:
-            cgroup.destroy()
-        except OSError as e:
-            raise EngineError(f"removing cgroup of {container.id[:12]}: {e}", 1) from None
-    from node.engine.rootfs import detach_mounts_under
+        release(root, container, runtime)
+    # the cgroup is the same whatever the runtime: one that is unknown still leaves one behind
+    (runtime or get_runtime("builtin", root)).kill_all(container.id)
     try:
         detach_mounts_under(container.dir)  # never delete through a mount into the image's layers
     except OSError as e:
         raise EngineError(f"removing {container.id[:12]}: {e}", 1) from None
     remove_tree(container.dir)
     if volumes:
-        for name in container.meta.get("AnonymousVolumes") or []:
+        for name in container.spec.anonymous_volumes:
             try:
                 remove_volume(root, name)
             except EngineError:
@@ -63,7 +55,6 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
 
 
 def _wait_monitor(container: Container, timeout: float = 10) -> None:
-    import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = container.state()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from node.engine import EngineError
-from node.runtime import syscalls as sc
+from node.engine import runtimes
 
 MAX_MOUNT_DATA = 4000  # the kernel copies at most one page of mount options
 
@@ -15,13 +15,13 @@ def mount_rootfs(container) -> None:
     target = str(container.rootfs)
     if os.path.ismount(target):
         return
-    layers = container.meta.get("LayerDirs") or []
+    layers = container.spec.layer_dirs
     if not layers:
         raise EngineError("image has no layers", 125)
     for layer in layers:
         if not os.path.isdir(layer):
             raise EngineError(f"image layer {layer} is missing", 125)
-    maps = container.meta.get("IdMappings")
+    maps = container.spec.id_mappings
     if maps:
         layers = _idmapped_layers(container, layers, maps)
     lower = ":".join(reversed(layers))  # overlay wants the top layer first
@@ -31,7 +31,7 @@ def mount_rootfs(container) -> None:
         raise EngineError(f"too many layers for one overlay mount ({len(layers)})", 125)
     os.makedirs(target, exist_ok=True)
     try:
-        sc.mount("overlay", target, "overlay", 0, data)
+        runtimes.mount_overlay(target, data)
     except OSError as e:
         _unmount_lowers(container)
         raise EngineError(f"mounting the container's root filesystem: {e}", 125) from None
@@ -49,7 +49,7 @@ def _idmapped_layers(container, layers: list[str], maps: dict) -> list[str]:
             for i, layer in enumerate(layers):
                 target = base / str(i)
                 target.mkdir(parents=True, exist_ok=True)
-                sc.idmapped_bind(layer, str(target), helper.fd)
+                runtimes.idmapped_bind(layer, str(target), helper.fd)
                 result.append(str(target))
     except OSError as e:
         _unmount_lowers(container)
@@ -69,7 +69,7 @@ def detach_mounts_under(path) -> None:
 
     for point in mounted():
         try:
-            sc.umount2(point, sc.MNT_DETACH)
+            runtimes.unmount(point, detach=True)
         except OSError:
             pass
     left = mounted()
@@ -86,7 +86,7 @@ def _unmount_lowers(container) -> None:
         # until the kernel says there is nothing mounted there (EINVAL)
         for _ in range(16):
             try:
-                sc.umount2(str(base / name), sc.MNT_DETACH)
+                runtimes.unmount(str(base / name), detach=True)
             except OSError:
                 break
 
@@ -95,7 +95,7 @@ def unmount_rootfs(container) -> None:
     target = str(container.rootfs)
     while os.path.ismount(target):
         try:
-            sc.umount2(target, 0)
+            runtimes.unmount(target)
         except OSError:
-            sc.umount2(target, sc.MNT_DETACH)
+            runtimes.unmount(target, detach=True)
     _unmount_lowers(container)

@@ -1,206 +1,196 @@
-"""The runtimes a container can run under, behind one small interface:
+"""The engine's one door into node.runtime: the `Runtime` protocol and the host calls the engine
+needs (mounts for the rootfs, the subreaper flag, path resolution inside a rootfs).
 
-    create(container_id, bundle, stdio) -> handle with .pid, .console_master, .start()
-    delete(container_id, bundle)        after the init exited: cgroups and runtime state go
+    create(id, bundle, stdio) -> Created   init waiting for start (.pid, .console_master)
+    start(created)                         the program runs (or EngineError says why not)
+    exec(id, pid, plan, tty, interactive)  another process in the container (node/runtime/enter.py)
+    wait_exec(helper) -> exit status
+    kill(pid, start_time, signal)          to the init, if it is still the process we started
+    pause(id) / resume(id)                 the cgroup's freezer
+    state(id, pid, start_time) -> "running" | "paused" | "stopped"
+    oom_killed(id) -> bool                 did the kernel's OOM killer end it
+    kill_all(id)                           SIGKILL to every process left in the cgroup
+    delete(id, bundle)                     after the init exited: cgroup and runtime state go
 
-`builtin` is node.runtime.builtin (in-process fork). `runc` and `crun` are driven through their
-OCI command lines (create --pid-file [--console-socket] / start / delete --force), with their
-state under ROOT/runtime/<name>. The caller is a child subreaper, so the container init that
-`runc create` leaves behind is re-parented to it and its exit status can be reaped.
-
-Debian's crun 1.8 rejects a hybrid cgroup layout (v1 controllers plus a cgroup2 mount at
-/sys/fs/cgroup/unified); it runs in a private mount namespace in which that mount is gone.
+`builtin` is node.runtime.builtin (in-process fork); `runc` and `crun` are node.runtime.ocicli.
+All three run the same bundle with the same cgroup path (/dockyard/<id>), so what acts on the
+cgroup (pause, resume, state, oom_killed, kill_all) and exec (Dockyard's own hardened helper:
+runc's `exec` would need its own state of the process) are shared. The caller of create must be
+a child subreaper (become_subreaper) so the init is its child whatever the runtime.
+Errors of node.runtime come out as EngineError, with their exit status.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from node.engine import EngineError
+from node.errors import ExitCodeError
+from node.runtime import cgroups, syscalls as _sc
+from node.runtime.mounts import secure_join  # noqa: F401 - re-exported for the engine
+
+CGROUP_PARENT = os.environ.get("DOCKYARD_CGROUP_PARENT", "dockyard")
+NAMES = ("builtin", "runc", "crun")
 
 
-class _OciHandle:
-    def __init__(self, runtime: "OciCliRuntime", container_id: str, pid: int, console_master: int | None) -> None:
-        self.runtime = runtime
-        self.container_id = container_id
-        self.pid = pid
-        self.console_master = console_master
-
-    def start(self) -> None:
-        self.runtime._call(["start", self.container_id], "start")
+def cgroups_path(container_id: str) -> str:
+    return f"/{CGROUP_PARENT}/{container_id}"
 
 
-def _hybrid_cgroups() -> bool:
-    return os.path.ismount("/sys/fs/cgroup/unified") and os.path.isdir("/sys/fs/cgroup/memory")
+def _engine_errors(call, *args):
+    try:
+        return call(*args)
+    except ExitCodeError as e:
+        if isinstance(e, EngineError):
+            raise
+        raise EngineError(str(e), e.exit_code) from None
 
 
-class OciCliRuntime:
-    def __init__(self, name: str, state_root: Path) -> None:
-        import shutil
-        binary = shutil.which(name)
-        if binary is None:
-            raise EngineError(f"runtime {name} is not installed", 125)
-        self.name = name
-        self.binary = binary
-        self.state_root = state_root
-        self.log = state_root / "runtime.log"
-        state_root.mkdir(parents=True, exist_ok=True)
+class Runtime:
+    """The protocol (a plain base class: `typing` costs `run` start-up). create and delete are
+    each runtime's own; the rest is done the same way for all: through the cgroup, the PID and
+    Dockyard's exec helper."""
 
-    def _argv(self, args: list[str]) -> list[str]:
-        argv = [self.binary, "--root", str(self.state_root), "--log", str(self.log), "--log-format", "json"] + args
-        if self.name == "crun" and _hybrid_cgroups():
-            script = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"'
-            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"] + argv
-        return argv
+    name = ""
 
-    def _last_error(self, since: int) -> str:
-        try:
-            with open(self.log, "rb") as f:
-                f.seek(since)
-                lines = f.read().decode(errors="replace").splitlines()
-        except OSError:
-            return ""
-        for line in reversed(lines):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("level") in ("error", "fatal"):
-                return str(entry.get("msg", ""))
-        return ""
-
-    def _log_size(self) -> int:
-        try:
-            return self.log.stat().st_size
-        except OSError:
-            return 0
-
-    def _call(self, args: list[str], what: str, **kwargs) -> None:
-        import subprocess
-        mark = self._log_size()
-        result = subprocess.run(self._argv(args), capture_output=True, **kwargs)
-        if result.returncode != 0:
-            message = self._last_error(mark) or result.stderr.decode(errors="replace").strip()
-            raise EngineError(f"{self.name} {what}: {message}", 125)
-
-    def create(self, container_id: str, bundle: str, stdio) -> _OciHandle:
-        import shutil
-        import socket
-        import subprocess
-        import tempfile
-        with open(os.path.join(bundle, "config.json")) as f:
-            terminal = bool((json.load(f).get("process") or {}).get("terminal"))
-        pid_file = os.path.join(bundle, "init.pid")
-        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
-        sock_dir = listener = None
-        if terminal:
-            sock_dir = tempfile.mkdtemp(prefix="dockyard-console-")  # sun_path is 108 bytes: stay short
-            sock_path = os.path.join(sock_dir, "sock")
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(sock_path)
-            listener.listen(1)
-            args += ["--console-socket", sock_path]
-        args.append(container_id)
-        mark = self._log_size()
-        if stdio is None:
-            stdio = (subprocess.DEVNULL,) * 3
-        master = None
-        try:
-            proc = subprocess.Popen(self._argv(args), stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
-            if listener is not None:
-                master = self._receive_console(listener, proc)
-            code = proc.wait()
-        finally:
-            if listener is not None:
-                listener.close()
-                shutil.rmtree(sock_dir, ignore_errors=True)
-        if code != 0:
-            if master is not None:
-                os.close(master)
-            message = self._last_error(mark) or f"exit status {code}"
-            self.delete(container_id, bundle)
-            raise EngineError(message, exit_code_for(message))
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
-        return _OciHandle(self, container_id, pid, master)
-
-    @staticmethod
-    def _receive_console(listener, proc) -> int | None:
-        import array
-        import socket
-        import time
-        listener.settimeout(0.05)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                conn, _ = listener.accept()
-            except socket.timeout:
-                if proc.poll() is not None:
-                    return None
-                continue
-            with conn:
-                conn.settimeout(10)
-                fds = array.array("i")
-                _msg, ancdata, _flags, _addr = conn.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
-                for level, kind, data in ancdata:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds.frombytes(data[:fds.itemsize])
-                        return fds[0]
-            return None
-        return None
+    def create(self, container_id: str, bundle: str, stdio):
+        raise NotImplementedError
 
     def delete(self, container_id: str, bundle: str) -> None:
-        import subprocess
-        subprocess.run(self._argv(["delete", "--force", container_id]), capture_output=True)
+        raise NotImplementedError
+
+    @staticmethod
+    def _cgroup(container_id: str):
+        return cgroups.open_cgroup(cgroups_path(container_id))
+
+    def start(self, created) -> None:
+        _engine_errors(created.start)
+
+    def exec(self, container_id: str, pid: int, plan: dict, tty: bool, interactive: bool):
+        from node.runtime import enter
+        return _engine_errors(enter.spawn, pid, plan, tty, interactive)
+
+    def wait_exec(self, helper) -> int:
+        return _engine_errors(helper.wait)
+
+    def kill(self, pid: int, start_time: int, sig: int) -> None:
+        from node.engine import procs
+        if pid and procs.alive(pid, start_time):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def pause(self, container_id: str) -> None:
+        try:
+            self._cgroup(container_id).freeze()
+        except (OSError, KeyError) as e:
+            raise EngineError(f"cannot pause {container_id[:12]}: {e}", 1) from None
+
+    def resume(self, container_id: str) -> None:
+        try:
+            self._cgroup(container_id).thaw()
+        except (OSError, KeyError) as e:
+            raise EngineError(f"cannot unpause {container_id[:12]}: {e}", 1) from None
+
+    def state(self, container_id: str, pid: int, start_time: int) -> str:
+        from node.engine import procs
+        if not procs.alive(pid, start_time):
+            return "stopped"
+        try:
+            return "paused" if self._cgroup(container_id).frozen() else "running"
+        except (OSError, KeyError):
+            return "running"
+
+    def oom_killed(self, container_id: str) -> bool:
+        try:
+            return self._cgroup(container_id).oom_killed()
+        except Exception:  # noqa: BLE001 - a missing controller means "not that we know"
+            return False
+
+    def kill_all(self, container_id: str) -> None:
+        """For `rm`: processes a runtime left behind (it died before it could clean up), then the
+        cgroup itself."""
+        try:
+            cgroups.kill_and_remove(self._cgroup(container_id))
+        except OSError as e:
+            raise EngineError(f"removing cgroup of {container_id[:12]}: {e}", 1) from None
 
 
-def exit_code_for(message: str) -> int:
-    lowered = message.lower()
-    if ("not found" in lowered and ("executable" in lowered or "$path" in lowered)) or \
-            ("no such file or directory" in lowered and "exec" in lowered):
-        return 127
-    if "permission denied" in lowered and "exec" in lowered:
-        return 126
-    return 125
-
-
-class _BuiltinAdapter:
+class BuiltinRuntime(Runtime):
     name = "builtin"
 
     def __init__(self) -> None:
-        from node.runtime.builtin import BuiltinRuntime
-        self._rt = BuiltinRuntime()
+        from node.runtime.builtin import BuiltinRuntime as Implementation
+        self._rt = Implementation()
 
     def create(self, container_id: str, bundle: str, stdio):
-        from node.runtime.builtin import RuntimeError_
-        try:
-            created = self._rt.create(container_id, bundle, stdio)
-        except RuntimeError_ as e:
-            raise EngineError(str(e), e.exit_code) from None
-        return _BuiltinHandle(created)
+        return _engine_errors(self._rt.create, container_id, bundle, stdio)
 
     def delete(self, container_id: str, bundle: str) -> None:
         self._rt.delete(container_id, bundle)
 
 
-class _BuiltinHandle:
-    def __init__(self, created) -> None:
-        self._created = created
-        self.pid = created.pid
-        self.console_master = created.console_master
+class OciCliRuntime(Runtime):
+    """runc or crun (node/runtime/ocicli.py)."""
 
-    def start(self) -> None:
-        from node.runtime.builtin import RuntimeError_
-        try:
-            self._created.start()
-        except RuntimeError_ as e:
-            raise EngineError(str(e), e.exit_code) from None
+    def __init__(self, name: str, state_root: Path) -> None:
+        from node.runtime.ocicli import OciCliRuntime as Implementation
+        self._rt = _engine_errors(Implementation, name, state_root)
+        self.name = name
+
+    def create(self, container_id: str, bundle: str, stdio):
+        return _engine_errors(self._rt.create, container_id, bundle, stdio)
+
+    def delete(self, container_id: str, bundle: str) -> None:
+        self._rt.delete(container_id, bundle)
 
 
-def get_runtime(name: str, root) -> "OciCliRuntime | _BuiltinAdapter":
+def get_runtime(name: str, root) -> Runtime:
     if name == "builtin":
-        return _BuiltinAdapter()
+        return BuiltinRuntime()
     if name in ("runc", "crun"):
         return OciCliRuntime(name, Path(root) / "runtime" / name)
     raise EngineError(f"unknown or invalid runtime name: {name}", 125)
+
+
+def runtime_of(container) -> Runtime:
+    """The runtime the container was created with (`run --runtime`)."""
+    return get_runtime(container.host_config.runtime or "builtin", container.root)
+
+
+# --- host calls the engine makes itself (the rootfs is the engine's, as containerd's is) -------
+
+def become_subreaper() -> None:
+    """The container's init, whoever forks it, must become our child (monitor.py)."""
+    _sc.prctl(_sc.PR_SET_CHILD_SUBREAPER, 1)
+
+
+def make_non_dumpable() -> None:
+    """For a process of ours that holds host privileges and could become visible to a container
+    (the monitor): its /proc files stay root's and ptrace-guarded."""
+    _sc.prctl(_sc.PR_SET_DUMPABLE, 0)
+
+
+def prewarm_cgroups() -> None:
+    cgroups.prewarm_attach()
+
+
+def mount_overlay(target: str, options: str) -> None:
+    _sc.mount("overlay", target, "overlay", 0, options)
+
+
+def unmount(target: str, detach: bool = False) -> None:
+    _sc.umount2(target, _sc.MNT_DETACH if detach else 0)
+
+
+def idmapped_bind(source: str, target: str, userns_fd: int) -> None:
+    _sc.idmapped_bind(source, target, userns_fd)
+
+
+def new_user_namespace() -> None:
+    _sc.unshare(_sc.CLONE_NEWUSER)
+
+
+def effective_capabilities() -> int:
+    return _sc.capget()[0]

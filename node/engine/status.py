@@ -25,13 +25,8 @@ def current_state(container: Container) -> dict:
 
 def _release_lost(container: Container) -> None:
     """Free what the dead monitor would have: the rootfs mount, the cgroup, the network."""
-    from node.engine import monitor
-    from node.engine.runtimes import get_runtime
-    try:
-        runtime = get_runtime(container.meta["HostConfig"].get("Runtime") or "builtin", container.root)
-    except Exception:  # noqa: BLE001
-        return
-    monitor.release(container.root, container, runtime)
+    from node.engine.prepare import release
+    release(container.root, container)
 
 
 def is_running(container: Container) -> bool:

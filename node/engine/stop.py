@@ -1,37 +1,16 @@
-"""`stop`, `kill`, `restart`: signals to the container's init; the monitor records the exit.
-
-A stop or kill marks the container StoppedByUser so no restart policy brings it back (Docker's
-"manually stopped"); `start`/`restart` clear the mark."""
+"""`stop`: the stop signal to the container's init, SIGKILL after the timeout; the monitor records
+the exit. Like `kill` (kill.py) it marks the container StoppedByUser so no restart policy brings
+it back (Docker's "manually stopped"); `start`/`restart` clear the mark."""
 from __future__ import annotations
 
-import os
 import signal
 import time
 
-from node.engine import EngineError, procs
+from node.engine import EngineError
+from node.engine.kill import kill_container, parse_signal, signal_init  # noqa: F401 - stable names
+from node.engine.pause import unpause_container
 from node.engine.records import Container
 from node.engine.status import current_state
-
-
-def parse_signal(text: str) -> int:
-    text = text.strip().upper()
-    if text.isdigit():
-        return int(text)
-    name = text if text.startswith("SIG") else "SIG" + text
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise EngineError(f"invalid signal: {text}", 1) from None
-
-
-def _signal(container: Container, sig: int) -> None:
-    state = current_state(container)
-    pid = state.get("Pid", 0)
-    if pid and procs.alive(pid, state.get("PidStart", 0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def wait_stopped(container: Container, timeout: float) -> bool:
@@ -44,20 +23,12 @@ def wait_stopped(container: Container, timeout: float) -> bool:
     return False
 
 
-def kill_container(container: Container, sig: int = signal.SIGKILL) -> None:
-    state = current_state(container)
-    if state.get("Status") not in ("running", "paused"):
-        raise EngineError(f"Cannot kill container: {container.id[:12]}: container {container.id} is not running", 1)
-    container.update_state(StoppedByUser=True)
-    _signal(container, sig)
-
-
 def stop_container(container: Container, timeout: float | None = None) -> None:
     """The stop signal, then SIGKILL after `timeout` seconds; a container between restarts is
     simply not started again (its monitor sees StoppedByUser and records the exit)."""
     container.update_state(StoppedByUser=True)
     timeout = 10 if timeout is None else timeout
-    stop_signal = parse_signal(container.meta["Config"].get("StopSignal") or "SIGTERM")
+    stop_signal = parse_signal(container.config.stop_signal or "SIGTERM")
     signalled_at = None
     killed = False
     deadline = time.monotonic() + timeout + 20
@@ -67,12 +38,12 @@ def stop_container(container: Container, timeout: float | None = None) -> None:
             return
         if status in ("running", "paused"):
             if signalled_at is None:
-                _signal(container, stop_signal)
+                signal_init(container, stop_signal)
                 signalled_at = time.monotonic()
                 if status == "paused":
                     _thaw(container)
             elif not killed and time.monotonic() - signalled_at >= timeout:
-                _signal(container, signal.SIGKILL)
+                signal_init(container, signal.SIGKILL)
                 killed = True
                 if status == "paused":
                     _thaw(container)
@@ -81,14 +52,8 @@ def stop_container(container: Container, timeout: float | None = None) -> None:
 
 
 def _thaw(container: Container) -> None:
-    from node.engine.pause import unpause_container
     try:
         unpause_container(container)
     except EngineError:
         pass
 
-
-def restart_container(root, container: Container, timeout: float | None = None) -> None:
-    from node.engine.start import start_container
-    stop_container(container, timeout)
-    start_container(root, container)

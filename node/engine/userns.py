@@ -108,14 +108,14 @@ class HelperNamespace:
         self.pid = 0
 
     def __enter__(self) -> "HelperNamespace":
-        from node.runtime import syscalls as sc
+        from node.engine import runtimes
         ready_r, ready_w = os.pipe()
         hold_r, hold_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(ready_r), os.close(hold_w)
-                sc.unshare(sc.CLONE_NEWUSER)
+                runtimes.new_user_namespace()
                 os.write(ready_w, b"U")
                 os.read(hold_r, 1)
             finally:
@@ -171,7 +171,7 @@ def adopt(container, rootfs_dir: str, workdir: str) -> None:
     """At each start (monitor.prepare): the files the engine wrote for the container (its
     /etc/hosts and co., a working directory it had to create), and the anonymous volumes it owns
     alone, belong to the container's root."""
-    maps = container.meta["IdMappings"]
+    maps = container.spec.id_mappings
     uid, gid = host_root(maps)
     # through the idmapped layers nothing of the image shows as host uid 0: what does was made
     # in the upper dir by the engine
@@ -184,8 +184,8 @@ def adopt(container, rootfs_dir: str, workdir: str) -> None:
         path = container.dir / name
         if path.exists():
             os.chown(path, uid, gid)
-    anonymous = set(container.meta.get("AnonymousVolumes") or [])
-    for m in container.meta.get("Mounts") or []:
+    anonymous = set(container.spec.anonymous_volumes)
+    for m in container.spec.mounts:
         if m["Type"] == "volume" and m.get("Name") in anonymous and os.stat(m["Source"]).st_uid == 0:
             os.chmod(os.path.dirname(m["Source"]), os.stat(os.path.dirname(m["Source"])).st_mode | stat.S_IXOTH)
             shift_tree(m["Source"], maps)

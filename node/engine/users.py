@@ -4,7 +4,7 @@ supplementary groups from every group line that lists it."""
 from __future__ import annotations
 
 from node.engine import EngineError
-from node.runtime.mounts import secure_join
+from node.engine.runtimes import secure_join
 
 
 def _read_db(rootfs: str, name: str) -> list[list[str]]:

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from node.atomic import write_json
 from node.engine import EngineError
 from node.engine.options import _NAME
 from node.engine.records import list_containers, now_iso
@@ -40,9 +41,7 @@ def create_volume(root: str | Path, name: str | None = None, anonymous: bool = F
     (d / "_data").mkdir(parents=True, exist_ok=True)
     doc = {"Name": name, "Driver": "local", "Mountpoint": str(d / "_data"), "CreatedAt": now_iso(),
            "Labels": labels or {}, "Scope": "local", "Options": {}, "Anonymous": anonymous}
-    tmp = d / "volume.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, d / "volume.json")
+    write_json(d / "volume.json", doc)
     return doc
 
 
@@ -63,7 +62,7 @@ def list_volumes(root: str | Path) -> list[dict]:
 def users_of(root: str | Path, name: str) -> list[str]:
     users = []
     for c in list_containers(root):
-        for m in c.meta.get("Mounts", []):
+        for m in c.spec.mounts:
             if m.get("Type") == "volume" and m.get("Name") == name:
                 users.append(c.id)
     return users

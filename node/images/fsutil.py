@@ -5,6 +5,8 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
+
+from node.atomic import write_atomic
 from collections.abc import Iterator
 
 
@@ -17,22 +19,9 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write to a temp file beside ``path``, fsync, rename: readers see the old or the new file."""
+    """Readers see the old or the new file, and the new one survives a crash (node/atomic.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile  # only writers need it (random, weakref...): keep `run`'s lookup light
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    write_atomic(path, data, durable=True, mode=mode, durable_dir=True)
 
 
 @contextlib.contextmanager

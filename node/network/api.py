@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from node.forkguard import own_process
 from node.network import firewall, hosts, ipam, links, networks, ports
 from node.network.state import (
-    ContainerNet, Endpoint, Network, NetworkError, PortBinding, Store, in_forked_child,
+    ContainerNet, Endpoint, Network, NetworkError, PortBinding, Store,
 )
 
 __all__ = ["Attachment", "NetworkError", "attach", "detach", "reclaim", "connect", "disconnect",
@@ -98,14 +99,15 @@ def attach(root: Path, container_id: str, container_name: str, network: str, pub
                          hostname=hostname or container_id[:12],
                          netns_path=netns_path_for(root, container_id), created=time.time(),
                          ports=bindings)
-        try:
+        @own_process  # a library's fork unwinding: the parent owns this attach
+        def wire() -> None:
             links.create_netns(c.netns_path)
             _add_endpoint(store, c, net, aliases, ip)
             firewall.apply(store)
             _refresh_hosts(store, c)
+        try:
+            wire()
         except BaseException:
-            if in_forked_child():  # a library's fork unwinding: the parent owns this attach
-                os._exit(70)
             with contextlib.suppress(Exception):
                 _detach_locked(store, store.container(container_id) or c)
             raise
@@ -244,10 +246,8 @@ def connect(root: Path, container_ref: str, network: str, aliases: list[str] = (
         if not net.user_defined and (ip or aliases):
             raise NetworkError("--ip and --alias are supported only on user defined networks")
         try:
-            _add_endpoint(store, c, net, list(aliases), ip)
+            own_process(_add_endpoint)(store, c, net, list(aliases), ip)
         except BaseException:
-            if in_forked_child():
-                os._exit(70)
             _drop_endpoint(store, c, net.name)
             raise
         firewall.apply(store)

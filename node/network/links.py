@@ -19,6 +19,8 @@ import ipaddress
 import os
 from pathlib import Path
 
+from node.forkguard import own_process
+
 NETNS_DIR = Path("/run/dockyard/netns")
 
 
@@ -129,7 +131,9 @@ def create_endpoint(
     delete_link(peer)
     with IPRoute() as ipr:
         ipr.link("add", ifname=host_veth, kind="veth", peer={"ifname": peer})
-        try:
+
+        @own_process
+        def wire() -> None:
             host_index = ipr.link_lookup(ifname=host_veth)[0]
             bridge_index = ipr.link_lookup(ifname=bridge)[0]
             ipr.link("set", index=host_index, master=bridge_index, state="up")
@@ -140,10 +144,9 @@ def create_endpoint(
                 ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], net_ns_fd=fd)
             finally:
                 os.close(fd)
+        try:
+            wire()
         except BaseException:
-            from node.network.state import in_forked_child
-            if in_forked_child():
-                os._exit(70)
             with contextlib.suppress(Exception):
                 ipr.link("del", index=ipr.link_lookup(ifname=host_veth)[0])
             raise

@@ -3,13 +3,13 @@ inspect). Each network owns one Linux bridge whose address is the network's gate
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from datetime import datetime, timezone
 
+from node.forkguard import own_process
 from node.network import firewall, ipam, links
 from node.network.state import (
-    DEFAULT_NETWORK, NETWORK_NAME_RE, RESERVED_NAMES, Network, NetworkError, Store, in_forked_child,
+    DEFAULT_NETWORK, NETWORK_NAME_RE, RESERVED_NAMES, Network, NetworkError, Store,
 )
 
 DEFAULT_BRIDGE_DEVICE = "dockyard0"
@@ -31,12 +31,13 @@ def _new_network(store: Store, name: str, subnet: ipaddress.IPv4Network, gateway
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     store.save_network(net)  # record first: a crash leaves a record `network rm` can clean
-    try:
+    @own_process  # a library's fork unwinding: the parent owns this network
+    def build() -> None:
         links.ensure_bridge(net.bridge, net.gateway, subnet.prefixlen)
         firewall.apply(store)
+    try:
+        build()
     except BaseException:
-        if in_forked_child():  # a library's fork unwinding: the parent owns this network
-            os._exit(70)
         store.delete_network(name)
         links.delete_link(net.bridge)
         raise

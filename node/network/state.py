@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from node.atomic import write_json
+
 NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 DEFAULT_NETWORK = "bridge"
 # Names with a special meaning for --network; they can never be user-defined networks.
@@ -200,11 +202,6 @@ _PARKED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
                    signal.SIGUSR1, signal.SIGUSR2)
 
 
-def in_forked_child() -> bool:
-    """True in a process forked (by a library) while its parent held the store lock."""
-    return _lock_owner is not None and _lock_owner[0] != os.getpid()
-
-
 @contextlib.contextmanager
 def parked_signal_handlers() -> Iterator[None]:
     """Around a library call that forks a helper child and later SIGTERMs it (pyroute2 does):
@@ -233,9 +230,4 @@ def _restore_signal_handlers(parked: dict) -> None:
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(path, data, durable=True, indent=2, sort_keys=True)

@@ -21,28 +21,14 @@ from __future__ import annotations
 import json
 import os
 
-from node.runtime import cgroups, namespaces, syscalls as sc
+from node import reportpipe as report
+from node.runtime import RuntimeError_, cgroups, namespaces, syscalls as sc
 
 
 RUNTIME_DEVICE_RULES = [
     {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
     for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, -1))
 ]
-
-
-class RuntimeError_(Exception):
-    def __init__(self, message: str, exit_code: int = 125) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def _read_report(fd: int, stop_at_ready: bool) -> bytes:
@@ -56,10 +42,10 @@ def _read_report(fd: int, stop_at_ready: bool) -> bytes:
             return data
 
 
-def _raise_report(report: bytes, what: str) -> None:
-    if report.startswith(b"E"):
-        code, _, message = report[1:].decode(errors="replace").partition(" ")
-        raise RuntimeError_(message, int(code) if code.isdigit() else 125)
+def _raise_report(data: bytes, what: str) -> None:
+    failed = report.parse_error(data)
+    if failed:
+        raise RuntimeError_(failed[1], failed[0])
     raise RuntimeError_(f"container init exited during {what} without a reason")
 
 
@@ -91,13 +77,6 @@ def _write_maps(a: int, linux: dict, pid_r: int, maps_w: int) -> None:
         os.close(maps_w)
 
 
-def preload_seccomp() -> None:
-    """Import the seccomp module and open libseccomp now: after pivot_root the container's init
-    can no longer reach the host's Python modules or shared libraries."""
-    from node.runtime import seccomp
-    seccomp._libseccomp()
-
-
 class Created:
     """A created container: init waiting for `start`."""
 
@@ -113,18 +92,11 @@ class Created:
         finally:
             os.close(self._start_fd)
         try:
-            report = _read_all(self._report_fd)
+            data = report.read_all(self._report_fd)
         finally:
             os.close(self._report_fd)
-        if report:
-            _raise_report(report, "start")
-
-    def abandon(self) -> None:
-        for fd in (self._start_fd, self._report_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        if data:
+            _raise_report(data, "start")
 
 
 class BuiltinRuntime:
@@ -156,7 +128,8 @@ class BuiltinRuntime:
             console_master, console_slave = os.openpty()
             console_path = os.ttyname(console_slave)
         if linux.get("seccomp"):
-            preload_seccomp()
+            from node.runtime import seccomp
+            seccomp.preload()  # after pivot_root the host's modules and libraries are out of reach
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         pid_r, pid_w = os.pipe()
         report_r, report_w = os.pipe()
@@ -166,6 +139,9 @@ class BuiltinRuntime:
         a = os.fork()
         if a == 0:  # A
             try:
+                # B, forked from us, is the first process of the container's PID namespace: until
+                # it execs, nothing in there may read or write it (see node/runtime/enter.py)
+                sc.prctl(sc.PR_SET_DUMPABLE, 0)
                 os.close(pid_r), os.close(report_r), os.close(start_w)
                 if new_userns:
                     os.close(maps_w)
@@ -189,23 +165,21 @@ class BuiltinRuntime:
                 os.write(pid_w, str(b).encode())
                 os._exit(0)
             except BaseException as e:  # noqa: BLE001
-                try:
-                    os.write(report_w, f"E125 {e}".encode())
-                finally:
-                    os._exit(1)
+                report.send_error(report_w, 125, e)
+                os._exit(1)
         os.close(pid_w), os.close(report_w), os.close(start_r)
         if console_slave is not None:
             os.close(console_slave)
         if new_userns:
             os.close(maps_r)
             _write_maps(a, linux, pid_r, maps_w)
-        raw_pid = _read_all(pid_r)
+        raw_pid = report.read_all(pid_r)
         os.close(pid_r)
         os.waitpid(a, 0)
         if not raw_pid:
-            report = _read_all(report_r)
+            data = report.read_all(report_r)
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
-            _raise_report(report, "create")
+            _raise_report(data, "create")
         pid = int(raw_pid)
         if cgroup is not None:
             # Joining a fresh cgroup costs the kernel milliseconds (RCU sync): do it here while B
@@ -217,14 +191,14 @@ class BuiltinRuntime:
                 os.waitpid(pid, 0)
                 self._fail_cleanup([report_r, start_w, console_master], cgroup)
                 raise RuntimeError_(f"joining cgroup {linux['cgroupsPath']}: {e}") from None
-        report = _read_report(report_r, stop_at_ready=True)
-        if report != b"R":
+        data = _read_report(report_r, stop_at_ready=True)
+        if data != b"R":
             try:
                 os.waitpid(pid, 0)  # B exits right after reporting; reap it
             except ChildProcessError:
                 pass
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
-            _raise_report(report, "create")
+            _raise_report(data, "create")
         return Created(pid, report_r, start_w, console_master)
 
     def _fail_cleanup(self, fds, cgroup) -> None:
@@ -251,11 +225,4 @@ class BuiltinRuntime:
         path = (spec.get("linux") or {}).get("cgroupsPath")
         if not path:
             return
-        cgroup = cgroups.open_cgroup(path, self.cgroup_root)
-        for pid in cgroup.pids():
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        if cgroup.exists():
-            cgroup.destroy()
+        cgroups.kill_and_remove(cgroups.open_cgroup(path, self.cgroup_root))

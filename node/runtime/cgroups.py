@@ -50,6 +50,17 @@ def open_cgroup(path: str, root: str = DEFAULT_ROOT) -> "V1Cgroup | V2Cgroup":
     return V2Cgroup(path, root) if is_v2(root) else V1Cgroup(path, root)
 
 
+def kill_and_remove(cgroup) -> None:
+    """SIGKILL to every process still in `cgroup`, then remove it (raises OSError if it stays)."""
+    for pid in cgroup.pids():
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    if cgroup.exists():
+        cgroup.destroy()
+
+
 def prewarm_attach(root: str = DEFAULT_ROOT) -> None:
     """Start, on a background thread, the slow part of the container's coming cgroup join.
 

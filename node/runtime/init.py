@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import os
 
+from node import reportpipe as report
 from node.runtime import mounts, syscalls as sc
-from node.runtime.process import ProcessError, execute, prepare
-
-
-def _report(fd: int, data: bytes) -> None:
-    try:
-        os.write(fd, data)
-    except OSError:
-        pass
+from node.runtime.process import ProcessError, execute, forget_host_environment, prepare
 
 
 def _stdio(stdio: tuple[int, int, int] | None, console_slave: int | None) -> None:
@@ -37,25 +31,30 @@ def _stdio(stdio: tuple[int, int, int] | None, console_slave: int | None) -> Non
 def run(spec: dict, bundle: str, stdio, console_slave: int | None, console_path: str | None,
         report_fd: int, start_fd: int) -> None:
     code = 125
+    debug = None
     try:
         _stdio(stdio, console_slave)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # A set it; say it again here, where it matters
+        debug = os.environ.get("DOCKYARD_RUNTIME_DEBUG")
+        forget_host_environment()  # the monitor's (the operator's) environment: not the container's
         mounts.setup(spec, bundle, console_path)
         if spec.get("hostname"):
             sc.sethostname(spec["hostname"])
         proc = spec.get("process") or {}
         program = prepare(proc)
-        _report(report_fd, b"R")
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # a change of credentials may have reset it
+        report.send(report_fd, b"R")
         if os.read(start_fd, 1) != b"S":
             os._exit(1)  # the parent went away before `start`: never run the program
         os.close(start_fd)
         execute(program, proc, (spec.get("linux") or {}).get("seccomp"))
     except ProcessError as e:
         code = e.exit_code
-        _report(report_fd, f"E{code} {e}".encode())
+        report.send_error(report_fd, code, e)
     except BaseException as e:  # noqa: BLE001 - any failure must reach the parent as a message
-        if os.environ.get("DOCKYARD_RUNTIME_DEBUG"):
+        if debug:
             import traceback
             traceback.print_exc()
-        _report(report_fd, f"E125 {e}".encode())
+        report.send_error(report_fd, 125, e)
     os._exit(code)

@@ -11,13 +11,12 @@ import resource
 import signal
 import stat
 
+from node.errors import ExitCodeError
 from node.runtime import capabilities, syscalls as sc
 
 
-class ProcessError(Exception):
-    def __init__(self, message: str, exit_code: int = 125) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class ProcessError(ExitCodeError):
+    """The program could not be prepared or exec'd (126/127 as Docker uses them)."""
 
 
 def find_program(name: str, env: list[str]) -> str:
@@ -131,3 +130,15 @@ def execute(program: str, proc: dict, seccomp_profile: dict | None = None) -> No
         raise ProcessError(f'exec: "{proc["args"][0]}": {e.strerror}', 126)
     except OSError as e:
         raise ProcessError(f'exec: "{proc["args"][0]}": {e.strerror}', 127 if e.errno == 2 else 126)
+
+
+def forget_host_environment() -> None:
+    """Unset every variable, then zero the bytes exec put on our stack: those, not os.environ,
+    are what /proc/PID/environ reads (fields 50 and 51 of /proc/self/stat bound them)."""
+    os.environ.clear()
+    with open("/proc/self/stat", "rb") as f:
+        data = f.read()
+    fields = data[data.rfind(b")") + 2:].split()
+    start, end = int(fields[50 - 3]), int(fields[51 - 3])
+    if 0 < start < end:
+        sc.wipe(start, end - start)

@@ -2,8 +2,9 @@
 runc and crun use) with ctypes: no Python binding is needed, so it works in any interpreter.
 
 Supported: defaultAction, architectures, and syscall rules by name with actions ALLOW, ERRNO
-(errnoRet), KILL, KILL_PROCESS, TRAP, LOG. Rules with argument conditions are skipped (the engine's
-default profile has none). The filter is loaded last, right before exec, after no_new_privs.
+(errnoRet), KILL, KILL_PROCESS, TRAP, LOG, with argument conditions (`args`: index, value,
+valueTwo, op; all of one rule's conditions must hold; value is the mask for SCMP_CMP_MASKED_EQ,
+as runc reads it). The filter is loaded last, right before exec, after no_new_privs.
 """
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ ACT_LOG = 0x7FFC0000
 ACT_ALLOW = 0x7FFF0000
 
 _lib = None
+
+# enum scmp_compare (seccomp.h)
+COMPARE = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
+           "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+
+
+class _ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
 
 
 def _libseccomp():
@@ -36,8 +46,16 @@ def _libseccomp():
         lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                               ctypes.POINTER(_ArgCmp)]
         _lib = lib
     return _lib
+
+
+def preload() -> None:
+    """Import this module and open libseccomp now: after pivot_root or setns into a container's
+    mount namespace, the host's Python modules and shared libraries are out of reach."""
+    _libseccomp()
 
 
 def action(name: str, errno_ret: int | None = None) -> int:
@@ -69,14 +87,13 @@ def load(profile: dict | None) -> None:
             if token:
                 lib.seccomp_arch_add(ctx, token)  # EEXIST for the native one: fine
         for rule in profile.get("syscalls") or []:
-            if rule.get("args"):
-                continue
             act = action(rule["action"], rule.get("errnoRet"))
+            conditions, count = _conditions(rule.get("args") or [])
             for name in rule.get("names") or []:
                 nr = lib.seccomp_syscall_resolve_name(name.encode())
                 if nr < 0:
                     continue  # unknown on this architecture / libseccomp version
-                rc = lib.seccomp_rule_add(ctx, act, nr, 0)
+                rc = lib.seccomp_rule_add_array(ctx, act, nr, count, conditions)
                 if rc < 0 and -rc != errno.EEXIST:
                     raise OSError(-rc, f"seccomp rule for {name}: {errno.errorcode.get(-rc, rc)}")
         rc = lib.seccomp_load(ctx)
@@ -84,3 +101,14 @@ def load(profile: dict | None) -> None:
             raise OSError(-rc, f"seccomp_load: {errno.errorcode.get(-rc, rc)}")
     finally:
         lib.seccomp_release(ctx)
+
+
+def _conditions(args: list[dict]):
+    """(a struct scmp_arg_cmp array, its length) for one rule's `args`."""
+    array = (_ArgCmp * max(1, len(args)))()
+    for i, cond in enumerate(args):
+        op = COMPARE.get(cond.get("op", ""))
+        if op is None:
+            raise ValueError(f"seccomp comparison {cond.get('op')!r} is not supported")
+        array[i] = _ArgCmp(int(cond["index"]), op, int(cond.get("value", 0)), int(cond.get("valueTwo", 0)))
+    return array, len(args)

@@ -68,6 +68,7 @@ MNT_DETACH = 2
 
 # prctl options (linux/prctl.h)
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -124,6 +125,11 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(_SYS_pivot_root, _b(new_root), _b(put_old)), f"pivot_root({new_root}, {put_old})")
+
+
+def wipe(address: int, size: int) -> None:
+    """Zero `size` bytes of our own memory at `address` (the host's environment strings)."""
+    ctypes.memset(address, 0, size)
 
 
 def sethostname(name: str) -> None:

@@ -1,6 +1,7 @@
 """Small helpers every resource module uses: validated path parts and common headers."""
 from __future__ import annotations
 
+from typing import Callable
 from urllib.parse import quote
 
 from aiohttp import web
@@ -94,3 +95,10 @@ def uploads(request: web.Request) -> UploadSessions:
 
 def manifest_cache(request: web.Request) -> ManifestCache:
     return request.app[state.MANIFEST_CACHE]
+
+
+def may_pull(request: web.Request) -> "Callable[[str], bool] | None":
+    """Which repositories this caller may pull (registry.auth's visibility function), or None
+    when every one: auth off, or an admin."""
+    visibility = request.app.get(state.VISIBILITY)
+    return visibility(request) if visibility is not None else None

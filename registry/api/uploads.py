@@ -18,8 +18,8 @@ from ..lifecycle import enforce_quota
 from ..lifecycle.hooks import BytesSwept, blob_refused
 from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
-from .common import (READ_CHUNK, blob_location, client_key, config, index, parse_digest, repo_name, storage,
-                     upload_location, uploads)
+from .common import (READ_CHUNK, blob_location, client_key, config, index, may_pull, parse_digest, repo_name,
+                     storage, upload_location, uploads)
 from .errors import (BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid, TooManyRequests,
                      Unavailable)
 
@@ -119,7 +119,7 @@ async def _single_put(request: web.Request, name: str, digest: Digest, upload_id
     else:
         await _name_blob(request, index(request).complete_upload(upload_id, name, str(digest), len(data), mark=mark),
                          digest)
-        await uploads(request).cancel(upload_id)
+        await uploads(request).cancel(upload_id, empty=True)   # it held nothing: we checked
     return _blob_created(name, digest)
 
 
@@ -167,10 +167,14 @@ async def start_upload(request: web.Request) -> web.Response:
 
 
 async def _try_mount(request: web.Request, name: str, digest: Digest, source: str) -> web.Response | None:
-    """Link a blob readable in ``source`` into ``name``; None means: fall back to an upload."""
+    """Link a blob readable in ``source`` into ``name``; None means: fall back to an upload (also
+    when the caller may not pull ``source``: the spec's fallback, and nothing is confirmed)."""
     try:
         validate_name(source)
     except InvalidReference:
+        return None
+    visible = may_pull(request)
+    if visible is not None and not visible(source):
         return None
     size = await index(request).blob_size(source, str(digest))
     if size is None or await storage(request).stat(digest) is None:

@@ -23,12 +23,12 @@ from aiohttp import web
 
 from ..config import RegistryConfig
 from ..index.auth_queries import AuthQueries
-from ..state import INDEX
+from ..state import GRANTS, INDEX, VISIBILITY
 from .middleware import auth_middleware
 from .rules import ANONYMOUS, Identity
 from .service import AUTH, IDENTITY, AuthService
 from .settings import AuthSettings, parse_auth
-from .tokens import TokenService
+from .tokens import TokenService, granted_actions
 
 __all__ = ["AUTH", "AuthSettings", "Identity", "can", "current_identity", "parse_auth", "setup_auth",
            "visible_filter"]
@@ -55,6 +55,7 @@ def setup_auth(app: web.Application, config: RegistryConfig) -> None:
         add_token_routes(app)
     add_login_routes(app)
     app.middlewares.append(auth_middleware)
+    app[VISIBILITY] = visible_filter
 
 
 def current_identity(request: web.Request) -> Identity:
@@ -66,9 +67,17 @@ def _service(request: web.Request) -> AuthService | None:
 
 
 def visible_filter(request: web.Request) -> Callable[[str], bool] | None:
+    """The one visibility function: what this caller may pull. With a verified access token
+    (token mode, on /v2), what the token grants; else the access rules for the caller."""
     svc = _service(request)
     if svc is None:
         return None
+    claims = request.get(GRANTS)
+    if claims is not None:
+        def granted(name: str) -> bool:
+            actions = granted_actions(claims, "repository", name) or set()
+            return "pull" in actions or "*" in actions
+        return granted
     who = current_identity(request)
     if svc.policy.is_admin(who):
         return None

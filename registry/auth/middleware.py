@@ -11,6 +11,11 @@ the route's action (registry.api.routes.ACTIONS: pull, push, delete, catalog, or
   anonymous callers: the access rules decide directly. Anonymous callers refused anything get a
   401 challenge (they may sign in); signed-in callers get 403 DENIED.
 
+It only decides whether the request may reach its handler, and puts the caller's identity (and
+in token mode the token's claims) on the request. What a handler shows is the handler's call:
+``/v2/_catalog`` and cross-repository mounts ask ``registry.auth.visible_filter`` (through
+registry.state.VISIBILITY) which repositories the caller may pull.
+
 Other paths (the catalog pages, their JSON API) never require sign-in here: the caller's
 identity, if any (Basic, Bearer or the session cookie), is put on the request for
 ``registry.auth.visible_filter``.
@@ -21,10 +26,9 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ..api.common import next_link, pagination
 from ..api.errors import Denied, TooManyRequests, Unauthorized
 from ..api.routes import ACTIONS
-from ..state import INDEX
+from ..state import GRANTS
 from .identities import TooManyFailures
 from .rules import ANONYMOUS, Identity
 from .service import AUTH, IDENTITY, AuthService, basic_credentials, bearer_token, client_address
@@ -109,12 +113,12 @@ async def _guard_api(svc: AuthService, request: web.Request, handler: Handler) -
     if action == "catalog":
         if who.anonymous:  # clients fetch a token (an anonymous one lists the public repositories)
             raise unauthorized(svc, request, scope)
-        return await _catalog(svc, request, handler, who)
+        return await handler(request)  # which names it lists: the handler asks visible_filter
     if repo is None or not svc.policy.can(who, repo, action):
         if who.anonymous:
             raise unauthorized(svc, request, scope)
         raise Denied(detail=_detail(repo, action))
-    return await handler(_checked_mount(request, lambda src: svc.policy.can(who, src, "pull")))
+    return await handler(request)
 
 
 async def _with_claims(svc: AuthService, request: web.Request, handler: Handler, claims: dict[str, Any],
@@ -131,48 +135,16 @@ async def _with_claims(svc: AuthService, request: web.Request, handler: Handler,
         if who is None:
             raise unauthorized(svc, request, scope, "invalid_token")
         request[IDENTITY] = who
-        return await _catalog(svc, request, handler, who)
+        return await handler(request)
     granted = granted_actions(claims, "repository", repo or "")
     if granted is None:
         raise unauthorized(svc, request, scope, "insufficient_scope")
     if action not in granted and "*" not in granted:
         raise Denied(detail=_detail(repo, action))
     request[IDENTITY] = ANONYMOUS if not sub else Identity(sub, via="token")
-
-    def may_pull(source: str) -> bool:
-        actions = granted_actions(claims, "repository", source) or set()
-        return "pull" in actions or "*" in actions
-
-    return await handler(_checked_mount(request, may_pull))
+    request[GRANTS] = claims  # what else it may pull is what the token grants (visible_filter)
+    return await handler(request)
 
 
 def _detail(repo: str | None, action: str) -> list[dict[str, str]]:
     return [{"Type": "repository", "Name": (repo or "")[:255], "Action": action}]
-
-
-def _checked_mount(request: web.Request, may_pull: Callable[[str], bool]) -> web.Request:
-    """A cross-repository mount reads the ``from`` repository: without pull rights there, drop
-    the mount so the client gets an ordinary upload session (as the spec's fallback)."""
-    if request.method != "POST" or "mount" not in request.query:
-        return request
-    source = request.query.get("from", "")
-    if source and may_pull(source):
-        return request
-    query = {k: v for k, v in request.query.items() if k not in ("mount", "from")}
-    return request.clone(rel_url=request.rel_url.with_query(query))
-
-
-async def _catalog(svc: AuthService, request: web.Request, handler: Handler, who: Identity) -> web.StreamResponse:
-    """/v2/_catalog lists only the repositories the caller may pull (all, for admins)."""
-    if svc.policy.is_admin(who):
-        return await handler(request)
-    n, last = pagination(request)
-    names = await request.app[INDEX].list_repositories(None, last)
-    visible = [name for name in names if svc.policy.can(who, name, "pull")]
-    headers = {}
-    if n == 0:
-        visible = []
-    elif n is not None and len(visible) > n:
-        visible = visible[:n]
-        headers["Link"] = next_link("/v2/_catalog", n, visible[-1])
-    return web.json_response({"repositories": visible}, headers=headers)

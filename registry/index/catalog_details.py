@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, literal, or_, select, tuple_, union
+from sqlalchemy import Connection, bindparam, case, literal, or_, select, union
 
 from .catalog_models import TagPull
 from .database import Database
@@ -25,7 +25,7 @@ from .models import Blob, Manifest, Repository, RepositoryBlob, Tag
 class Headline:
     tag: str
     digest: str
-    media_type: str
+    media_type: str | None  # not read: the summary reads it from the manifest itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +46,65 @@ class StorageRow:
     shared_bytes: int
 
 
-def _headline_subquery():
+@dataclass(frozen=True, slots=True)
+class TagPageDetails:
+    headline: Headline | None
+    attached: list[Attached]
+    scheme_tags: dict[str, str]  # cosign tag-scheme name -> digest
+    pulls: dict[str, float]  # tag or digest -> last pull
+    storage: StorageRow
+
+
+def _headline(column):
     preferred = case((Tag.name == "latest", 0), else_=1)
     attachment = case((Tag.name.like("sha256-%"), 1), else_=0)
-    return (select(Tag.name).where(Tag.repository_id == Repository.id)
+    return (select(column).where(Tag.repository_id == Repository.id)
             .order_by(preferred, attachment, Tag.updated_at.desc(), Tag.name).limit(1)
             .correlate(Repository).scalar_subquery())
 
 
-def _held(repository_ids=None):
-    """(repository_id, digest) of everything a repository holds: linked blobs and manifests."""
+# Built once (compiling a statement costs more than running it): the headline tag and its
+# digest of each repository in :ids, two correlated subqueries over that repository's tags.
+_HEADLINES = select(Repository.id, _headline(Tag.name), _headline(Tag.manifest_digest)).where(
+    Repository.id.in_(bindparam("ids", expanding=True)))
+
+
+def _held():
+    """(repository_id, digest) of everything repositories hold: linked blobs and manifests."""
     blobs = select(RepositoryBlob.repository_id.label("rid"), RepositoryBlob.digest.label("digest"))
     manifests = select(Manifest.repository_id.label("rid"), Manifest.digest.label("digest"))
-    if repository_ids is not None:
-        blobs = blobs.where(RepositoryBlob.repository_id.in_(repository_ids))
-        manifests = manifests.where(Manifest.repository_id.in_(repository_ids))
     return union(blobs, manifests).subquery()
+
+
+def _repository_storage():
+    rid = bindparam("rid")
+    held = union(select(RepositoryBlob.digest.label("digest")).where(RepositoryBlob.repository_id == rid),
+                 select(Manifest.digest.label("digest")).where(Manifest.repository_id == rid)).subquery()
+    other_blob = select(literal(1)).where(RepositoryBlob.digest == held.c.digest,
+                                          RepositoryBlob.repository_id != rid).exists()
+    other_manifest = select(literal(1)).where(Manifest.digest == held.c.digest, Manifest.repository_id != rid).exists()
+    return select(Blob.size, or_(other_blob, other_manifest)).select_from(held).join(Blob, Blob.digest == held.c.digest)
+
+
+_REPOSITORY_STORAGE = _repository_storage()  # (size, held elsewhere?) of each digest a repository holds
+_ATTACHED = (select(Manifest.subject_digest, Manifest.digest, Manifest.media_type, Manifest.artifact_type)
+             .where(Manifest.repository_id == bindparam("rid"),
+                    Manifest.subject_digest.in_(bindparam("digests", expanding=True)))
+             .order_by(Manifest.created_at, Manifest.digest))
+_TAG_DIGESTS = select(Tag.name, Tag.manifest_digest).where(Tag.repository_id == bindparam("rid"),
+                                                           Tag.name.in_(bindparam("names", expanding=True)))
+_PULLS = select(TagPull.reference, TagPull.pulled_at).where(TagPull.repository_id == bindparam("rid"),
+                                                            TagPull.reference.in_(bindparam("refs", expanding=True)))
+
+
+def _storage_of(conn: Connection, repository_id: int, name: str) -> StorageRow:
+    unique = shared = 0
+    for size, elsewhere in conn.execute(_REPOSITORY_STORAGE, {"rid": repository_id}).all():
+        if elsewhere:
+            shared += int(size or 0)
+        else:
+            unique += int(size or 0)
+    return StorageRow(name, 1, unique, shared)
 
 
 def namespace_of(name: str) -> str:
@@ -75,43 +118,32 @@ class CatalogDetails:
     async def headlines(self, repository_ids: list[int]) -> dict[int, Headline]:
         if not repository_ids:
             return {}
-        heads = select(Repository.id, _headline_subquery()).where(Repository.id.in_(repository_ids))
+        rows = await self.db.read(lambda conn: conn.execute(_HEADLINES, {"ids": list(repository_ids)}).all())
+        return {rid: Headline(tag, digest, None) for rid, tag, digest in rows if tag is not None}
 
-        def q(conn: Connection) -> dict[int, Headline]:
-            pairs = [(rid, tag) for rid, tag in conn.execute(heads).all() if tag is not None]
-            if not pairs:
-                return {}
-            rows = conn.execute(
-                select(Tag.repository_id, Tag.name, Manifest.digest, Manifest.media_type)
-                .join(Manifest, (Manifest.repository_id == Tag.repository_id) & (Manifest.digest == Tag.manifest_digest))
-                .where(tuple_(Tag.repository_id, Tag.name).in_(pairs))).all()
-            return {rid: Headline(tag, digest, media_type) for rid, tag, digest, media_type in rows}
+    async def tag_page(self, repository_id: int, name: str, digests: list[str], references: list[str],
+                       scheme_names: list[str]) -> TagPageDetails:
+        """Everything the repository page adds to its tag rows, in one round trip: the headline,
+        referrers of the page's manifests, cosign tag-scheme names that exist, last pulls of the
+        page's tags and digests, and the repository's unique/shared bytes."""
+        rid = repository_id
+
+        def q(conn: Connection) -> TagPageDetails:
+            heads = conn.execute(_HEADLINES, {"ids": [rid]}).all()
+            head = Headline(heads[0][1], heads[0][2], None) if heads and heads[0][1] is not None else None
+            attached = [Attached(*r) for r in conn.execute(_ATTACHED, {"rid": rid, "digests": digests}).all()] \
+                if digests else []
+            scheme = dict(conn.execute(_TAG_DIGESTS, {"rid": rid, "names": scheme_names}).all()) if scheme_names else {}
+            pulls = dict(conn.execute(_PULLS, {"rid": rid, "refs": references}).all()) if references else {}
+            return TagPageDetails(head, attached, scheme, pulls, _storage_of(conn, rid, name))
 
         return await self.db.read(q)
 
-    async def attached(self, repository_id: int, digests: list[str]) -> list[Attached]:
-        """Referrers (by ``subject``) of the given manifests, oldest first."""
-        if not digests:
-            return []
-        stmt = (select(Manifest.subject_digest, Manifest.digest, Manifest.media_type, Manifest.artifact_type)
-                .where(Manifest.repository_id == repository_id, Manifest.subject_digest.in_(set(digests)))
-                .order_by(Manifest.created_at, Manifest.digest))
-        return await self.db.read(lambda conn: [Attached(*r) for r in conn.execute(stmt).all()])
-
-    async def attachment_tags(self, repository_id: int, names: list[str]) -> dict[str, str]:
-        """Which of cosign's tag-scheme names (``sha256-HEX.sig`` ...) exist: name -> digest."""
-        if not names:
-            return {}
-        stmt = select(Tag.name, Tag.manifest_digest).where(Tag.repository_id == repository_id, Tag.name.in_(names))
-        return await self.db.read(lambda conn: dict(conn.execute(stmt).all()))
-
-    # -- last pulls ---------------------------------------------------------------------------
     async def last_pulls(self, repository_id: int, references: list[str]) -> dict[str, float]:
         if not references:
             return {}
-        stmt = select(TagPull.reference, TagPull.pulled_at).where(
-            TagPull.repository_id == repository_id, TagPull.reference.in_(set(references)))
-        return await self.db.read(lambda conn: dict(conn.execute(stmt).all()))
+        params = {"rid": repository_id, "refs": list(set(references))}
+        return await self.db.read(lambda conn: dict(conn.execute(_PULLS, params).all()))
 
     async def record_pulls(self, pulls: dict[tuple[str, str], float]) -> None:
         """Upsert a batch of (repository name, reference) -> time, in one transaction."""
@@ -133,24 +165,7 @@ class CatalogDetails:
 
     # -- storage ------------------------------------------------------------------------------
     async def repository_storage(self, repository_id: int, name: str) -> StorageRow:
-        held = _held([repository_id])
-        other_blob = select(literal(1)).where(RepositoryBlob.digest == held.c.digest,
-                                              RepositoryBlob.repository_id != repository_id).exists()
-        other_manifest = select(literal(1)).where(Manifest.digest == held.c.digest,
-                                                  Manifest.repository_id != repository_id).exists()
-        stmt = (select(Blob.size, or_(other_blob, other_manifest))
-                .select_from(held).join(Blob, Blob.digest == held.c.digest))
-
-        def q(conn: Connection) -> StorageRow:
-            unique = shared = 0
-            for size, elsewhere in conn.execute(stmt).all():
-                if elsewhere:
-                    shared += int(size or 0)
-                else:
-                    unique += int(size or 0)
-            return StorageRow(name, 1, unique, shared)
-
-        return await self.db.read(q)
+        return await self.db.read(lambda conn: _storage_of(conn, repository_id, name))
 
     async def namespace_storage(self) -> list[StorageRow]:
         """Every namespace's unique and shared bytes: one pass over what repositories hold
@@ -191,4 +206,4 @@ class CatalogDetails:
         return await self.db.read(q)
 
 
-__all__ = ["Attached", "CatalogDetails", "Headline", "StorageRow", "namespace_of"]
+__all__ = ["Attached", "CatalogDetails", "Headline", "StorageRow", "TagPageDetails", "namespace_of"]

@@ -23,8 +23,9 @@ import asyncio
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
@@ -64,6 +65,16 @@ def _unavailable(e: BaseException) -> bool:
 
 def _why(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+
+
+@contextmanager
+def _unavailable_as(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        if _unavailable(e):
+            raise IndexUnavailable(f"index {what} failed: {_why(e)}") from e
+        raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -139,25 +150,17 @@ class Database:
 
     async def read(self, fn: Query[T]) -> T:
         """Run a read-only query function."""
-        try:
+        with _unavailable_as("read"):
             if self._reader is not None:
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._read_threads, self._sync_read, self._reader, fn)
             async with self.engine.connect() as conn:
                 return await conn.run_sync(fn)
-        except Exception as e:
-            if _unavailable(e):
-                raise IndexUnavailable(f"index read failed: {_why(e)}") from e
-            raise
 
     async def write(self, fn: Query[T], attempts: int = 5) -> T:
         """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts."""
-        try:
+        with _unavailable_as("write"):
             return await self._write(fn, attempts)
-        except Exception as e:
-            if _unavailable(e):
-                raise IndexUnavailable(f"index write failed: {_why(e)}") from e
-            raise
 
     async def _write(self, fn: Query[T], attempts: int) -> T:
         for attempt in range(attempts):

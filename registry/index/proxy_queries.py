@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, select, update
 
 from .database import Database
-from .models import Repository, now
+from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, now
 from .proxy_models import ProxyRepository, ProxyTag
 from .queries import repository_id
 
@@ -112,3 +112,61 @@ class ProxyQueries:
         if upstream is not None:
             q = q.where(ProxyRepository.upstream == upstream)
         return await self.db.read(lambda conn: [CachedRepository(*row) for row in conn.execute(q).all()])
+
+    async def sizes(self) -> dict[str, int]:
+        """Bytes each cached repository holds (its linked blobs and its manifests; a blob two
+        repositories share counts in both, so the total errs on the side of evicting)."""
+        blobs = (
+            select(Repository.name, func.sum(Blob.size))
+            .join(ProxyRepository, ProxyRepository.repository_id == Repository.id)
+            .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
+            .join(Blob, Blob.digest == RepositoryBlob.digest)
+            .group_by(Repository.name)
+        )
+        manifests = (
+            select(Repository.name, func.sum(Manifest.size))
+            .join(ProxyRepository, ProxyRepository.repository_id == Repository.id)
+            .join(Manifest, Manifest.repository_id == Repository.id)
+            .group_by(Repository.name)
+        )
+
+        def q(conn: Connection) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for stmt in (blobs, manifests):
+                for name, size in conn.execute(stmt).all():
+                    out[name] = out.get(name, 0) + int(size or 0)
+            return out
+
+        return await self.db.read(q)
+
+    async def contents(self, repository: str) -> tuple[list[str], list[str]]:
+        """(manifest digests, linked blob digests) of a repository."""
+        def q(conn: Connection) -> tuple[list[str], list[str]]:
+            repo_id = repository_id(conn, repository)
+            if repo_id is None:
+                return [], []
+            m = conn.execute(select(Manifest.digest).where(Manifest.repository_id == repo_id)).scalars()
+            b = conn.execute(select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == repo_id)).scalars()
+            return list(m), list(b)
+
+        return await self.db.read(q)
+
+    async def drop_if_empty(self, repository: str) -> bool:
+        """Remove an evicted cached repository's row once nothing is named in it any more."""
+        def tx(conn: Connection) -> bool:
+            repo_id = repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            held = conn.execute(select(
+                exists().where(Manifest.repository_id == repo_id)
+                | exists().where(RepositoryBlob.repository_id == repo_id)
+                | exists().where(Tag.repository_id == repo_id)
+            )).scalar()
+            if held:
+                return False
+            conn.execute(delete(ProxyTag).where(ProxyTag.repository_id == repo_id))
+            conn.execute(delete(ProxyRepository).where(ProxyRepository.repository_id == repo_id))
+            conn.execute(delete(Repository).where(Repository.id == repo_id))
+            return True
+
+        return await self.db.write(tx)

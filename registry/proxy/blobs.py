@@ -101,6 +101,7 @@ class BlobFetch:
         held: list[bytes] = []  # the last chunk, released only once the digest is verified
         try:
             self.started.set_result(resp.content_length)
+            mark = await self.svc.cache.before_bytes(str(self.digest))  # see registry/lifecycle/reviews.py
             await storage.create_upload(upload_id)
             hasher = Hasher(self.digest.algorithm)
 
@@ -123,7 +124,7 @@ class BlobFetch:
             self._end_stream()
             await storage.commit_upload(upload_id, self.digest)
             await self.svc.cache.link_blob(self.target.local, self.target.upstream.name, self.target.remote,
-                                           str(self.digest), size)
+                                           str(self.digest), size, mark=mark)
             self._finish(None)
         except BaseException as e:  # noqa: BLE001 - the waiters get it; the staging area goes
             log.warning("proxy: fetching %s of %s failed: %s", self.digest, self.target.local, e)

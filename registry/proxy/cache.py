@@ -18,6 +18,7 @@ from oci.manifest import ImageIndex, ManifestError, parse_manifest
 from .. import state
 from ..index import ManifestRecord
 from ..index.proxy_queries import ProxyQueries
+from ..lifecycle.hooks import ReferencesGone, store_and_name
 from ..storage.driver import BlobNotFound
 
 # A pull refreshes last_pulled_at at most this often per repository (a write per pull is wasteful).
@@ -75,6 +76,40 @@ class CacheStore:
             manifest = parse_manifest(raw, media_type or None, max_size=self.app[state.CONFIG].max_manifest_size)
         except (ManifestError, ValueError, RecursionError) as e:
             raise InvalidUpstreamManifest(str(e)) from None
+        self.app[state.MANIFEST_CACHE].put(str(digest), raw)
+        for attempt in (1, 2):
+            record = await self._record(local, manifest, digest, len(raw), tag)
+            try:
+                # Bytes first, names second, and again if a sweep took the bytes meanwhile.
+                await store_and_name(self.index, self.storage, digest, raw,
+                                     lambda mark: self.index.put_manifest(local, record, mark=mark))
+                break
+            except ReferencesGone:
+                if attempt == 2:  # condemned by GC between our look and the write, twice
+                    raise
+        await self.queries.mark_cached(local, upstream, remote)
+        if tag:
+            await self.queries.set_tag_checked(local, tag)
+        return manifest.media_type
+
+    async def before_bytes(self, digest: str) -> int:
+        """The GC's sweep mark, read before a blob's bytes are written (registry/lifecycle)."""
+        return await self.index.before_bytes(digest)
+
+    async def link_blob(self, local: str, upstream: str, remote: str, digest: str, size: int,
+                        mark: int | None = None) -> None:
+        await self.index.link_blob(local, digest, size, mark=mark)
+        await self.queries.mark_cached(local, upstream, remote)
+
+    async def mount_blob(self, local: str, upstream: str, remote: str, digest: str, size: int) -> bool:
+        """Name bytes already stored (another cached repository brought them); False when they
+        are gone or being collected (then they are fetched again)."""
+        if not await self.index.mount_blob(local, digest, size):
+            return False
+        await self.queries.mark_cached(local, upstream, remote)
+        return True
+
+    async def _record(self, local: str, manifest, digest: Digest, size: int, tag: str | None) -> ManifestRecord:
         # Only what a client asks for is fetched, so an index arrives before its children and a
         # manifest before its blobs: the references recorded are those already here (the
         # index's rule, and lifecycle's, is that a recorded reference names something present).
@@ -88,28 +123,14 @@ class CacheStore:
             missing = await self.index.missing_blobs(local, wanted)
             blobs = tuple(d for d in wanted if d not in missing)
             children = ()
-        try:
-            await self.storage.touch(digest)
-        except BlobNotFound:
-            await self.storage.put(digest, raw)
-        self.app[state.MANIFEST_CACHE].put(str(digest), raw)
         annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
-        record = ManifestRecord(
-            digest=str(digest), media_type=manifest.media_type, size=len(raw),
+        return ManifestRecord(
+            digest=str(digest), media_type=manifest.media_type, size=size,
             artifact_type=manifest.effective_artifact_type,
             subject=str(manifest.subject.digest) if manifest.subject else None,
             annotations=json.loads(json.dumps(annotations)) if annotations else None,
             blobs=blobs, children=children, tags=(tag,) if tag else (),
         )
-        await self.index.put_manifest(local, record)
-        await self.queries.mark_cached(local, upstream, remote)
-        if tag:
-            await self.queries.set_tag_checked(local, tag)
-        return manifest.media_type
-
-    async def link_blob(self, local: str, upstream: str, remote: str, digest: str, size: int) -> None:
-        await self.index.link_blob(local, digest, size)
-        await self.queries.mark_cached(local, upstream, remote)
 
     async def pulled(self, local: str) -> None:
         """Note a pull (least-recently-pulled eviction), at most once a minute per repository."""

@@ -83,11 +83,11 @@ async def _read(svc, target: Target, route: str, request: web.Request, handler: 
         if (target.local, str(digest)) in svc.fetches:  # arriving (or being committed): join it
             return await serve_blob(svc, target, request, digest, handler)
         size = await svc.cache.stored_size(str(digest))
-        if size is None or not await upstream_has_blob(target, digest):
-            return await serve_blob(svc, target, request, digest, handler)
         # Stored already (another cached repository brought it), and the upstream confirms this
         # repository has it: a link is enough, no bytes move.
-        await svc.cache.link_blob(target.local, target.upstream.name, target.remote, str(digest), size)
+        if (size is None or not await upstream_has_blob(target, digest)
+                or not await svc.cache.mount_blob(target.local, target.upstream.name, target.remote, str(digest), size)):
+            return await serve_blob(svc, target, request, digest, handler)
         return await handler(request)
     if route == "v2.tags.list":
         return await list_tags(target, request, handler)

@@ -1,6 +1,8 @@
 """The running cache: one client per upstream, the router, the shared fetches."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 from aiohttp import web
@@ -26,12 +28,21 @@ class ProxyService:
         # (repository, tag) -> when this process last confirmed it with the upstream (or read
         # that from the index): a warm pull within tag_ttl costs no lookup of its own.
         self._checked: dict[tuple[str, str], float] = {}
+        self._evictor: asyncio.Task | None = None
 
     async def open(self) -> None:
         for client in self.clients.values():
             await client.open()
+        if self.settings.max_size:
+            from .eviction import eviction_loop
+
+            self._evictor = asyncio.create_task(eviction_loop(self, self.settings.max_size))
 
     async def close(self) -> None:
+        if self._evictor is not None:
+            self._evictor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._evictor
         for fetch in list(self.fetches.values()):
             fetch.task.cancel()
         for client in self.clients.values():
@@ -49,6 +60,10 @@ class ProxyService:
 
     def forget_checked(self, local: str, tag: str) -> None:
         self._checked.pop((local, tag), None)
+
+    def forget_repository(self, local: str) -> None:
+        for key in [k for k in self._checked if k[0] == local]:
+            del self._checked[key]
 
     async def target(self, name: str, reading: bool) -> Target | None:
         """Where a request for ``name`` goes: a cached repository's target, or None (local)."""

@@ -11,6 +11,8 @@ proxy:
       timeout: 30s                    # an upstream slower than this counts as down
   mirror: hub                         # optional: un-prefixed names that no local repository
                                       # holds are fetched from this upstream
+  max_size: 50GiB                     # optional (an addition to the issue's keys): evict the
+                                      # least recently pulled cached repositories beyond this
 ```
 """
 from __future__ import annotations
@@ -20,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import ConfigError, RegistryConfig, parse_duration
+from ..config import ConfigError, RegistryConfig, parse_duration, parse_size
 
 UPSTREAM_KEYS = {"name", "url", "username", "password", "tag_ttl", "timeout"}
-SECTION_KEYS = {"upstreams", "mirror"}
+SECTION_KEYS = {"upstreams", "mirror", "max_size"}
 # One path component of a repository name (the OCI grammar), so /v2/<name>/... stays valid.
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 
@@ -46,6 +48,7 @@ class Upstream:
 class ProxySettings:
     upstreams: tuple[Upstream, ...] = ()
     mirror: str = ""
+    max_size: int = 0  # bytes; 0 = no cap
 
     @property
     def enabled(self) -> bool:
@@ -88,7 +91,7 @@ def parse_proxy(config: RegistryConfig) -> ProxySettings:
         raise ConfigError("proxy: must be a mapping")
     unknown = set(raw) - SECTION_KEYS
     if unknown:
-        raise ConfigError(f"proxy: unknown key(s) {', '.join(sorted(unknown))} (known: mirror, upstreams)")
+        raise ConfigError(f"proxy: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(SECTION_KEYS))})")
     entries = raw.get("upstreams") or []
     if not isinstance(entries, list):
         raise ConfigError("proxy.upstreams: expected a list of upstream entries")
@@ -100,4 +103,7 @@ def parse_proxy(config: RegistryConfig) -> ProxySettings:
     mirror = str(raw.get("mirror") or "")
     if mirror and mirror not in names:
         raise ConfigError(f"proxy.mirror: {mirror!r} is not one of the upstreams ({', '.join(names) or 'none'})")
-    return ProxySettings(upstreams, mirror)
+    max_size = parse_size(raw.get("max_size") or 0, "proxy.max_size")
+    if max_size < 0:
+        raise ConfigError("proxy.max_size: must not be negative")
+    return ProxySettings(upstreams, mirror, max_size)

@@ -331,6 +331,14 @@ class S3Uploads:
         dest = self.s3.blob_key(digest)
         writer = _Writer(self, upload_id, session)
         staged = [o["key"] for o in session.objects]
+        if session.mpu is not None and not session.mpu["parts"] and session.objects_size < MIN_PART:
+            # A multipart upload whose first part never made it (a PATCH failed right after
+            # creating it): nothing is in it, so drop it and write the pieces with one PUT.
+            from .s3 import Missing
+
+            with contextlib.suppress(Missing):
+                await self.s3.call("abort_multipart_upload", Key=session.mpu["key"], UploadId=session.mpu["id"])
+            session.mpu = None
         if session.mpu is not None:
             source = await writer.complete()
             staged.append(source)
@@ -372,6 +380,13 @@ class S3Uploads:
                     await self.s3.call("abort_multipart_upload", Key=up["Key"], UploadId=up["UploadId"])
         if keys:
             await self.s3.delete_keys(keys)
+
+    async def discard_empty(self, upload_id: str) -> None:
+        """Delete a session known to hold no bytes, in one call: its state and the names a first
+        PATCH that crashed could have written (a multipart upload it had recorded would be left
+        to the bucket's abort-incomplete-uploads rule; see deploy/scale-out.md)."""
+        await self.s3.delete_keys([self.key(upload_id, "state.json"), self.key(upload_id, "piece-000001"),
+                                   self.key(upload_id, "data-000000")])
 
     async def iter(self) -> AsyncIterator[tuple[str, float]]:
         """(id, newest LastModified) of every session with anything staged, orphans included."""

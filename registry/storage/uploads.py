@@ -125,6 +125,9 @@ class UploadSessions:
         self._forget(upload_id)
         return size
 
-    async def cancel(self, upload_id: str) -> None:
-        await self.driver.delete_upload(upload_id)
+    async def cancel(self, upload_id: str, empty: bool = False) -> None:
+        """Remove the session's staged bytes; ``empty``: the caller just saw it hold none, which
+        lets a remote driver skip reading its state first (``discard_empty_upload``)."""
+        discard = getattr(self.driver, "discard_empty_upload", None) if empty else None
+        await (discard(upload_id) if discard is not None else self.driver.delete_upload(upload_id))
         self._forget(upload_id)

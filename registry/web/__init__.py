@@ -42,13 +42,11 @@ WRITE_METHODS = frozenset({"PUT", "POST", "DELETE"})
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     path = request.path
-    if path.startswith(("/ui", "/api/", "/v1/")) or path == "/":
+    if path.startswith(("/ui", "/api/", "/v1/", "/auth/")) or path == "/":
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        await csrf.set_cookie(request, response)
-    elif path.startswith("/auth/"):
         await csrf.set_cookie(request, response)
     elif request.method in WRITE_METHODS and path.startswith("/v2/") and response.status < 400:
         service = request.app.get(SERVICE)

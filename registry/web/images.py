@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -23,6 +24,7 @@ from ..storage.driver import StorageDriver, StorageError
 
 MAX_CONFIG = 4 * 1024 * 1024
 CACHE_ENTRIES = 4096
+PROBLEM_TTL = 10.0  # seconds a summary with a problem (bytes missing...) is served before a re-read
 Linked = Callable[[str, str], Awaitable[bool]]  # (repository, blob digest) -> the repository links it
 
 
@@ -91,6 +93,7 @@ class ImageReader:
     def __init__(self, storage: StorageDriver, linked: Linked) -> None:
         self.storage, self.linked = storage, linked
         self._cache: OrderedDict[tuple[str, str], ImageSummary] = OrderedDict()
+        self._missing: dict[tuple[str, str], tuple[float, ImageSummary]] = {}
 
     async def _bytes(self, digest: str, limit: int) -> bytes:
         d = Digest.parse(digest)
@@ -108,11 +111,19 @@ class ImageReader:
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
+        missed = self._missing.get(key)
+        if missed is not None and time.monotonic() - missed[0] < PROBLEM_TTL:
+            return missed[1]
         s = await self._read(repository, digest, media_type)
-        if s.problem is None:  # missing bytes may arrive later; parsed content never changes
+        if s.problem is None:  # parsed content never changes
             self._cache[key] = s
             if len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
+            self._missing.pop(key, None)
+        else:  # missing bytes may arrive later: ask storage again after a while, not every page
+            self._missing[key] = (time.monotonic(), s)
+            if len(self._missing) > CACHE_ENTRIES:
+                self._missing.pop(next(iter(self._missing)))
         return s
 
     async def summaries(self, repository: str, items: list[tuple[str, str | None]]) -> dict[str, ImageSummary]:

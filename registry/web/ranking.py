@@ -8,8 +8,8 @@ refreshes it when it is stale:
 - a write seen by this process (any successful non-GET request under /v2/, see ``mark_dirty``)
   makes it stale at once; other processes' writes (a second replica, ``gc``) after ``max_age``
   (or 60 times the refresh's cost, when that is longer: about 3 minutes at 20k/100k);
-- a small registry refreshes inline (the last refresh took under ``INLINE_BUDGET``), so a page
-  shows a push immediately; a large one serves the previous snapshot and refreshes in the
+- a small registry refreshes inline (the last refresh took under ``INLINE_BUDGET``, or it has
+  fewer than ``SMALL`` repositories), so a page shows a push immediately; a large one serves the previous snapshot and refreshes in the
   background, at most one refresh at a time and not more often than ``THROTTLE`` x its cost.
 
 Rows on a page always show fresh numbers (registry.index.catalog computes them per page); only
@@ -26,6 +26,8 @@ from ..index.catalog import CatalogQueries, Stats
 
 log = logging.getLogger("registry.web")
 INLINE_BUDGET = 0.2
+SMALL = 2000  # repositories: a registry this small always refreshes inline (a loaded machine can
+# make even an empty registry's refresh cost more than INLINE_BUDGET once)
 THROTTLE = 20.0  # a refresh costing c seconds runs at most every 20c: under 5% of a core
 AGE_PER_COST = 60.0  # and other processes' writes are picked up within max(max_age, 60c)
 SORT_KEYS = {"name": 1, "tags": 2, "size": 3, "pushed": 4}
@@ -38,6 +40,7 @@ class Snapshot:
     taken_at: float = 0.0
     cost: float = 0.0
     orders: dict[str, list[int]] = field(default_factory=dict)  # sort key -> row positions
+    generation: int = 0  # the write count (``mark_dirty`` calls) it was taken after
 
     def order(self, key: str) -> list[int]:
         """Row positions by ``key`` ascending (ties by name), computed once per snapshot."""
@@ -53,10 +56,12 @@ class Ranking:
         self.max_age = max_age
         self.snapshot: Snapshot | None = None
         self.dirty = True
+        self.generation = 0
         self._refreshing: asyncio.Task | None = None
 
     def mark_dirty(self) -> None:
         self.dirty = True
+        self.generation += 1
 
     def _stale(self) -> bool:
         s = self.snapshot
@@ -64,12 +69,13 @@ class Ranking:
 
     async def _refresh(self) -> Snapshot:
         self.dirty = False
+        generation = self.generation
         started = time.monotonic()
         rows = await self.queries.repository_ranking()
         blobs, stored = await self.queries.blob_totals()
         stats = Stats(len(rows), sum(r[2] for r in rows), blobs, stored, sum(r[3] for r in rows))
         cost = time.monotonic() - started
-        self.snapshot = Snapshot(rows, stats, time.monotonic(), cost)
+        self.snapshot = Snapshot(rows, stats, time.monotonic(), cost, generation=generation)
         if cost > INLINE_BUDGET:
             log.info("catalog ranking of %d repositories refreshed in %.2fs", len(rows), cost)
         return self.snapshot
@@ -101,8 +107,11 @@ class Ranking:
         if not self._stale():
             return self.snapshot  # type: ignore[return-value]
         s = self.snapshot
-        if s is None or s.cost < INLINE_BUDGET:
-            return await asyncio.shield(self._start_refresh())
+        if s is None or s.cost < INLINE_BUDGET or len(s.rows) < SMALL:
+            snap = await asyncio.shield(self._start_refresh())
+            if snap.generation < self.generation:  # that refresh began before a write: once more
+                snap = await asyncio.shield(self._start_refresh())
+            return snap
         if time.monotonic() - s.taken_at > s.cost * THROTTLE:
             self._start_refresh()
         return s

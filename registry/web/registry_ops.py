@@ -48,10 +48,23 @@ def rights(request: web.Request, name: str) -> Rights:
     return Rights(push=may("push"), delete=deletes and may("delete"))
 
 
+def _note_for_access_log(user: str, action: str) -> None:
+    """The access log's per-request record (registry.ops, when present) gets the action too."""
+    try:
+        from ..ops.context import current_request
+    except ImportError:
+        return
+    info = current_request()
+    if isinstance(info, dict):
+        info.setdefault("user", user)
+        info["action"] = action
+
+
 def _done(request: web.Request, action: str, name: str, **what: str) -> None:
     user = user_name(request)
     detail = " ".join(f"{k}={v}" for k, v in what.items())
     request[ACTION_KEY] = f"{action} {name} {detail}".strip()
+    _note_for_access_log(user, request[ACTION_KEY])
     log.info("catalog action %s by %s: repository=%s %s", action, user, name, detail)
     from . import SERVICE
 

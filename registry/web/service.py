@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..index.catalog import CatalogQueries, RepositoryRow, TagRow
-from ..index.catalog_details import CatalogDetails, Headline, StorageRow, namespace_of
+from ..index.catalog_details import CatalogDetails, Headline, StorageRow, TagPageDetails, namespace_of
 from ..index.proxy_queries import ProxyQueries
 from .file_tree import TreeCache
 from .images import ImageReader, ImageSummary
@@ -72,6 +72,7 @@ class CatalogService:
         self.queries, self.ranking, self.images = queries, ranking, images
         self.details = details or CatalogDetails(queries.db)
         self._storage: tuple[Any, list[StorageRow]] | None = None
+        self._storage_task: asyncio.Task | None = None
         self.trees = TreeCache(images.storage)
 
     async def _described(self, rows: list[RepositoryRow]) -> list[dict[str, Any]]:
@@ -144,12 +145,16 @@ class CatalogService:
                 "shared_bytes": stored.shared_bytes}
 
     async def namespace_storage(self, may_pull: Access = None) -> dict[str, Any]:
-        """Unique and shared bytes per namespace, recomputed when the ranking snapshot is (a
-        write, or max_age): one pass over every link, too slow to run per request at scale."""
+        """Unique and shared bytes per namespace. One pass over every link (seconds at 20k
+        repositories), so it is kept with the ranking snapshot it was computed after and, when
+        that snapshot is replaced (a write, or max_age), recomputed in the background while the
+        previous answer is served; only the very first request waits."""
         snap = await self.ranking.get()
-        if self._storage is None or self._storage[0] is not snap:
-            self._storage = (snap, await self.details.namespace_storage())
-        rows = self._storage[1]
+        if self._storage is None:
+            await self._refresh_storage(snap)
+        elif self._storage[0] is not snap and (self._storage_task is None or self._storage_task.done()):
+            self._storage_task = asyncio.create_task(self._refresh_storage(snap))
+        rows = self._storage[1]  # type: ignore[index]
         if may_pull is not None:  # only namespaces with a repository the caller may pull, counted so
             visible: dict[str, int] = {}
             for r in snap.rows:
@@ -159,6 +164,9 @@ class CatalogService:
             rows = [StorageRow(r.name, visible[r.name], r.unique_bytes, r.shared_bytes) for r in rows if r.name in visible]
         return {"namespaces": [{"name": r.name, "repositories": r.repositories, "unique_bytes": r.unique_bytes,
                                 "shared_bytes": r.shared_bytes} for r in rows]}
+
+    async def _refresh_storage(self, snap: Any) -> None:
+        self._storage = (snap, await self.details.namespace_storage())
 
     async def search(self, text: str, paging: Paging, may_pull: Access = None) -> dict[str, Any]:
         """The Docker Hub v1 search shape that `docker search` reads."""
@@ -181,29 +189,17 @@ class CatalogService:
         repo, total, tags = found
         summaries = await self.images.summaries(name, [(t.digest, t.media_type) for t in tags])
         digests = sorted({t.digest for t in tags})
-        badges = await self._badges(repo.id, digests)
-        pulls = await self.details.last_pulls(repo.id, [t.name for t in tags] + digests)
-        described = (await self._described([repo]))[0]
-        stored = await self.details.repository_storage(repo.id, repo.name)
-        described["storage"] = {"unique_bytes": stored.unique_bytes, "shared_bytes": stored.shared_bytes}
+        scheme = {n: (d, what) for d in digests for n, what in attachment_tag_names(d).items()}
+        more = await self.details.tag_page(repo.id, repo.name, digests, [t.name for t in tags] + digests, sorted(scheme))
+        heads = {repo.id: more.headline} if more.headline else {}
+        described = {**_repo(repo), "headline_tag": more.headline.tag if more.headline else None,
+                     "description": (await self._cards(heads, {repo.id: name})).get(repo.id) or describe(None),
+                     "storage": {"unique_bytes": more.storage.unique_bytes, "shared_bytes": more.storage.shared_bytes},
+                     "upstream": (await ProxyQueries(self.details.db).origins([name])).get(name)}
+        badges = _badges(more, scheme)
         return {"repository": described, "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),
-                "tags": [self._tag(t, summaries[t.digest], badges.get(t.digest, []), pulls) for t in tags]}
-
-    async def _badges(self, repository_id: int, digests: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Signatures, SBOMs and attestations attached to these manifests: through the
-        referrers API (``subject``) and cosign's older tag scheme (``sha256-HEX.sig``)."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for a in await self.details.attached(repository_id, digests):
-            b = badge(a.artifact_type, a.media_type)
-            if b is not None:
-                out.setdefault(a.subject, []).append({**b, "digest": a.digest, "artifact_type": a.artifact_type})
-        scheme = {name: (d, what) for d in digests for name, what in attachment_tag_names(d).items()}
-        for name, target in (await self.details.attachment_tags(repository_id, sorted(scheme))).items():
-            subject, (kind, fmt) = scheme[name]
-            out.setdefault(subject, []).append({"kind": kind, "format": fmt, "digest": target, "artifact_type": None,
-                                                "tag": name})
-        return out
+                "tags": [self._tag(t, summaries[t.digest], badges.get(t.digest, []), more.pulls) for t in tags]}
 
     @staticmethod
     def _tag(t: TagRow, s: ImageSummary, badges: list[dict[str, Any]], pulls: dict[str, float]) -> dict[str, Any]:
@@ -243,6 +239,21 @@ class CatalogService:
                            "badge": badge(r.artifact_type or ref_summaries[r.digest].artifact_type, r.media_type)}
                           for r in referrers],
         }
+
+
+def _badges(more: TagPageDetails, scheme: dict[str, tuple[str, tuple[str, str]]]) -> dict[str, list[dict[str, Any]]]:
+    """Signatures, SBOMs and attestations attached to the page's manifests: through the
+    referrers API (``subject``) and cosign's older tag scheme (``sha256-HEX.sig``)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for a in more.attached:
+        b = badge(a.artifact_type, a.media_type)
+        if b is not None:
+            out.setdefault(a.subject, []).append({**b, "digest": a.digest, "artifact_type": a.artifact_type})
+    for name, target in more.scheme_tags.items():
+        subject, (kind, fmt) = scheme[name]
+        out.setdefault(subject, []).append({"kind": kind, "format": fmt, "digest": target, "artifact_type": None,
+                                            "tag": name})
+    return out
 
 
 def _text(value: Any) -> str | None:

@@ -11,6 +11,7 @@ start with ``/-/``, which no repository name can contain):
     GET /ui/r/{name}                        (ui.repository)  tags: ?q= &sort= &order= &page=
     GET /ui/r/{name}/-/manifest/{ref}       (ui.image)       ref is a digest or a tag
     GET /ui/r/{name}/-/manifest/{digest}/raw (ui.raw)        the stored manifest bytes
+    GET /ui/r/{name}/-/manifest/{digest}/descriptor (ui.descriptor) its OCI descriptor (JSON)
 
 Every page works without JavaScript; static/catalog.js only adds search-as-you-type and the
 copy buttons. Unknown pages and names get an HTML 404. Actions (delete, copy) are in
@@ -19,6 +20,7 @@ registry/web/actions.py, layer files and the merged tree in registry/web/files_v
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -229,6 +231,25 @@ async def raw_manifest(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json", headers={"Docker-Content-Digest": data["digest"]})
 
 
+async def descriptor(request: web.Request) -> web.Response:
+    """The OCI descriptor of a manifest, as the referrers API lists it (what a signature or an
+    SBOM badge links to), with a link on to the manifest itself."""
+    try:
+        name = visible_name(request)
+        data = await catalog_service(request).image(name, str(Digest.parse(request.match_info["reference"])))
+    except (NotFound, InvalidDigest):
+        return not_found(request, f"manifest {request.match_info['reference']}")
+    body: dict[str, Any] = {"mediaType": data["media_type"], "digest": data["digest"], "size": data["size"]}
+    if data["artifact_type"]:
+        body["artifactType"] = data["artifact_type"]
+    if data["annotations"]:
+        body["annotations"] = data["annotations"]
+    if data["subject"]:
+        body["subject"] = data["subject"]
+    return web.json_response(body, dumps=lambda v: json.dumps(v, indent=2), headers={
+        "Link": f'</ui/r/{name}/-/manifest/{data["digest"]}/raw>; rel="describes"'})
+
+
 async def api_docs(request: web.Request) -> web.Response:
     from .openapi import document
 
@@ -271,5 +292,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/ui/api", api_docs, name="ui.api")
     r.add_get("/ui/storage", storage_page, name="ui.storage")
     r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}/raw", raw_manifest, name="ui.raw")
+    r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}/descriptor", descriptor, name="ui.descriptor")
     r.add_get(f"/ui/r/{NAME}/-/manifest/{{reference}}", image, name="ui.image")
     r.add_get(f"/ui/r/{NAME}", repository, name="ui.repository")

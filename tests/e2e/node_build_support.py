@@ -24,7 +24,7 @@ from tests.e2e.node_images_support import DOCKYARD
 from tests.helpers import need, need_root
 
 CGROUP_PARENT = f"dockyard-test-build-{os.getpid()}"
-BASE = "busybox:latest"
+BASE = "dybase:latest"  # a name of our own in the shared dockerd
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def test_seed_example_builds_and_runs(root, tmp_path):
     make = "#!/bin/sh\necho built > \"$1/built.txt\"\nmkdir \"$1/made\"\n"
     app = "echo hello from app; cat /app/built.txt\n"
     ctx = make_context(tmp_path, {"make": make, "app.py": app},
-                       "FROM busybox\nCOPY . /app\nRUN sh /app/make /app\nCMD sh /app/app.py\n")
+                       "FROM dybase\nCOPY . /app\nRUN sh /app/make /app\nCMD sh /app/app.py\n")
     os.chmod(ctx / "make", 0o755)
     result = build(root, ctx, "-t", "seed:1")
     assert "#" in result.stderr and "[2/3] COPY . /app" in result.stderr and "DONE" in result.stderr
@@ -70,7 +70,7 @@ def test_seed_example_builds_and_runs(root, tmp_path):
 
 def test_cache_hits_misses_and_mtime(root, tmp_path):
     ctx = make_context(tmp_path, {"a.txt": "one\n", "b.txt": "two\n"},
-                       "FROM busybox\nRUN echo first > /first\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\n"
+                       "FROM dybase\nRUN echo first > /first\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\n"
                        "COPY b.txt /b.txt\n")
     first = build(root, ctx, "-t", "cache:1")
     assert "CACHED" not in first.stderr
@@ -96,10 +96,10 @@ def test_cache_hits_misses_and_mtime(root, tmp_path):
 
 def test_target_builds_only_needed_stages_and_build_args(root, tmp_path):
     ctx = make_context(tmp_path, {}, (
-        "ARG BASE=busybox\nFROM ${BASE} AS base\nARG WHO=nobody\nRUN echo \"hi $WHO\" > /who\n"
+        "ARG BASE=dybase\nFROM ${BASE} AS base\nARG WHO=nobody\nRUN echo \"hi $WHO\" > /who\n"
         "FROM base AS broken\nRUN exit 7\n"
         "FROM base AS final\nARG WHO\nCOPY --from=base /who /copied\nRUN cat /copied > /final\n"
-        "COPY --from=busybox /etc/passwd /from-image-passwd\n"
+        "COPY --from=dybase /etc/passwd /from-image-passwd\n"
         "ENV SHOWN=${WHO:-unset} ALT=${WHO:+set}\n"))
     result = build(root, ctx, "--target", "final", "--build-arg", "WHO=alice", "-t", "stages:1")
     assert "exit 7" not in result.stderr  # the broken stage was never needed
@@ -116,13 +116,13 @@ def test_target_builds_only_needed_stages_and_build_args(root, tmp_path):
 def test_dockerignore_and_dockerfile_specific_ignore(root, tmp_path):
     ctx = make_context(tmp_path, {"keep.txt": "k", "skip.log": "s", "logs/a.log": "a", "logs/important.log": "i",
                                   ".dockerignore": "*.log\nlogs\n!logs/important.log\n"},
-                       "FROM busybox\nCOPY . /ctx/\n")
+                       "FROM dybase\nCOPY . /ctx/\n")
     build(root, ctx, "-t", "ignore:1")
     names = {p for p in tree(root, "ignore:1") if p.startswith("ctx/")}
     assert names == {"ctx/keep.txt", "ctx/logs", "ctx/logs/important.log", "ctx/Dockerfile", "ctx/.dockerignore"}
     elsewhere = tmp_path.parent / f"{tmp_path.name}-dockerfiles"  # -f may name a file outside the context
     elsewhere.mkdir()
-    (elsewhere / "special.Dockerfile").write_text("FROM busybox\nCOPY . /ctx/\n")
+    (elsewhere / "special.Dockerfile").write_text("FROM dybase\nCOPY . /ctx/\n")
     (elsewhere / "special.Dockerfile.dockerignore").write_text("keep.txt\n")
     build(root, ctx, "-f", str(elsewhere / "special.Dockerfile"), "-t", "ignore:2")
     names = {p for p in tree(root, "ignore:2") if p.startswith("ctx/")}
@@ -131,7 +131,7 @@ def test_dockerignore_and_dockerfile_specific_ignore(root, tmp_path):
 
 def test_heredocs(root, tmp_path):
     ctx = make_context(tmp_path, {}, (
-        "FROM busybox\nARG NAME=world\nENV WHO=$NAME\n"
+        "FROM dybase\nARG NAME=world\nENV WHO=$NAME\n"
         "RUN <<EOF\necho one > /one\necho \"two $WHO\" > /two\nEOF\n"
         "COPY <<EOF /greeting\nhello ${WHO}\nEOF\n"
         "COPY <<'EOF' /literal\nhello ${WHO}\nEOF\n"
@@ -144,7 +144,7 @@ def test_heredocs(root, tmp_path):
 
 
 def test_cache_mount_persists_and_stays_out_of_the_image(root, tmp_path):
-    dockerfile = "FROM busybox\nARG N\nRUN --mount=type=cache,target=/cache echo $N >> /cache/log && cat /cache/log > /seen\n"
+    dockerfile = "FROM dybase\nARG N\nRUN --mount=type=cache,target=/cache echo $N >> /cache/log && cat /cache/log > /seen\n"
     ctx = make_context(tmp_path, {}, dockerfile)
     build(root, ctx, "--build-arg", "N=1", "-t", "cmount:1")
     build(root, ctx, "--build-arg", "N=2", "-t", "cmount:2")
@@ -159,7 +159,7 @@ def test_cache_mount_persists_and_stays_out_of_the_image(root, tmp_path):
 
 def test_reproducible_with_source_date_epoch(root, tmp_path):
     ctx = make_context(tmp_path, {"f.txt": "data\n"},
-                       "FROM busybox\nCOPY f.txt /f.txt\nRUN echo run > /r && mkdir -p /d && touch /d/x\nLABEL a=b\n")
+                       "FROM dybase\nCOPY f.txt /f.txt\nRUN echo run > /r && mkdir -p /d && touch /d/x\nLABEL a=b\n")
     env = {"SOURCE_DATE_EPOCH": "1700000000"}
     ids = []
     for n in (1, 2):
@@ -179,7 +179,7 @@ def test_reproducible_with_source_date_epoch(root, tmp_path):
 
 def test_whiteouts_hardlinks_and_default_network(root, tmp_path):
     ctx = make_context(tmp_path, {}, (
-        "FROM busybox\nRUN rm /etc/motd && rm -r /data && echo x > /h1 && ln /h1 /h2 && ln -s /h1 /sym\n"
+        "FROM dybase\nRUN rm /etc/motd && rm -r /data && echo x > /h1 && ln /h1 /h2 && ln -s /h1 /sym\n"
         "RUN mkdir /opq && touch /opq/old\nRUN rm -r /opq && mkdir /opq && touch /opq/new\n"))
     result = run_dockyard(root, "build", "--progress", "plain", "-t", "wh:1", str(ctx))  # default network: bridge
     assert result.returncode == 0, result.stderr
@@ -195,7 +195,7 @@ def test_whiteouts_hardlinks_and_default_network(root, tmp_path):
 
 def test_run_steps_cannot_change_the_host(root, tmp_path):
     ctx = make_context(tmp_path, {}, (
-        "FROM busybox\n"
+        "FROM dybase\n"
         "RUN (echo evil > /proc/sys/kernel/hostname) 2>/dev/null && echo CHANGED > /r || echo refused > /r\n"
         "RUN (mount -t tmpfs none /mnt) 2>/dev/null && echo MOUNTED >> /r || echo refused >> /r\n"
         "RUN (echo x > /sys/kernel/notes) 2>/dev/null && echo WROTE >> /r || echo refused >> /r\n"))
@@ -207,11 +207,11 @@ def test_run_steps_cannot_change_the_host(root, tmp_path):
 
 
 BAD = [
-    ("FROM busybox\nFROBNICATE x\n", {}, "Dockerfile:2: unknown instruction: FROBNICATE"),
-    ("FROM busybox\nCOPY ../outside /x\n", {}, "forbidden path outside the build context: ../outside"),
-    ("FROM busybox\nCOPY link/secret /x\n", {"link": "@/etc"}, "leaves the build context"),
-    ("FROM busybox\nCOPY missing.txt /x\n", {}, "missing.txt: not found in the build context"),
-    ("FROM busybox\nCOPY <<EOF /x\n", {}, "Dockerfile:2: unterminated heredoc"),
+    ("FROM dybase\nFROBNICATE x\n", {}, "Dockerfile:2: unknown instruction: FROBNICATE"),
+    ("FROM dybase\nCOPY ../outside /x\n", {}, "forbidden path outside the build context: ../outside"),
+    ("FROM dybase\nCOPY link/secret /x\n", {"link": "@/etc"}, "leaves the build context"),
+    ("FROM dybase\nCOPY missing.txt /x\n", {}, "missing.txt: not found in the build context"),
+    ("FROM dybase\nCOPY <<EOF /x\n", {}, "Dockerfile:2: unterminated heredoc"),
     ("FROM nosuchimage-xyz:1\n", {}, "FROM nosuchimage-xyz:1"),
 ]
 
@@ -233,7 +233,7 @@ def test_bad_input_is_one_line_and_moves_no_tag(root, tmp_path):
 
 
 def test_failing_run_reports_exit_code_and_output_and_leaves_nothing(root, tmp_path):
-    ctx = make_context(tmp_path, {}, "FROM busybox\nRUN echo step-one > /one\n"
+    ctx = make_context(tmp_path, {}, "FROM dybase\nRUN echo step-one > /one\n"
                                      "RUN echo out-line-1; echo out-line-2; echo err-line >&2; exit 3\n")
     run_dockyard(root, "tag", BASE, "failing:1")
     blobs_before = set(os.listdir(root / "images" / "content" / "blobs" / "sha256"))
@@ -277,7 +277,7 @@ def test_add_url_with_checksum_and_bind_mount(root, tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}/remote.txt"
     try:
         ctx = make_context(tmp_path / "ctx", {"data/x.txt": "bound\n"}, (
-            f"FROM busybox\nADD --checksum=sha256:{digest} {url} /web/\n"
+            f"FROM dybase\nADD --checksum=sha256:{digest} {url} /web/\n"
             "RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/x.txt > /from-bind\n"
             "RUN --mount=type=bind,source=data,target=/mnt/rw,rw touch /mnt/rw/scratch && ls /mnt/rw > /rw-list\n"))
         build(root, ctx, "-t", "web:1")
@@ -286,7 +286,7 @@ def test_add_url_with_checksum_and_bind_mount(root, tmp_path):
         assert not any(p.startswith("mnt/") for p in files) and not (ctx / "data" / "scratch").exists()
         out = run_dockyard(root, "run", "--rm", "--network", "none", "web:1", "cat", "/web/remote.txt", "/from-bind")
         assert out.stdout == "from the web\nbound\n"
-        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /web/\n")
+        (ctx / "Dockerfile").write_text(f"FROM dybase\nADD --checksum=sha256:{'0' * 64} {url} /web/\n")
         bad = build(root, ctx, check=False)
         assert bad.returncode == 1 and "digest mismatch" in bad.stderr
     finally:
@@ -299,7 +299,7 @@ def test_ctrl_c_stops_the_build_and_cleans_up(root, tmp_path):
     import subprocess
     import time
     from tests.e2e.node_build_support import DOCKYARD, CGROUP_PARENT
-    ctx = make_context(tmp_path, {}, "FROM busybox\nRUN echo started; sleep 60\n")
+    ctx = make_context(tmp_path, {}, "FROM dybase\nRUN echo started; sleep 60\n")
     env = dict(os.environ, DOCKYARD_CGROUP_PARENT=CGROUP_PARENT)
     proc = subprocess.Popen([str(DOCKYARD), "--root", str(root), "build", "--progress", "plain", "--network", "none",
                              "-t", "interrupted:1", str(ctx)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -314,3 +314,20 @@ def test_ctrl_c_stops_the_build_and_cleans_up(root, tmp_path):
     assert code == 130 and time.monotonic() - started < 15
     assert leftovers(root) == []
     assert run_dockyard(root, "inspect", "interrupted:1").returncode != 0
+
+
+def test_large_context_builds_in_bounded_memory(root, tmp_path):
+    import resource
+    import subprocess
+    from tests.e2e.node_build_support import DOCKYARD
+    size = 128 << 20
+    ctx = make_context(tmp_path, {}, "FROM dybase\nCOPY big.bin /big.bin\n")
+    with open(ctx / "big.bin", "wb") as f:  # sparse on disk, every byte read and copied
+        f.truncate(size)
+    result = subprocess.run([str(DOCKYARD), "--root", str(root), "build", "-q", "-t", "big:1", str(ctx)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak_kib < 100 * 1024, f"peak RSS {peak_kib} KiB for a {size >> 20} MiB context"
+    assert json.loads(run_dockyard(root, "inspect", "big:1").stdout)[0]["Size"] > size
+    assert run_dockyard(root, "rmi", "big:1").returncode == 0

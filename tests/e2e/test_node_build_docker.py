@@ -33,7 +33,8 @@ CONFIG_FIELDS = ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "ExposedPorts
 CORPUS = {
     "basic": ({"app/run.sh": "#!/bin/sh\necho run\n", "app/data/x.txt": "x\n", "top.txt": "top\n",
                ".dockerignore": "*.tmp\n", "junk.tmp": "no\n"},
-              "FROM busybox\nENV APP=/app MODE=${MODE:-prod}\nWORKDIR $APP\nCOPY app/ ./\nCOPY top.txt *.tmp* /opt/\n"
+              "FROM dybase\nARG WHO=world\nARG EMPTY\nENV APP=/app MODE=${MODE:-prod} GREETING=\"hello ${WHO}\" "
+              "ALT=${EMPTY:-fallback} SET=${WHO:+yes}\nRUN echo \"$GREETING $ALT $SET\" > /greeting\nWORKDIR $APP\nCOPY app/ ./\nCOPY top.txt *.tmp* /opt/\n"
               "RUN chmod 755 run.sh && mkdir -p /var/lib/thing && echo hi > /var/lib/thing/f "
               "&& ln -s /app/run.sh /usr/bin/runme && ln /var/lib/thing/f /var/lib/thing/g "
               "&& chmod 4755 /var/lib/thing/f && rm /etc/motd && rm -r /data\n"
@@ -42,24 +43,22 @@ CORPUS = {
               "HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD [\"true\"]\nSHELL [\"/bin/sh\", \"-ec\"]\n"
               "ONBUILD RUN echo child\nENTRYPOINT [\"/bin/sh\"]\nCMD [\"-c\", \"echo $APP\"]\n"),
     "multistage": ({"src.txt": "source\n"},
-                   "ARG BASE=busybox\nFROM ${BASE} AS build\nCOPY src.txt /src.txt\nRUN mkdir /out && "
+                   "ARG BASE=dybase\nFROM ${BASE} AS build\nCOPY src.txt /src.txt\nRUN mkdir /out && "
                    "tr a-z A-Z < /src.txt > /out/result.txt\n"
-                   "FROM busybox AS unused\nRUN echo never > /never\n"
-                   "FROM busybox\nCOPY --from=build /out/ /result/\nCOPY --from=0 /src.txt /\nCMD cat /result/result.txt\n"),
+                   "FROM dybase AS unused\nRUN echo never > /never\n"
+                   "FROM dybase\nCOPY --from=build /out/ /result/\nCOPY --from=0 /src.txt /\nCMD cat /result/result.txt\n"),
     "owners": ({"f.txt": "f\n", "d/one": "1\n", "d/sub/two": "2\n"},
-               "FROM busybox\nRUN echo 'app:x:1000:1001::/home/app:/bin/sh' >> /etc/passwd && "
+               "FROM dybase\nRUN echo 'app:x:1000:1001::/home/app:/bin/sh' >> /etc/passwd && "
                "echo 'app:x:1001:' >> /etc/group\n"
                "COPY --chown=app:app f.txt /home/app/f.txt\nCOPY --chown=app f.txt /home/app/g.txt\n"
                "COPY --chown=1234 d /owned/\n"
                "COPY --chmod=0750 f.txt /modes/f.txt\nCOPY d/ /plain\nCOPY f.txt /newdir/deep/\n"
                "RUN touch /etc/newfile && mkdir -m 1777 /sticky\n"),
-    "onbuild": ({"d/one": "1\n"}, "FROM busybox AS parent\nONBUILD RUN echo triggered > /triggered\n"
+    "onbuild": ({"d/one": "1\n"}, "FROM dybase AS parent\nONBUILD RUN echo triggered > /triggered\n"
                                   "ONBUILD COPY d/one /one\nLABEL kept=yes\nFROM parent\nRUN cat /triggered /one > /both\n"),
-    "add-archive": ({}, "FROM busybox AS unpack\nADD payload.tar.gz /unpacked/\nADD payload.tar.gz /kept.tar.gz.d/\n"
+    "add-archive": ({}, "FROM dybase AS unpack\nADD payload.tar.gz /unpacked/\nADD payload.tar.gz /kept.tar.gz.d/\n"
                         "RUN ls -R /unpacked > /listing\n"
                         "FROM unpack\nCOPY --from=unpack /unpacked /from-stage\n"),
-    "args": ({}, "FROM busybox\nARG WHO=world\nARG EMPTY\nENV GREETING=\"hello ${WHO}\" ALT=${EMPTY:-fallback} "
-                 "SET=${WHO:+yes}\nRUN echo \"$GREETING $ALT $SET\" > /greeting\n"),
 }
 
 
@@ -154,7 +153,7 @@ def test_same_tree_and_config_as_docker(docker, root, tmp_path, case):
 
 def test_pushed_image_runs_under_docker_like_under_dockyard(docker, root, tmp_path, reference_registry):
     ctx = make_context(tmp_path / "ctx", {"msg.txt": "shipped\n"},
-                       "FROM busybox\nCOPY msg.txt /msg.txt\nRUN echo built >> /msg.txt\nCMD cat /msg.txt\n")
+                       "FROM dybase\nCOPY msg.txt /msg.txt\nRUN echo built >> /msg.txt\nCMD cat /msg.txt\n")
     ref = f"{reference_registry}/built/app:1"
     result = run_dockyard(root, "build", "--network", "none", "-q", "-t", ref, str(ctx),
                           env={"SOURCE_DATE_EPOCH": "1700000000"})

@@ -91,6 +91,11 @@ def test_run_serves_a_page_then_ps_logs_exec_cp_stop_rm(engine, tmp_path):
     assert engine.docker("exec", name, "cat", "/tmp/in.txt", check=True).stdout == "copied in\n"
     engine.docker("cp", f"{name}:/data", str(tmp_path / "out"), check=True)
     assert sorted(os.listdir(tmp_path / "out")) == ["added-late.txt", "keep.txt"]
+    diff = engine.docker("diff", name, check=True).stdout.splitlines()
+    assert "A /tmp/in.txt" in diff
+    engine.docker("export", "-o", str(tmp_path / "fs.tar"), name, check=True)
+    assert "tmp/in.txt" in subprocess.run(["tar", "tf", str(tmp_path / "fs.tar")], capture_output=True,
+                                            text=True, check=True).stdout.split()
 
     # the node's own CLI sees the same container
     assert cid[:12] in engine.dockyard("ps", "-q").stdout

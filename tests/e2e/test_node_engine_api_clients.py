@@ -1,6 +1,6 @@
 """`dockyard engine` driven by the other clients people use: the Python docker SDK and Debian's
-docker-compose 1.29 (two services on a user network reaching each other by name, a named
-volume, a published port; `up -d`, `ps`, `down -v` leave nothing behind)."""
+docker-compose 1.29 (two services on user networks reaching each other by name, one of them
+on two networks, a named volume, a published port; `up -d`, `ps`, `down -v` leave nothing behind)."""
 from __future__ import annotations
 
 import importlib.util
@@ -67,13 +67,18 @@ services:
     command: ["httpd", "-f", "-p", "80", "-h", "/www"]
     ports: ["127.0.0.1:{port}:80"]
     volumes: ["pages:/www"]
+    networks: [front, back]
   client:
     image: {image}
     command: ["sh", "-c", "echo from-client > /www/index.html; while true; do wget -q -O - http://web/index.html > /tmp/got 2>&1; sleep 0.3; done"]
     volumes: ["pages:/www"]
+    networks: [back]
     depends_on: [web]
 volumes:
   pages: {{}}
+networks:
+  front: {{}}
+  back: {{}}
 """
 
 
@@ -98,6 +103,9 @@ def test_compose_up_ps_down(engine, tmp_path):
             got = engine.docker("exec", f"{project}_client_1", "cat", "/tmp/got").stdout
             time.sleep(0.3)
         assert got == "from-client\n"
+        nets = engine.docker("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+                             f"{project}_web_1", check=True).stdout.split()
+        assert sorted(nets) == [f"{project}_back", f"{project}_front"]  # the second one joined after start
         ps = compose("ps")
         assert ps.returncode == 0 and ps.stdout.count(" Up ") == 2, ps.stdout
     finally:

@@ -43,3 +43,24 @@ def test_cpus_and_memory_written_to_cgroup(dy, runtime):
     assert int((memory / "memory.limit_in_bytes").read_text()) == 32 * 1024 * 1024
     dy.out("rm", "-f", cid)
     assert not cpu.exists() and not memory.exists()
+
+
+def test_default_pids_limit_without_the_flag(dy, runtime):
+    """Issue #13 item 12: without --pids-limit a container used to get pids.max=max."""
+    from node.engine.settings import DEFAULT_PIDS_LIMIT
+    cid = dy.out("run", "-d", "--runtime", runtime, "busybox", "sleep", "30").strip()
+    pids = Path(f"/sys/fs/cgroup/pids/{CGROUP_PARENT}/{cid}")
+    assert (pids / "pids.max").read_text().strip() == str(DEFAULT_PIDS_LIMIT)
+    assert dy.inspect(cid)["HostConfig"]["PidsLimit"] == DEFAULT_PIDS_LIMIT
+
+
+def test_node_settings_set_the_default_and_the_flag_wins(dy):
+    (dy.root).mkdir(parents=True, exist_ok=True)
+    (dy.root / "node.json").write_text('{"default-pids-limit": 64}\n')
+    cid = dy.out("run", "-d", "busybox", "sleep", "30").strip()
+    assert Path(f"/sys/fs/cgroup/pids/{CGROUP_PARENT}/{cid}/pids.max").read_text().strip() == "64"
+    free = dy.out("run", "-d", "--pids-limit", "-1", "busybox", "sleep", "30").strip()
+    assert Path(f"/sys/fs/cgroup/pids/{CGROUP_PARENT}/{free}/pids.max").read_text().strip() == "max"
+    (dy.root / "node.json").write_text('{"default-pids-limit": "lots"}\n')
+    r = dy("run", "--rm", "busybox", "true")
+    assert r.returncode == 125 and r.stderr.count("\n") == 1 and "default-pids-limit" in r.stderr

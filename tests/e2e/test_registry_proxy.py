@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests import images
-from tests.e2e.node_images_support import dockyard
+from tests.e2e.node_images_support import PASSWORD, USER, basic_registry, dockyard  # noqa: F401 (fixture)
 from tests.helpers import free_port, need, need_root, need_tool
 from tests.registry.proxy.faulty import FaultyProxy
 from tests.servers import REGISTRY_BIN, DockyardRegistry
@@ -263,3 +263,20 @@ def test_one_platform_of_an_index_fetches_none_of_the_other(env, tmp_path):
     assert env.faulty.gets(arm64.config.digest) == 0
     for blob in amd64.layers:  # (some may be cached already from another test's image: 0)
         assert env.faulty.gets(blob.digest) <= 1
+
+
+def test_basic_auth_upstream_and_refused_credentials(basic_registry, busybox, dockyard_registry, tmp_path):
+    host = basic_registry.host
+    r = skopeo("copy", "-q", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{PASSWORD}", busybox.ref,
+               f"docker://{host}/lib/basic:1")
+    assert r.returncode == 0, r.stderr
+    config = tmp_path / "cache.yml"
+    config.write_text(json.dumps({"proxy": {"upstreams": [
+        {"name": "good", "url": f"http://{host}", "username": USER, "password": PASSWORD},
+        {"name": "bad", "url": f"http://{host}", "username": USER, "password": "wrong"},
+    ]}}))
+    cache = dockyard_registry(args=("--config", str(config)))
+    assert inspect_digest(f"{cache.host}/good/lib/basic:1") == busybox.manifest.digest
+    status, _, body = fetch(f"{cache.url}/v2/bad/lib/basic/manifests/1")
+    assert status == 502, body
+    assert envelope_message(body).startswith("UNAVAILABLE: upstream bad refused access (401)")

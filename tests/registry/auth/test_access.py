@@ -311,3 +311,28 @@ async def test_failed_logins_are_limited_per_user_across_clients(aiohttp_client,
     # a right password is no failure: it does not use up the limit
     for _ in range(5):
         assert (await login("reader", "readerpw", "10.0.1.1")).name == "reader"
+
+
+async def test_catalog_filtered_by_the_handler_pages_through_hidden_names(aiohttp_client, tmp_path, monkeypatch):
+    """#12: /v2/_catalog is answered by its handler, which asks auth's visibility function; the
+    auth middleware only decides who may call it. Pages stay full across hidden names."""
+    from registry.api import catalog
+
+    monkeypatch.setattr(catalog, "BATCH", 3)
+    app, client = await start(aiohttp_client, auth_config(tmp_path, mode="basic"))
+    root = Authed(client, basic("root", "rootpw"))
+    for name in ("a/x", "bob/1", "c/x", "d/x", "bob/2", "e/x", "f/x", "g/x", "bob/3"):
+        await push_image(root, name, "v1", layers=1)
+    bob = basic("bob", "bobpw")
+    r = await client.get("/v2/_catalog?n=2", headers=bob)
+    assert (await r.json())["repositories"] == ["bob/1", "bob/2"]
+    assert r.headers["Link"] == '</v2/_catalog?n=2&last=bob%2F2>; rel="next"'
+    r = await client.get("/v2/_catalog?n=2&last=bob%2F2", headers=bob)
+    assert (await r.json())["repositories"] == ["bob/3"] and "Link" not in r.headers
+    r = await client.get("/v2/_catalog", headers=basic("root", "rootpw"))
+    assert len((await r.json())["repositories"]) == 9
+    import inspect
+
+    from registry.auth import middleware
+
+    assert "clone(" not in inspect.getsource(middleware) and "list_repositories" not in inspect.getsource(middleware)

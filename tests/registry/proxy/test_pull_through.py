@@ -238,3 +238,31 @@ async def test_bytes_another_cached_repository_brought_are_linked_after_a_head(s
     # a repository the upstream does not have it in gets the upstream's answer, not our bytes
     r = await setup.client.get(f"/v2/up/lib/three/blobs/{digest}")
     assert r.status == 404
+
+
+async def test_eviction_drops_the_least_recently_pulled_and_gc_frees_the_bytes(setup):
+    from registry import state
+    from registry.gc import collect
+    from registry.proxy import PROXY
+    from registry.proxy.eviction import evict
+
+    svc = setup.app[PROXY]
+    await push_image(setup.upstream, "lib/old", "1", layers=1)
+    await push_image(setup.upstream, "lib/new", "1", layers=1)
+    old_blobs = (await _pull(setup.client, "up/lib/old", "1"))[2]
+    await _pull(setup.client, "up/lib/new", "1")
+    await _settled(setup)
+    await svc.cache.queries.touch_pulled("up/lib/old", 1000.0)
+    sizes = await svc.cache.queries.sizes()
+    report = await evict(svc, sizes["up/lib/new"])
+    assert report.evicted == ["up/lib/old"]
+    names = (await (await setup.client.get("/v2/_catalog")).json())["repositories"]
+    assert "up/lib/old" not in names and "up/lib/new" in names
+    await collect(setup.app[state.INDEX], setup.app[state.STORAGE], 0)
+    layer = Digest.of(old_blobs[1])
+    assert await setup.app[state.STORAGE].stat(layer) is None  # freed by the ordinary GC
+    # pulled again: fetched again
+    setup.faulty.reset_counts()
+    await _pull(setup.client, "up/lib/old", "1")
+    assert setup.faulty.gets(str(layer)) == 1
+    assert (await evict(svc, 10**12)).evicted == []

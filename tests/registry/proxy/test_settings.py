@@ -29,6 +29,7 @@ proxy:
     up = s.upstream("hub")
     assert up is not None and (up.url, up.tag_ttl, up.timeout, up.username) == ("https://registry-1.docker.io", 600, 30, "")
     assert not parse_proxy(cfg({})).enabled
+    assert parse_proxy(cfg({"max_size": "2GiB"})).max_size == 2 << 30
 
 
 def test_env_override_and_redacted_describe():
@@ -50,6 +51,7 @@ def test_env_override_and_redacted_describe():
     ({"upstreams": [{"name": "a", "url": "https://x"}], "mirror": "b"}, "proxy.mirror: 'b' is not one of"),
     ({"upstreams": {"name": "a"}}, "proxy.upstreams: expected a list"),
     ({"mirrors": "a"}, "unknown key(s) mirrors"),
+    ({"max_size": "lots"}, "proxy.max_size"),
 ])
 def test_mistakes_are_named(section, message):
     with pytest.raises(ConfigError) as e:

@@ -226,3 +226,21 @@ async def test_api_post_then_put_with_body_is_one_put_and_leaves_no_staging(s3_s
     r = await client.get(f"/v2/small/repo/blobs/{Digest.of(data)}")
     assert r.status == 200 and await r.read() == data
     assert list(s3_server.objects(s3_prefix)) == [f"{s3_prefix}blobs/sha256/{Digest.of(data).hex[:2]}/{Digest.of(data).hex}"]
+
+
+async def test_commit_after_a_patch_that_failed_right_after_creating_the_multipart_upload(replicas, s3_server,
+                                                                                        s3_prefix):
+    from registry.storage.s3_uploads import _Writer
+
+    uid = "7" * 32
+    d = replicas[0]
+    await d.create_upload(uid)
+    await _Writer(d.uploads, uid, await d.uploads.load(uid))._ensure_mpu()   # then the part upload failed
+    await replicas[1].append_upload(uid, _chunks(b"small retry"))
+    digest = Digest.of(b"small retry")
+    assert await replicas[2].upload_digest(uid, "sha256") == (digest, 11)
+    await replicas[2].commit_upload(uid, digest)
+    assert await d.get(digest) == b"small retry"
+    assert list(s3_server.objects(s3_prefix)) == [d.blob_key(digest)]
+    listed = await d.call("list_multipart_uploads", Prefix=f"{s3_prefix}uploads/")
+    assert not listed.get("Uploads")

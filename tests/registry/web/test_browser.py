@@ -208,6 +208,14 @@ async def test_docker_pushed_image_and_docker_search(catalog_registry, page, doc
         text = await page.inner_text("main")
         assert digest in text and "linux/amd64" in text and "COPY" in text
         await shot(page, "docker-pushed-image")
+        # what docker pushed, read back from its layer blobs: one layer, then the merged tree
+        await page.locator("table.layers tbody tr").nth(0).get_by_role("link", name="Files").click()
+        await page.wait_for_selector("table.files")
+        assert "/bin/busybox" in await page.inner_text("table.files")
+        await page.goto(f"{reg.url}/ui/r/pushed/busybox-one/-/manifest/v1/tree?path=.txt")
+        assert await page.locator("table.files td.path").all_inner_texts() == ["/one.txt"]
+        await page.goto(f"{reg.url}/ui/r/pushed/busybox-one/-/manifest/v1/tree?path=payload")
+        assert "/data/payload.bin" in await page.inner_text("table.files") and "131.1 KB" in await page.inner_text("table.files")
 
         found = dockerd.run("search", "--format", "{{.Name}}", f"{reg.host}/busybox-one").stdout.split()
         assert found == ["pushed/busybox-one"]  # names as the registry knows them, like Docker Hub's

@@ -84,8 +84,8 @@ async def test_description_badges_files_and_tree(registry, page):
     await shot(page, "repository-described")
     async with page.expect_navigation():
         await row.locator("a.signbadge-signature").click()
-    raw = json.loads(await page.inner_text("body"))
-    assert raw["subject"]["digest"] == seeded["site"]["digest"]
+    descriptor = json.loads(await page.inner_text("body"))
+    assert descriptor["subject"] == seeded["site"]["digest"] and descriptor["artifactType"].startswith("application/vnd.dev.cosign")
 
     await page.goto(f"{reg.url}/ui/r/shop/site/-/manifest/1.0")
     labels = await page.inner_text("main")

@@ -144,7 +144,9 @@ async def test_anonymous_with_nothing_public_is_offered_to_sign_in(aiohttp_clien
     html = await get_html(client, "/ui/")
     assert "Nothing here is public" in html and "No repositories yet" not in html
     assert re.search(r'<a class="button" href="/auth/login\?next=%2Fui%2F">Sign in</a>', html)
-    login = await (await client.get("/auth/login?next=/ui/")).text()
+    r = await client.get("/auth/login?next=/ui/")
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"] and r.headers["Cache-Control"] == "no-store"
+    login = await r.text()
     assert 'class="topbar"' in login and 'class="brand"' in login and 'name="csrf_token"' in login
     assert 'class="signin"' not in login  # no "Sign in" link on the sign-in page itself
     await sign_in(client, "bob", "bobpw")

@@ -130,10 +130,13 @@ async def test_signatures_and_sboms_are_badges_on_the_tag(client):
         ("sbom", "cyclonedx"), ("sbom", "spdx"), ("signature", "cosign"), ("signature", "notation")]
     assert v2["badges"] == []
     html = await get_html(client, "/ui/r/sig/app")
-    raw_link = f'href="/ui/r/sig/app/-/manifest/{v1["badges"][0]["digest"]}/raw"'
-    assert raw_link in html and "signbadge-signature" in html and "signbadge-sbom" in html
-    r = await client.get(f"/ui/r/sig/app/-/manifest/{v1['badges'][0]['digest']}/raw")
-    assert r.status == 200 and json.loads(await r.read())["subject"]["digest"] == digest
+    link = f'href="/ui/r/sig/app/-/manifest/{v1["badges"][0]["digest"]}/descriptor"'
+    assert link in html and "signbadge-signature" in html and "signbadge-sbom" in html
+    r = await client.get(f"/ui/r/sig/app/-/manifest/{v1['badges'][0]['digest']}/descriptor")
+    descriptor = json.loads(await r.read())
+    assert r.status == 200 and descriptor["digest"] == v1["badges"][0]["digest"] and descriptor["subject"] == digest
+    assert descriptor["artifactType"] == v1["badges"][0]["artifact_type"] and descriptor["size"] > 0
+    assert "/raw>" in r.headers["Link"]
 
 
 async def test_storage_unique_and_shared_per_repository_and_namespace(client):

@@ -36,6 +36,7 @@ async def test_small_registry_refreshes_inline_after_a_write():
 async def test_large_registry_serves_the_old_snapshot_while_refreshing(monkeypatch):
     monkeypatch.setattr(ranking_mod, "INLINE_BUDGET", 0.01)
     monkeypatch.setattr(ranking_mod, "THROTTLE", 0.0)
+    monkeypatch.setattr(ranking_mod, "SMALL", 0)  # as large as a slow refresh says
     q = FakeQueries(0.05)
     r = Ranking(q)
     first = await r.get()  # nothing to serve yet: waits
