@@ -107,8 +107,8 @@ async def _retention_loop(app: web.Application) -> None:
             if report.tags:
                 log.info("retention: deleted %d tag(s), %d manifest(s) queued for GC, %d bytes to free",
                          len(report.tags), len(report.untagged), report.freed_bytes)
-        except Exception:
-            log.exception("retention failed")
+        except Exception as e:
+            log.warning("retention failed (%s: %s); next run in %.0f s", e.__class__.__name__, e, settings.interval)
         await asyncio.sleep(settings.interval)
 
 

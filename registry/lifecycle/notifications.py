@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -144,7 +145,12 @@ class Deliverer:
     async def _deliver(self, session: aiohttp.ClientSession) -> None:
         failures = 0
         while True:
-            batch = await self._batch()
+            try:
+                batch = await self._batch()
+            except Exception as e:  # the index is away: try again shortly
+                log.warning("notifications: %s: reading the queue failed (%s)", self.endpoint.name, e.__class__.__name__)
+                await asyncio.sleep(2)
+                continue
             if not batch:
                 self.sink.wakeup.clear()
                 try:
@@ -162,13 +168,21 @@ class Deliverer:
                 backoff = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
                 log.warning("notifications: %s: %d event(s) not delivered (%s); retrying in %.1f s",
                             self.endpoint.name, len(ids), e, backoff)
-                await self.index.db.write(lambda conn: conn.execute(
-                    update(NotificationEvent).where(NotificationEvent.id.in_(ids)).values(
-                        attempts=NotificationEvent.attempts + 1, next_attempt_at=time.time() + backoff)))
+                with contextlib.suppress(Exception):
+                    await self.index.db.write(lambda conn: conn.execute(
+                        update(NotificationEvent).where(NotificationEvent.id.in_(ids)).values(
+                            attempts=NotificationEvent.attempts + 1, next_attempt_at=time.time() + backoff)))
                 await asyncio.sleep(backoff)
                 continue
             failures = 0
-            await self.index.db.write(lambda conn: conn.execute(delete(NotificationEvent).where(NotificationEvent.id.in_(ids))))
+            try:
+                await self.index.db.write(lambda conn: conn.execute(
+                    delete(NotificationEvent).where(NotificationEvent.id.in_(ids))))
+            except Exception as e:  # delivered but not forgotten: they go again (at least once)
+                log.warning("notifications: %s: marking events delivered failed (%s)", self.endpoint.name,
+                            e.__class__.__name__)
+                await asyncio.sleep(2)
+                continue
             self.delivered += len(ids)
 
 
@@ -178,7 +192,7 @@ async def flush_loop(sink: EventSink, index) -> None:
             await asyncio.sleep(PULL_FLUSH)
             try:
                 await sink.flush_pulls(index)
-            except Exception:
-                log.exception("notifications: writing pull events failed")
+            except Exception as e:
+                log.warning("notifications: writing pull events failed (%s: %s)", e.__class__.__name__, e)
     finally:
         await sink.flush_pulls(index)
