@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from .notifications import EventSink
 
 
+# An upload's bytes are reviewed no sooner than this after it started writing them.
+IN_FLIGHT_GRACE = 600.0
+
+
 class ReferencesGone(LookupError):
     """A manifest names blobs or manifests that are gone or being garbage-collected."""
 
@@ -66,13 +70,16 @@ class BoundLifecycle:
 
     # -- blobs --------------------------------------------------------------------------------
     def before_bytes(self, conn: Connection, digest: str) -> int:
-        reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "upload")
+        # Bytes being written are not garbage yet, whatever the grace: if they are never named
+        # (a crash, a client gone), this review collects them later.
+        after = time.time() + max(self.gc.review_delay, IN_FLIGHT_GRACE)
+        reviews.enqueue_blobs(conn, [digest], after, "upload_started")
         return reviews.sweep_mark(conn)
 
     def blob_linking(self, conn: Connection, digest: str, mark: int | None) -> None:
         """An upload's bytes are about to be named: queue their review (an unused upload is
         garbage after review_delay) and refuse when a sweep may have deleted them."""
-        reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "upload")
+        reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "upload", postpone_only=False)
         if mark is not None and reviews.bytes_maybe_swept(conn, digest, mark):
             raise BytesSwept(digest)
 
