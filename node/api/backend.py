@@ -515,3 +515,18 @@ async def login(server: str, username: str, password: str) -> None:
         await _thread(work)
     except ApiError as e:
         raise ApiError(401, f"login attempt to {server} failed: {e.message}") from None
+
+
+async def image_prune(root, everything: bool) -> list[str]:
+    """Remove dangling images (or, ``everything``, each one no container uses); docker's lines."""
+    from node.engine.usage import images_in_use
+    from node.images.store import ImageStore
+
+    def work():
+        store, in_use, lines = ImageStore(root), images_in_use(Path(root)), []
+        for image in store.list():
+            if image.id in in_use or (image.repo_tags and not everything):
+                continue
+            lines += store.remove(image.id, force=True, in_use=in_use)
+        return lines
+    return await _thread(work)

@@ -249,7 +249,11 @@ async def load(request: web.Request) -> web.Response:
 
 
 async def prune(request: web.Request) -> web.Response:
-    return json_response({"ImagesDeleted": None, "SpaceReclaimed": 0})
+    dangling = filters(request).get("dangling", ["true"])
+    everything = dangling[0].lower() in ("false", "0")
+    lines = await backend.image_prune(request.app["root"], everything)
+    deleted = [{key: value} for key, _, value in (line.partition(": ") for line in lines)]
+    return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
 def register(router) -> None:

@@ -99,6 +99,28 @@ def parse_mount(spec: str, workdir: str) -> MountSpec:
     return m
 
 
+def _filtered_copy(ctx, src, dest: Path) -> Path:
+    """``src`` without what the context's ignore rules exclude: hardlinks where the filesystem
+    allows (no data copied), copies elsewhere."""
+    import stat
+    if not src.path.is_dir():
+        shutil.copy2(src.path, dest)
+        return dest
+    dest.mkdir()
+    for sub, path, st in ctx.walk(src):
+        target = dest / sub
+        if stat.S_ISDIR(st.st_mode):
+            target.mkdir(mode=stat.S_IMODE(st.st_mode))
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(path), target)
+        elif stat.S_ISREG(st.st_mode):
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+    return dest
+
+
 def cache_dir(root: Path, m: MountSpec) -> Path:
     return Path(root) / "build" / "cache-mounts" / hashlib.sha256(m.id.encode()).hexdigest()[:32]
 
@@ -142,12 +164,9 @@ def prepare_mounts(builder, state, mounts: list[MountSpec], scratch: Path, scrip
                 except ContextError as e:
                     raise StepFailed(f"--mount source {m.source or '.'}: {e}") from None
                 host = src.path
-                if not m.readonly:  # writes go to a copy that is thrown away
-                    copy = scratch / f"bind-{i}"
-                    if host.is_dir():
-                        shutil.copytree(host, copy, symlinks=True)
-                    else:
-                        shutil.copy2(host, copy)
-                    host = copy
+                if not m.readonly or (host.is_dir() and ctx.ignore.patterns):
+                    # writes go to a copy that is thrown away; and what .dockerignore leaves out
+                    # of the context is not there for a RUN either (BuildKit never sends it)
+                    host = _filtered_copy(ctx, src, scratch / f"bind-{i}")
                 binds.append((str(host), m.target, m.readonly))
         yield binds

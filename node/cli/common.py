@@ -11,3 +11,14 @@ class CliError(ExitCodeError):
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message, exit_code)
+
+
+def engine_errors(func):
+    """A command handler whose EngineError becomes the one-line CliError, with its exit status."""
+    def handler(args):
+        from node.engine import EngineError
+        try:
+            return func(args)
+        except EngineError as e:
+            raise CliError(str(e), e.exit_code) from None
+    return handler

@@ -12,17 +12,10 @@ import argparse
 import json
 import sys
 
-from node.cli.common import CliError
+from node.cli.common import CliError, engine_errors
 
 
-def _engine_errors(func):
-    def handler(args):
-        from node.engine import EngineError
-        try:
-            return func(args)
-        except EngineError as e:
-            raise CliError(str(e), e.exit_code) from None
-    return handler
+_engine_errors = engine_errors  # the name the command groups used before
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:

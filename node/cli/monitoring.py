@@ -21,7 +21,7 @@ STATS_TABLE = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{
 
 
 def register(sub) -> None:
-    from node.cli.containers import _engine_errors
+    from node.cli.common import engine_errors as _engine_errors
     p = sub.add_parser("top", help="show the processes of a container")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS OPTIONS", help="options for ps (default: -ef)")

@@ -9,7 +9,7 @@ from node.cli.common import CliError
 
 
 def _lazy(handler):
-    """Import node.network (pyroute2: ~150 ms) when a network command runs, not at every
+    """Import node.network when a network command runs, not at every
     `dockyard` start-up: `dockyard run --rm IMG true` must stay fast."""
     def run(args):
         global api, networks, ports, NetworkError, Store

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node.cli.common import CliError
+from node.cli.common import CliError, engine_errors as _engine_errors
 
 
 def register(sub) -> None:
-    from node.cli.containers import _engine_errors
     group = sub.add_parser("system", help="manage the node: df, prune, info")
     gsub = group.add_subparsers(dest="system_command", metavar="COMMAND")
     p = gsub.add_parser("df", help="show disk usage")
@@ -60,7 +59,7 @@ def _tree_size(path: Path) -> int:
 
 
 def _human(n: int) -> str:
-    from node.cli.images import _human_size
+    from node.cli.imageinfo import _human_size
     return _human_size(n)
 
 
@@ -118,7 +117,7 @@ def prune_networks(root) -> list[str]:
 
 
 def prune_images(root, everything: bool) -> tuple[list[str], int]:
-    from node.cli.images import _in_use
+    from node.cli.imageinfo import _in_use
     from node.cli.imagetools import _store_bytes
     from node.images.store import ImageStore
     store = ImageStore(root)
@@ -197,7 +196,7 @@ def cmd_system_prune(args) -> int:
 
 def df_rows(root) -> list[dict]:
     from node.build.cache import BuildCache
-    from node.cli.images import _in_use
+    from node.cli.imageinfo import _in_use
     from node.engine.inspect import inspect_container
     from node.engine.records import list_containers
     from node.engine.volumes import list_volumes, users_of

@@ -332,7 +332,7 @@ def purge(root: Path) -> None:
         for c in store.containers():
             _detach_locked(store, c)
         doomed = store.networks()
-        firewall.apply(store, without=frozenset(n.name for n in doomed))
+        firewall.apply(store, without=frozenset(n.name for n in doomed), force=True)
         for net in doomed:
             links.delete_link(net.bridge)
             store.delete_network(net.name)

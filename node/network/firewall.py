@@ -26,8 +26,12 @@ The table::
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from node.network.state import ContainerNet, Network, NetworkError, Store
 
@@ -77,19 +81,42 @@ def render(table: str, networks: list[Network], containers: list[ContainerNet]) 
     return "\n".join(lines) + "\n"
 
 
-def apply(store: Store, without: frozenset[str] = frozenset()) -> None:
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = False) -> None:
     """Make the kernel's table match the records (call under the store lock), leaving out the
     networks named in ``without``: they are being removed, kernel objects before their records,
-    so that a crash in between leaves a record to retry from rather than an orphan."""
+    so that a crash in between leaves a record to retry from rather than an orphan.
+
+    A script identical to the one this root last applied since boot is not sent again: most
+    attaches publish nothing and change no rule, and ``nft`` is a process per call. ``force``
+    (reclaim, `network ls`) re-applies anyway, which repairs a table someone flushed by hand."""
     networks = [n for n in store.networks() if n.name not in without]
     script = render(table_name(store), networks, store.containers())
+    marker = store.dir / "firewall.applied"
+    stamp = hashlib.sha256(f"{_boot_id()}\n{script}".encode()).hexdigest()
+    if not force:
+        with contextlib.suppress(OSError):
+            if marker.read_text() == stamp:
+                return
     nft = shutil.which("nft") or "/usr/sbin/nft"
     try:
         proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)
     except FileNotFoundError:
         raise NetworkError("nft (package nftables) is needed for bridge networking") from None
     if proc.returncode != 0:
+        with contextlib.suppress(OSError):
+            marker.unlink()
         raise NetworkError(f"nft refused the dockyard rules: {proc.stderr.strip()}")
+    with contextlib.suppress(OSError):
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(stamp)
+        os.replace(tmp, marker)
 
 
 def ruleset(store: Store) -> str:

@@ -14,6 +14,8 @@ upgrade to all heads, and tests/registry/index/test_index.py checks models and m
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .database import Database
 from .manifests import ManifestQueries, ManifestRecord, ManifestRow
 from .models import Base
@@ -22,13 +24,38 @@ from .queries import RepositoryQueries, UploadRow
 __all__ = ["Base", "Index", "ManifestRecord", "ManifestRow", "UploadRow"]
 
 
-class Index(RepositoryQueries, ManifestQueries):
+def _public_queries(cls: type) -> list[str]:
+    return [name for name, value in vars(cls).items() if not name.startswith("_") and callable(value)]
+
+
+class _Delegated:
+    """``index.name`` is ``index.<part>.name``, looked up when used (so a test may patch the
+    part's class); the parts are the query objects the Index is composed of."""
+
+    def __init__(self, part: str, name: str) -> None:
+        self.part, self.name = part, name
+
+    def __get__(self, index: "Index | None", owner: type) -> Any:
+        if index is None:
+            return self
+        return getattr(getattr(index, self.part), self.name)
+
+
+class Index:
+    """The index, composed of query objects over one Database (as AuthQueries, CatalogQueries
+    and ProxyQueries are): ``repositories`` (repositories, blob links, uploads, tags) and
+    ``manifests`` (manifests, references, referrers, GC's mark). Their public queries are also
+    names of the Index itself (``index.put_manifest`` is ``index.manifests.put_manifest``), the
+    one name callers use."""
+
     def __init__(self, url: str) -> None:
         from registry.lifecycle.hooks import Lifecycle
 
         self.db = Database(url)
         # GC review queue, safety checks and events, called inside the index's transactions.
         self.lifecycle = Lifecycle()
+        self.repositories = RepositoryQueries(self.db, self.lifecycle)
+        self.manifests = ManifestQueries(self.db, self.lifecycle, self.repositories)
 
     @property
     def engine(self):
@@ -41,3 +68,9 @@ class Index(RepositoryQueries, ManifestQueries):
 
     async def close(self) -> None:
         await self.db.close()
+
+
+for _part, _cls in (("repositories", RepositoryQueries), ("manifests", ManifestQueries)):
+    for _name in _public_queries(_cls):
+        assert not hasattr(Index, _name), f"two index parts define {_name}"
+        setattr(Index, _name, _Delegated(_part, _name))

@@ -8,7 +8,11 @@ from sqlalchemy import Connection, bindparam, delete, select, union
 
 from .database import Database
 from .models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, now
-from .queries import repository_id
+from .queries import RepositoryQueries, repository_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from registry.lifecycle.hooks import Lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +47,19 @@ _GET_MANIFEST = (
 
 
 class ManifestQueries:
-    db: Database
+    """Manifests, their references and subjects (referrers), and GC's view of them. Repository
+    rows come from ``repositories`` (the same transaction helpers)."""
+
+    def __init__(self, db: Database, lifecycle: "Lifecycle", repositories: RepositoryQueries) -> None:
+        self.db, self.lifecycle, self.repositories = db, lifecycle, repositories
 
     async def put_manifest(self, repository: str, rec: ManifestRecord, mark: int | None = None) -> None:
         """Record a manifest, its references, its subject and its tags in one transaction.
         ``mark``: ``sweep_mark()`` read before the manifest's bytes were written."""
-        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> None:
-            repo_id = self._ensure_repository(conn, repository)  # type: ignore[attr-defined]
+            repo_id = self.repositories._ensure_repository(conn, repository)
             life.manifest_putting(conn, repo_id, repository, rec.digest, rec.media_type, rec.size, rec.blobs,
                                   rec.children, rec.tags, mark)
             t = now()
@@ -115,7 +123,7 @@ class ManifestQueries:
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Remove a manifest and every tag pointing at it (its references go with it)."""
-        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> bool:
             repo_id = repository_id(conn, repository)

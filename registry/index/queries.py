@@ -4,7 +4,7 @@ Every write is an upsert (INSERT .. ON CONFLICT) so the same push from many clie
 succeeds for all of them and leaves one row. Lists are keyset-paginated on a primary-key or
 unique index (``name > :last ORDER BY name LIMIT :n``), which stays fast at any size.
 Each method hands a plain function of a Connection to ``Database.read``/``write`` (see
-database.py). Manifest queries are in manifests.py; ``Index`` combines them.
+database.py). Manifest queries are in manifests.py; ``Index`` is composed of both.
 """
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from .database import Database
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, UploadSession, now
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from registry.lifecycle.hooks import Lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +92,10 @@ def _sqlite_tag_names(conn: Connection, repo_id: int, n: int | None, last: str |
 
 
 class RepositoryQueries:
-    db: Database
+    """Repositories, blob links, upload sessions and tags."""
+
+    def __init__(self, db: Database, lifecycle: "Lifecycle") -> None:
+        self.db, self.lifecycle = db, lifecycle
 
     # -- repositories -------------------------------------------------------------------------
     def _ensure_repository(self, conn: Connection, name: str) -> int:
@@ -114,7 +121,7 @@ class RepositoryQueries:
     async def link_blob(self, repository: str, digest: str, size: int, mark: int | None = None) -> None:
         """Record stored bytes and make them visible in ``repository`` (after the bytes exist).
         ``mark``: ``sweep_mark()`` read before the bytes were written (lifecycle/reviews.py)."""
-        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> None:
             life.blob_linking(conn, digest, mark)
@@ -124,7 +131,7 @@ class RepositoryQueries:
 
     async def mount_blob(self, repository: str, digest: str, size: int) -> bool:
         """Link an existing blob into ``repository``; False when it is gone or being collected."""
-        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> bool:
             if not life.blob_mounting(conn, digest):
@@ -137,7 +144,7 @@ class RepositoryQueries:
     async def complete_upload(self, upload_id: str, repository: str, digest: str, size: int,
                               mark: int | None = None) -> None:
         """Link the blob an upload produced and close the session, in one transaction."""
-        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> None:
             life.blob_linking(conn, digest, mark)
@@ -150,7 +157,7 @@ class RepositoryQueries:
         """Call before writing bytes that will be named: queues their GC review (bytes a crash
         leaves unnamed are still collected) and returns the mark that ``complete_upload``,
         ``link_blob`` and ``put_manifest`` take (see registry/lifecycle/reviews.py)."""
-        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        life = self.lifecycle.bind()
         return await self.db.write(lambda conn: life.before_bytes(conn, digest))
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
@@ -241,7 +248,7 @@ class RepositoryQueries:
         return (row[0], row[1], row[2]) if row else None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
-        life = self.lifecycle.bind()  # type: ignore[attr-defined]
+        life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> bool:
             repo_id = repository_id(conn, repository)

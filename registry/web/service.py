@@ -78,10 +78,11 @@ class CatalogService:
     async def _described(self, rows: list[RepositoryRow]) -> list[dict[str, Any]]:
         """Repository rows with their headline tag and description card (one query for the
         page's headlines; the summaries come from the digest-keyed cache)."""
-        heads = await self.details.headlines([r.id for r in rows])
+        # Side by side (each is a round trip to the database): the headlines, and the upstream
+        # that cached copies of another registry (registry.proxy) name (None otherwise).
+        heads, upstreams = await asyncio.gather(self.details.headlines([r.id for r in rows]),
+                                                ProxyQueries(self.details.db).origins([r.name for r in rows]))
         cards = await self._cards(heads, {r.id: r.name for r in rows})
-        # Cached copies of another registry (registry.proxy) name their upstream; None otherwise.
-        upstreams = await ProxyQueries(self.details.db).origins([r.name for r in rows])
         return [{**_repo(r), "headline_tag": heads[r.id].tag if r.id in heads else None,
                  "description": cards.get(r.id) or describe(None), "upstream": upstreams.get(r.name)}
                 for r in rows]
@@ -187,15 +188,17 @@ class CatalogService:
         if found is None:
             raise NotFound(name)
         repo, total, tags = found
-        summaries = await self.images.summaries(name, [(t.digest, t.media_type) for t in tags])
         digests = sorted({t.digest for t in tags})
         scheme = {n: (d, what) for d in digests for n, what in attachment_tag_names(d).items()}
-        more = await self.details.tag_page(repo.id, repo.name, digests, [t.name for t in tags] + digests, sorted(scheme))
+        summaries, more, upstreams = await asyncio.gather(  # side by side: storage and two index reads
+            self.images.summaries(name, [(t.digest, t.media_type) for t in tags]),
+            self.details.tag_page(repo.id, repo.name, digests, [t.name for t in tags] + digests, sorted(scheme)),
+            ProxyQueries(self.details.db).origins([name]))
         heads = {repo.id: more.headline} if more.headline else {}
         described = {**_repo(repo), "headline_tag": more.headline.tag if more.headline else None,
                      "description": (await self._cards(heads, {repo.id: name})).get(repo.id) or describe(None),
                      "storage": {"unique_bytes": more.storage.unique_bytes, "shared_bytes": more.storage.shared_bytes},
-                     "upstream": (await ProxyQueries(self.details.db).origins([name])).get(name)}
+                     "upstream": upstreams.get(name)}
         badges = _badges(more, scheme)
         return {"repository": described, "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),

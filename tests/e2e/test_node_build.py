@@ -276,16 +276,19 @@ def test_add_url_with_checksum_and_bind_mount(root, tmp_path):
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}/remote.txt"
     try:
-        ctx = make_context(tmp_path / "ctx", {"data/x.txt": "bound\n"}, (
+        ctx = make_context(tmp_path / "ctx", {"data/x.txt": "bound\n", "data/secret.key": "hidden\n",
+                                              ".dockerignore": "**/*.key\n"}, (
             f"FROM dybase\nADD --checksum=sha256:{digest} {url} /web/\n"
-            "RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/x.txt > /from-bind\n"
+            "RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/x.txt > /from-bind && "
+            "ls /mnt/data > /bind-list\n"
             "RUN --mount=type=bind,source=data,target=/mnt/rw,rw touch /mnt/rw/scratch && ls /mnt/rw > /rw-list\n"))
         build(root, ctx, "-t", "web:1")
         files = tree(root, "web:1")
         assert files["web/remote.txt"][1] == 0o600 and "from-bind" in files
         assert not any(p.startswith("mnt/") for p in files) and not (ctx / "data" / "scratch").exists()
-        out = run_dockyard(root, "run", "--rm", "--network", "none", "web:1", "cat", "/web/remote.txt", "/from-bind")
-        assert out.stdout == "from the web\nbound\n"
+        out = run_dockyard(root, "run", "--rm", "--network", "none", "web:1", "cat", "/web/remote.txt", "/from-bind",
+                           "/bind-list", "/rw-list")
+        assert out.stdout == "from the web\nbound\nx.txt\nscratch\nx.txt\n"  # ignored files never show
         (ctx / "Dockerfile").write_text(f"FROM dybase\nADD --checksum=sha256:{'0' * 64} {url} /web/\n")
         bad = build(root, ctx, check=False)
         assert bad.returncode == 1 and "digest mismatch" in bad.stderr

@@ -63,20 +63,11 @@ def remote_host():
     REMOTE.2/30 there)."""
     path = str(links.NETNS_DIR / f"test-remote-{os.getpid()}")
     links.create_netns(path)
-    from node.network.links import IPRoute
-    with IPRoute() as ipr:
-        links.delete_link(HOST_LINK)
-        ipr.link("add", ifname=HOST_LINK, kind="veth", peer={"ifname": REMOTE_LINK})
-        host = ipr.link_lookup(ifname=HOST_LINK)[0]
-        ipr.addr("add", index=host, address=f"{REMOTE}.1", prefixlen=30)
-        ipr.link("set", index=host, state="up")
-        fd = os.open(path, os.O_RDONLY)
-        ipr.link("set", index=ipr.link_lookup(ifname=REMOTE_LINK)[0], net_ns_fd=fd)
-        os.close(fd)
-    with IPRoute(netns=path) as ns:
-        idx = ns.link_lookup(ifname=REMOTE_LINK)[0]
-        ns.addr("add", index=idx, address=f"{REMOTE}.2", prefixlen=30)
-        ns.link("set", index=idx, state="up")
+    links.delete_link(HOST_LINK)
+    links.run_ip([f"link add {HOST_LINK} type veth peer name {REMOTE_LINK}",
+                  f"addr add {REMOTE}.1/30 dev {HOST_LINK}", f"link set {HOST_LINK} up",
+                  f"link set {REMOTE_LINK} netns {path}"])
+    links.run_ip([f"addr add {REMOTE}.2/30 dev {REMOTE_LINK}", f"link set {REMOTE_LINK} up"], netns=path)
     yield path
     links.delete_link(HOST_LINK)
     links.remove_netns(path)
@@ -229,14 +220,9 @@ def test_reclaim_releases_crashed_containers_only(net_root):
 
 def test_network_create_refuses_overlapping_subnets(net_root):
     root, _ = net_root
-    from node.network.links import IPRoute
-    with IPRoute() as ipr:
-        links.delete_link(DUMMY)
-        ipr.link("add", ifname=DUMMY, kind="veth", peer={"ifname": DUMMY + "p"})
-        idx = ipr.link_lookup(ifname=DUMMY)[0]
-        ipr.addr("add", index=idx, address=f"10.253.{N}.1", prefixlen=24)
-        ipr.link("set", index=idx, state="up")
-        ipr.link("set", index=ipr.link_lookup(ifname=DUMMY + "p")[0], state="up")
+    links.delete_link(DUMMY)
+    links.run_ip([f"link add {DUMMY} type veth peer name {DUMMY}p", f"addr add 10.253.{N}.1/24 dev {DUMMY}",
+                  f"link set {DUMMY} up", f"link set {DUMMY}p up"])
     try:
         proc = subprocess.run([sys.executable, "-m", "node", "--root", str(root), "network",
                                "create", "--subnet", f"10.253.{N}.0/25", "clash"],

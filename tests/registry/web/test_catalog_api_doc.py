@@ -61,14 +61,14 @@ async def test_headline_pull_names_latest_else_the_newest_tag(client):
     await push_image(client, "head/only-versions", "1.0")
     await push_image(client, "head/only-versions", "2.0")
     html = await get_html(client, "/ui/r/head/only-versions")
-    headline = re.search(r'<div class="pullhint">.*?<code class="cmd">([^<]+)</code>', html, re.S).group(1)
+    headline = re.search(r'<div class="pullhint[^"]*"[^>]*>.*?<code class="cmd">([^<]+)</code>', html, re.S).group(1)
     assert headline.endswith("/head/only-versions:2.0")
     # every tag row has its own command
     assert "/head/only-versions:1.0</code>" in html and "/head/only-versions:2.0</code>" in html
     await push_image(client, "head/only-versions", "latest")
     await push_image(client, "head/only-versions", "3.0")
     html = await get_html(client, "/ui/r/head/only-versions")
-    assert re.search(r'<div class="pullhint">.*?:latest</code>', html, re.S)
+    assert re.search(r'<div class="pullhint[^"]*"[^>]*>.*?:latest</code>', html, re.S)
     api = await (await client.get("/api/v1/repositories/head/only-versions")).json()
     assert api["headline_tag"] == "latest"
 

@@ -41,6 +41,7 @@ async def test_description_from_annotations_else_labels_on_pages_and_search(clie
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+@pytest.mark.parametrize("index_url", ["sqlite"], indirect=True)  # reads blobs; the index plays no part
 async def test_layer_file_list_is_read_from_the_blob(client, compression):
     layer = tar_layer({"etc": None, "etc/hostname": b"box\n", "bin/sh": "->/bin/busybox", "bin/busybox": b"x" * 3000},
                       compression, owner=(1000, 50), names=("app", "staff"))
@@ -57,6 +58,7 @@ async def test_layer_file_list_is_read_from_the_blob(client, compression):
     assert f"/layers/{pushed['layers'][0]}/files" in image
 
 
+@pytest.mark.parametrize("index_url", ["sqlite"], indirect=True)  # reads blobs; the index plays no part
 async def test_layer_listing_pages_and_refuses_foreign_blobs(client):
     layer = tar_layer({f"d/file-{i:04d}": b"" for i in range(450)})
     pushed = await push_layered(client, "files/paged", "v1", [layer])
@@ -70,6 +72,7 @@ async def test_layer_listing_pages_and_refuses_foreign_blobs(client):
     await get_json(client, f"/api/v1/repositories/files/paged/manifests/v1/layers/{other['layers'][0]}/files", 404)
 
 
+@pytest.mark.parametrize("index_url", ["sqlite"], indirect=True)  # reads blobs; the index plays no part
 async def test_a_damaged_layer_says_so(client):
     pushed = await push_layered(client, "files/broken", "v1", [compress(b"not a tar at all" * 100, "gzip")])
     files = await get_json(client, f"/api/v1/repositories/files/broken/manifests/v1/layers/{pushed['layers'][0]}/files")
@@ -90,6 +93,7 @@ def _hostile_layer() -> bytes:
     return compress(buf.getvalue(), "gzip")
 
 
+@pytest.mark.parametrize("index_url", ["sqlite"], indirect=True)  # reads blobs; the index plays no part
 async def test_hostile_file_names_are_text(client):
     pushed = await push_layered(client, "files/hostile", "v1", [_hostile_layer()])
     html = await get_html(client, f"/ui/r/files/hostile/-/manifest/v1/layers/{pushed['layers'][0]}/files")
@@ -99,6 +103,7 @@ async def test_hostile_file_names_are_text(client):
     assert "<script>alert" not in tree and "&lt;img src=x onerror=alert(1)&gt;" in tree
 
 
+@pytest.mark.parametrize("index_url", ["sqlite"], indirect=True)  # reads blobs; the index plays no part
 async def test_merged_tree_applies_whiteouts_and_searches(client):
     base = tar_layer({"etc": None, "etc/a.conf": b"a", "etc/b.conf": b"b", "var/cache": None,
                       "var/cache/big": b"x" * 100, "usr/bin/tool": b"t"})
