@@ -99,8 +99,12 @@ class BoundLifecycle:
         if gone:
             raise ReferencesGone(gone)
         reviews.lock_manifest(conn, repo_id, digest)
-        if mark is not None and reviews.bytes_maybe_swept(conn, digest, mark):
-            raise BytesSwept(digest)
+        if mark is not None:
+            if reviews.bytes_maybe_swept(conn, digest, mark):
+                raise BytesSwept(digest)
+            # Named by this transaction now: its in-flight grace ends (the review finds it named).
+            reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "manifest_put",
+                                  postpone_only=False)
         now = time.time()
         if self.gc.untagged_after > 0:
             after = now + self.gc.untagged_after
@@ -160,9 +164,12 @@ async def store_and_name(index, storage, digest, data: bytes, name: Callable[[in
             if attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))
+        except ReferencesGone:
+            await blob_refused(index, str(digest))  # written but not named: reviewed as usual
+            raise
 
 
 async def blob_refused(index, digest: str) -> None:
     """An upload whose naming was refused may have left bytes behind: queue them for review."""
     await index.db.write(lambda conn: reviews.enqueue_blobs(
-        conn, [digest], time.time() + index.lifecycle.gc.review_delay, "upload_refused"))
+        conn, [digest], time.time() + index.lifecycle.gc.review_delay, "upload_refused", postpone_only=False))
