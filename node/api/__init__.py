@@ -4,7 +4,7 @@ as the CLI, so the docker CLI, docker compose and the docker SDK drive the node 
     server.py        the application, the socket (0660 root:dockyard), `serve`
     versions.py      /_ping negotiation, /v1.xx/ prefixes (1.24 up; 1.44 advertised)
     errors.py        docker's {"message"} errors with moby's codes; body/query helpers
-    backend.py       the ONE adapter: every call into node.engine/images/network/build
+    backend/         the ONE adapter: every call into node.engine/images/network/build
     launcher.py      a single-threaded process that forks workers (start, exec) for the server
     streams.py       hijacked connections (Upgrade: tcp, 101) and the 8-byte frames
     container_spec.py  create bodies -> run options; records -> inspect/ps JSON

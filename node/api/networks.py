@@ -7,6 +7,7 @@ this module in ROOT/engine-api/networks/<id>.json and removed with the network.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -51,15 +52,16 @@ def _pseudo(name: str) -> dict:
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {}, "Options": {}, "Labels": {}}
 
 
-def _all(root) -> list[dict]:
-    docs = [_doc(root, n) for n in backend.networks(root)]
+async def _all(root) -> list[dict]:
+    # node.network may reach the kernel (pyroute2 runs an event loop of its own): in a thread
+    docs = [_doc(root, n) for n in await asyncio.to_thread(backend.networks, root)]
     names = {d["Name"] for d in docs}
     docs += [_pseudo(n) for n in ("bridge", "host", "none") if n not in names]
     return docs
 
 
-def _find(root, ref: str) -> dict:
-    for doc in _all(root):
+async def _find(root, ref: str) -> dict:
+    for doc in await _all(root):
         if ref in (doc["Name"], doc["Id"]) or (len(ref) >= 3 and doc["Id"].startswith(ref)):
             return doc
     raise not_found(f"network {ref} not found")
@@ -68,7 +70,7 @@ def _find(root, ref: str) -> dict:
 async def list_networks(request: web.Request) -> web.Response:
     wanted = filters(request)
     out = []
-    for doc in _all(request.app["root"]):
+    for doc in await _all(request.app["root"]):
         if "name" in wanted and not any(n in doc["Name"] for n in wanted["name"]):
             continue
         if "id" in wanted and not any(doc["Id"].startswith(i) for i in wanted["id"]):
@@ -86,7 +88,7 @@ async def list_networks(request: web.Request) -> web.Response:
 
 
 async def inspect(request: web.Request) -> web.Response:
-    return json_response(_find(request.app["root"], request.match_info["id"]))
+    return json_response(await _find(request.app["root"], request.match_info["id"]))
 
 
 async def create(request: web.Request) -> web.Response:
@@ -100,7 +102,7 @@ async def create(request: web.Request) -> web.Response:
         raise bad_request(f"network driver {driver!r} is not supported (only bridge)")
     if name in ("bridge", "host", "none"):
         raise ApiError(403, f"{name} is a pre-defined network and cannot be created")
-    if any(d["Name"] == name for d in _all(root)):
+    if any(d["Name"] == name for d in await _all(root)):
         raise conflict(f"network with name {name} already exists")
     configs = ((body.get("IPAM") or {}).get("Config")) or []
     subnet = (configs[0] or {}).get("Subnet") if configs else None
@@ -119,7 +121,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     root = request.app["root"]
-    doc = _find(root, request.match_info["id"])
+    doc = await _find(root, request.match_info["id"])
     if doc["Name"] in ("bridge", "host", "none"):
         raise ApiError(403, f"{doc['Name']} is a pre-defined network and cannot be removed")
     users = [c.name for c in backend.containers(root)
@@ -136,7 +138,7 @@ async def remove(request: web.Request) -> web.Response:
 
 async def connect(request: web.Request) -> web.Response:
     root = request.app["root"]
-    doc = _find(root, request.match_info["id"])
+    doc = await _find(root, request.match_info["id"])
     body = await read_json(request)
     ref = body.get("Container")
     if not ref or not isinstance(ref, str):
@@ -160,7 +162,7 @@ async def connect(request: web.Request) -> web.Response:
 
 async def disconnect(request: web.Request) -> web.Response:
     root = request.app["root"]
-    doc = _find(root, request.match_info["id"])
+    doc = await _find(root, request.match_info["id"])
     body = await read_json(request)
     container = _container_or_404(root, str(body.get("Container") or ""))
     if backend.state(container).get("Status") in ("running", "paused"):
@@ -182,7 +184,7 @@ async def prune(request: web.Request) -> web.Response:
     root = request.app["root"]
     used = {backend.meta(c)["HostConfig"].get("NetworkMode") for c in backend.containers(root)}
     gone = []
-    for doc in _all(root):
+    for doc in await _all(root):
         if doc["Name"] in ("bridge", "host", "none") or doc["Name"] in used or doc["Containers"]:
             continue
         await backend.network_remove(root, doc["Name"])

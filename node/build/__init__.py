@@ -18,5 +18,6 @@ a daemon, reproducibly. One job per module:
     layers.py        upper dir -> reproducible tar.gz layer (the differ) -> blob + snapshot
     image.py         config, history and manifest as docker writes them
     progress.py      BuildKit-style progress: plain, compact live view on a TTY, quiet
-    runner.py        the ONLY module that calls node.engine: a RUN step as a container
+    runner.py        the ONLY module that calls node.engine / node.runtime: a RUN step as a
+                     container, the runtime's mount primitives, secure path resolution
 """

@@ -1,6 +1,6 @@
 """COPY and ADD, written through a mounted overlay of the steps so far (the upper dir becomes the
 layer). Destinations are resolved inside the image's root (symlinks in the image cannot lead out:
-node.runtime.mounts.secure_join), and an existing entry in the way is replaced, never written
+runner.secure_join), and an existing entry in the way is replaced, never written
 through.
 
 Docker's rules (BuildKit's): several sources, a glob, or a destination ending in ``/`` mean the
@@ -19,9 +19,8 @@ from pathlib import Path
 
 from oci.record import record
 
-from node.runtime.mounts import secure_join
-
 from .context import Context, Source
+from .runner import secure_join
 
 
 class CopyError(ValueError):

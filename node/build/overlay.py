@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from node.runtime import syscalls as sc
+from . import runner
 
 MAX_MOUNT_DATA = 4000  # one page of mount options
 # No syncs of the upper dir (kernel 5.10+): a step's upper is thrown away if the machine dies
@@ -47,7 +47,7 @@ def mount(target: Path, lowers: list[Path], upper: Path, work: Path, scratch: Pa
     empty.mkdir(parents=True, exist_ok=True)
     for d in (upper, work, target):
         d.mkdir(parents=True, exist_ok=True)
-    sc.mount("overlay", str(target), "overlay", 0, options(lowers, upper, work, empty))
+    runner.mount_overlay(target, options(lowers, upper, work, empty))
 
 
 def mount_readonly(target: Path, lowers: list[Path], scratch: Path) -> None:
@@ -57,12 +57,13 @@ def mount_readonly(target: Path, lowers: list[Path], scratch: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     layers = [empty, *lowers] if len(lowers) < 2 else list(lowers)  # overlay wants two lowers here
     lower = ":".join(str(p) for p in reversed(layers))
-    sc.mount("overlay", str(target), "overlay", sc.MS_RDONLY, f"lowerdir={lower},redirect_dir=off,metacopy=off,index=off")
+    # no upper dir: overlay mounts it read-only
+    runner.mount_overlay(target, f"lowerdir={lower},redirect_dir=off,metacopy=off,index=off")
 
 
 def unmount(target: Path) -> None:
     while os.path.ismount(str(target)):
         try:
-            sc.umount2(str(target), 0)
+            runner.unmount(target)
         except OSError:
-            sc.umount2(str(target), sc.MNT_DETACH)
+            runner.unmount(target, detach=True)

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,7 +49,7 @@ def run_step(root: Path, lowers: list[Path], spec: RunSpec, upper_out: Path, scr
 
     opts = RunOptions("dockyard-build", command=spec.argv[1:], entrypoint=spec.argv[0], env=spec.env,
                       user=spec.user or "", workdir=spec.workdir or "/", network=spec.network,
-                      hostname=HOSTNAME, name=f"dockyard-build-{secrets.token_hex(6)}",
+                      hostname=HOSTNAME, name=f"dockyard-build-{os.urandom(6).hex()}",
                       volumes=[f"{src}:{dst}{':ro' if ro else ''}" for src, dst, ro in spec.binds])
     image = SimpleNamespace(id="sha256:" + "0" * 64, config=SimpleNamespace(config={"Env": []}),
                             layer_dirs=lambda: [str(p) for p in lowers] or [str(scratch / "empty")])
@@ -72,6 +69,7 @@ def run_step(root: Path, lowers: list[Path], spec: RunSpec, upper_out: Path, scr
 
 
 def _run_and_stream(root: Path, container, on_output) -> int:
+    import threading
     from node.engine import EngineError, monitor
 
     result: dict = {}
@@ -124,6 +122,7 @@ def _drain_log(path: Path, offset: int, on_output) -> int:
 
 
 def _kill(container) -> None:
+    import signal
     try:
         pid = int(container.state().get("Pid") or 0)
     except (OSError, ValueError):
@@ -162,3 +161,21 @@ def user_ids(rootfs: str, spec: str) -> tuple[int, int]:
     except EngineError as e:
         raise RunFailed(str(e)) from None
     return int(user["uid"]), int(user["gid"])
+
+
+# -- the runtime's mount primitives and path resolution, for overlay.py and copier.py ----------
+
+def mount_overlay(target: Path, options: str) -> None:
+    from node.engine.runtimes import mount_overlay as mount
+    mount(str(target), options)
+
+
+def unmount(target: Path, detach: bool = False) -> None:
+    from node.engine.runtimes import unmount as umount
+    umount(str(target), detach)
+
+
+def secure_join(root: str, path: str) -> str:
+    """``path`` resolved inside ``root`` as if it were "/" (symlinks cannot lead out)."""
+    from node.runtime.mounts import secure_join as join
+    return join(root, path)

@@ -56,6 +56,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="the OCI runtime (default: builtin)")
     p.add_argument("--security-opt", action="append", default=[], help="seccomp=unconfined")
     p.add_argument("--userns", default=None, help="host (default) or private: container root is an unprivileged host uid")
+    p.add_argument("--add-host", action="append", default=[], dest="add_hosts", metavar="NAME:IP",
+                   help="add a line to the container's /etc/hosts")
+    p.add_argument("--dns", action="append", default=[], metavar="IP", help="a nameserver for /etc/resolv.conf")
+    p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN",
+                   help="a search domain for /etc/resolv.conf ('.': none)")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="grant a capability (or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="take a capability away (or ALL)")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, no seccomp, no masked or read-only paths, all devices")
     p.add_argument("--platform", metavar="OS/ARCH", help="platform to pull if the image is missing")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -174,7 +183,9 @@ def _options(args):
         cpus=args.cpus, pids_limit=args.pids_limit, restart=args.restart, init=args.init,
         network=args.network, publish=args.publish, publish_all=args.publish_all,
         network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime, security_opt=args.security_opt,
-        userns=args.userns, labels=args.labels, label_files=args.label_files)
+        userns=args.userns, labels=args.labels, label_files=args.label_files, add_hosts=args.add_hosts,
+        dns=args.dns, dns_search=args.dns_search, cap_add=args.cap_add, cap_drop=args.cap_drop,
+        privileged=args.privileged)
 
 
 def cmd_create(args) -> int:

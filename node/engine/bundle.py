@@ -112,7 +112,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
         mounts.append({"destination": f"/etc/{name}", "type": "bind",
                        "source": str(container.dir / name), "options": list(bind_opts)})
     mounts += _user_mounts(container)
-    caps = list(DEFAULT_CAPS)
+    caps = _capabilities(hc)
     is_root = user["uid"] == 0
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     ns_net = network.namespace_entry()
@@ -127,7 +127,12 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
             for m in mounts:
                 if m["type"] == "sysfs":
                     m.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
-    resources: dict = {"devices": DEVICE_RULES}
+    # --privileged, as docker: every device, /sys writable, nothing masked, no seccomp
+    resources: dict = {"devices": [{"allow": True, "access": "rwm"}] if hc.privileged else DEVICE_RULES}
+    if hc.privileged:
+        for m in mounts:
+            if m["type"] == "sysfs":
+                m["options"] = [o for o in m["options"] if o != "ro"]
     if hc.memory:
         resources["memory"] = {"limit": hc.memory, "swap": hc.memory_swap or hc.memory}
     if hc.cpu_quota:
@@ -156,13 +161,20 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
             "cgroupsPath": runtimes.cgroups_path(container.id),
             "resources": resources,
             "namespaces": namespaces,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
+            "maskedPaths": [] if hc.privileged else MASKED_PATHS,
+            "readonlyPaths": [] if hc.privileged else READONLY_PATHS,
             "rootfsPropagation": "rprivate",
             **({"uidMappings": id_maps["uid"], "gidMappings": id_maps["gid"]} if id_maps else {}),
-            **({} if "seccomp=unconfined" in hc.security_opt else {"seccomp": default_seccomp()}),
+            **({} if hc.privileged or "seccomp=unconfined" in hc.security_opt else {"seccomp": default_seccomp()}),
         },
     }
+
+
+def _capabilities(hc) -> list[str]:
+    if not (hc.cap_add or hc.cap_drop or hc.privileged):
+        return list(DEFAULT_CAPS)
+    from node.engine.options import effective_caps
+    return effective_caps(DEFAULT_CAPS, hc.cap_add, hc.cap_drop, hc.privileged)
 
 
 def _nofile() -> int:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from node.engine import DEFAULT_NETWORK, EngineError
-from node.engine.options import (RunOptions, parse_cpus, parse_labels, parse_restart, parse_size, parse_tmpfs,
+from node.engine.options import (RunOptions, parse_add_host, parse_caps, parse_cpus, parse_dns, parse_dns_search, parse_labels, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
 from node.engine.spec import Config, ContainerSpec, HostConfig, RestartPolicy
@@ -103,6 +103,10 @@ def host_config(opts: RunOptions, default_pids_limit: int = 0) -> HostConfig:
         network_mode=opts.network or DEFAULT_NETWORK, port_bindings=list(opts.publish),
         publish_all_ports=opts.publish_all, runtime=opts.runtime, init=opts.init,
         security_opt=_security_opts(opts.security_opt), userns_mode=_userns_mode(opts.userns),
+        extra_hosts=[parse_add_host(h) for h in opts.add_hosts], dns=[parse_dns(d) for d in opts.dns],
+        dns_search=[parse_dns_search(d) for d in opts.dns_search],
+        cap_add=parse_caps(opts.cap_add, "CapAdd"), cap_drop=parse_caps(opts.cap_drop, "CapDrop"),
+        privileged=bool(opts.privileged),
     )
 
 

@@ -46,6 +46,13 @@ def host_resolv_conf() -> str:
 
 
 def setup(root, container) -> NetworkSetup:
+    result = _setup(root, container)
+    from node.engine import etcfiles
+    etcfiles.apply(container.dir, container.host_config)
+    return result
+
+
+def _setup(root, container) -> NetworkSetup:
     hc, config = container.host_config, container.config
     mode = hc.network_mode or "none"
     hostname = config.hostname

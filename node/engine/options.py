@@ -35,8 +35,9 @@ class RunOptions:
     ip: str | None = None
     runtime = "builtin"
     userns: str | None = None
+    privileged = False
     _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt",
-              "labels", "label_files")
+              "labels", "label_files", "add_hosts", "dns", "dns_search", "cap_add", "cap_drop")
 
     def __init__(self, image: str, **options) -> None:
         self.image = image
@@ -150,3 +151,68 @@ def parse_tmpfs(spec: str) -> tuple[str, str]:
     if not target.startswith("/"):
         raise EngineError(f"invalid tmpfs target {target!r}", 125)
     return target, opts
+
+
+def parse_add_host(spec: str) -> str:
+    """--add-host NAME:IP (or NAME=IP) as docker stores it in ExtraHosts: "NAME:IP". The name
+    has no colon, so an IPv6 address may follow the first one."""
+    import ipaddress
+    sep = "=" if "=" in spec else ":"
+    name, found, ip = spec.partition(sep)
+    if not found or not name or not ip:
+        raise EngineError(f'invalid argument "{spec}" for "--add-host" flag: bad format for add-host: "{spec}"', 125)
+    try:
+        ipaddress.ip_address(ip.strip("[]"))
+    except ValueError:
+        raise EngineError(f'invalid argument "{spec}" for "--add-host" flag: invalid IP address in add-host: "{ip}"',
+                          125) from None
+    return f"{name}:{ip.strip('[]')}"
+
+
+def parse_dns(value: str) -> str:
+    import ipaddress
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise EngineError(f'invalid argument "{value}" for "--dns" flag: {value} is not an ip address', 125) from None
+
+
+_DOMAIN = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
+
+
+def parse_dns_search(value: str) -> str:
+    """A search domain, or "." (docker: no search domains at all)."""
+    if value != "." and (not _DOMAIN.match(value) or ".." in value):
+        raise EngineError(f'invalid argument "{value}" for "--dns-search" flag: {value} is not a valid domain', 125)
+    return value
+
+
+def parse_caps(values: list[str], flag: str) -> list[str]:
+    """--cap-add/--cap-drop names, CAP_ optional, any case, or ALL; docker's CAP_NAME spelling."""
+    from node.runtime.capabilities import CAPABILITIES
+    out = []
+    for value in values:
+        name = value.strip().upper()
+        if name != "ALL" and not name.startswith("CAP_"):
+            name = "CAP_" + name
+        if name != "ALL" and name not in CAPABILITIES:
+            raise EngineError(f'invalid {flag}: unknown capability: "{value}"', 125)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def effective_caps(default: list[str], add: list[str], drop: list[str], privileged: bool) -> list[str]:
+    """Docker's rule: --privileged is every capability the kernel knows; ALL in --cap-add starts
+    from every one, ALL in --cap-drop from none; then the drops go and the adds come in.
+    "Every" is every one the node itself holds: a capability it lacks cannot be granted (capset
+    refuses it), as on a host whose own root runs without CAP_SYS_RESOURCE."""
+    from node.engine.runtimes import effective_capabilities
+    from node.runtime.capabilities import CAPABILITIES, last_cap
+    held = effective_capabilities()
+    known = [c for i, c in enumerate(CAPABILITIES[:last_cap() + 1]) if held & (1 << i)]
+    if privileged:
+        return list(known)
+    base = list(known) if "ALL" in add else [] if "ALL" in drop else list(default)
+    kept = [c for c in base if c not in drop]
+    return kept + [c for c in add if c != "ALL" and c not in kept]

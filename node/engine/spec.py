@@ -58,7 +58,9 @@ class HostConfig(_Typed):
         ("readonly_rootfs", "ReadonlyRootfs", False), ("network_mode", "NetworkMode", "none"),
         ("port_bindings", "PortBindings", list), ("publish_all_ports", "PublishAllPorts", False),
         ("runtime", "Runtime", "builtin"), ("init", "Init", False), ("security_opt", "SecurityOpt", list),
-        ("userns_mode", "UsernsMode", ""),
+        ("userns_mode", "UsernsMode", ""), ("extra_hosts", "ExtraHosts", list), ("dns", "Dns", list),
+        ("dns_search", "DnsSearch", list), ("cap_add", "CapAdd", list), ("cap_drop", "CapDrop", list),
+        ("privileged", "Privileged", False),
     )
 
 

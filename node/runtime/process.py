@@ -117,6 +117,9 @@ def execute(program: str, proc: dict, seccomp_profile: dict | None = None) -> No
     the program itself will be allowed."""
     reset_signals()
     close_inherited_fds()
+    # The OCI process.user.umask, else 0022 as runc sets it: never the agent caller's own umask.
+    umask = (proc.get("user") or {}).get("umask")
+    os.umask(umask if isinstance(umask, int) and 0 <= umask <= 0o777 else 0o022)
     if seccomp_profile:
         from node.runtime import seccomp
         try:

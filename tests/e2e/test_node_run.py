@@ -232,3 +232,13 @@ def test_inherited_fds_do_not_reach_the_container(dy, runtime):
         os.close(w_fd)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "1", "2"]
+
+
+def test_umask_is_0022_whatever_the_callers(dy, runtime):
+    # docker and runc start the process with umask 0022, not with the CLI caller's
+    old = os.umask(0o077)
+    try:
+        r = dy("run", "--rm", "--network", "none", "--runtime", runtime, "busybox", "sh", "-c", "umask")
+    finally:
+        os.umask(old)
+    assert (r.returncode, r.stdout.strip()) == (0, "0022"), r.stderr

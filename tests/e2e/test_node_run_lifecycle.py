@@ -151,8 +151,9 @@ def test_lost_processes_show_exited(dy):
 def test_prune_and_wait(dy):
     dy.out("run", "--name", "done1", "busybox", "true")
     dy.out("run", "-d", "--name", "alive", "busybox", "sleep", "30")
+    done = dy.inspect("done1")["Id"]
     out = dy.out("container", "prune", "-f")
-    assert "Total reclaimed containers: 1" in out
+    assert out.startswith(f"Deleted Containers:\n{done}\n") and "Total reclaimed space: " in out  # docker's words
     assert dy.out("ps", "-a", "-q").split() == [dy.inspect("alive")["Id"][:12]]
 
 

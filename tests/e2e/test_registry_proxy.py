@@ -94,9 +94,12 @@ def env(reference_registry, tmp_path_factory):
     auth = DockyardRegistry(auth_data, None, ("--config", str(auth_cfg))).start()
     cache_cfg = base / "cache.yml"
     cache_cfg.write_text(json.dumps({"proxy": {"mirror": "dist", "upstreams": [
-        {"name": "dist", "url": faulty.url, "tag_ttl": "0s", "timeout": "2s"},
+        # generous timeouts where nothing stalls on purpose (a loaded CI machine is slow);
+        # "flaky" is the same faulty proxy, for the stall test, with a short one
+        {"name": "dist", "url": faulty.url, "tag_ttl": "0s", "timeout": "20s"},
+        {"name": "flaky", "url": faulty.url, "tag_ttl": "0s", "timeout": "2s"},
         {"name": "auth", "url": auth.url, "username": "puller", "password": "pullerpw-1", "tag_ttl": "0s",
-         "timeout": "2s"},
+         "timeout": "20s"},
     ]}}))
     cache = DockyardRegistry(base / "cache-data", None, ("--config", str(cache_cfg))).start()
     try:
@@ -186,19 +189,19 @@ def test_faulty_upstream_serves_cached_tags(env, busybox):
     repo = unique("lib/flt")
     digest = images.push_image(busybox, f"{env.dist}/{repo}:cached")
     images.push_image(busybox, f"{env.dist}/{repo}:never")
-    assert inspect_digest(f"{env.cache.host}/dist/{repo}:cached") == digest
+    assert inspect_digest(f"{env.cache.host}/flaky/{repo}:cached") == digest
     try:
         for mode in ("429", "503", "stall"):
             env.faulty.mode = mode
-            assert inspect_digest(f"{env.cache.host}/dist/{repo}:cached") == digest, mode
-            status, headers, _ = fetch(f"{env.cache.url}/v2/dist/{repo}/manifests/cached")
+            assert inspect_digest(f"{env.cache.host}/flaky/{repo}:cached") == digest, mode
+            status, headers, _ = fetch(f"{env.cache.url}/v2/flaky/{repo}/manifests/cached")
             assert status == 200 and headers["Warning"].startswith("110 ") and "may be stale" in headers["Warning"]
-            r = skopeo("inspect", "--tls-verify=false", "--retry-times", "0", f"docker://{env.cache.host}/dist/{repo}:never")
+            r = skopeo("inspect", "--tls-verify=false", "--retry-times", "0", f"docker://{env.cache.host}/flaky/{repo}:never")
             assert r.returncode != 0 and "503 Service Unavailable" in r.stderr, r.stderr
-            status, headers, body = fetch(f"{env.cache.url}/v2/dist/{repo}/manifests/never")
+            status, headers, body = fetch(f"{env.cache.url}/v2/flaky/{repo}/manifests/never")
             assert status == 503 and "Retry-After" in headers
-            expected = {"429": "upstream dist answered 429", "503": "upstream dist answered 503",
-                        "stall": "upstream dist did not answer within 2s"}[mode]
+            expected = {"429": "upstream flaky answered 429", "503": "upstream flaky answered 503",
+                        "stall": "upstream flaky did not answer within 2s"}[mode]
             assert envelope_message(body) == f"UNAVAILABLE: {expected}"
     finally:
         env.faulty.mode = "pass"

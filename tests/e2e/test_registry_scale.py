@@ -84,16 +84,19 @@ def assert_readable(base: str, repo: str, tag: str, manifest: bytes) -> None:
         assert status == 200 and sha(body) == desc["digest"], (base, repo, desc["digest"], status)
 
 
+def skopeo(*args: str) -> bytes:
+    r = subprocess.run(["skopeo", *args], capture_output=True, timeout=300)
+    assert r.returncode == 0, f"skopeo {' '.join(args)}:\n{r.stderr.decode(errors='replace')}"
+    return r.stdout
+
+
 def test_skopeo_and_docker_through_nginx_same_digests(cluster, busybox_image_dir, request):
     need_tool("skopeo")
     image = busybox_image_dir
     repo = f"{cluster.host}/{unique('sk')}/busybox"
-    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", image.ref, f"docker://{repo}:v1"],
-                   check=True, timeout=120, capture_output=True)
+    skopeo("copy", "-q", "--dest-tls-verify=false", image.ref, f"docker://{repo}:v1")
     for reg in cluster.replicas:   # the same bytes from every replica
-        raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
-                              f"docker://{repo.replace(cluster.host, reg.host)}:v1"],
-                             check=True, timeout=60, capture_output=True).stdout
+        raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{repo.replace(cluster.host, reg.host)}:v1")
         assert raw == image.manifest.read()
     if os.geteuid() != 0 or not shutil.which("dockerd"):
         return   # docker's half needs root and the engine; skopeo's half ran above

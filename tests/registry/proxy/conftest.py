@@ -21,7 +21,7 @@ class Setup:
 
 
 def cache_config(tmp_path, url: str, auth: dict | None = None, **upstream: Any) -> RegistryConfig:
-    entry = {"name": "up", "url": url, "tag_ttl": "1h", "timeout": "2s", **upstream}
+    entry = {"name": "up", "url": url, "tag_ttl": "1h", "timeout": "10s", **upstream}
     return RegistryConfig(data_dir=str(tmp_path / "cache"), database_url=f"sqlite+aiosqlite:///{tmp_path / 'cache.db'}",
                           proxy={"upstreams": [entry], "mirror": "up"}, auth=auth or {}).finish()
 

@@ -1,0 +1,86 @@
+"""`run` flags that shape the container's files and its OCI bundle (issue #19 item 4): --add-host,
+--dns, --dns-search in /etc/hosts and /etc/resolv.conf; --cap-add/--cap-drop/--privileged in the
+process's capability sets, seccomp and masked paths. Each runs the real container."""
+from __future__ import annotations
+
+import pytest
+
+from node.engine.bundle import MASKED_PATHS, READONLY_PATHS
+from tests.e2e.node_run_support import busybox_layer, dy, runtime  # noqa: F401
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+CAP_NET_ADMIN, CAP_CHOWN, CAP_SYS_ADMIN = 12, 0, 21
+
+
+def _cap_eff(dy, *flags: str) -> int:
+    out = dy.out("run", "--rm", "--network", "none", *flags, "busybox", "grep", "CapEff", "/proc/self/status")
+    return int(out.split()[1], 16)
+
+
+def test_add_host_dns_and_search_reach_the_container_files(dy, runtime):
+    out = dy.out("run", "--name", "files", "--runtime", runtime, "--network", "none",
+                 "--add-host", "db.internal:10.1.2.3", "--add-host", "v6host:fd00::7",
+                 "--dns", "192.0.2.53", "--dns", "192.0.2.54", "--dns-search", "example.test",
+                 "busybox", "sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf")
+    hosts, resolv = out.split("---\n")
+    assert "10.1.2.3\tdb.internal" in hosts.splitlines() and "fd00::7\tv6host" in hosts.splitlines()
+    assert "127.0.0.1\tlocalhost" in hosts                        # the usual lines stay
+    lines = resolv.splitlines()
+    assert [ln for ln in lines if ln.startswith("nameserver")] == ["nameserver 192.0.2.53", "nameserver 192.0.2.54"]
+    assert [ln for ln in lines if ln.startswith("search")] == ["search example.test"]
+    hc = dy.inspect("files")["HostConfig"]
+    assert hc["ExtraHosts"] == ["db.internal:10.1.2.3", "v6host:fd00::7"]
+    assert hc["Dns"] == ["192.0.2.53", "192.0.2.54"] and hc["DnsSearch"] == ["example.test"]
+    # the files are rewritten at every start: the lines are there once, not twice
+    dy.out("start", "files")
+    dy.out("wait", "files")
+    assert dy.out("logs", "files").count("10.1.2.3\tdb.internal") == 2   # once per run
+
+
+def test_bad_add_host_and_dns_are_one_line_errors(dy):
+    for flags, words in ((["--add-host", "nohost"], "bad format for add-host"),
+                         (["--add-host", "a:999.1.1.1"], "invalid IP address in add-host"),
+                         (["--dns", "not-an-ip"], "is not an ip address")):
+        r = dy("run", "--rm", "--network", "none", *flags, "busybox", "true")
+        assert r.returncode == 125 and words in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert dy.out("ps", "-aq").strip() == ""
+
+
+def test_cap_add_and_drop_change_the_running_process(dy, runtime):
+    default = _cap_eff(dy, "--runtime", runtime)
+    assert default & (1 << CAP_CHOWN) and not default & (1 << CAP_NET_ADMIN)
+    added = _cap_eff(dy, "--runtime", runtime, "--cap-add", "NET_ADMIN", "--cap-drop", "cap_chown")
+    assert added & (1 << CAP_NET_ADMIN) and not added & (1 << CAP_CHOWN)
+    only = _cap_eff(dy, "--runtime", runtime, "--cap-drop", "ALL", "--cap-add", "CAP_KILL")
+    assert only == 1 << 5
+    # the capability really works: an address on lo needs CAP_NET_ADMIN
+    r = dy("run", "--rm", "--network", "none", "--runtime", runtime, "busybox", "ip", "addr", "add", "10.9.9.9/32", "dev", "lo")
+    assert r.returncode != 0
+    dy.out("run", "--rm", "--network", "none", "--runtime", runtime, "--cap-add", "NET_ADMIN",
+           "busybox", "ip", "addr", "add", "10.9.9.9/32", "dev", "lo")
+    cid = dy.out("create", "--network", "none", "--cap-add", "net_admin", "--cap-drop", "MKNOD", "busybox", "true").strip()
+    hc = dy.inspect(cid)["HostConfig"]
+    assert hc["CapAdd"] == ["CAP_NET_ADMIN"] and hc["CapDrop"] == ["CAP_MKNOD"] and hc["Privileged"] is False
+    r = dy("run", "--rm", "--cap-add", "NOT_A_CAP", "busybox", "true")
+    assert r.returncode == 125 and "unknown capability" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_privileged_has_every_capability_no_seccomp_no_masks(dy, runtime):
+    script = "grep -E 'CapEff|Seccomp:' /proc/self/status; cat /proc/self/mountinfo"
+    out = dy.out("run", "--name", "priv", "--runtime", runtime, "--network", "none", "--privileged",
+                 "busybox", "sh", "-c", script)
+    fields = dict(line.split(":", 1) for line in out.splitlines() if line.startswith(("CapEff", "Seccomp")))
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    held = int([ln for ln in open("/proc/self/status") if ln.startswith("CapEff")][0].split()[1], 16)
+    assert int(fields["CapEff"].strip(), 16) == held & ((1 << (last + 1)) - 1)  # all this root node holds
+    assert fields["Seccomp"].strip() == "0"
+    mounted = {line.split()[4]: line.split()[5] for line in out.splitlines() if line[:1].isdigit()}
+    masked = set(MASKED_PATHS) | set(READONLY_PATHS)
+    assert not masked & set(mounted)                     # nothing masked or read-only
+    assert mounted["/sys"].startswith("rw")
+    assert dy.inspect("priv")["HostConfig"]["Privileged"] is True
+    plain = dy.out("run", "--rm", "--runtime", runtime, "--network", "none", "busybox", "sh", "-c", script)
+    assert "Seccomp:\t2" in plain
+    plain_mounts = {line.split()[4]: line.split()[5] for line in plain.splitlines() if line[:1].isdigit()}
+    assert "/proc/sys" in plain_mounts and plain_mounts["/sys"].startswith("ro")
