@@ -65,6 +65,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="take a capability away (or ALL)")
     p.add_argument("--privileged", action="store_true",
                    help="every capability, no seccomp, no masked or read-only paths, all devices")
+    p.add_argument("--stop-signal", metavar="SIGNAL", help="the signal `stop` sends first (default SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, metavar="SECONDS",
+                   help="seconds `stop` waits before SIGKILL (default 10; -1: for ever)")
     p.add_argument("--platform", metavar="OS/ARCH", help="platform to pull if the image is missing")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -185,7 +188,7 @@ def _options(args):
         network_aliases=args.network_alias, ip=args.ip, runtime=args.runtime, security_opt=args.security_opt,
         userns=args.userns, labels=args.labels, label_files=args.label_files, add_hosts=args.add_hosts,
         dns=args.dns, dns_search=args.dns_search, cap_add=args.cap_add, cap_drop=args.cap_drop,
-        privileged=args.privileged)
+        privileged=args.privileged, stop_signal=args.stop_signal, stop_timeout=args.stop_timeout)
 
 
 def cmd_create(args) -> int:

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from node.engine import DEFAULT_NETWORK, EngineError
-from node.engine.options import (RunOptions, parse_add_host, parse_caps, parse_cpus, parse_dns, parse_dns_search, parse_labels, parse_restart, parse_size, parse_tmpfs,
+from node.engine.options import (RunOptions, parse_add_host, parse_caps, parse_cpus, parse_dns, parse_dns_search,
+                                 parse_stop_signal, parse_stop_timeout, parse_labels, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
 from node.engine.spec import Config, ContainerSpec, HostConfig, RestartPolicy
@@ -149,7 +150,9 @@ def create_container(root: str | Path, opts: RunOptions, image) -> Container:
         working_dir=opts.workdir or image_config.get("WorkingDir") or "/",
         tty=opts.tty, open_stdin=opts.interactive, attach_stdin=opts.interactive and not opts.detach,
         volumes=image_config.get("Volumes"), exposed_ports=image_config.get("ExposedPorts") or {},
-        stop_signal=image_config.get("StopSignal") or "SIGTERM",
+        stop_signal=parse_stop_signal(opts.stop_signal) if opts.stop_signal
+        else image_config.get("StopSignal") or "SIGTERM",
+        stop_timeout=parse_stop_timeout(opts.stop_timeout),
         labels={**(image_config.get("Labels") or {}), **parse_labels(opts.label_files, opts.labels)},
         network_aliases=list(opts.network_aliases), ip_address=opts.ip,
     )

@@ -36,6 +36,8 @@ class RunOptions:
     runtime = "builtin"
     userns: str | None = None
     privileged = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
     _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt",
               "labels", "label_files", "add_hosts", "dns", "dns_search", "cap_add", "cap_drop")
 
@@ -216,3 +218,24 @@ def effective_caps(default: list[str], add: list[str], drop: list[str], privileg
     base = list(known) if "ALL" in add else [] if "ALL" in drop else list(default)
     kept = [c for c in base if c not in drop]
     return kept + [c for c in add if c != "ALL" and c not in kept]
+
+
+def parse_stop_signal(text: str) -> str:
+    """--stop-signal NAME or number, kept as docker shows it in Config.StopSignal ("SIGUSR1")."""
+    import signal
+    name = text.strip().upper()
+    if name.isdigit():
+        valid = 0 < int(name) < signal.NSIG
+    else:
+        name = name if name.startswith("SIG") else "SIG" + name
+        valid = name in signal.Signals.__members__
+    if not valid:
+        raise EngineError(f"Invalid signal: {text}", 125)
+    return name
+
+
+def parse_stop_timeout(value: int | None) -> int | None:
+    """--stop-timeout seconds before SIGKILL; -1 waits for ever, as docker."""
+    if value is not None and value < -1:
+        raise EngineError(f"invalid --stop-timeout {value}: the least is -1 (wait for ever)", 125)
+    return value

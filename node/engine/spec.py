@@ -40,7 +40,7 @@ class Config(_Typed):
         ("attach_stdin", "AttachStdin", False), ("volumes", "Volumes", None),
         ("exposed_ports", "ExposedPorts", dict), ("stop_signal", "StopSignal", "SIGTERM"),
         ("labels", "Labels", dict), ("network_aliases", "NetworkAliases", list),
-        ("ip_address", "IPAddress", None),
+        ("ip_address", "IPAddress", None), ("stop_timeout", "StopTimeout", None),
     )
 
 

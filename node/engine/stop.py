@@ -27,12 +27,16 @@ def stop_container(container: Container, timeout: float | None = None) -> None:
     """The stop signal, then SIGKILL after `timeout` seconds; a container between restarts is
     simply not started again (its monitor sees StoppedByUser and records the exit)."""
     container.update_state(StoppedByUser=True)
-    timeout = 10 if timeout is None else timeout
+    if timeout is None:  # `stop -t` wins, then the container's --stop-timeout, then docker's 10 s
+        timeout = 10 if container.config.stop_timeout is None else container.config.stop_timeout
+    forever = timeout < 0
+    if forever:  # --stop-timeout -1: no SIGKILL, wait for the stop signal to work
+        timeout = float("inf")
     stop_signal = parse_signal(container.config.stop_signal or "SIGTERM")
     signalled_at = None
     killed = False
     deadline = time.monotonic() + timeout + 20
-    while time.monotonic() < deadline:
+    while forever or time.monotonic() < deadline:
         status = current_state(container).get("Status")
         if status not in ("running", "paused", "restarting"):
             return

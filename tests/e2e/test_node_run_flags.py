@@ -3,6 +3,8 @@
 process's capability sets, seccomp and masked paths. Each runs the real container."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from node.engine.bundle import MASKED_PATHS, READONLY_PATHS
@@ -84,3 +86,46 @@ def test_privileged_has_every_capability_no_seccomp_no_masks(dy, runtime):
     assert "Seccomp:\t2" in plain
     plain_mounts = {line.split()[4]: line.split()[5] for line in plain.splitlines() if line[:1].isdigit()}
     assert "/proc/sys" in plain_mounts and plain_mounts["/sys"].startswith("ro")
+
+
+def test_stop_signal_reaches_the_process(dy, runtime):
+    dy.out("run", "-d", "--name", "usr1", "--runtime", runtime, "--network", "none", "--stop-signal", "usr1",
+           "busybox", "sh", "-c", "trap 'echo got-usr1; exit 3' USR1; echo ready; while :; do sleep 0.1; done")
+    _wait_for_log(dy, "usr1", "ready")
+    assert dy.inspect("usr1")["Config"]["StopSignal"] == "SIGUSR1"
+    started = time.monotonic()
+    dy.out("stop", "usr1")
+    assert time.monotonic() - started < 8                        # the trap ended it, not SIGKILL at 10 s
+    assert dy.inspect("usr1")["State"]["ExitCode"] == 3 and "got-usr1" in dy.out("logs", "usr1")
+    r = dy("run", "--rm", "--stop-signal", "SIGNOPE", "busybox", "true")
+    assert r.returncode == 125 and "Invalid signal: SIGNOPE" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_stop_timeout_is_used_by_stop_and_restart(dy, runtime):
+    # sleep as PID 1 has no SIGTERM handler: the kernel drops the signal, only SIGKILL ends it
+    dy.out("run", "-d", "--name", "stubborn", "--runtime", runtime, "--network", "none", "--stop-timeout", "1",
+           "busybox", "sleep", "300")
+    assert dy.inspect("stubborn")["Config"]["StopTimeout"] == 1
+    started = time.monotonic()
+    dy.out("stop", "stubborn")
+    took = time.monotonic() - started
+    assert 0.9 <= took < 6 and dy.inspect("stubborn")["State"]["ExitCode"] == 137
+    dy.out("start", "stubborn")
+    started = time.monotonic()
+    dy.out("restart", "stubborn")
+    assert 0.9 <= time.monotonic() - started < 6 and dy.inspect("stubborn")["State"]["Running"]
+    dy.out("rm", "-f", "stubborn")
+    dy.out("run", "-d", "--name", "patient", "--runtime", runtime, "--network", "none", "--stop-timeout", "6",
+           "busybox", "sleep", "300")
+    started = time.monotonic()
+    dy.out("stop", "-t", "0", "patient")                           # stop -t still wins
+    assert time.monotonic() - started < 4
+    plain = dy.out("create", "--network", "none", "busybox", "true").strip()
+    assert "StopTimeout" not in dy.inspect(plain)["Config"]        # docker omits it when unset
+
+
+def _wait_for_log(dy, name: str, text: str) -> None:
+    deadline = time.monotonic() + 10
+    while text not in dy.out("logs", name):
+        assert time.monotonic() < deadline, f"{name} never printed {text!r}"
+        time.sleep(0.05)
