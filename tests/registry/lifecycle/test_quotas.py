@@ -99,3 +99,19 @@ async def test_usage_is_exact_after_random_pushes_mounts_and_deletes(aiohttp_cli
     for ns in ("team", "solo"):
         assert listed[ns] == await _recompute(idx, ns), ns
     assert listed["team"] > 0 and listed["team"] != await _recompute(idx, "teamx")
+
+
+def test_quota_commands_print_exact_numbers(tmp_path):
+    import subprocess
+
+    from tests.servers import REGISTRY_BIN
+
+    def run(*args):
+        return subprocess.run([str(REGISTRY_BIN), "quota", *args, "--data-dir", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("set", "team", "5MiB").returncode == 0
+    r = run("ls")
+    assert r.returncode == 0 and r.stdout == "team 0 5242880\n"
+    r = run("set", "team/web", "1GiB")
+    assert r.returncode == 2 and "one path component" in r.stderr and len(r.stderr.splitlines()) == 1
