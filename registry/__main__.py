@@ -11,7 +11,7 @@ import sys
 
 from registry.config import ConfigError
 
-COMMAND_MODULES = ("registry.commands.serve", "registry.commands.gc", "registry.commands.users")
+COMMAND_MODULES = ("registry.commands.serve", "registry.commands.gc", "registry.lifecycle.cli", "registry.commands.users")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,7 @@ from .config import RegistryConfig
 from .gc import collect
 from .index import Index
 from .lifecycle import setup_lifecycle
+from .ops import setup_ops
 from .proxy import setup_proxy
 from .storage import open_driver
 from .storage.uploads import UploadSessions
@@ -125,6 +126,7 @@ def create_app(config: RegistryConfig) -> web.Application:
     app[state.MANIFEST_CACHE] = ManifestCache()
     app.cleanup_ctx.append(_resources)
     setup_lifecycle(app, config)  # after _resources: its workers use the index and storage
+    setup_ops(app, config)  # /metrics, /healthz, /readyz; its middleware goes outermost
     app.on_response_prepare.append(_add_api_version)
     add_routes(app)
     setup_auth(app, config)

@@ -16,6 +16,7 @@ from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifes
 from oci.reference import is_tag
 
 from ..index import ManifestRecord
+from ..lifecycle import enforce_quota
 from ..lifecycle.hooks import ReferencesGone, store_and_name
 from ..storage.driver import BlobNotFound
 from .common import config, index, manifest_cache, manifest_location, parse_digest, repo_name, storage
@@ -189,8 +190,9 @@ async def put_manifest(request: web.Request) -> web.Response:
         annotations=json.loads(json.dumps(annotations)) if annotations else None,
         blobs=refs.blobs,
         children=refs.children,
-        tags=(tag,) if tag else (),
+        tags=_tags(request, tag),
     )
+    await enforce_quota(request, name, str(digest), len(raw))
     # Bytes first, names second (and again if a sweep took them meanwhile).
     try:
         await store_and_name(index(request), storage(request), digest, raw, lambda mark: index(request).put_manifest(name, record, mark=mark))
@@ -203,7 +205,21 @@ async def put_manifest(request: web.Request) -> web.Response:
     headers = {"Location": manifest_location(name, digest), "Docker-Content-Digest": str(digest)}
     if manifest.subject:
         headers["OCI-Subject"] = str(manifest.subject.digest)
-    return web.Response(status=201, headers=headers)
+    response = web.Response(status=201, headers=headers)
+    for applied in record.tags if request.query.getall("tag", []) else ():
+        response.headers.add("OCI-Tag", applied)  # distribution-spec: the tags the push applied
+    return response
+
+
+def _tags(request: web.Request, url_tag: str | None) -> tuple[str, ...]:
+    """The URL's tag and any ``?tag=`` parameters (distribution-spec's push with tags)."""
+    tags = [url_tag] if url_tag else []
+    for extra in request.query.getall("tag", []):
+        if not is_tag(extra):
+            raise TagInvalid(detail={"tag": extra[:200]}, message=f"invalid tag {extra[:200]!r}")
+        if extra not in tags:
+            tags.append(extra)
+    return tuple(tags)
 
 
 async def delete_manifest(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from aiohttp import web
 from oci.digest import Digest
 from oci.reference import InvalidReference, validate_name
 
+from ..lifecycle import enforce_quota
 from ..lifecycle.hooks import BytesSwept, blob_refused
 from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
@@ -83,6 +84,7 @@ async def _session(request: web.Request, name: str) -> tuple[str, int]:
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: Digest) -> web.Response:
     """Verify, commit the bytes (fsync + rename), then link the blob: bytes first, names second."""
+    await enforce_quota(request, name, str(digest), lambda: uploads(request).size(upload_id))
     mark = await index(request).before_bytes(str(digest))  # see registry/lifecycle/reviews.py
     try:
         size = await uploads(request).finish(upload_id, digest)
@@ -90,12 +92,7 @@ async def _finish(request: web.Request, name: str, upload_id: str, digest: Diges
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
     except UploadNotFound:
         raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
-    try:
-        await index(request).complete_upload(upload_id, name, str(digest), size, mark=mark)
-    except BytesSwept:
-        await blob_refused(index(request), str(digest))
-        raise Unavailable(message="the blob was garbage-collected while this upload stored it; upload it again",
-                          headers={"Retry-After": "1"}) from None
+    await _name_blob(request, index(request).complete_upload(upload_id, name, str(digest), size, mark=mark), digest)
     return _blob_created(name, digest)
 
 
@@ -111,16 +108,29 @@ async def _single_put(request: web.Request, name: str, digest: Digest, upload_id
     data = await request.read()
     if len(data) != request.content_length:
         raise SizeInvalid(detail={"Content-Length": request.content_length})
+    await enforce_quota(request, name, str(digest), len(data))
+    mark = await index(request).before_bytes(str(digest))  # see registry/lifecycle/reviews.py
     try:
         await uploads(request).put_whole(digest, data)
     except DigestMismatch as e:
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
     if upload_id is None:
-        await index(request).link_blob(name, str(digest), len(data))
+        await _name_blob(request, index(request).link_blob(name, str(digest), len(data), mark=mark), digest)
     else:
-        await index(request).complete_upload(upload_id, name, str(digest), len(data))
+        await _name_blob(request, index(request).complete_upload(upload_id, name, str(digest), len(data), mark=mark),
+                         digest)
         await uploads(request).cancel(upload_id, empty=True)   # it held nothing: we checked
     return _blob_created(name, digest)
+
+
+async def _name_blob(request: web.Request, naming, digest: Digest) -> None:
+    """Run the index write that names just-written bytes; a concurrent sweep may have taken them."""
+    try:
+        await naming
+    except BytesSwept:
+        await blob_refused(index(request), str(digest))
+        raise Unavailable(message="the blob was garbage-collected while this upload stored it; upload it again",
+                          headers={"Retry-After": "1"}) from None
 
 
 def _check_length(request: web.Request, expected: int | None = None) -> None:
@@ -143,6 +153,7 @@ async def start_upload(request: web.Request) -> web.Response:
     if digest is not None:
         # Monolithic upload: the whole blob is this request's body. The session is private to
         # this request (no index row; a crash leaves an orphan staging area for the expiry).
+        await enforce_quota(request, name, str(digest), request.content_length)
         upload_id = await uploads(request).start()
         async with uploads(request).lock(upload_id):
             try:
@@ -172,6 +183,7 @@ async def _try_mount(request: web.Request, name: str, digest: Digest, source: st
         await storage(request).touch(digest)  # keep GC's grace period on it while we link
     except BlobNotFound:
         return None
+    await enforce_quota(request, name, str(digest), size)
     if not await index(request).mount_blob(name, str(digest), size):
         return None  # being garbage-collected: the client uploads it instead
     return _blob_created(name, digest)

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from .notifications import EventSink
 
 
+# An upload's bytes are reviewed no sooner than this after it started writing them.
+IN_FLIGHT_GRACE = 600.0
+
+
 class ReferencesGone(LookupError):
     """A manifest names blobs or manifests that are gone or being garbage-collected."""
 
@@ -66,13 +70,16 @@ class BoundLifecycle:
 
     # -- blobs --------------------------------------------------------------------------------
     def before_bytes(self, conn: Connection, digest: str) -> int:
-        reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "upload")
+        # Bytes being written are not garbage yet, whatever the grace: if they are never named
+        # (a crash, a client gone), this review collects them later.
+        after = time.time() + max(self.gc.review_delay, IN_FLIGHT_GRACE)
+        reviews.enqueue_blobs(conn, [digest], after, "upload_started")
         return reviews.sweep_mark(conn)
 
     def blob_linking(self, conn: Connection, digest: str, mark: int | None) -> None:
         """An upload's bytes are about to be named: queue their review (an unused upload is
         garbage after review_delay) and refuse when a sweep may have deleted them."""
-        reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "upload")
+        reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "upload", postpone_only=False)
         if mark is not None and reviews.bytes_maybe_swept(conn, digest, mark):
             raise BytesSwept(digest)
 
@@ -92,8 +99,12 @@ class BoundLifecycle:
         if gone:
             raise ReferencesGone(gone)
         reviews.lock_manifest(conn, repo_id, digest)
-        if mark is not None and reviews.bytes_maybe_swept(conn, digest, mark):
-            raise BytesSwept(digest)
+        if mark is not None:
+            if reviews.bytes_maybe_swept(conn, digest, mark):
+                raise BytesSwept(digest)
+            # Named by this transaction now: its in-flight grace ends (the review finds it named).
+            reviews.enqueue_blobs(conn, [digest], time.time() + self.gc.review_delay, "manifest_put",
+                                  postpone_only=False)
         now = time.time()
         if self.gc.untagged_after > 0:
             after = now + self.gc.untagged_after
@@ -153,9 +164,12 @@ async def store_and_name(index, storage, digest, data: bytes, name: Callable[[in
             if attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))
+        except ReferencesGone:
+            await blob_refused(index, str(digest))  # written but not named: reviewed as usual
+            raise
 
 
 async def blob_refused(index, digest: str) -> None:
     """An upload whose naming was refused may have left bytes behind: queue them for review."""
     await index.db.write(lambda conn: reviews.enqueue_blobs(
-        conn, [digest], time.time() + index.lifecycle.gc.review_delay, "upload_refused"))
+        conn, [digest], time.time() + index.lifecycle.gc.review_delay, "upload_refused", postpone_only=False))

@@ -75,7 +75,8 @@ def sweep_mark(conn: Connection) -> int:
 
 
 # -- enqueueing (called by the transactions that may make garbage) ----------------------------
-def enqueue_blobs(conn: Connection, digests: Iterable[str], after: float, event: str) -> None:
+def enqueue_blobs(conn: Connection, digests: Iterable[str], after: float, event: str, postpone_only: bool = True) -> None:
+    """Queue (or re-time) reviews. ``postpone_only``: an existing row's time only moves later."""
     rows = [{"digest": d, "review_after": after, "review_count": 0, "event": event, "created_at": time.time()}
             for d in sorted(set(digests))]
     if not rows:
@@ -85,7 +86,8 @@ def enqueue_blobs(conn: Connection, digests: Iterable[str], after: float, event:
         index_elements=["digest"],
         # A condemned row keeps its resume time: postponing it would block pushes of the blob.
         set_={"review_after": case((BlobReview.sweeping_at.is_(None),
-                                    _greatest(conn, BlobReview.review_after, stmt.excluded.review_after)),
+                                    _greatest(conn, BlobReview.review_after, stmt.excluded.review_after)
+                                    if postpone_only else stmt.excluded.review_after),
                                    else_=BlobReview.review_after),
               "event": stmt.excluded.event},
     ), rows)

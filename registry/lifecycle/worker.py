@@ -171,8 +171,10 @@ class GcWorker:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:  # the database or storage is away: say so, back off, retry
                 failures += 1
                 self.counters.failures += 1
-                log.exception("gc worker: review failed")
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
+                backoff = min(30.0, 0.5 * 2 ** failures)
+                log.warning("gc worker: review failed (%s: %s); retrying in %.1f s", e.__class__.__name__,
+                            str(e).splitlines()[0][:300] if str(e) else "", backoff)
+                await asyncio.sleep(backoff)
