@@ -257,8 +257,14 @@ async def api_docs(request: web.Request) -> web.Response:
 
 
 async def storage_page(request: web.Request) -> web.Response:
+    from ..api.common import index
+    from ..lifecycle.quotas import list_quotas
     data = await catalog_service(request).namespace_storage(may_pull_filter(request))
-    return render(request, "storage.html", data=data)
+    shown = {n["name"] for n in data.get("namespaces") or []}
+    # each namespace's quota beside its usage (usage as the quota counts it: every blob once)
+    quotas = {ns: {"used": used, "limit": limit} for ns, used, limit in await list_quotas(index(request))
+              if ns in shown}
+    return render(request, "storage.html", data=data, quotas=quotas)
 
 
 def login_page(request: web.Request, message: str, next_: str, user: str, status: int) -> web.Response:

@@ -204,3 +204,13 @@ async def test_a_layer_of_100k_files_lists_its_first_page_quickly(client, monkey
     monkeypatch.setattr(layer_files, "MAX_SCAN_ENTRIES", 20_000)
     deep = await get_json(client, url + "?offset=99900&limit=200")
     assert deep["files"] == [] and deep["complete"] == "capped" and deep["next_offset"] is None
+
+
+async def test_storage_page_shows_each_namespace_quota(client):
+    from registry.state import INDEX
+    from registry.lifecycle.quotas import list_quotas, set_quota
+    await push_described(client, "quota-ns/app", "v1", layers=[b"q" * 3000])
+    await set_quota(client.app[INDEX], "quota-ns", 5 << 20)
+    used = {ns: u for ns, u, _ in await list_quotas(client.app[INDEX])}["quota-ns"]
+    page = await get_html(client, "/ui/storage")
+    assert f'title="{used} of {5 << 20} bytes"' in page and "of 5.2 MB" in page
