@@ -7,6 +7,7 @@ import platform
 
 from aiohttp import web
 
+from node import hostinfo
 from node.api import backend
 from node.api.errors import bad_request, json_response, read_json
 from node.api.versions import ENGINE_VERSION, add_route, version_doc
@@ -28,18 +29,14 @@ async def version(request: web.Request) -> web.Response:
 def _info(root) -> dict:
     states = [backend.state(c).get("Status") for c in backend.containers(root)]
     uname = platform.uname()
-    try:
-        with open("/proc/meminfo") as f:
-            mem = int(f.readline().split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        mem = 0
+    mem = hostinfo.mem_total()
     return {
         "ID": "dockyard", "Name": uname.node, "ServerVersion": ENGINE_VERSION,
         "Containers": len(states), "ContainersRunning": states.count("running"),
         "ContainersPaused": states.count("paused"),
         "ContainersStopped": sum(1 for s in states if s not in ("running", "paused")),
         "Images": len(backend.images(root)), "Driver": "overlay", "DriverStatus": [],
-        "DockerRootDir": str(root), "OperatingSystem": "Dockyard on " + _os_name(), "OSType": "linux",
+        "DockerRootDir": str(root), "OperatingSystem": "Dockyard on " + hostinfo.os_name(), "OSType": "linux",
         "OSVersion": "", "Architecture": uname.machine, "KernelVersion": uname.release,
         "NCPU": os.cpu_count() or 1, "MemTotal": mem, "CgroupDriver": "cgroupfs",
         "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
@@ -52,17 +49,6 @@ def _info(root) -> dict:
         "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Debug": False, "Warnings": None,
         "IndexServerAddress": "https://index.docker.io/v1/", "LiveRestoreEnabled": True,
     }
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
 
 
 async def info(request: web.Request) -> web.Response:

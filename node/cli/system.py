@@ -13,7 +13,7 @@ import platform
 import shutil
 import subprocess
 
-from node import __version__
+from node import __version__, hostinfo
 from node.cli.common import CliError
 
 
@@ -87,28 +87,6 @@ def cmd_version(args) -> int:
     return 0
 
 
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
-
-
-def _mem_total() -> int:
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def info_doc(root: str) -> dict:
     from node.engine.inspect import inspect_container
     from node.engine.records import list_containers
@@ -123,8 +101,8 @@ def info_doc(root: str) -> dict:
         "Images": len(ImageStore(root).list()), "Driver": "overlay", "DockerRootDir": str(root),
         "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if is_v2() else "1",
         "Runtimes": runtimes, "DefaultRuntime": "builtin", "KernelVersion": platform.release(),
-        "OperatingSystem": _os_name(), "OSType": "linux", "Architecture": platform.machine(),
-        "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "Name": platform.node(),
+        "OperatingSystem": hostinfo.os_name(), "OSType": "linux", "Architecture": platform.machine(),
+        "NCPU": os.cpu_count() or 1, "MemTotal": hostinfo.mem_total(), "Name": platform.node(),
         "ServerVersion": __version__,
     }
 

@@ -12,6 +12,8 @@ import json
 import os
 import time
 
+from node import hostinfo
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -97,18 +99,11 @@ def _net(pid: int) -> tuple[int, int]:
     return rx, tx
 
 
-def _mem_total() -> int:
-    for line in _read("/proc/meminfo").splitlines():
-        if line.startswith("MemTotal:"):
-            return _int(line.split()[1]) * 1024
-    return 0
-
-
 def sample(container, pid: int) -> dict:
     """One reading of the counters; `usage` of two readings gives the percentages."""
     rel = cgroup_rel(container)
     v2 = _v2(rel) if rel else None
-    host_mem = _mem_total()
+    host_mem = hostinfo.mem_total()
     if v2:
         cpu = 0
         for line in _read(os.path.join(v2, "cpu.stat")).splitlines():
