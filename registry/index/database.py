@@ -137,11 +137,6 @@ class Database:
         self.dialect = self.engine.dialect.name
         self._reader: Engine | None = None
         self._writer: Engine | None = None
-        # PostgreSQL reads in autocommit: no BEGIN / ROLLBACK round trips around them. Same
-        # answers: at READ COMMITTED every statement takes its own snapshot inside a
-        # transaction too, and reads take no locks.
-        self._pg_reads = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
-                          if self.dialect == "postgresql" else self.engine)
         if self.dialect == "sqlite":
             self._reader = _sqlite_sync_engine(url, READERS)
             self._writer = _sqlite_sync_engine(url, 1)
@@ -178,7 +173,11 @@ class Database:
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._read_threads, self._sync_read, self._reader, fn)
             for attempt in range(2):
-                async with self._pg_reads.connect() as conn:
+                async with self.engine.connect() as conn:
+                    # Autocommit: no BEGIN / ROLLBACK round trips around a read (set on the
+                    # client side only). Same answers: at READ COMMITTED every statement takes
+                    # its own snapshot inside a transaction too, and reads take no locks.
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
                     try:
                         return await conn.run_sync(fn)
                     except DBAPIError as e:  # a pooled connection the server closed: once more
