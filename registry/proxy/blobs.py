@@ -26,6 +26,7 @@ from oci.digest import Digest, Hasher
 
 from ..api.errors import BlobUnknown
 from .errors import unavailable
+from .quota import make_room
 from .routing import Target
 from .upstream import UpstreamNotFound, UpstreamUnavailable
 
@@ -93,6 +94,14 @@ class BlobFetch:
         try:
             resp = await self.target.client.blob(self.target.remote, str(self.digest))
         except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            self.started.set_exception(e)
+            self.finished.set()
+            return
+        try:  # the namespace's quota, before any byte is stored or sent (registry/proxy/quota.py)
+            await make_room(self.svc, self.target.local, str(self.digest), resp.content_length)
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter (DENIED)
+            resp.release()
+            self.error = e
             self.started.set_exception(e)
             self.finished.set()
             return

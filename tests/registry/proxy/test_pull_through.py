@@ -253,8 +253,8 @@ async def test_eviction_drops_the_least_recently_pulled_and_gc_frees_the_bytes(s
     await _pull(setup.client, "up/lib/new", "1")
     await _settled(setup)
     await svc.cache.queries.touch_pulled("up/lib/old", 1000.0)
-    sizes = await svc.cache.queries.sizes()
-    report = await evict(svc, sizes["up/lib/new"])
+    held, _ = await svc.cache.queries.holdings()
+    report = await evict(svc, sum(held["up/lib/new"].values()))
     assert report.evicted == ["up/lib/old"]
     names = (await (await setup.client.get("/v2/_catalog")).json())["repositories"]
     assert "up/lib/old" not in names and "up/lib/new" in names
