@@ -107,7 +107,7 @@ async def test_concurrent_cold_pulls_share_one_upstream_get_per_blob(setup):
     big = bytes(range(256)) * 16384  # 4 MiB: more than one client queue holds
     digest = await push_blob(setup.upstream, "lib/big", big)
     r = await setup.upstream.get(f"/v2/lib/big/blobs/{digest}")
-    assert r.status == 200
+    assert r.status == 200 and await r.read() == big
 
     async def get() -> bytes:
         r = await setup.client.get(f"/v2/up/lib/big/blobs/{digest}")
