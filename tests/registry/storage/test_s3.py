@@ -126,6 +126,37 @@ async def test_blob_ranges_stream_from_s3(replicas):
     assert b"".join([b async for b in replicas[1].read(d, 3 * MiB - 5)]) == data[-5:]
 
 
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Big-read pieces of 1 MiB (8 MiB in production) so a few MiB exercise every boundary."""
+    from registry.storage import s3, s3_reads
+
+    monkeypatch.setattr(s3_reads, "PIECE", MiB)
+    monkeypatch.setattr(s3, "PIECE", MiB)
+
+
+async def test_big_reads_come_in_concurrent_ranged_pieces(replicas, small_pieces):
+    from registry.storage.driver import BlobNotFound
+
+    data = os.urandom(5 * MiB + 123)
+    d = Digest.of(data)
+    await replicas[0].put(d, data)
+    blocks = [bytes(b) async for b in replicas[1].read(d, 0, len(data))]
+    assert b"".join(blocks) == data
+    assert max(len(b) for b in blocks) <= MiB
+    # A range that starts and ends inside pieces, across several of them.
+    got = b"".join([bytes(b) async for b in replicas[2].read(d, MiB - 10, 3 * MiB + 20)])
+    assert got == data[MiB - 10:4 * MiB + 10]
+    # A reader that stops early leaves nothing running and gives back its room.
+    stream = replicas[1].read(d, 0, len(data))
+    assert len(await stream.__anext__()) > 0
+    await stream.aclose()
+    assert replicas[1].piece_budget.room._value == 24
+    with pytest.raises(BlobNotFound):
+        async for _ in replicas[1].read(Digest.of(b"absent"), 0, 3 * MiB):
+            pass
+
+
 # -- failures: a proxy in front of SeaweedFS answers SlowDown / 500 on demand --------------------
 
 class FlakyProxy:
@@ -179,6 +210,7 @@ async def test_slowdown_is_retried_then_a_503_envelope(flaky, s3_server, s3_pref
     finally:
         await driver.close()
     flaky.always = False
+    await _big_reads_retry_then_fail(flaky, settings)
     cfg = RegistryConfig(data_dir=str(tmp_path / "data"), storage={**settings, "retries": 1}).finish()
     client = await aiohttp_client(create_app(cfg))
     digest = await push_blob(client, "flaky/repo", b"layer bytes")
@@ -190,6 +222,30 @@ async def test_slowdown_is_retried_then_a_503_envelope(flaky, s3_server, s3_pref
     assert r.status == 503
     body = await r.json()
     assert body["errors"][0]["code"] == "UNAVAILABLE" and "storage unavailable" in body["errors"][0]["message"]
+
+
+async def _big_reads_retry_then_fail(flaky, settings) -> None:
+    """The ranged GETs of big reads have their own retries (they bypass botocore's)."""
+    from registry.storage import s3, s3_reads
+
+    data = os.urandom(3 * MiB)
+    d = Digest.of(data)
+    driver = S3Driver(parse_s3_settings(settings))
+    await driver.open()
+    saved = s3_reads.PIECE, s3.PIECE
+    s3_reads.PIECE = s3.PIECE = MiB
+    try:
+        await driver.put(d, data)
+        flaky.fail_next = 1                    # one SlowDown on a piece: retried, works
+        assert b"".join([bytes(b) async for b in driver.read(d, 0, len(data))]) == data
+        flaky.always = True
+        with pytest.raises(StorageUnavailable):
+            async for _ in driver.read(d, 0, len(data)):
+                pass
+    finally:
+        s3_reads.PIECE, s3.PIECE = saved
+        flaky.always = False
+        await driver.close()
 
 
 async def test_redirect_gives_a_presigned_url_that_serves_the_bytes(s3_server, s3_prefix, no_aws, aiohttp_client, tmp_path):
