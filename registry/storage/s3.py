@@ -34,6 +34,7 @@ from oci.digest import ALGORITHMS, Digest
 
 from .driver import BlobInfo, BlobNotFound, ChunkHook, DigestMismatch, StorageError, StorageUnavailable
 from .resumable_sha256 import AVAILABLE as RESUMABLE_SHA256
+from .s3_deletes import DeleteBatcher
 from .s3_reads import PIECE, PieceBudget, RangeFetcher, read_ranges
 from .s3_settings import S3Settings
 
@@ -76,13 +77,17 @@ class S3Driver:
         self.uploads = S3Uploads(self)
         self.piece_budget = PieceBudget()
         self.fetcher: RangeFetcher | None = None
+        self.deferred_deletes = DeleteBatcher(self)
 
     # -- client ---------------------------------------------------------------------------------
     async def open(self) -> None:
         s = self.settings
         config = Config(
             region_name=s.region, signature_version="s3v4",
-            s3={"addressing_style": "path"},
+            # payload_signing_enabled=False: no SHA-256 of every body on the event loop (botocore
+            # signs payloads on http endpoints); the registry verifies each blob's digest itself,
+            # and over https TLS protects the bytes, which is what botocore relies on there.
+            s3={"addressing_style": "path", "payload_signing_enabled": s.sign_payload},
             retries={"max_attempts": s.retries, "mode": "standard"},
             connect_timeout=s.timeout, read_timeout=s.timeout, max_pool_connections=64,
             parameter_validation=False,  # our calls are fixed in code; saves CPU on every request
@@ -108,6 +113,8 @@ class S3Driver:
             raise
 
     async def close(self) -> None:
+        if self.client is not None:
+            await self.deferred_deletes.flush()
         if self.fetcher is not None:
             self.fetcher.close()
             self.fetcher = None

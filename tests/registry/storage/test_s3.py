@@ -5,6 +5,7 @@ another one, as behind a load balancer without stickiness.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -281,7 +282,12 @@ async def test_api_post_then_put_with_body_is_one_put_and_leaves_no_staging(s3_s
     assert bad.status == 400 and (await bad.json())["errors"][0]["code"] == "DIGEST_INVALID"
     r = await client.get(f"/v2/small/repo/blobs/{Digest.of(data)}")
     assert r.status == 200 and await r.read() == data
-    assert list(s3_server.objects(s3_prefix)) == [f"{s3_prefix}blobs/sha256/{Digest.of(data).hex[:2]}/{Digest.of(data).hex}"]
+    blob = f"{s3_prefix}blobs/sha256/{Digest.of(data).hex[:2]}/{Digest.of(data).hex}"
+    # The session's state goes in a batched delete a moment after the 201 (s3_deletes.DELAY).
+    deadline = asyncio.get_running_loop().time() + 5
+    while list(s3_server.objects(s3_prefix)) != [blob] and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert list(s3_server.objects(s3_prefix)) == [blob]
 
 
 async def test_commit_after_a_patch_that_failed_right_after_creating_the_multipart_upload(replicas, s3_server,
@@ -300,3 +306,23 @@ async def test_commit_after_a_patch_that_failed_right_after_creating_the_multipa
     assert list(s3_server.objects(s3_prefix)) == [d.blob_key(digest)]
     listed = await d.call("list_multipart_uploads", Prefix=f"{s3_prefix}uploads/")
     assert not listed.get("Uploads")
+
+
+async def test_a_multipart_upload_left_by_a_discarded_session_is_listed_then_aborted(replicas, s3_server, s3_prefix):
+    """A first PATCH creates the multipart upload, records it, then dies; the client finishes
+    with POST + PUT-with-body, so the session is discarded as empty: its multipart upload must
+    not wait for a bucket rule. The upload expiry sees it through iter_uploads and cancels it."""
+    from registry.storage.s3_uploads import _Writer
+
+    uid = "6" * 32
+    d = replicas[0]
+    await d.create_upload(uid)
+    await _Writer(d.uploads, uid, await d.uploads.load(uid))._ensure_mpu()
+    await replicas[1].discard_empty_upload(uid)
+    await replicas[1].deferred_deletes.flush()
+    assert s3_server.objects(s3_prefix) == {}          # no object names the session any more
+    assert [u for u, _ in [x async for x in replicas[2].iter_uploads()]] == [uid]
+    await replicas[2].delete_upload(uid)
+    listed = await d.call("list_multipart_uploads", Prefix=f"{s3_prefix}uploads/")
+    assert not listed.get("Uploads")
+    assert [x async for x in replicas[2].iter_uploads()] == []
