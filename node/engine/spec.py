@@ -62,6 +62,7 @@ class HostConfig(_Typed):
         ("dns_search", "DnsSearch", list), ("cap_add", "CapAdd", list), ("cap_drop", "CapDrop", list),
         ("privileged", "Privileged", False), ("ulimits", "Ulimits", list), ("shm_size", "ShmSize", 67108864),
         ("group_add", "GroupAdd", list), ("sysctls", "Sysctls", dict),
+        ("cpu_shares", "CpuShares", 0),
     )
 
 
