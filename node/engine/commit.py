@@ -137,7 +137,7 @@ def commit_container(root, container: Container, repo_tag: str | None = None, ch
             diff_ids = [*image.diff_ids, layer.diff_id]
             store.content.unpack(layer.digest, layer.diff_id, chain_ids(diff_ids)[-1])
             image.config = config
-            image.author = author or None
+            image.author, image.comment = author or None, message or None
             now = iso_time(time.time())
             entry = {"created": now, "created_by": " ".join([spec.path, *spec.args]).strip()}
             if author:

@@ -92,7 +92,8 @@ def import_rootfs(root, src: BinaryIO, repo_tag: str | None = None, changes: lis
         diff_id = _diff_id(store, digest)
         store.content.unpack(digest, diff_id, diff_id)  # one layer: its chain ID is its diff_id
         now = iso_time(time.time())
-        image = StageImage(config=config, os=os_name, architecture=arch, variant=variant)
+        image = StageImage(config=config, os=os_name, architecture=arch, variant=variant,
+                           comment=message or None)
         image.history.append({"created": now, "comment": message or f"Imported from {source}"})
         image.add_layer({"digest": str(digest), "size": size, "media_type": media_type,
                          "diff_id": str(diff_id)}, Path("."))
