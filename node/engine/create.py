@@ -112,9 +112,9 @@ def _mount_flag_mounts(root: Path, opts: RunOptions, anonymous: list[str]) -> li
             driver = volume_opts.get("DriverConfig") or {}
             if driver.get("Name") not in (None, "", "local"):
                 raise EngineError(f"error looking up volume plugin {driver['Name']}: plugin not found", 125)
-            volume = create_volume(root, m["Source"] or None, anonymous=not m["Source"],
+            volume = create_volume(root, m.get("Source") or None, anonymous=not m.get("Source"),
                                    labels=volume_opts.get("Labels"), options=driver.get("Options"))
-            if not m["Source"]:
+            if not m.get("Source"):
                 anonymous.append(volume["Name"])
             result.append({"Type": "volume", "Name": volume["Name"], "Source": volume["Mountpoint"],
                            "Destination": m["Target"], "Driver": "local", "Mode": "z", "RW": not ro,
