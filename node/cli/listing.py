@@ -85,7 +85,7 @@ def ps_row(doc: dict, no_trunc: bool = False, image_size: Callable[[str], int | 
     command = " ".join([doc.get("Path") or "", *args]).strip()
     ports = ""
     if state.get("Status") == "running":
-        ports = ", ".join(f"{b.get('HostIp')}:{b.get('HostPort')}->{key}"
+        ports = ", ".join(f"{_host(b.get('HostIp'))}:{b.get('HostPort')}->{key}"
                           for key, binds in (settings.get("Ports") or {}).items() for b in binds or [])
     mounts = [m.get("Name") or m.get("Source") or "" for m in doc.get("Mounts") or []]
     labels = config.get("Labels") or {}
@@ -144,6 +144,10 @@ class _Row(dict):
 
     def values(self):
         return [v for _, v in self.items()]
+
+
+def _host(ip) -> str:
+    return f"[{ip}]" if ip and ":" in ip else str(ip)  # docker writes "[::]:8080->80/tcp"
 
 
 def _size(virtual: int | None) -> str:
