@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 
-from node.engine import EngineError, procs, runtimes
+from node.engine import EngineError, health, procs, runtimes
 from node.engine.logs import LogWriter
 from node.engine.prepare import prepare, release
 from node.engine.records import Container, now_iso
@@ -74,11 +74,13 @@ def run_once(root, container: Container, attach: bool, on_started=None, attach_f
     if on_started:
         on_started()
     forward = _forward_signals(handle.pid) if attach else None
+    stop_health = health.start(container)  # node/engine/health.py: a no-op without a check
     try:
         stdio.carry(log)
         status = _reap(handle.pid)
         stdio.exit_code = _exit_code(status)
     finally:
+        stop_health()
         if forward:
             forward()
         stdio.finish()
