@@ -24,6 +24,7 @@ from node.engine import detachkeys
 
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 DETACHED = object()
+INTERRUPTED = object()
 
 
 def _bool(text: str) -> bool:
@@ -122,6 +123,8 @@ def _finish(container, outcome) -> int:
     if outcome is DETACHED:
         print("read escape sequence", file=sys.stderr)
         return 0
+    if outcome is INTERRUPTED:
+        return 130
     auto_remove = container.host_config.auto_remove
     deadline = time.monotonic() + 30
     state = {}
@@ -144,7 +147,8 @@ class Session:
         self.sock = sock
         self.stdin = stdin
         self.tty = bool(container.config.tty)
-        self.scanner = detachkeys.DetachScanner(keys) if stdin else None
+        # docker's detach keys are a terminal's: without a TTY, Ctrl-C (--sig-proxy=false) leaves
+        self.scanner = detachkeys.DetachScanner(keys) if stdin and self.tty else None
         self.sig_proxy = sig_proxy and not self.tty
         self.pending = bytearray()  # frames for the monitor not yet sent
         self.signals: list[int] = []
@@ -164,9 +168,11 @@ class Session:
         if self.tty and self.stdin and os.isatty(0):
             import tty
             saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)  # keep what was typed ahead
         try:
             return self._loop(wake_r)
+        except KeyboardInterrupt:  # no TTY, --sig-proxy=false: Ctrl-C leaves, the container runs on
+            return INTERRUPTED
         finally:
             if saved is not None:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
@@ -211,7 +217,7 @@ class Session:
                     stdin_open = False
                     self.pending += proto.encode(proto.CLOSE_STDIN)
                 else:
-                    data, detached = self.scanner.feed(data)
+                    data, detached = self.scanner.feed(data) if self.scanner else (data, False)
                     if data:
                         self.pending += proto.encode(proto.STDIN, data)
                     if detached:

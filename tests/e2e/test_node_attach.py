@@ -3,73 +3,18 @@ Ctrl-P Ctrl-Q leaves the container running, `attach` gets the shell back, the ex
 the container's; --detach-keys and config.json's detachKeys; attach without a TTY; start -a -i."""
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import select
-import struct
+import signal
 import subprocess
-import termios
 import time
 
 import pytest
 
 from tests.e2e.node_run_support import busybox_layer, dy, leaks  # noqa: F401
+from tests.e2e.pty_support import Terminal
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
-
-
-class Terminal:
-    """A dockyard command on the slave side of a fresh pty; we type and read on the master."""
-
-    def __init__(self, dy, *args: str, rows: int = 24, cols: int = 80) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.proc = subprocess.Popen(dy.argv(*args), stdin=slave, stdout=slave, stderr=slave, env=dy.env,
-                                     start_new_session=True)
-        os.close(slave)
-        self.seen = b""
-
-    def type(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def read_until(self, token: bytes, timeout: float = 20) -> bytes:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and token not in self.seen:
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(self.master, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                self.seen += data
-        assert token in self.seen, f"{token!r} not in {self.seen!r}"
-        before, _, self.seen = self.seen.partition(token)
-        return before + token
-
-    def resize(self, rows: int, cols: int) -> None:
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        os.killpg(self.proc.pid, 28)  # SIGWINCH, as the kernel sends the foreground group
-
-    def wait(self, timeout: float = 20) -> int:
-        code = self.proc.wait(timeout=timeout)
-        try:
-            while select.select([self.master], [], [], 0.1)[0]:
-                data = os.read(self.master, 4096)
-                if not data:
-                    break
-                self.seen += data
-        except OSError:
-            pass
-        return code
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.master)
 
 
 @pytest.fixture
@@ -77,7 +22,7 @@ def term(dy):
     opened = []
 
     def open_terminal(*args, **kw):
-        t = Terminal(dy, *args, **kw)
+        t = Terminal(dy.argv(*args), dy.env, **kw)
         opened.append(t)
         return t
     yield open_terminal
@@ -100,7 +45,7 @@ def test_run_it_detach_attach_and_exit_status(dy, term):
     assert _status(dy, "sh1") == "running"
     # the shell lives on, and writes to its log while nobody is attached
     a = term("attach", "sh1")
-    time.sleep(0.3)
+    a.wait_raw()
     a.type(b"echo two=$((2+2))\n")
     a.read_until(b"two=4")
     a.type(b"exit 7\n")
@@ -128,7 +73,7 @@ def test_custom_detach_keys_and_a_broken_sequence_passes_through(dy, term):
     (config / "config.json").write_text(json.dumps({"detachKeys": "ctrl-@,q"}))
     dy.env["DOCKER_CONFIG"] = str(config)
     a = term("attach", "sh2")
-    time.sleep(0.3)
+    a.wait_raw()
     a.type(b"echo back=1\n")
     a.read_until(b"back=1")
     a.type(b"\x00q")  # ctrl-@ q
@@ -145,49 +90,63 @@ def test_resize_reaches_the_containers_pty(dy, term):
     t.type(b"stty size\n")
     t.read_until(b"30 100")
     t.resize(41, 132)
-    time.sleep(0.3)
-    t.type(b"stty size\n")
-    t.read_until(b"41 132")
+    for _ in range(50):  # the SIGWINCH travels: client, monitor, TIOCSWINSZ
+        t.type(b"stty size\n")
+        if b"41 132" in t.read_until(b"# "):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the resize never reached the container")
     t.type(b"exit\n")
     assert t.wait() == 0
 
 
+def _readline(stream, timeout: float = 20) -> bytes:
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else b""
+
+
 def test_attach_without_a_tty(dy):
     dy.out("run", "-d", "-i", "--name", "cat1", "busybox", "sh", "-c", "while read l; do echo got:$l; done; echo bye")
-    proc = subprocess.Popen(dy.argv("attach", "cat1"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=dy.env)
+    # without a TTY the detach keys are plain bytes (as docker's); Ctrl-C with --sig-proxy=false leaves
+    proc = subprocess.Popen(dy.argv("attach", "--sig-proxy=false", "cat1"), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dy.env)
     try:
-        time.sleep(0.5)
         proc.stdin.write(b"hello\n")
         proc.stdin.flush()
-        line = proc.stdout.readline()
-        assert line == b"got:hello\n"
-        # Ctrl-P Ctrl-Q on a plain stdin detaches too
-        proc.stdin.write(b"\x10\x11")
-        proc.stdin.flush()
-        assert proc.wait(timeout=20) == 0
+        assert _readline(proc.stdout) == b"got:hello\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert _status(dy, "cat1") == "running"
-    # --no-stdin: output only; the container started with -d keeps its stdin when we leave
+    # two clients at once: one watching (--no-stdin), one typing; output reaches both
     watch = subprocess.Popen(dy.argv("attach", "--no-stdin", "cat1"), stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dy.env)
+    feed = subprocess.Popen(dy.argv("attach", "cat1"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dy.env)
     try:
-        time.sleep(0.5)
-        feed = subprocess.run(dy.argv("attach", "cat1"), input=b"again\n\x10\x11", capture_output=True,
-                              env=dy.env, timeout=20)
-        assert feed.returncode == 0
+        seen = b""
+        for i in range(40):  # until the watcher is surely attached
+            feed.stdin.write(b"again%d\n" % i)
+            feed.stdin.flush()
+            assert _readline(feed.stdout) == b"got:again%d\n" % i
+            seen = _readline(watch.stdout, 0.5)
+            if seen:
+                break
+        assert seen.startswith(b"got:again")
+        feed.stdin.close()  # started with -d: no stdin once, the program keeps its stdin
+        time.sleep(0.3)
         assert _status(dy, "cat1") == "running"
         dy("kill", "cat1", check=True)
-        out, _ = watch.communicate(timeout=20)
-        assert b"got:again\n" in out
-        assert watch.returncode == 137
+        assert watch.wait(timeout=20) == 137 and feed.wait(timeout=20) == 137
     finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
+        for p in (watch, feed):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     stopped = dy("attach", "cat1")
     assert stopped.returncode == 1 and "cannot attach to a stopped container" in stopped.stderr
 
