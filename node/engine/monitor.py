@@ -9,9 +9,11 @@ Protocol between the agent (the `dockyard` command), the monitor and the contain
     at /dev/null and ROOT/containers/<id>/monitor.log, and reports on a pipe to the agent:
     b"OK" once the container's program runs, or b"E<code> <message>" if it could not start.
     The agent prints the id (or the error) and exits; state.json then tells the story.
-  * Attached (`run` without -d): the agent process is itself the monitor, and echoes the output
-    to its own stdout/stderr besides logging it; `-i` hands the agent's stdin straight to the
-    container, `-t` adds a pty that the agent bridges to its own terminal in raw mode.
+  * Attached (`run` without -d or -i): the agent process is itself the monitor, and echoes the
+    output to its own stdout/stderr besides logging it.
+  * Interactive (`run -i`/`-it`, `start -a`): a detached monitor as above, given one end of a
+    socketpair at the fork as its first attach client (node/engine/attach.py, which also says
+    how later clients reach it); the agent bridges its terminal to the other end.
   * The monitor is a child subreaper: the container init (forked by the built-in runtime's
     intermediate process, or left behind by `runc create`) becomes its child, and it waits for
     that PID. state.json holds Pid+PidStart and MonitorPid+MonitorStart so other commands can tell

@@ -183,3 +183,21 @@ def test_start_a_i(dy, term):
     r = dy("start", "-a", "out1")
     assert (r.returncode, r.stdout) == (2, "out\n")
     assert leaks(dy.root, dy.inspect("out1")["Id"]) == []
+
+
+def test_exec_it_follows_the_terminal_size(dy, term):
+    dy.out("run", "-d", "--name", "ex1", "busybox", "sleep", "60")
+    t = term("exec", "-it", "ex1", "sh", rows=22, cols=77)
+    t.read_until(b"# ")
+    t.type(b"stty size\n")
+    t.read_until(b"22 77")
+    t.resize(60, 200)
+    for _ in range(50):
+        t.type(b"stty size\n")
+        if b"60 200" in t.read_until(b"# "):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the resize never reached the exec's pty")
+    t.type(b"exit\n")
+    assert t.wait() == 0

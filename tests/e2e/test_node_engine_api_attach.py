@@ -89,3 +89,25 @@ def test_docker_attach_without_a_tty_feeds_stdin(engine):
     status, _, body = engine.request("POST", "/containers/nope-nothing/resize?h=10&w=10")
     assert status == 404 and b"message" in body
     engine.docker("rm", "-f", name, check=True)
+
+
+def _until_size(t, size: bytes) -> None:
+    for _ in range(50):  # a resize travels: SIGWINCH, the client, the engine, the pty
+        t.type(b"stty size\n")
+        if size in t.read_until(b"# "):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the pty never became {size!r}")
+
+
+def test_docker_exec_it_follows_the_terminal_size(engine, term):
+    name = unique("ex")
+    engine.docker("run", "-d", "--name", name, "--network", "none", engine.image, "sleep", "60", check=True)
+    t = term("exec", "-it", name, "sh", rows=27, cols=99)
+    t.read_until(b"# ")
+    _until_size(t, b"27 99")  # POST /exec/{id}/resize right after the start
+    t.resize(50, 150)
+    _until_size(t, b"50 150")
+    t.type(b"exit 2\n")
+    assert t.wait() == 2
+    engine.docker("rm", "-f", name, check=True)

@@ -54,10 +54,12 @@ def start_in_worker(root: str, cid: str) -> bool:
 
 def exec_in_worker(root: str, cid: str, cmd: list[str], interactive: bool, tty: bool,
                    env: list[str], workdir: str | None, user: str | None) -> int:
+    """fds 0-2: the client's stdin and output pipes; with a TTY (one output stream) fd 2 is
+    instead the pipe of the exec's resizes (execs.resize)."""
     from node.engine.exec_ import exec_in_container
     from node.engine.records import find as find_record
     return _mapped(exec_in_container, _mapped(find_record, root, cid), cmd, interactive, tty,
-                   env, workdir, user)
+                   env, workdir, user, resize_fd=2 if tty else None)
 
 
 def start_attached_in_worker(root: str, cid: str) -> bool:
