@@ -6,6 +6,7 @@ Unlike -v, a --mount bind whose source is missing is an error, not a new directo
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import re
 import stat
@@ -109,12 +110,15 @@ def parse_mount(spec: str) -> dict:
     for family in sorted(families):
         if family != mount["Type"]:
             raise _flag_error(spec, "--mount", f"cannot mix '{family}-*' options with mount type '{mount['Type']}'")
+    if not mount["Source"]:
+        del mount["Source"]  # docker's omitempty
     return mount
 
 
 def check_mount(m: dict) -> None:
     """The daemon's checks (moby volume/mounts): what the syntax cannot tell."""
     kind = m["Type"]
+    m = {"Source": "", **m}
     if kind not in MOUNT_TYPES:
         raise _config_error(kind, "mount type unknown")
     if not m["Target"].startswith("/"):
@@ -190,8 +194,9 @@ def device_nodes(entry: dict) -> list[dict]:
     try:
         st = os.stat(host)
     except OSError as e:
+        # docker run's status for a start error that reads "no such file or directory": 127
         raise EngineError(f'error gathering device information while adding custom device "{host}": '
-                          f'{(e.strerror or str(e)).lower()}', 125) from None
+                          f'{(e.strerror or str(e)).lower()}', 127 if e.errno == errno.ENOENT else 125) from None
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
         return [node(host, st, inside)]
     if not stat.S_ISDIR(st.st_mode):
