@@ -111,12 +111,16 @@ def _attachment_json(network):
 
 
 def _reap(pid: int) -> int:
+    """The init's exit status, reaping every other child on the way: an exec'd process whose
+    helper died is re-parented to us (the subreaper), and the init of a PID namespace cannot
+    finish exiting while one of its namespace's zombies is left unreaped."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
-            return status
+            got, status = os.waitpid(-1, 0)
         except ChildProcessError:
             return 255 << 8
+        if got == pid:
+            return status
 
 
 def _forward_signals(pid: int):
