@@ -296,3 +296,27 @@ def test_events_stream_until_interrupted_and_take_a_format(side):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_rename_on_a_user_network_moves_the_name(side):
+    """A peer finds the renamed container by its new name, and no longer by the old one."""
+    root, imgs, docker, _work, prefix, names, _made = side
+    net, a, b, renamed = f"{prefix}-net", f"{prefix}-na", f"{prefix}-nb", f"{prefix}-na2"
+    names += [a, b, renamed]
+    docker.run("network", "create", net)
+    _ok(dy(root, "network", "create", net))
+    try:
+        for tool in (docker.run, lambda *args: _ok(dy(root, *args))):
+            for name in (a, b):
+                tool("run", "-d", "--name", name, "--network", net, imgs.one, "sleep", "300")
+            tool("rename", a, renamed)
+        for args, code in ((["exec", b, "ping", "-c", "1", "-W", "2", renamed], 0),
+                           (["exec", b, "ping", "-c", "1", "-W", "2", a], 1)):
+            theirs, ours = docker.run(*args, check=False), dy(root, *args)
+            assert ours.returncode == theirs.returncode == code, (args, ours.stdout, ours.stderr, theirs.stderr)
+    finally:
+        for name in (renamed, b):
+            docker.run("rm", "-f", name, check=False)
+            dy(root, "rm", "-f", name)
+        docker.run("network", "rm", net, check=False)
+        dy(root, "network", "rm", net)
