@@ -81,9 +81,10 @@ def test_health_cmd_starting_healthy_unhealthy_in_inspect_and_ps(dy):
 
 
 def test_health_start_period_and_timeout(dy):
+    # in the start period the start interval paces the probes (30 s would give none in 2 s)
     dy.out("run", "-d", "--name", "slow", "--network", "none", "--health-cmd", "sleep 5",
-           "--health-interval", "200ms", "--health-timeout", "300ms", "--health-retries", "1",
-           "--health-start-period", "60s", "busybox", "sleep", "600")
+           "--health-interval", "30s", "--health-start-interval", "200ms", "--health-timeout", "300ms",
+           "--health-retries", "1", "--health-start-period", "60s", "busybox", "sleep", "600")
     time.sleep(2)
     health = _health(dy, "slow")
     # failures in the start period do not count: still starting, and each probe was cut at 300 ms
