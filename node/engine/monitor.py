@@ -85,13 +85,14 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
         stdio.finish()
         log.close()
     oom = runtime.oom_killed(container.id)
-    release(root, container, runtime)
     code = _exit_code(status)
     if oom:
         events.container_event(container, "oom")
-    # before the state says "exited": a `stop` waiting for that logs its "stop" after this
+    # before release (docker: die, then network disconnect) and before the state says "exited"
+    # (a `stop` waiting for that logs its "stop" after this)
     events.container_event(container, "die", exitCode=code,
                            execDuration=int(since(container.state().get("StartedAt", ""))))
+    release(root, container, runtime)
     container.update_state(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
                            OOMKilled=oom, FinishedAt=now_iso())
     return code
