@@ -179,6 +179,8 @@ def keep_restarting(root, container: Container) -> None:
 def spawn_monitor(root, container: Container, restart_only: bool = False, attach_fd: int | None = None) -> None:
     """Fork a detached monitor; wait for its word that the program runs (or why it does not).
     attach_fd: one end of a socketpair, the monitor's first attach client (`run -i`)."""
+    if attach_fd is not None:
+        events.container_event(container, "attach")
     sys.stdout.flush()
     sys.stderr.flush()
     report_r, report_w = os.pipe()
