@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from node.api import (archive, backend, build, container_io, containers, events, execs, images,
-                      monitoring, networks, system, volumes)
+                      lifecycle, monitoring, networks, system, volumes)
 from node.api.errors import PREPARED, error_middleware
 from node.api.launcher import Launcher
 from node.api.versions import common_headers, version_middleware
@@ -33,7 +33,7 @@ log = logging.getLogger("dockyard.api")
 DEFAULT_SOCKET = "/run/dockyard/docker.sock"
 SOCKET_GROUP = "dockyard"
 MODULES = (system, events, containers, container_io, execs, archive, monitoring, images, networks,
-           volumes, build)
+           volumes, build, lifecycle)
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -47,7 +47,7 @@ def create_app(root: Path | str, launcher: Launcher) -> web.Application:
     app["root"] = Path(root)
     app["launcher"] = launcher
     app["execs"] = {}
-    app["pending_attach"] = {}  # container id -> stdio fds for its attached monitor (container_io)
+    app["pending_attach"] = {}  # container id -> the socket its monitor takes as first attach client (container_io)
     app["background"] = set()
     events.setup(app)
     for module in MODULES:

@@ -3,11 +3,15 @@ reboot or a kill -9 of the monitor the record still says "running", but the PID 
 belongs to another process now: the start time tells). Such a container is reported exited."""
 from __future__ import annotations
 
-from node.engine import procs
-from node.engine.records import Container, now_iso
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from node.engine.records import Container
 
 
 def current_state(container: Container) -> dict:
+    # imported here: `images` imports this module only for human_duration
+    from node.engine import procs
+    from node.engine.records import now_iso
     state = container.state()
     if state.get("Status") in ("running", "paused", "restarting"):
         pid_alive = procs.alive(state.get("Pid", 0), state.get("PidStart", 0))
@@ -39,7 +43,10 @@ def describe(state: dict) -> str:
     status = state.get("Status")
     if status == "running" or status == "paused":
         text = f"Up {human_duration(since(state.get('StartedAt', '')))}"
-        return text + " (Paused)" if status == "paused" else text
+        if status == "paused":
+            return text + " (Paused)"
+        from node.engine.health import status_suffix
+        return text + status_suffix(state)
     if status == "restarting":
         return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(since(state.get('FinishedAt', '')))} ago"
     if status == "exited":
