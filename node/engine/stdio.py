@@ -4,10 +4,11 @@ attached. One select loop, no threads: `threading` alone costs `run` millisecond
 from __future__ import annotations
 
 import os
-import signal
 
-from node.engine.logs import LogWriter
-from node.engine.records import Container
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (re, and 1 ms)
+if TYPE_CHECKING:  # the detached monitor's resident half (shim.py) imports this module: keep it lean
+    from node.engine.logs import LogWriter
+    from node.engine.records import Container
 
 
 class Stdio:
@@ -53,6 +54,7 @@ class Stdio:
         import tty
         if os.isatty(0):
             self._copy_winsize(master)
+            import signal  # here: the detached monitor (shim.py) never bridges a terminal
             signal.signal(signal.SIGWINCH, lambda *_: self._copy_winsize(master))
             self.saved_tty = termios.tcgetattr(0)
             tty.setraw(0)
@@ -68,6 +70,27 @@ class Stdio:
             fcntl.ioctl(master, termios.TIOCSWINSZ, size)
         except OSError:
             pass
+
+    def handover(self) -> str:
+        """This object's state as one argv word, for the exec of the detached monitor's resident
+        half (node/engine/shim.py): the fds it names are made inheritable, the rest stays
+        close-on-exec. Only for a detached run after ``created`` (no terminal of ours to bridge)."""
+        fds = list(self.readers) + ([self.stdin_writer] if self.stdin_writer is not None else [])
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        readers = ",".join(f"{fd}:{stream}" for fd, stream in self.readers.items())
+        return f"{readers};{'' if self.stdin_writer is None else self.stdin_writer}"
+
+    @classmethod
+    def resume(cls, word: str) -> "Stdio":
+        """The object ``handover`` described, in the exec'd program."""
+        readers, _, stdin_writer = word.partition(";")
+        self = cls.__new__(cls)
+        self.tty = self.interactive = self.attach = False
+        self.to_close, self.container_fds, self.saved_tty, self.forward_stdin_to = [], None, None, None
+        self.readers = {int(fd): stream for fd, _, stream in (r.partition(":") for r in readers.split(",") if r)}
+        self.stdin_writer = int(stdin_writer) if stdin_writer else None
+        return self
 
     def carry(self, log: LogWriter) -> None:
         """Copy output to the log (and our own stdout/stderr when attached) until every stream
