@@ -44,6 +44,26 @@ def _progress(row: dict) -> None:
     print(f"  {row['dockyard']:>9} {row['unit']:<3} {row['metric']}  ({row['note']})", file=sys.stderr, flush=True)
 
 
+def catalog_pages(first: str, digest: str, deep: int) -> list[tuple[str, str]]:
+    """(label, path) of every page the bench times; ``first`` is a repository holding bytes,
+    ``digest`` one of its manifests, ``deep`` a page number halfway down the list."""
+    return [
+        ("home page (stats + first 50 by name)", "/ui/"),
+        (f"home page {deep} (OFFSET {(deep - 1) * 50})", f"/ui/?page={deep}"),
+        ("search page (substring)", "/ui/?q=service-12"),
+        ("search as you type (results fragment)", "/ui/?q=ice-1&fragment=1"),
+        ("home sorted by size", "/ui/?sort=size"),
+        ("home sorted by tag count, page 3", "/ui/?sort=tags&page=3"),
+        ("repository page (tags, platforms, sizes)", f"/ui/r/{first}"),
+        ("image page (config, layers, referrers)", f"/ui/r/{first}/-/manifest/{digest}"),
+        ("storage per namespace page", "/ui/storage"),
+        ("API: OpenAPI document", "/api/v1/openapi.json"),
+        ("API: repositories search", "/api/v1/repositories?q=service-12"),
+        ("API: tags of a repository", f"/api/v1/repositories/{first}/tags"),
+        ("docker search (/v1/search)", "/v1/search?q=service-12&n=25"),
+    ]
+
+
 def _time(conn: http.client.HTTPConnection, path: str, rounds: int) -> list[float]:
     def once() -> float:
         started = time.perf_counter()
@@ -149,21 +169,7 @@ def _measure(backend: str, url: str | None, scratch: Path, repos: int, tags: int
         conn.request("GET", f"/api/v1/repositories/{first}/tags")
         digest = json.loads(conn.getresponse().read())["tags"][0]["digest"]
         deep = max(1, counts["repositories"] // 50 // 2)
-        pages = [
-            ("home page (stats + first 50 by name)", "/ui/"),
-            (f"home page {deep} (OFFSET {(deep - 1) * 50})", f"/ui/?page={deep}"),
-            ("search page (substring)", "/ui/?q=service-12"),
-            ("search as you type (results fragment)", "/ui/?q=ice-1&fragment=1"),
-            ("home sorted by size", "/ui/?sort=size"),
-            ("home sorted by tag count, page 3", "/ui/?sort=tags&page=3"),
-            ("repository page (tags, platforms, sizes)", f"/ui/r/{first}"),
-            ("image page (config, layers, referrers)", f"/ui/r/{first}/-/manifest/{digest}"),
-            ("storage per namespace page", "/ui/storage"),
-            ("API: OpenAPI document", "/api/v1/openapi.json"),
-            ("API: repositories search", "/api/v1/repositories?q=service-12"),
-            ("API: tags of a repository", f"/api/v1/repositories/{first}/tags"),
-            ("docker search (/v1/search)", "/v1/search?q=service-12&n=25"),
-        ]
+        pages = catalog_pages(first, digest, deep)
         rows = []
         for label, path in pages:
             rows.append(_row(f"{label} @ {scale}", _time(conn, path, rounds)))

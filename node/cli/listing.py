@@ -81,7 +81,7 @@ def ps_row(doc: dict, no_trunc: bool = False, image_size: Callable[[str], int | 
     command = " ".join([doc.get("Path") or "", *args]).strip()
     ports = ""
     if state.get("Status") == "running":
-        ports = ", ".join(f"{b.get('HostIp')}:{b.get('HostPort')}->{key}"
+        ports = ", ".join(f"{_host(b.get('HostIp'))}:{b.get('HostPort')}->{key}"
                           for key, binds in (settings.get("Ports") or {}).items() for b in binds or [])
     mounts = [m.get("Name") or m.get("Source") or "" for m in doc.get("Mounts") or []]
     labels = config.get("Labels") or {}
@@ -106,6 +106,10 @@ def ps_row(doc: dict, no_trunc: bool = False, image_size: Callable[[str], int | 
     row: dict[str, Any] = dict(fields, _json=fields, _doc=doc)
     row["Label"] = lambda key: labels.get(key, "")
     return row
+
+
+def _host(ip) -> str:
+    return f"[{ip}]" if ip and ":" in ip else str(ip)  # docker writes "[::]:8080->80/tcp"
 
 
 def _size(virtual: int | None) -> str:

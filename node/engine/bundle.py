@@ -97,10 +97,60 @@ def _user_mounts(container) -> list[dict]:
             mode = [] if any(o.startswith("mode=") for o in user_opts) else ["mode=1777"]
             opts = ["nosuid", "nodev", "noexec"] + mode + user_opts
             result.append({"destination": m["Destination"], "type": "tmpfs", "source": "tmpfs", "options": opts})
+        elif m["Type"] == "volume" and _volume_options(m):
+            result.append(_local_driver_mount(m, _volume_options(m)))
         else:
-            opts = ["rbind", "rprivate"] + (["ro"] if not m.get("RW", True) else [])
+            propagation = (m.get("Propagation") or "rprivate") if m["Type"] == "bind" else "rprivate"
+            opts = ["rbind", propagation] + (["ro"] if not m.get("RW", True) else [])
             result.append({"destination": m["Destination"], "type": "bind", "source": m["Source"], "options": opts})
     return result
+
+
+def _volume_options(m: dict) -> dict:
+    """A named volume's local-driver options (--mount volume-opt=, `volume create -o`)."""
+    import json
+    from pathlib import Path
+    try:
+        with open(Path(m["Source"]).parent / "volume.json") as f:
+            return dict(json.load(f).get("Options") or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _local_driver_mount(m: dict, options: dict) -> dict:
+    """Docker's local driver: mount DEVICE of TYPE with the o= options (o=bind: a bind of DEVICE).
+    Mounted for this container, not once on the volume's _data: nothing is left on the host."""
+    words = [w for w in (options.get("o") or "").split(",") if w]
+    ro = [] if m.get("RW", True) else ["ro"]
+    if "bind" in words or "rbind" in words or not options.get("type"):
+        return {"destination": m["Destination"], "type": "bind", "source": options.get("device") or m["Source"],
+                "options": ["rbind", "rprivate"] + [w for w in words if w not in ("bind", "rbind")] + ro}
+    return {"destination": m["Destination"], "type": options["type"], "source": options.get("device") or "none",
+            "options": ["nosuid", "nodev"] + words + ro}
+
+
+INIT_PATH = "/sbin/docker-init"  # where docker puts its init, and where we put ours
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
+
+
+def init_binary() -> str:
+    """The host's static tini (Debian's tini package): it runs in any image, busybox's too."""
+    for path in INIT_CANDIDATES:
+        if os.access(path, os.X_OK):
+            return os.path.realpath(path)
+    from node.engine import EngineError
+    raise EngineError("--init: no init binary on this node (install the tini package: /usr/bin/tini-static)", 125)
+
+
+def _devices(hc) -> tuple[list[dict], list[dict]]:
+    """--device: the nodes to make in the container's /dev (linux.devices) and their cgroup rules."""
+    from node.engine.mountopts import device_nodes, device_rules
+    nodes, rules = [], []
+    for entry in hc.devices:
+        found = device_nodes(entry)
+        nodes += found
+        rules += device_rules(entry, found)
+    return nodes, rules
 
 
 def build_spec(container, user: dict, network, env: list[str]) -> dict:
@@ -112,6 +162,12 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
         mounts.append({"destination": f"/etc/{name}", "type": "bind",
                        "source": str(container.dir / name), "options": list(bind_opts)})
     mounts += _user_mounts(container)
+    args = [spec.path] + list(spec.args)
+    if hc.init:  # docker's --init: tini as PID 1, the command its child
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary(),
+                       "options": ["bind", "ro", "nosuid", "nodev"]})
+        args = [INIT_PATH, "--"] + args
+    devices, device_rules = _devices(hc)
     caps = _capabilities(hc)
     is_root = user["uid"] == 0
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
@@ -128,7 +184,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
                 if m["type"] == "sysfs":
                     m.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
     # --privileged, as docker: every device, /sys writable, nothing masked, no seccomp
-    resources: dict = {"devices": [{"allow": True, "access": "rwm"}] if hc.privileged else DEVICE_RULES}
+    resources: dict = {"devices": [{"allow": True, "access": "rwm"}] if hc.privileged else DEVICE_RULES + device_rules}
     if hc.privileged:
         for m in mounts:
             if m["type"] == "sysfs":
@@ -144,7 +200,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
         "process": {
             "terminal": config.tty,
             "user": {"uid": user["uid"], "gid": user["gid"], "additionalGids": _groups(container, user)},
-            "args": [spec.path] + list(spec.args),
+            "args": args,
             "env": env,
             "cwd": config.working_dir or "/",
             "capabilities": {
@@ -164,6 +220,7 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
             "maskedPaths": [] if hc.privileged else MASKED_PATHS,
             "readonlyPaths": [] if hc.privileged else READONLY_PATHS,
             "rootfsPropagation": "rprivate",
+            **({"devices": devices} if devices else {}),
             **({"sysctl": dict(hc.sysctls)} if hc.sysctls else {}),
             **({"uidMappings": id_maps["uid"], "gidMappings": id_maps["gid"]} if id_maps else {}),
             **({} if hc.privileged or "seccomp=unconfined" in hc.security_opt else {"seccomp": default_seccomp()}),

@@ -14,7 +14,9 @@ from node.engine import DEFAULT_NETWORK, EngineError
 from node.engine.options import (RunOptions, parse_add_host, parse_caps, parse_cpus, parse_dns, parse_dns_search,
                                  parse_stop_signal, parse_stop_timeout, parse_sysctls, parse_ulimit, parse_labels, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
+from node.engine.health import healthcheck_config
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
+from node.engine.mountopts import parse_mount
 from node.engine.spec import Config, ContainerSpec, HostConfig, RestartPolicy
 from node.engine.volumes import create_volume
 
@@ -67,6 +69,7 @@ def _mounts(root: Path, opts: RunOptions, image_config: dict) -> tuple[list[dict
         mounts.append({"Type": "volume", "Name": volume["Name"], "Source": volume["Mountpoint"],
                        "Destination": target, "Driver": "local", "Mode": "ro" if ro else "z",
                        "RW": not ro, "Propagation": ""})
+    mounts += _mount_flag_mounts(root, opts, anonymous)
     for spec in opts.tmpfs:
         target, tmpfs_opts = parse_tmpfs(spec)
         mounts.append({"Type": "tmpfs", "Source": "", "Destination": target, "Mode": tmpfs_opts,
@@ -79,10 +82,44 @@ def _mounts(root: Path, opts: RunOptions, image_config: dict) -> tuple[list[dict
         anonymous.append(volume["Name"])
         mounts.append({"Type": "volume", "Name": volume["Name"], "Source": volume["Mountpoint"],
                        "Destination": target, "Driver": "local", "Mode": "", "RW": True, "Propagation": ""})
+    seen = set()
     for m in mounts:
         if m["Destination"].rstrip("/") in ("", "/"):
             raise EngineError("invalid mount: the container's root cannot be a mount destination", 125)
+        if os.path.normpath(m["Destination"]) in seen:
+            raise EngineError(f"Duplicate mount point: {os.path.normpath(m['Destination'])}", 125)
+        seen.add(os.path.normpath(m["Destination"]))
     return mounts, anonymous
+
+
+def _mount_flag_mounts(root: Path, opts: RunOptions, anonymous: list[str]) -> list[dict]:
+    """--mount entries as Docker's MountPoint objects (what `inspect` shows under Mounts)."""
+    from node.engine.mountopts import check_mount, parse_mount, tmpfs_options
+    result = []
+    for spec in opts.mounts:
+        m = parse_mount(spec)
+        check_mount(m)
+        ro = bool(m.get("ReadOnly"))
+        if m["Type"] == "bind":
+            result.append({"Type": "bind", "Source": os.path.realpath(m["Source"]), "Destination": m["Target"],
+                           "Mode": "", "RW": not ro,
+                           "Propagation": (m.get("BindOptions") or {}).get("Propagation") or "rprivate"})
+        elif m["Type"] == "tmpfs":
+            result.append({"Type": "tmpfs", "Source": "", "Destination": m["Target"], "Mode": tmpfs_options(m),
+                           "RW": not ro, "Propagation": ""})
+        else:
+            volume_opts = m.get("VolumeOptions") or {}
+            driver = volume_opts.get("DriverConfig") or {}
+            if driver.get("Name") not in (None, "", "local"):
+                raise EngineError(f"error looking up volume plugin {driver['Name']}: plugin not found", 125)
+            volume = create_volume(root, m.get("Source") or None, anonymous=not m.get("Source"),
+                                   labels=volume_opts.get("Labels"), options=driver.get("Options"))
+            if not m.get("Source"):
+                anonymous.append(volume["Name"])
+            result.append({"Type": "volume", "Name": volume["Name"], "Source": volume["Mountpoint"],
+                           "Destination": m["Target"], "Driver": "local", "Mode": "z", "RW": not ro,
+                           "Propagation": "", **({"NoCopy": True} if volume_opts.get("NoCopy") else {})})
+    return result
 
 
 def host_config(opts: RunOptions, default_pids_limit: int = 0) -> HostConfig:
@@ -110,7 +147,18 @@ def host_config(opts: RunOptions, default_pids_limit: int = 0) -> HostConfig:
         privileged=bool(opts.privileged), ulimits=[parse_ulimit(u) for u in opts.ulimits],
         shm_size=_shm_size(opts.shm_size), group_add=list(opts.group_add),
         sysctls=parse_sysctls(opts.sysctls, opts.network or DEFAULT_NETWORK),
+        mounts=[parse_mount(m) for m in opts.mounts], devices=_devices(opts.devices),
+        dns_options=[o.strip() for o in opts.dns_options if o.strip()],
     )
+
+
+def _devices(specs: list[str]) -> list[dict]:
+    """--device entries, checked against the host now (the nodes are made at every start)."""
+    from node.engine.mountopts import device_nodes, parse_device
+    entries = [parse_device(s) for s in specs]
+    for entry in entries:
+        device_nodes(entry)
+    return entries
 
 
 def _shm_size(text: str | None) -> int:
@@ -162,6 +210,7 @@ def create_container(root: str | Path, opts: RunOptions, image) -> Container:
         stop_timeout=parse_stop_timeout(opts.stop_timeout),
         labels={**(image_config.get("Labels") or {}), **parse_labels(opts.label_files, opts.labels)},
         network_aliases=list(opts.network_aliases), ip_address=opts.ip,
+        healthcheck=healthcheck_config(opts, image_config.get("Healthcheck")),
     )
     if opts.tty and not any(e.startswith("TERM=") for e in config.env):
         config.env.append("TERM=xterm")

@@ -21,6 +21,7 @@ def inspect_container(container: Container) -> dict:
             "OOMKilled": bool(state.get("OOMKilled")), "Dead": False, "Pid": state.get("Pid", 0),
             "ExitCode": state.get("ExitCode", 0), "Error": state.get("Error", ""),
             "StartedAt": state.get("StartedAt"), "FinishedAt": state.get("FinishedAt"),
+            **({"Health": state["Health"]} if state.get("Health") else {}),
         },
         "Image": spec.image,
         "ResolvConfPath": str(container.dir / "resolv.conf"),
@@ -55,7 +56,7 @@ def ps_row(container: Container) -> dict:
     network = state.get("Network") or {}
     ports = ""
     if isinstance(network, dict) and state.get("Status") == "running":
-        ports = ", ".join(f"{b['HostIp']}:{b['HostPort']}->{key}"
+        ports = ", ".join(f"{'[%s]' % b['HostIp'] if ':' in b['HostIp'] else b['HostIp']}:{b['HostPort']}->{key}"
                           for key, binds in (network.get("Ports") or {}).items() for b in binds or [])
     from node.engine.records import since
     return {

@@ -28,7 +28,7 @@ import signal
 import sys
 import time
 
-from node.engine import EngineError, procs, runtimes
+from node.engine import EngineError, health, procs, runtimes
 from node.engine.logs import LogWriter
 from node.engine.prepare import prepare, release
 from node.engine.records import Container, now_iso
@@ -110,10 +110,12 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
     if on_started:
         on_started()
     forward = _forward_signals(life.handle.pid) if attach else None
+    stop_health = health.start(container)  # node/engine/health.py: a no-op without a check
     try:
         life.stdio.carry(log)
         status = _reap(life.handle.pid)
     finally:
+        stop_health()
         if forward:
             forward()
         life.stdio.finish()
@@ -129,8 +131,10 @@ SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: int, started: float):
     """Become the resident half (never returns). Only the fds named on its command line stay
     open across the exec; the init waits for the shim's `start`."""
+    checked = "health" if health.probe_command(container.config.healthcheck) else "-"
     argv = [sys.executable, "-I", "-S", SHIM, str(root), container.id, str(life.handle.pid),
-            str(report_w), life.stdio.handover(), str(backoff), repr(started), *life.handle.handover()]
+            str(report_w), life.stdio.handover(), str(backoff), repr(started), checked,
+            *life.handle.handover()]
     if report_w >= 0:
         os.set_inheritable(report_w, True)
     sys.stdout.flush()

@@ -48,7 +48,7 @@ def host_resolv_conf() -> str:
 def setup(root, container) -> NetworkSetup:
     result = _setup(root, container)
     from node.engine import etcfiles
-    etcfiles.apply(container.dir, container.host_config)
+    etcfiles.apply(container.dir, container.host_config, root)
     return result
 
 
@@ -86,14 +86,30 @@ def _setup(root, container) -> NetworkSetup:
         lines.append(f"{ip}\t{' '.join(names)}\n")
     (d / "hosts").write_text("".join(lines))
     (d / "resolv.conf").write_text(attachment.resolv_conf or host_resolv_conf())
+    if attachment.bindings:
+        _start_userproxy(root, container, attachment)
     return NetworkSetup(mode, attachment.netns_path, attachment)
+
+
+def _start_userproxy(root, container, attachment) -> None:
+    """Published ports on [::] too (node/network/userproxy.py), shown as docker shows them."""
+    from node.network import userproxy
+    try:
+        served = userproxy.start(container.dir, attachment.bindings, attachment.ip_address)
+    except userproxy.ProxyError as e:
+        teardown(root, container)
+        raise EngineError(str(e), 125) from None
+    for b in served:
+        key = f"{b.container_port}/{b.proto}"
+        attachment.ports[key] = (attachment.ports.get(key) or []) + [{"HostIp": "::", "HostPort": str(b.host_port)}]
 
 
 def teardown(root, container) -> None:
     mode = container.host_config.network_mode or "none"
     if mode in ("none", "host"):
         return
-    from node.network import api
+    from node.network import api, userproxy
+    userproxy.stop(container.dir)
     own_process(api.detach)(root, container.id)
 
 

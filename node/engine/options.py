@@ -39,9 +39,16 @@ class RunOptions:
     stop_signal: str | None = None
     stop_timeout: int | None = None
     shm_size: str | None = None
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_timeout: str | None = None
+    health_retries: int | None = None
+    health_start_period: str | None = None
+    health_start_interval: str | None = None
+    no_healthcheck = False
     _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt",
               "labels", "label_files", "add_hosts", "dns", "dns_search", "cap_add", "cap_drop",
-              "ulimits", "group_add", "sysctls")
+              "ulimits", "group_add", "sysctls", "mounts", "devices", "dns_options")
 
     def __init__(self, image: str, **options) -> None:
         self.image = image
@@ -165,6 +172,8 @@ def parse_add_host(spec: str) -> str:
     name, found, ip = spec.partition(sep)
     if not found or not name or not ip:
         raise EngineError(f'invalid argument "{spec}" for "--add-host" flag: bad format for add-host: "{spec}"', 125)
+    if ip == "host-gateway":  # the default bridge's gateway, resolved at every start (etcfiles.py)
+        return f"{name}:{ip}"
     try:
         ipaddress.ip_address(ip.strip("[]"))
     except ValueError:

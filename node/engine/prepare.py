@@ -50,7 +50,7 @@ def _populate_volumes(container: Container, rootfs_dir: str) -> None:
     from pathlib import Path
     from node.engine.volumes import populate
     for m in container.spec.mounts:
-        if m["Type"] == "volume":
+        if m["Type"] == "volume" and not m.get("NoCopy"):  # --mount volume-nocopy: docker's opt-out
             populate({"Mountpoint": m["Source"]}, Path(secure_join(rootfs_dir, m["Destination"])))
 
 

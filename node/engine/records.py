@@ -53,7 +53,7 @@ def to_json(obj) -> dict:
         value = getattr(obj, name)
         if isinstance(value, _Typed):
             value = to_json(value)
-        elif name in ("id_mappings", "stop_timeout") and value is None:
+        elif name in ("id_mappings", "stop_timeout", "healthcheck") and value is None:
             continue  # written only for --userns=private / --stop-timeout (docker omits it too)
         doc[key] = value
     return doc

@@ -10,11 +10,13 @@ the standard library only). Nothing of the image has run yet at that point: the 
 until `start`, which is done from here, after this process is non-dumpable again (execve resets
 the flag; see node/runtime/enter.py for why a monitor must be).
 
-    python -I -S shim.py ROOT ID PID REPORT_FD STDIO BACKOFF STARTED STARTER...
+    python -I -S shim.py ROOT ID PID REPORT_FD STDIO BACKOFF STARTED HEALTH STARTER...
 
 PID is the container's init (already our child: the monitor is its subreaper, a flag execve
 keeps), REPORT_FD the agent's report pipe (-1 on a restart), STDIO node.engine.stdio's
-handover word, BACKOFF/STARTED the restart loop's state, STARTER the runtime handle's handover
+handover word, BACKOFF/STARTED the restart loop's state, HEALTH "health" when the container has
+a health check (its checker, node/engine/health.py, is forked from here once the program runs;
+only then is the engine imported while it runs) or "-", STARTER the runtime handle's handover
 (``fds START REPORT`` for the built-in runtime, ``argv ...`` for runc/crun).
 
 While the container runs this process holds: os, ctypes (prctl), select, signal, json (the
@@ -90,8 +92,8 @@ def _last_error(log: str, since: int) -> str:
 def main(argv: list[str]) -> None:
     _harden()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    root, cid, pid, report_w, stdio_word, backoff, started = argv[:7]
-    starter = argv[7:]
+    root, cid, pid, report_w, stdio_word, backoff, started, checked = argv[:8]
+    starter = argv[8:]
     pid, report_w = int(pid), int(report_w)
     from node.engine.logs import LogWriter
     from node.engine.stdio import Stdio
@@ -111,14 +113,23 @@ def main(argv: list[str]) -> None:
         except OSError:
             pass  # the agent went away: nobody to tell
         os.close(report_w)
+    stop_health = _start_health(root, cid) if checked == "health" else None
     try:
         stdio.carry(log)
         status = _reap(pid)
     finally:
+        if stop_health:
+            stop_health()
         stdio.finish()
         log.close()
     from node.engine import monitor  # the rest of the engine, only now
     monitor.after_life(root, cid, status, int(backoff), float(started))
+
+
+def _start_health(root: str, cid: str):
+    from node.engine import health
+    from node.engine.records import Container
+    return health.start(Container(root, cid))
 
 
 def _reap(pid: int) -> int:

@@ -41,6 +41,7 @@ class Config(_Typed):
         ("exposed_ports", "ExposedPorts", dict), ("stop_signal", "StopSignal", "SIGTERM"),
         ("labels", "Labels", dict), ("network_aliases", "NetworkAliases", list),
         ("ip_address", "IPAddress", None), ("stop_timeout", "StopTimeout", None),
+        ("healthcheck", "Healthcheck", None),
     )
 
 
@@ -61,7 +62,8 @@ class HostConfig(_Typed):
         ("userns_mode", "UsernsMode", ""), ("extra_hosts", "ExtraHosts", list), ("dns", "Dns", list),
         ("dns_search", "DnsSearch", list), ("cap_add", "CapAdd", list), ("cap_drop", "CapDrop", list),
         ("privileged", "Privileged", False), ("ulimits", "Ulimits", list), ("shm_size", "ShmSize", 67108864),
-        ("group_add", "GroupAdd", list), ("sysctls", "Sysctls", dict),
+        ("group_add", "GroupAdd", list), ("sysctls", "Sysctls", dict), ("mounts", "Mounts", list),
+        ("devices", "Devices", list), ("dns_options", "DnsOptions", list),
     )
 
 

@@ -39,7 +39,10 @@ def describe(state: dict) -> str:
     status = state.get("Status")
     if status == "running" or status == "paused":
         text = f"Up {human_duration(since(state.get('StartedAt', '')))}"
-        return text + " (Paused)" if status == "paused" else text
+        if status == "paused":
+            return text + " (Paused)"
+        from node.engine.health import status_suffix
+        return text + status_suffix(state)
     if status == "restarting":
         return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(since(state.get('FinishedAt', '')))} ago"
     if status == "exited":

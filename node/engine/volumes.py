@@ -30,7 +30,7 @@ def inspect_volume(root: str | Path, name: str) -> dict:
 
 
 def create_volume(root: str | Path, name: str | None = None, anonymous: bool = False,
-                  labels: dict | None = None) -> dict:
+                  labels: dict | None = None, options: dict | None = None) -> dict:
     if name is None:
         name = os.urandom(32).hex()
     if not _NAME.match(name) or len(name) > 255:
@@ -40,7 +40,7 @@ def create_volume(root: str | Path, name: str | None = None, anonymous: bool = F
         return inspect_volume(root, name)
     (d / "_data").mkdir(parents=True, exist_ok=True)
     doc = {"Name": name, "Driver": "local", "Mountpoint": str(d / "_data"), "CreatedAt": now_iso(),
-           "Labels": labels or {}, "Scope": "local", "Options": {}, "Anonymous": anonymous}
+           "Labels": labels or {}, "Scope": "local", "Options": dict(options or {}), "Anonymous": anonymous}
     write_json(d / "volume.json", doc)
     return doc
 

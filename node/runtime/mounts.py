@@ -3,7 +3,8 @@
 
 Order (each step needs the previous one): make every mount private so nothing propagates back
 to the host -> bind the rootfs onto itself (pivot_root needs a mount point) -> each spec mount,
-its target resolved *inside* the rootfs -> device nodes on /dev -> the console -> pivot_root and
+its target resolved *inside* the rootfs -> device nodes on /dev (the defaults, then linux.devices)
+-> the console -> pivot_root and
 detach the old root -> masked and read-only paths -> read-only root.
 """
 from __future__ import annotations
@@ -151,6 +152,23 @@ def make_devices(dev: str) -> None:
         os.umask(old_umask)
 
 
+def make_spec_devices(rootfs: str, devices: list[dict]) -> None:
+    """linux.devices (docker's --device): each node made inside the rootfs with the host node's
+    type and numbers; the cgroup's allow rules decide whether it may be opened."""
+    old_umask = os.umask(0)
+    try:
+        for dev in devices:
+            path = secure_join(rootfs, dev["path"])
+            kind = stat.S_IFBLK if dev.get("type") == "b" else stat.S_IFCHR
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.mknod(path, kind | (dev.get("fileMode") or 0o666) & 0o7777, os.makedev(dev["major"], dev["minor"]))
+            os.chown(path, dev.get("uid") or 0, dev.get("gid") or 0)
+    finally:
+        os.umask(old_umask)
+
+
 def bind_console(rootfs: str, console: str) -> None:
     dest = secure_join(rootfs, "/dev/console")
     _make_target(dest, as_file=True)
@@ -205,6 +223,7 @@ def setup(spec: dict, bundle: str, console: str | None = None) -> None:
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     for entry in spec.get("mounts") or []:
         mount_entry(rootfs, entry, bundle)
+    make_spec_devices(rootfs, linux.get("devices") or [])
     if console:
         bind_console(rootfs, console)
     pivot(rootfs)

@@ -60,6 +60,9 @@ def fsck(args: argparse.Namespace) -> int:
     report = asyncio.run(run())
     for repository, digest, kind in report.missing:
         print(f"MISSING {kind} {repository}@{digest}")
+    for repository, digest, kind in report.pending_sweep:
+        print(f"PENDING {kind} {repository}@{digest}: an interrupted sweep removed the bytes; "
+              "the next lifecycle worker (serve) removes the name")
     for digest, want, have in report.wrong_size:
         print(f"SIZE {digest}: index says {want}, storage has {have}")
     for digest, size in report.orphans:

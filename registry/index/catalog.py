@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, case, func, select
 
 from .database import Database
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag
+from .proxy_models import ProxyRepository
 
 TAG_SORTS = ("name", "pushed", "size")
 
@@ -34,6 +35,8 @@ class RepositoryRow:
     tag_count: int
     size: int
     last_push: float | None  # newest tag change, else the repository's creation
+    headline: tuple[str, str] | None = None  # (tag, digest) a pull command names, see headline_of
+    upstream: str | None = None  # the upstream it is a cached copy of (registry.proxy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +92,20 @@ def _name_filter(stmt, text: str | None):
     return stmt
 
 
-def _page_rows_stmt(ids: list[int]):
-    """One statement for a page's rows: correlated subqueries, so each number is an index range
-    scan of that repository's rows (PostgreSQL would otherwise hash-join whole tables)."""
+def headline_of(column):
+    """The headline tag's ``column`` of the correlated repository: ``latest`` if present, else
+    the most recently pushed tag that is not a cosign ``sha256-...`` attachment tag."""
+    preferred = case((Tag.name == "latest", 0), else_=1)
+    attachment = case((Tag.name.like("sha256-%"), 1), else_=0)
+    return (select(column).where(Tag.repository_id == Repository.id)
+            .order_by(preferred, attachment, Tag.updated_at.desc(), Tag.name).limit(1)
+            .correlate(Repository).scalar_subquery())
+
+
+def _page_rows_stmt():
+    """One statement for a page's rows (ids in :ids): correlated subqueries, so each number is
+    an index range scan of that repository's rows (PostgreSQL would otherwise hash-join whole
+    tables); the headline tag and the upstream ride along, so a page needs no other query."""
     rid = Repository.id
     tag_count = select(func.count()).where(Tag.repository_id == rid).correlate(Repository).scalar_subquery()
     last_tag = select(func.max(Tag.updated_at)).where(Tag.repository_id == rid).correlate(Repository).scalar_subquery()
@@ -100,7 +114,14 @@ def _page_rows_stmt(ids: list[int]):
                   .where(RepositoryBlob.repository_id == rid).correlate(Repository).scalar_subquery())
     manifest_bytes = (select(func.coalesce(func.sum(Manifest.size), 0))
                       .where(Manifest.repository_id == rid).correlate(Repository).scalar_subquery())
-    return select(rid, Repository.created_at, tag_count, last_tag, blob_bytes, manifest_bytes).where(rid.in_(ids))
+    upstream = (select(ProxyRepository.upstream).where(ProxyRepository.repository_id == rid)
+                .correlate(Repository).scalar_subquery())
+    return select(rid, Repository.created_at, tag_count, last_tag, blob_bytes, manifest_bytes,
+                  headline_of(Tag.name), headline_of(Tag.manifest_digest), upstream
+                  ).where(rid.in_(bindparam("ids", expanding=True)))
+
+
+_PAGE_ROWS = _page_rows_stmt()  # built once: building it cost more than running it
 
 
 def _rows(conn: Connection, repos: list[tuple[int, str]]) -> list[RepositoryRow]:
@@ -109,12 +130,13 @@ def _rows(conn: Connection, repos: list[tuple[int, str]]) -> list[RepositoryRow]
     ids = [r[0] for r in repos]
     if not ids:
         return []
-    found = {r[0]: r for r in conn.execute(_page_rows_stmt(ids)).all()}
+    found = {r[0]: r for r in conn.execute(_PAGE_ROWS, {"ids": ids}).all()}
     out = []
     for rid, name in repos:
-        _, created, count, updated, blob_bytes, manifest_bytes = found[rid]
+        _, created, count, updated, blob_bytes, manifest_bytes, head_tag, head_digest, upstream = found[rid]
         out.append(RepositoryRow(rid, name, int(count or 0), int(blob_bytes or 0) + int(manifest_bytes or 0),
-                                 updated if updated is not None else created))
+                                 updated if updated is not None else created,
+                                 (head_tag, head_digest) if head_tag is not None else None, upstream))
     return out
 
 

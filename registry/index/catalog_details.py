@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, case, literal, or_, select, union
+from sqlalchemy import Connection, bindparam, literal, or_, select, union
 
+from .catalog import headline_of as _headline
 from .catalog_models import TagPull
 from .database import Database
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag
@@ -48,19 +49,10 @@ class StorageRow:
 
 @dataclass(frozen=True, slots=True)
 class TagPageDetails:
-    headline: Headline | None
     attached: list[Attached]
     scheme_tags: dict[str, str]  # cosign tag-scheme name -> digest
     pulls: dict[str, float]  # tag or digest -> last pull
     storage: StorageRow
-
-
-def _headline(column):
-    preferred = case((Tag.name == "latest", 0), else_=1)
-    attachment = case((Tag.name.like("sha256-%"), 1), else_=0)
-    return (select(column).where(Tag.repository_id == Repository.id)
-            .order_by(preferred, attachment, Tag.updated_at.desc(), Tag.name).limit(1)
-            .correlate(Repository).scalar_subquery())
 
 
 # Built once (compiling a statement costs more than running it): the headline tag and its
@@ -123,19 +115,16 @@ class CatalogDetails:
 
     async def tag_page(self, repository_id: int, name: str, digests: list[str], references: list[str],
                        scheme_names: list[str]) -> TagPageDetails:
-        """Everything the repository page adds to its tag rows, in one round trip: the headline,
-        referrers of the page's manifests, cosign tag-scheme names that exist, last pulls of the
+        """Everything the repository page adds to its tag rows, in one round trip: referrers of the page's manifests, cosign tag-scheme names that exist, last pulls of the
         page's tags and digests, and the repository's unique/shared bytes."""
         rid = repository_id
 
         def q(conn: Connection) -> TagPageDetails:
-            heads = conn.execute(_HEADLINES, {"ids": [rid]}).all()
-            head = Headline(heads[0][1], heads[0][2], None) if heads and heads[0][1] is not None else None
             attached = [Attached(*r) for r in conn.execute(_ATTACHED, {"rid": rid, "digests": digests}).all()] \
                 if digests else []
             scheme = dict(conn.execute(_TAG_DIGESTS, {"rid": rid, "names": scheme_names}).all()) if scheme_names else {}
             pulls = dict(conn.execute(_PULLS, {"rid": rid, "refs": references}).all()) if references else {}
-            return TagPageDetails(head, attached, scheme, pulls, _storage_of(conn, rid, name))
+            return TagPageDetails(attached, scheme, pulls, _storage_of(conn, rid, name))
 
         return await self.db.read(q)
 

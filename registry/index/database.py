@@ -67,6 +67,19 @@ def _why(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
 
 
+async def _drop_if_broken(conn: Any, e: DBAPIError) -> bool:
+    """True if ``e`` says the connection itself is unusable, after making sure the pool will
+    not hand it out again: closed by the server (SQLAlchemy invalidated it already), or an
+    asyncpg protocol left mid-operation ("cannot switch to state N; another operation is in
+    progress": the next statement on it would fail the same way)."""
+    if e.connection_invalidated:
+        return True
+    if "another operation" in str(e) and "in progress" in str(e):
+        await conn.invalidate()
+        return True
+    return False
+
+
 @contextmanager
 def _unavailable_as(what: str) -> Iterator[None]:
     try:
@@ -95,7 +108,12 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: on asyncpg it is three round trips (BEGIN, ";", ROLLBACK) per checkout, more
+    # than most queries cost; a connection that died in the pool fails its first statement
+    # instead, and ``Database.read`` retries a read once on a fresh one (writes surface as
+    # IndexUnavailable, 503 + Retry-After). LIFO keeps the few busy connections warm (asyncpg's
+    # prepared-statement cache is per connection).
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True)
 
 
 def _sqlite_sync_engine(url: str, pool_size: int) -> Engine:
@@ -154,8 +172,18 @@ class Database:
             if self._reader is not None:
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._read_threads, self._sync_read, self._reader, fn)
-            async with self.engine.connect() as conn:
-                return await conn.run_sync(fn)
+            for attempt in range(2):
+                async with self.engine.connect() as conn:
+                    # Autocommit: no BEGIN / ROLLBACK round trips around a read (set on the
+                    # client side only). Same answers: at READ COMMITTED every statement takes
+                    # its own snapshot inside a transaction too, and reads take no locks.
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    try:
+                        return await conn.run_sync(fn)
+                    except DBAPIError as e:  # a pooled connection the server closed: once more
+                        if not await _drop_if_broken(conn, e) or attempt:
+                            raise
+            raise AssertionError("unreachable")
 
     async def write(self, fn: Query[T], attempts: int = 5) -> T:
         """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts."""
@@ -169,7 +197,11 @@ class Database:
                     loop = asyncio.get_running_loop()
                     return await loop.run_in_executor(self._write_thread, self._sync_write, self._writer, fn)
                 async with self.engine.begin() as conn:
-                    return await conn.run_sync(fn)
+                    try:
+                        return await conn.run_sync(fn)
+                    except DBAPIError as e:
+                        await _drop_if_broken(conn, e)
+                        raise
             except DBAPIError as e:
                 if attempt == attempts - 1 or not any(s in str(e) for s in RETRYABLE):
                     raise

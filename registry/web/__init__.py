@@ -74,7 +74,8 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
         async def linked(repository: str, digest: str) -> bool:
             return await index.blob_size(repository, digest) is not None
 
-        app[SERVICE] = CatalogService(ranking.queries, ranking, ImageReader(app[state.STORAGE], linked), details)
+        service = app[SERVICE] = CatalogService(ranking.queries, ranking, ImageReader(app[state.STORAGE], linked),
+                                                details)
         pulls = app[PULLS] = PullRecorder(details, settings.pull_flush_interval)
         ranking.start()  # build the first snapshot in the background, before anyone asks
         if settings.record_pulls:
@@ -83,6 +84,7 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
             yield
         finally:
             await ranking.close()
+            await service.close()
             await pulls.close()
 
     # After registry.app's own resources: the index and storage are open when this runs.

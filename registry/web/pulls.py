@@ -25,6 +25,7 @@ class PullRecorder:
         self.interval = interval
         self.pending: dict[tuple[str, str], float] = {}
         self._task: asyncio.Task | None = None
+        self._stop = asyncio.Event()
 
     def note(self, name: str, reference: str) -> None:
         key = (name, reference)
@@ -46,18 +47,19 @@ class PullRecorder:
         return len(batch)
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.interval)
+            except asyncio.TimeoutError:
+                await self.flush()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
 
     async def close(self) -> None:
+        # Stop between flushes, not in one: a flush cancelled mid-write would lose its batch
+        # (taken out of ``pending`` before the write).
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            self._stop.set()
+            await self._task
         await self.flush()

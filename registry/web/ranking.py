@@ -33,6 +33,16 @@ AGE_PER_COST = 60.0  # and other processes' writes are picked up within max(max_
 SORT_KEYS = {"name": 1, "tags": 2, "size": 3, "pushed": 4}
 
 
+def _report_failure(task: asyncio.Task) -> None:
+    """A refresh nobody waits for (started in the background) that failed: say so in one line.
+    Retrieving the exception here also keeps asyncio from reporting it, with a traceback, only
+    when the task is collected (at the end of a run, far from its cause)."""
+    if not task.cancelled() and task.exception() is not None:
+        e = task.exception()
+        log.warning("catalog ranking refresh failed (the previous one is served): %s: %s",
+                    type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+
+
 @dataclass
 class Snapshot:
     rows: list[tuple[int, str, int, int, float]] = field(default_factory=list)
@@ -58,6 +68,7 @@ class Ranking:
         self.dirty = True
         self.generation = 0
         self._refreshing: asyncio.Task | None = None
+        self._closed = False
 
     def mark_dirty(self) -> None:
         self.dirty = True
@@ -71,8 +82,12 @@ class Ranking:
         self.dirty = False
         generation = self.generation
         started = time.monotonic()
-        rows = await self.queries.repository_ranking()
-        blobs, stored = await self.queries.blob_totals()
+        try:
+            rows = await self.queries.repository_ranking()
+            blobs, stored = await self.queries.blob_totals()
+        except BaseException:
+            self.dirty = True  # not refreshed: the next page asks again
+            raise
         stats = Stats(len(rows), sum(r[2] for r in rows), blobs, stored, sum(r[3] for r in rows))
         cost = time.monotonic() - started
         self.snapshot = Snapshot(rows, stats, time.monotonic(), cost, generation=generation)
@@ -81,8 +96,11 @@ class Ranking:
         return self.snapshot
 
     def _start_refresh(self) -> asyncio.Task:
+        if self._closed:
+            raise RuntimeError("the catalog ranking is closed")  # no task may outlive the app
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.create_task(self._refresh())
+            self._refreshing.add_done_callback(_report_failure)
         return self._refreshing
 
     def fresh(self) -> Snapshot | None:
@@ -117,6 +135,7 @@ class Ranking:
         return s
 
     async def close(self) -> None:
+        self._closed = True
         if self._refreshing is not None and not self._refreshing.done():
             self._refreshing.cancel()
             try:

@@ -12,18 +12,20 @@ are then read fresh by id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..index.catalog import CatalogQueries, RepositoryRow, TagRow
 from ..index.catalog_details import CatalogDetails, Headline, StorageRow, TagPageDetails, namespace_of
-from ..index.proxy_queries import ProxyQueries
 from .file_tree import TreeCache
 from .images import ImageReader, ImageSummary
 from .insight import attachment_tag_names, badge, describe
 from .ranking import Ranking
 
+log = logging.getLogger("registry.web")
 Access = Callable[[str], bool] | None
 REPO_SORTS = ("name", "tags", "size", "pushed")
 TAG_SORTS = ("name", "pushed", "size")
@@ -62,6 +64,15 @@ def pick(value: str | None, allowed: tuple[str, ...], default: str) -> str:
     return value if value in allowed else default
 
 
+def _report_storage_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("catalog storage recount failed (the previous one is served): %s", task.exception())
+
+
+def _heads(rows: list[RepositoryRow]) -> dict[int, Headline]:
+    return {r.id: Headline(r.headline[0], r.headline[1], None) for r in rows if r.headline}
+
+
 def _repo(row: RepositoryRow) -> dict[str, Any]:
     return {"name": row.name, "tag_count": row.tag_count, "size": row.size, "last_push": row.last_push}
 
@@ -76,15 +87,12 @@ class CatalogService:
         self.trees = TreeCache(images.storage)
 
     async def _described(self, rows: list[RepositoryRow]) -> list[dict[str, Any]]:
-        """Repository rows with their headline tag and description card (one query for the
-        page's headlines; the summaries come from the digest-keyed cache)."""
-        # Side by side (each is a round trip to the database): the headlines, and the upstream
-        # that cached copies of another registry (registry.proxy) name (None otherwise).
-        heads, upstreams = await asyncio.gather(self.details.headlines([r.id for r in rows]),
-                                                ProxyQueries(self.details.db).origins([r.name for r in rows]))
-        cards = await self._cards(heads, {r.id: r.name for r in rows})
-        return [{**_repo(r), "headline_tag": heads[r.id].tag if r.id in heads else None,
-                 "description": cards.get(r.id) or describe(None), "upstream": upstreams.get(r.name)}
+        """Repository rows with their headline tag and description card. The rows carry the
+        headline and the upstream already (no query here); the summaries come from the
+        digest-keyed cache."""
+        cards = await self._cards(_heads(rows), {r.id: r.name for r in rows})
+        return [{**_repo(r), "headline_tag": r.headline[0] if r.headline else None,
+                 "description": cards.get(r.id) or describe(None), "upstream": r.upstream}
                 for r in rows]
 
     async def _cards(self, heads: dict[int, Headline], names: dict[int, str]) -> dict[int, dict[str, Any]]:
@@ -155,6 +163,7 @@ class CatalogService:
             await self._refresh_storage(snap)
         elif self._storage[0] is not snap and (self._storage_task is None or self._storage_task.done()):
             self._storage_task = asyncio.create_task(self._refresh_storage(snap))
+            self._storage_task.add_done_callback(_report_storage_failure)
         rows = self._storage[1]  # type: ignore[index]
         if may_pull is not None:  # only namespaces with a repository the caller may pull, counted so
             visible: dict[str, int] = {}
@@ -168,6 +177,15 @@ class CatalogService:
 
     async def _refresh_storage(self, snap: Any) -> None:
         self._storage = (snap, await self.details.namespace_storage())
+
+    async def close(self) -> None:
+        """Stop background work (a storage recount) before the index closes."""
+        task, self._storage_task = self._storage_task, None
+        if task is not None and not task.done():
+            task.cancel()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
+                await task
 
     async def search(self, text: str, paging: Paging, may_pull: Access = None) -> dict[str, Any]:
         """The Docker Hub v1 search shape that `docker search` reads."""
@@ -190,15 +208,14 @@ class CatalogService:
         repo, total, tags = found
         digests = sorted({t.digest for t in tags})
         scheme = {n: (d, what) for d in digests for n, what in attachment_tag_names(d).items()}
-        summaries, more, upstreams = await asyncio.gather(  # side by side: storage and two index reads
+        summaries, more, cards = await asyncio.gather(  # side by side: storage and an index read
             self.images.summaries(name, [(t.digest, t.media_type) for t in tags]),
             self.details.tag_page(repo.id, repo.name, digests, [t.name for t in tags] + digests, sorted(scheme)),
-            ProxyQueries(self.details.db).origins([name]))
-        heads = {repo.id: more.headline} if more.headline else {}
-        described = {**_repo(repo), "headline_tag": more.headline.tag if more.headline else None,
-                     "description": (await self._cards(heads, {repo.id: name})).get(repo.id) or describe(None),
+            self._cards(_heads([repo]), {repo.id: name}))
+        described = {**_repo(repo), "headline_tag": repo.headline[0] if repo.headline else None,
+                     "description": cards.get(repo.id) or describe(None),
                      "storage": {"unique_bytes": more.storage.unique_bytes, "shared_bytes": more.storage.shared_bytes},
-                     "upstream": upstreams.get(name)}
+                     "upstream": repo.upstream}
         badges = _badges(more, scheme)
         return {"repository": described, "query": text.strip()[:128], "sort": sort,
                 "order": "desc" if descending else "asc", **paging.info(total),

@@ -130,3 +130,26 @@ async def test_fsck_finds_names_without_bytes_and_orphaned_bytes(aiohttp_client,
     # The full gc removes the orphan (no name, whatever its age with grace 0).
     await collect(app[state.INDEX], app[state.STORAGE], grace=0)
     assert (await check(app[state.INDEX], app[state.STORAGE])).orphans == []
+
+
+async def test_fsck_reports_a_blob_under_an_interrupted_sweep_as_pending_not_missing(aiohttp_client, config):
+    """A sweep removes the bytes, then the rows; a stop in between leaves a name without bytes
+    that the next worker removes. fsck tells that state from real loss."""
+    from sqlalchemy import update
+
+    from registry.index.lifecycle_models import BlobReview
+
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    condemned, lost = b"condemned layer", b"lost layer"
+    for data in (condemned, lost):
+        await push_blob(client, "p", data)
+    # An upload with no manifest queues a review; the worker's claim would set sweeping_at like this.
+    stmt = update(BlobReview).where(BlobReview.digest == str(Digest.of(condemned))).values(sweeping_at=time.time())
+    await app[state.INDEX].db.write(lambda conn: conn.execute(stmt))
+    for data in (condemned, lost):
+        await app[state.STORAGE].delete(Digest.of(data))
+    report = await check(app[state.INDEX], app[state.STORAGE])
+    assert report.pending_sweep == [("p", str(Digest.of(condemned)), "blob")]
+    assert report.missing == [("p", str(Digest.of(lost)), "blob")]
+    assert report.problems == 1

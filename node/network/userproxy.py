@@ -1,0 +1,234 @@
+"""Published ports over IPv6: a userland proxy, as docker's docker-proxy, for `-p HOST:CONTAINER`
+(every host address) on `[::]:HOST` and so `[::1]:HOST`.
+
+Why a proxy here when IPv4 is kernel DNAT (firewall.py): containers' networks are IPv4 only, and
+the kernel cannot translate a connection from one family to the other; docker answers `::`
+the same way (docker-proxy, per port). One process per container that publishes ports, forked
+by whoever starts the container (its monitor), serving all its ports with one asyncio loop, and
+gone with the container: it dies with its parent (PR_SET_PDEATHSIG) and `stop()` kills it at
+teardown from any process (its pid and start time are in the container's record dir).
+
+The listening sockets are bound before the fork, by the starter, so a port taken on `::` is an
+error of `run` and a client that connects right after `run -d` is queued, not refused. A host
+without IPv6 gets no proxy (as docker)."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+from pathlib import Path
+
+PID_FILE = "userproxy.pid"
+UDP_IDLE_SECONDS = 90  # docker-proxy's UDP connection timeout
+
+
+class ProxyError(Exception):
+    pass
+
+
+def start(record_dir: Path, bindings, target_ip: str) -> list:
+    """Listen on [::] for each binding published on every address; returns the bindings served."""
+    listeners, served = [], []
+    try:
+        for b in bindings:
+            if b.host_ip:  # one IPv4 address: the kernel's DNAT alone serves it
+                continue
+            sock = _listen(b.proto, b.host_port)
+            if sock is None:
+                break  # no IPv6 on this host
+            listeners.append((b.proto, sock, b.container_port))
+            served.append(b)
+        if not listeners:
+            return []
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _child_main(Path(record_dir), listeners, target_ip)
+            except BaseException:  # noqa: BLE001 - never unwind into the starter's code
+                code = 1
+            finally:
+                os._exit(code)
+        Path(record_dir, PID_FILE).write_text(f"{pid} {_start_time(pid)}\n")
+        return served
+    finally:
+        for _proto, sock, _port in listeners:
+            sock.close()
+
+
+def _listen(proto: str, port: int) -> socket.socket | None:
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    try:
+        sock = socket.socket(socket.AF_INET6, kind)
+    except OSError:
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # IPv4 stays the kernel's
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(128)
+        sock.setblocking(False)
+        return sock
+    except OSError as e:
+        sock.close()
+        if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            return None
+        raise ProxyError(f"Bind for [::]:{port} failed: {e.strerror.lower()}") from None
+
+
+def stop(record_dir: Path) -> None:
+    """Kill the container's proxy if it is still the process that was started."""
+    path = Path(record_dir, PID_FILE)
+    try:
+        pid_text, start = path.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return
+    if _start_time(pid) == start:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # not our child: its parent reaps it
+    path.unlink(missing_ok=True)
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _child_main(record_dir: Path, listeners, target_ip: str) -> None:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: gone with the monitor
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    log = os.open(record_dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    for fd, src in ((0, devnull), (1, log), (2, log)):
+        os.dup2(src, fd)
+    keep = {sock.fileno() for _p, sock, _c in listeners}
+    for name in os.listdir("/proc/self/fd"):  # never hold the container's stdio pipes open
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    import asyncio
+    asyncio.run(_serve(listeners, target_ip))
+
+
+async def _serve(listeners, target_ip: str) -> None:
+    import asyncio
+    loop = asyncio.get_running_loop()
+    for proto, sock, port in listeners:
+        if proto == "tcp":
+            await asyncio.start_server(lambda r, w, p=port: _tcp_client(r, w, (target_ip, p)), sock=sock)
+        else:
+            await loop.create_datagram_endpoint(lambda p=port: _UdpFront((target_ip, p)), sock=sock)
+    await asyncio.Event().wait()
+
+
+async def _tcp_client(reader, writer, target) -> None:
+    import asyncio
+    try:
+        up_reader, up_writer = await asyncio.open_connection(*target)
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+    for w in (up_writer, writer):
+        w.close()
+
+
+async def _pump(reader, writer) -> None:
+    """One direction, half-closed at its EOF (a client that shuts down writing still gets its answer)."""
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError):
+        writer.close()
+
+
+class _UdpFront:
+    """[::]:PORT for UDP: one connected socket to the container per client address, dropped
+    after UDP_IDLE_SECONDS without traffic."""
+
+    def __init__(self, target) -> None:
+        self.target = target
+        self.clients: dict = {}
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        import asyncio
+        back = self.clients.get(addr)
+        if back is not None:
+            back.touch()
+            if back.transport is not None:
+                back.transport.sendto(data)
+            else:
+                back.pending.append(data)
+            return
+        back = _UdpBack(self, addr)
+        back.pending.append(data)
+        self.clients[addr] = back
+        asyncio.ensure_future(asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: back, remote_addr=self.target))
+
+    def error_received(self, exc) -> None:
+        pass
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+
+class _UdpBack:
+    def __init__(self, front: _UdpFront, addr) -> None:
+        import asyncio
+        self.front, self.addr, self.pending, self.transport = front, addr, [], None
+        self.timer = asyncio.get_running_loop().call_later(UDP_IDLE_SECONDS, self.close)
+
+    def touch(self) -> None:
+        self.timer.cancel()
+        import asyncio
+        self.timer = asyncio.get_running_loop().call_later(UDP_IDLE_SECONDS, self.close)
+
+    def close(self) -> None:
+        self.front.clients.pop(self.addr, None)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        for data in self.pending:
+            transport.sendto(data)
+        self.pending = []
+
+    def datagram_received(self, data: bytes, _addr) -> None:
+        self.touch()
+        self.front.transport.sendto(data, self.addr)
+
+    def error_received(self, exc) -> None:
+        pass
+
+    def connection_lost(self, exc) -> None:
+        self.front.clients.pop(self.addr, None)
