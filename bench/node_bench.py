@@ -102,6 +102,7 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
         out += _pull_rows(plan, client, docker, docker_error, agent, dy_error, work, big_ref, total, len(layers))
         out += _run_rows(plan, docker, docker_error, agent, dy_run_error, busybox_ref)
         out += _memory_rows(plan, docker, docker_error, agent, dy_run_error, busybox_ref)
+        out += _listing_rows(plan, client, base, work, docker, docker_error, dy_run_error)
     finally:
         client.close()
         if docker is not None:
@@ -221,6 +222,13 @@ def _memory_rows(plan, docker, docker_error, agent, dy_error, ref) -> list[Row]:
                         0.0 if DY not in per_container.errors else None, daemons, ref_name="dockerd + containerd",
                         note="Dockyard runs no daemon: the agent exits, one monitor stays per container"))
     return rows
+
+
+def _listing_rows(plan, client, base, work, docker, docker_error, dy_error) -> list[Row]:
+    """`ps` / `images` with plan.listed containers and images, in a root of their own."""
+    from bench.node_listing import listing_rows
+    return listing_rows(plan, plan.listed, client, base, work, Agent(work / "listing-root"), dy_error,
+                        docker, docker_error)
 
 
 def _comm(pid: int) -> str:

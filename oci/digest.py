@@ -5,7 +5,6 @@ hostile digest never reaches a file path or a SQL query unchecked.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from .record import record
 
@@ -38,6 +37,7 @@ class Digest:
 
     @classmethod
     def of(cls, data: bytes, algorithm: str = "sha256") -> "Digest":
+        import hashlib  # here: parsing digests (`dockyard images`) should not load OpenSSL (~3 ms)
         return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
 
     def __str__(self) -> str:
@@ -52,6 +52,7 @@ class Digest:
         return Hasher(self.algorithm)
 
     def matches(self, data: bytes) -> bool:
+        import hashlib
         return hashlib.new(self.algorithm, data).hexdigest() == self.hex
 
 
@@ -71,6 +72,7 @@ class Hasher:
     def __init__(self, algorithm: str = "sha256") -> None:
         if algorithm not in ALGORITHMS:
             raise InvalidDigest(f"unsupported digest algorithm {algorithm!r}")
+        import hashlib
         self.algorithm = algorithm
         self._h = hashlib.new(algorithm)
         self.size = 0

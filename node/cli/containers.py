@@ -229,11 +229,9 @@ def cmd_wait(args) -> int:
 
 def cmd_ps(args) -> int:
     from node.cli import gotemplate, listing
-    from node.engine.inspect import inspect_container
-    from node.engine.records import list_containers
+    from node.engine.inspect import list_documents
     filters = listing.parse_filters(args.filter, listing.PS_FILTERS)
-    docs = sorted((inspect_container(c) for c in list_containers(args.root)),
-                  key=lambda d: d.get("Created") or "", reverse=True)
+    docs = list_documents(args.root)
     last = 1 if args.latest else args.last
     if last >= 0:
         docs = docs[:last]
@@ -243,9 +241,9 @@ def cmd_ps(args) -> int:
 
     def image_size(image_id: str) -> int | None:
         nonlocal sizes
-        if sizes is None:  # read the image records once, and only if a row asks
-            from node.images.store import ImageStore
-            sizes = {i.id: i.size for i in ImageStore(args.root).list()}
+        if sizes is None:  # read the image records once, and only if a row asks (--format .Size)
+            from node.images.records import sizes_by_id
+            sizes = sizes_by_id(args.root)
         return sizes.get(image_id)
     rows = [listing.ps_row(d, args.no_trunc, image_size) for d in docs]
     if filters:

@@ -7,7 +7,6 @@ Library modules are imported inside handlers, so `dockyard run` does not pay for
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -166,11 +165,12 @@ def _repository_matches(wanted: str, repo: str, tag: str) -> bool:
 
 def cmd_images(args) -> int:
     from node.cli import gotemplate, listing
-    from node.images.store import ImageStore
-    store = ImageStore(args.root)
+    from node.images.records import list_summaries
     filters = listing.parse_filters(args.filter, listing.IMAGES_FILTERS)
-    rows = list(_rows(store.list(), args))
+    rows = list(_rows(list_summaries(args.root), args))  # the records file only (node/images/records.py)
     if filters:
+        from node.images.store import ImageStore
+        store = ImageStore(args.root)
         keep = listing.images_filter(filters, lambda ref: _find_image(store, ref))
         rows = [r for r in rows if keep(r)]
     if args.quiet:
@@ -229,6 +229,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_login(args) -> int:
     import asyncio
+    import getpass
 
     from node.images import auth
     from node.images.client import RegistryClient

@@ -28,10 +28,10 @@ import signal
 import sys
 import time
 
-from node.engine import EngineError, health, procs, runtimes
+from node.engine import EngineError, events, health, procs, runtimes
 from node.engine.logs import LogWriter
 from node.engine.prepare import prepare, release
-from node.engine.records import Container, now_iso
+from node.engine.records import Container, now_iso, since
 from node.engine.stdio import Stdio
 from node import reportpipe as report
 
@@ -92,6 +92,11 @@ def end(root, container: Container, runtime, status: int) -> int:
     oom = runtime.oom_killed(container.id)
     release(root, container, runtime)
     code = _exit_code(status)
+    if oom:
+        events.container_event(container, "oom")
+    # before the state says "exited": a `stop` waiting for that logs its "stop" after this
+    events.container_event(container, "die", exitCode=code,
+                           execDuration=int(since(container.state().get("StartedAt", ""))))
     container.update_state(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
                            OOMKilled=oom, FinishedAt=now_iso())
     return code
@@ -106,6 +111,7 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
     except BaseException as e:
         _failed(root, container, life.runtime, life.stdio, life.handle.pid, e)
         raise
+    events.container_event(container, "start")
     log = LogWriter(container.log_path)
     if on_started:
         on_started()
@@ -213,7 +219,7 @@ def should_restart(container: Container, code: int) -> bool:
     state = container.state()
     if state.get("StoppedByUser"):
         return False
-    policy = container.host_config.restart_policy
+    policy = Container(container.root, container.id).host_config.restart_policy  # `update` may change it
     name = policy.name or "no"
     if name in ("always", "unless-stopped"):
         return True

@@ -17,14 +17,12 @@ def start_time(pid: int) -> int:
 def alive(pid: int, started: int) -> bool:
     if pid <= 0:
         return False
-    current = start_time(pid)
-    if current == 0:
-        return False
-    try:
+    try:  # one read of /proc/PID/stat for both the state and the start time (`ps` asks twice a row)
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-        if data[data.rfind(b")") + 2:data.rfind(b")") + 3] == b"Z":
-            return False  # a zombie has finished; only its parent's wait is missing
     except OSError:
         return False
-    return not started or current == started
+    fields = data[data.rfind(b")") + 2:].split()
+    if not fields or fields[0] == b"Z":
+        return False  # a zombie has finished; only its parent's wait is missing
+    return not started or int(fields[19]) == started

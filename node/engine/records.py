@@ -157,9 +157,9 @@ def new_state() -> dict:
 
 
 def all_ids(root: str | Path) -> list[str]:
-    d = containers_dir(root)
+    d = os.path.join(os.fspath(root), "containers")  # os.path: pathlib costs ~30 us per entry
     try:
-        return [e for e in os.listdir(d) if len(e) == 64 and (d / e / "container.json").exists()]
+        return [e for e in os.listdir(d) if len(e) == 64 and os.path.exists(os.path.join(d, e, "container.json"))]
     except FileNotFoundError:
         return []
 
@@ -234,10 +234,14 @@ def new_id() -> str:
 
 
 def since(iso: str) -> float:
-    """Seconds since an ISO timestamp this module wrote."""
+    """Seconds since an ISO timestamp this module wrote (``now_iso``: UTC, microseconds, Z)."""
     from datetime import datetime, timezone
+    # fromisoformat, not strptime: strptime imports _strptime, locale and calendar (~2 ms of
+    # every `ps`), and is ~10x slower per call. Only now_iso's exact shape is accepted.
+    if len(iso) != 27 or iso[-1] != "Z" or iso[10] != "T":
+        return 0.0
     try:
-        t = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        t = datetime.fromisoformat(iso[:-1]).replace(tzinfo=timezone.utc)
     except ValueError:
         return 0.0
     return max(0.0, time.time() - t.timestamp())

@@ -106,6 +106,7 @@ def main(argv: list[str]) -> None:
         from node.engine import monitor
         monitor.failed_in_shim(root, cid, stdio, pid, failed, report_w, int(backoff))
         return
+    _start_event(root, cid)
     log = LogWriter(os.path.join(root, "containers", cid, f"{cid}-json.log"))
     if report_w >= 0:
         try:
@@ -124,6 +125,20 @@ def main(argv: list[str]) -> None:
         log.close()
     from node.engine import monitor  # the rest of the engine, only now
     monitor.after_life(root, cid, status, int(backoff), float(started))
+
+
+def _start_event(root: str, cid: str) -> None:
+    """The journal's "start" (node/engine/events.py), before the agent hears OK, written by a
+    short-lived child: the event needs json, which this resident process does without."""
+    child = os.fork()
+    if child == 0:
+        try:
+            from node.engine import events
+            from node.engine.records import Container
+            events.container_event(Container(root, cid), "start")
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 def _start_health(root: str, cid: str):

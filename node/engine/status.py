@@ -3,11 +3,15 @@ reboot or a kill -9 of the monitor the record still says "running", but the PID 
 belongs to another process now: the start time tells). Such a container is reported exited."""
 from __future__ import annotations
 
-from node.engine import procs
-from node.engine.records import Container, now_iso
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from node.engine.records import Container
 
 
 def current_state(container: Container) -> dict:
+    # imported here: `images` imports this module only for human_duration
+    from node.engine import procs
+    from node.engine.records import now_iso
     state = container.state()
     if state.get("Status") in ("running", "paused", "restarting"):
         pid_alive = procs.alive(state.get("Pid", 0), state.get("PidStart", 0))

@@ -280,17 +280,30 @@ class RegistryClient:
             done = offset if resp.status == 206 else 0
             # A resumed file's first bytes came from an earlier attempt: hash them from disk.
             hasher = await asyncio.to_thread(_hash_prefix, part, digest.algorithm) if done else Hasher(digest.algorithm)
+            # Each chunk is written and hashed in a worker thread while the event loop receives
+            # the next one (and serves the other downloads): hashing in the loop thread would
+            # stall every connection for ~1 ms per MiB.
+            loop = asyncio.get_running_loop()
+            pending: asyncio.Future | None = None
             with open(part, mode) as f:
-                async for chunk in resp.content.iter_chunked(1 << 20):
-                    done += len(chunk)
-                    if done > size:
-                        f.close()
-                        part.unlink(missing_ok=True)
-                        raise DigestMismatch(f"blob {digest} is larger than its descriptor's {size} bytes")
-                    f.write(chunk)
-                    hasher.update(chunk)
-                    if progress:
-                        progress(done)
+                try:
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        done += len(chunk)
+                        if done > size:
+                            break
+                        if pending is not None:
+                            await pending
+                        pending = loop.run_in_executor(None, _write_and_hash, f, hasher, chunk)
+                        if progress:
+                            progress(done)
+                finally:
+                    if pending is not None:
+                        await asyncio.wait([pending])  # never close the file under a write
+                if pending is not None:
+                    pending.result()
+            if done > size:
+                part.unlink(missing_ok=True)
+                raise DigestMismatch(f"blob {digest} is larger than its descriptor's {size} bytes")
             if done < size:
                 raise RegistryError(f"connection closed after {done} of {size} bytes")
         return hasher
@@ -349,6 +362,11 @@ class RegistryClient:
         resp = await self.request("PUT", location.update_query({"digest": str(digest)}), scopes, expect=(201,),
                                   headers={"Content-Length": "0"})
         resp.release()
+
+
+def _write_and_hash(f, hasher: Hasher, chunk: bytes) -> None:
+    f.write(chunk)
+    hasher.update(chunk)
 
 
 def _hash_prefix(path: Path, algorithm: str) -> Hasher:

@@ -23,7 +23,7 @@ from .errors import ImageError
 from .progress import Progress, for_terminal, line_writer
 from .store import Image, ImageStore
 
-PARALLEL = 3
+PARALLEL = 6
 MAX_CONFIG_SIZE = 8 << 20  # configs are read whole; real ones are a few KiB
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
          "s390x": "s390x", "riscv64": "riscv64"}

@@ -26,6 +26,7 @@ from oci.reference import InvalidReference, Reference
 from .content import ContentStore
 from .errors import ImageError, ImageNotFound
 from .fsutil import atomic_write, locked
+from .records import read_records
 
 # Annotations only (postponed): importing typing would cost `dockyard run` ~2.5 ms.
 TYPE_CHECKING = False
@@ -80,13 +81,7 @@ class ImageStore:
     # -- records --------------------------------------------------------------------------
 
     def _load(self) -> dict[str, dict[str, Any]]:
-        try:
-            doc = json.loads(self.records_path.read_text())
-        except FileNotFoundError:
-            return {}
-        except ValueError as e:
-            raise ImageError(f"image records {self.records_path} are corrupt: {e}") from None
-        return doc.get("images", {})
+        return read_records(self.root)  # records.py: the listing commands read it without the store
 
     def _save(self, records: dict[str, dict[str, Any]]) -> None:
         atomic_write(self.records_path, json.dumps({"images": records}, indent=1).encode())
@@ -272,7 +267,7 @@ class ImageStore:
         doc = json.loads(image.config.raw)
         return {
             "Id": image.id, "RepoTags": image.repo_tags, "RepoDigests": image.repo_digests,
-            "Parent": "", "Comment": "", "Created": image.created or "",
+            "Parent": "", "Comment": doc.get("comment", ""), "Created": image.created or "",
             "Config": doc.get("config") or {}, "Architecture": image.config.architecture,
             "Variant": image.config.variant or None, "Os": image.config.os, "Size": image.size,
             "Author": doc.get("author", ""),
