@@ -13,9 +13,11 @@ Protocol between the agent (the `dockyard` command), the monitor and the contain
     a small program of its own (`python -I -S`, stdlib only) that starts the init, carries its
     stdio, reaps it and, at the exit, imports the rest of the engine to clean up (after_life).
     So what stays resident per container is that program, not a copy of the agent CLI.
-  * Attached (`run` without -d): the agent process is itself the monitor, and echoes the output
-    to its own stdout/stderr besides logging it; `-i` hands the agent's stdin straight to the
-    container, `-t` adds a pty that the agent bridges to its own terminal in raw mode.
+  * Attached (`run` without -d or -i): the agent process is itself the monitor, and echoes the
+    output to its own stdout/stderr besides logging it.
+  * Interactive (`run -i`/`-it`, `start -a`): a detached monitor as above, given one end of a
+    socketpair at the fork as its first attach client (node/engine/attach.py, which also says
+    how later clients reach it); the agent bridges its terminal to the other end.
   * The monitor is a child subreaper: the container init (forked by the built-in runtime's
     intermediate process, or left behind by `runc create`) becomes its child, and it waits for
     that PID. state.json holds Pid+PidStart and MonitorPid+MonitorStart so other commands can tell
@@ -47,10 +49,11 @@ class Life:
         self.runtime, self.network, self.stdio, self.handle = runtime, network, stdio, handle
 
 
-def begin(root, container: Container, attach: bool) -> Life:
-    """Prepare and create: the init exists and waits for `start`; state.json says running."""
+def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
+    """Prepare and create: the init exists and waits for `start`; state.json says running.
+    attach_fds: sockets of clients attached from the start (node/engine/attach.py)."""
     runtimes.make_non_dumpable()
-    stdio = Stdio(container, attach)
+    stdio = Stdio(container, attach, attach_fds)
     try:
         runtime, network = prepare(root, container)
     except BaseException as e:
@@ -102,10 +105,10 @@ def end(root, container: Container, runtime, status: int) -> int:
     return code
 
 
-def run_once(root, container: Container, attach: bool, on_started=None) -> int:
+def run_once(root, container: Container, attach: bool, on_started=None, attach_fds=()) -> int:
     """One life of the container's init in this process: start it, wait for it, clean up,
     record the exit (the attached `run`, builds)."""
-    life = begin(root, container, attach)
+    life = begin(root, container, attach, attach_fds)
     try:
         life.runtime.start(life.handle)
     except BaseException as e:
@@ -120,6 +123,7 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
     try:
         life.stdio.carry(log)
         status = _reap(life.handle.pid)
+        life.stdio.exit_code = _exit_code(status)
     finally:
         stop_health()
         if forward:
@@ -153,8 +157,9 @@ def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: i
         raise EngineError(f"cannot exec the container's monitor: {e}", 125) from None
 
 
-def _detached_life(root, container: Container, report_w: int, backoff: int, started: float) -> None:
-    life = begin(root, container, attach=False)
+def _detached_life(root, container: Container, report_w: int, backoff: int, started: float,
+                   attach_fds=()) -> None:
+    life = begin(root, container, attach=False, attach_fds=attach_fds)
     _exec_shim(root, container, life, report_w, backoff, started)
 
 
@@ -194,12 +199,16 @@ def _attachment_json(network):
 
 
 def _reap(pid: int) -> int:
+    """The init's exit status, reaping every other child on the way: an exec'd process whose
+    helper died is re-parented to us (the subreaper), and the init of a PID namespace cannot
+    finish exiting while one of its namespace's zombies is left unreaped."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
-            return status
+            got, status = os.waitpid(-1, 0)
         except ChildProcessError:
             return 255 << 8
+        if got == pid:
+            return status
 
 
 def _forward_signals(pid: int):
@@ -252,8 +261,9 @@ def keep_restarting(root, container: Container, backoff: int = 0) -> None:
             pass
 
 
-def spawn_monitor(root, container: Container, restart_only: bool = False) -> None:
-    """Fork a detached monitor; wait for its word that the program runs (or why it does not)."""
+def spawn_monitor(root, container: Container, restart_only: bool = False, attach_fd: int | None = None) -> None:
+    """Fork a detached monitor; wait for its word that the program runs (or why it does not).
+    attach_fd: one end of a socketpair, the monitor's first attach client (`run -i`)."""
     sys.stdout.flush()
     sys.stderr.flush()
     report_r, report_w = os.pipe()
@@ -264,10 +274,12 @@ def spawn_monitor(root, container: Container, restart_only: bool = False) -> Non
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _monitor_main(root, container, report_w, restart_only)
+            _monitor_main(root, container, report_w, restart_only, attach_fd)
         finally:
             os._exit(0)
     os.close(report_w)
+    if attach_fd is not None:
+        os.close(attach_fd)  # the monitor has its copy
     os.waitpid(child, 0)
     chunks = []
     while True:
@@ -285,7 +297,7 @@ def spawn_monitor(root, container: Container, restart_only: bool = False) -> Non
     raise EngineError("the container's monitor exited without a report; see monitor.log", 125)
 
 
-def _monitor_main(root, container: Container, report_w: int, restart_only: bool) -> None:
+def _monitor_main(root, container: Container, report_w: int, restart_only: bool, attach_fd=None) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     log = os.open(container.dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     os.dup2(devnull, 0)
@@ -299,7 +311,7 @@ def _monitor_main(root, container: Container, report_w: int, restart_only: bool)
     # until EOF would wait for the container's whole life)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2 and fd != report_w:
+        if fd > 2 and fd not in (report_w, attach_fd):
             try:
                 os.close(fd)
             except OSError:
@@ -311,7 +323,8 @@ def _monitor_main(root, container: Container, report_w: int, restart_only: bool)
         auto_remove(root, container)
         return
     try:
-        _detached_life(root, container, report_w, 0, 0.0)  # returns only on failure
+        _detached_life(root, container, report_w, 0, 0.0,  # returns only on failure
+                       attach_fds=() if attach_fd is None else (attach_fd,))
     except EngineError as e:
         report.send_error(report_w, e.exit_code, e)
         os.close(report_w)

@@ -97,7 +97,7 @@ def main(argv: list[str]) -> None:
     pid, report_w = int(pid), int(report_w)
     from node.engine.logs import LogWriter
     from node.engine.stdio import Stdio
-    stdio = Stdio.resume(stdio_word)
+    stdio = Stdio.resume(stdio_word, os.path.join(root, "containers", cid))
     try:
         failed = _start(starter)
     except Exception as e:  # noqa: BLE001 - the agent waits for a report either way
@@ -118,6 +118,7 @@ def main(argv: list[str]) -> None:
     try:
         stdio.carry(log)
         status = _reap(pid)
+        stdio.exit_code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     finally:
         if stop_health:
             stop_health()
@@ -148,13 +149,17 @@ def _start_health(root: str, cid: str):
 
 
 def _reap(pid: int) -> int:
+    """As monitor._reap: every child on the way (an exec'd process whose helper died is
+    re-parented to us), the init's status at the end."""
     while True:
         try:
-            return os.waitpid(pid, 0)[1]
+            got, status = os.waitpid(-1, 0)
         except ChildProcessError:
             return 255 << 8
         except InterruptedError:
             continue
+        if got == pid:
+            return status
 
 
 if __name__ == "__main__":
