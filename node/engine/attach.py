@@ -94,7 +94,17 @@ def connect(directory, hello: dict | None) -> socket.socket:
     if hello is not None:
         import json  # here, not at the top: the monitor (node/engine/shim.py) stays without json
         sock.sendall(encode(HELLO, json.dumps(hello).encode()))
+    if hello is None or any(hello.values()):  # a resize attaches to nothing: no event
+        _attach_event(directory)
     return sock
+
+
+def _attach_event(directory) -> None:
+    from pathlib import Path
+    from node.engine import events
+    from node.engine.records import Container
+    d = Path(directory)
+    events.container_event(Container(d.parent.parent, d.name), "attach")
 
 
 def resize(directory, rows: int, cols: int) -> None:
