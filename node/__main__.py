@@ -18,7 +18,7 @@ from node.cli.common import CliError, DEFAULT_ROOT
 
 COMMAND_MODULES = ("node.cli.images", "node.cli.imagetools", "node.cli.containers", "node.cli.network",
                    "node.cli.transfer", "node.cli.build", "node.cli.system",
-                   "node.cli.prune", "node.cli.monitoring", "node.cli.engine")
+                   "node.cli.prune", "node.cli.monitoring", "node.cli.engine", "node.cli.lifecycle")
 
 # Which module registers each top-level command. Building every group's parser costs ~15 ms
 # (the images group alone ~10), so a plain `dockyard run ...` registers only its owner's group.
@@ -37,6 +37,7 @@ COMMAND_OWNERS = {
     **dict.fromkeys(("version", "info", "completion"), "node.cli.system"),
     **dict.fromkeys(("build", "builder"), "node.cli.build"),
     "engine": "node.cli.engine",
+    **dict.fromkeys(("rename", "commit", "import", "update", "events"), "node.cli.lifecycle"),
 }
 
 

@@ -67,7 +67,6 @@ async def create(request: web.Request) -> web.Response:
         raise
     options, extra = container_spec.run_options(body, name, backend.image_config(image))
     container = await backend.create(_root(request), options, image_ref, extra)
-    events.emit(request.app, "container", "create", container.id, {"name": container.name, "image": image_ref})
     return json_response({"Id": container.id, "Warnings": []}, status=201)
 
 
@@ -134,7 +133,6 @@ async def start(request: web.Request) -> web.Response:
     else:
         await backend.start(_root(request), request.app["launcher"], container)
     await _join_extra_networks(request, container)
-    events.emit(request.app, "container", "start", container.id, {"name": container.name})
     return web.Response(status=204)
 
 
@@ -183,7 +181,6 @@ async def stop(request: web.Request) -> web.Response:
     if backend.state(container).get("Status") not in RUNNING:
         return web.Response(status=304)
     await backend.stop(container, _timeout(request))
-    events.emit(request.app, "container", "stop", container.id, {"name": container.name})
     await _maybe_autoremove(request.app, container)
     return web.Response(status=204)
 
@@ -193,35 +190,31 @@ async def restart(request: web.Request) -> web.Response:
     if backend.state(container).get("Status") in RUNNING:
         await backend.stop(container, _timeout(request))
     await backend.start(_root(request), request.app["launcher"], container)
-    events.emit(request.app, "container", "restart", container.id, {"name": container.name})
+    events.container_event(container, "restart")
     return web.Response(status=204)
 
 
 async def kill(request: web.Request) -> web.Response:
     container = _container(request)
     await backend.kill(container, request.query.get("signal") or "KILL")
-    events.emit(request.app, "container", "kill", container.id, {"name": container.name})
     return web.Response(status=204)
 
 
 async def pause(request: web.Request) -> web.Response:
     container = _container(request)
     await backend.pause(container)
-    events.emit(request.app, "container", "pause", container.id, {"name": container.name})
     return web.Response(status=204)
 
 
 async def unpause(request: web.Request) -> web.Response:
     container = _container(request)
     await backend.unpause(container)
-    events.emit(request.app, "container", "unpause", container.id, {"name": container.name})
     return web.Response(status=204)
 
 
 async def remove(request: web.Request) -> web.Response:
     container = _container(request)
     await backend.remove(_root(request), container, flag(request, "force"), flag(request, "v"))
-    events.emit(request.app, "container", "destroy", container.id, {"name": container.name})
     return web.Response(status=204)
 
 
@@ -277,7 +270,6 @@ async def _maybe_autoremove(app, container) -> None:
         if backend.state(container).get("Status") != "exited":
             return
         await backend.remove(app["root"], container, True, True)
-        events.emit(app, "container", "destroy", container.id, {"name": container.name})
     except Exception as e:  # noqa: BLE001 - already gone, or the reaper will retry
         log.debug("auto-remove of %s: %s", container.id[:12], e)
 
@@ -303,11 +295,6 @@ async def resize(request: web.Request) -> web.Response:
     return web.Response(status=200)  # the monitor owns the terminal; a resize is accepted, not applied
 
 
-async def rename(request: web.Request) -> web.Response:
-    _container(request)
-    raise backend.ApiError(501, "renaming a container is not supported by Dockyard")
-
-
 def register(router) -> None:
     add_route(router, "POST", "/containers/create", create)
     add_route(router, "GET", "/containers/json", list_containers)
@@ -322,4 +309,3 @@ def register(router) -> None:
     add_route(router, "POST", "/containers/{id}/wait", wait)
     add_route(router, "DELETE", "/containers/{id}", remove)
     add_route(router, "POST", "/containers/{id}/resize", resize)
-    add_route(router, "POST", "/containers/{id}/rename", rename)

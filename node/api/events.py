@@ -1,7 +1,10 @@
-"""``/events``: what happened through this engine, as docker's event objects.
+"""``/events``: what happened on this node, as docker's event objects, read from the node's
+event journal (node/engine/events.py). The engine writes container events itself, whoever
+asked for the change (this API, the `dockyard` CLI, a monitor seeing an exit); this module
+adds the image, network and volume events of actions taken through the API.
 
-Only actions taken through the API are seen (the CLI has no daemon to tell); a ring of recent
-events answers ``since``/``until``, subscribers get new ones as they come.
+``since`` replays the journal from that time, ``until`` ends the stream at that time (at once
+when it is past); without ``until`` new events stream until the client goes away.
 """
 from __future__ import annotations
 
@@ -11,69 +14,75 @@ import time
 
 from aiohttp import web
 
-from node.api.errors import filters, integer
+from node.api.errors import bad_request, filters
 from node.api.streams import stream_response
 from node.api.versions import add_route
+from node.engine import events as journal
 
-KEEP = 256
+POLL = 0.1
 
 
 def setup(app: web.Application) -> None:
-    app["events"] = []
-    app["event_queues"] = set()
+    """Nothing to hold in memory: the journal is the history."""
 
 
 def emit(app: web.Application, kind: str, action: str, actor_id: str, attributes: dict | None = None) -> None:
-    now = time.time_ns()
-    doc = {"Type": kind, "Action": action, "Actor": {"ID": actor_id, "Attributes": attributes or {}},
-           "scope": "local", "time": now // 1_000_000_000, "timeNano": now}
-    if kind == "container":
-        doc.update(status=action, id=actor_id, **({"from": attributes["image"]} if attributes and "image" in attributes else {}))
-    ring = app["events"]
-    ring.append(doc)
-    del ring[:-KEEP]
-    for queue in list(app["event_queues"]):
-        queue.put_nowait(doc)
+    journal.emit(app["root"], kind, action, actor_id, attributes)
 
 
-def _wanted(doc: dict, wanted: dict[str, list[str]]) -> bool:
-    checks = {"type": doc["Type"], "event": doc["Action"]}
-    for key, value in checks.items():
-        if key in wanted and value not in wanted[key]:
-            return False
-    if "container" in wanted:
-        if doc["Type"] != "container":
-            return False
-        name = doc["Actor"]["Attributes"].get("name", "")
-        if not any(doc["Actor"]["ID"].startswith(v) or v == name for v in wanted["container"]):
-            return False
-    return True
+def container_event(container, action: str) -> None:
+    journal.container_event(container, action)
+
+
+def _time(request: web.Request, name: str) -> int | None:
+    """A unix time in nanoseconds from docker's ``SECONDS[.NANOS]``."""
+    value = request.query.get(name)
+    if not value:
+        return None
+    seconds, _, frac = value.partition(".")
+    try:
+        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9] if frac else 0)
+    except ValueError:
+        raise bad_request(f"invalid value for {name}: {value!r}") from None
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    since = integer(request, "since", None)
-    until = integer(request, "until", None)
+    since = _time(request, "since")
+    until = _time(request, "until")
     wanted = filters(request)
+    root = request.app["root"]
+    follower = journal.Follower(root)  # made first: nothing written during the replay is lost
+    started = time.time_ns() - 1_000_000_000  # (a writer's clock read may precede its append)
+    replayed: set = set()  # events both replayed and then seen by the follower go out once
     response = await stream_response(request, "application/json")
-    queue: asyncio.Queue = asyncio.Queue()
-    request.app["event_queues"].add(queue)
+
+    async def send(doc: dict) -> None:
+        await response.write(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
     try:
         if since is not None:
-            for doc in list(request.app["events"]):
-                if doc["time"] >= since and (until is None or doc["time"] <= until) and _wanted(doc, wanted):
-                    await response.write(json.dumps(doc).encode() + b"\n")
-        while until is None or time.time() < until:
-            timeout = None if until is None else max(0.0, until - time.time())
-            try:
-                doc = await asyncio.wait_for(queue.get(), timeout)
-            except asyncio.TimeoutError:
+            for doc in await asyncio.to_thread(journal.history, root):
+                if doc["timeNano"] >= since and (until is None or doc["timeNano"] <= until) \
+                        and journal.matches(doc, wanted):
+                    await send(doc)
+                    if doc["timeNano"] >= started:
+                        replayed.add(_key(doc))
+        while until is None or time.time_ns() < until:
+            if request.transport is None or request.transport.is_closing():
                 break
-            if _wanted(doc, wanted):
-                await response.write(json.dumps(doc).encode() + b"\n")
+            for doc in follower.poll():
+                if until is not None and doc["timeNano"] > until:
+                    break
+                if journal.matches(doc, wanted) and _key(doc) not in replayed:
+                    await send(doc)
+            await asyncio.sleep(POLL)
     finally:
-        request.app["event_queues"].discard(queue)
+        follower.close()
     await response.write_eof()
     return response
+
+
+def _key(doc: dict) -> tuple:
+    return doc["timeNano"], doc.get("Type"), doc.get("Action"), (doc.get("Actor") or {}).get("ID")
 
 
 def register(router) -> None:

@@ -100,7 +100,8 @@ def _reference(name: str, tag: str | None) -> str:
 
 async def create(request: web.Request) -> web.StreamResponse:
     if request.query.get("fromSrc"):
-        raise ApiError(501, "importing a rootfs tarball (fromSrc) is not supported by Dockyard")
+        from node.api.lifecycle import import_image
+        return await import_image(request)
     name = request.query.get("fromImage")
     if not name:
         raise bad_request("fromImage is required")

@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from node.api import (archive, backend, build, container_io, containers, events, execs, images,
-                      monitoring, networks, system, volumes)
+                      lifecycle, monitoring, networks, system, volumes)
 from node.api.errors import PREPARED, error_middleware
 from node.api.launcher import Launcher
 from node.api.versions import common_headers, version_middleware
@@ -33,7 +33,7 @@ log = logging.getLogger("dockyard.api")
 DEFAULT_SOCKET = "/run/dockyard/docker.sock"
 SOCKET_GROUP = "dockyard"
 MODULES = (system, events, containers, container_io, execs, archive, monitoring, images, networks,
-           volumes, build)
+           volumes, build, lifecycle)
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -42,6 +42,7 @@ class StageImage:
     architecture: str = "amd64"
     variant: str | None = None
     author: str | None = None
+    comment: str | None = None                       # `commit -m`, `import -m`
     key: str = ""                                    # cache key of the last layer-making step
     base_id: str | None = None
 
@@ -113,6 +114,8 @@ def config_json(image: StageImage, created: str) -> bytes:
     doc: dict = {"architecture": image.architecture}
     if image.author:
         doc["author"] = image.author
+    if image.comment:
+        doc["comment"] = image.comment
     doc["config"] = cfg
     doc["created"] = created
     doc["history"] = image.history

@@ -72,22 +72,33 @@ def _exists_below(lowers: list[Path], rel: str) -> bool:
     return any(os.path.lexists(os.path.join(d, rel)) for d in lowers)
 
 
-def clean_runtime_leftovers(upper: Path, lowers: list[Path]) -> None:
-    """After a RUN: drop the mount points the runtime made in the upper dir (the bind-mounted
-    /etc files, and /proc, /sys, /dev when the image had none and they stayed empty)."""
+def runtime_leftovers(upper: Path, lowers: list[Path]) -> set[str]:
+    """The mount points the runtime made in an upper dir (the bind-mounted /etc files, and
+    /proc, /sys, /dev when the image had none and they hold nothing else): not a layer's."""
+    found = set()
     for rel in RUNTIME_FILES:
-        path = upper / rel
         try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+            st = os.lstat(upper / rel)
+        except (FileNotFoundError, NotADirectoryError):
             continue
         if not stat.S_ISCHR(st.st_mode):  # a whiteout would be a real deletion: none can happen
-            os.unlink(path)
+            found.add(rel)
     for rel in MOUNTPOINT_DIRS + ("etc",):
         path = upper / rel
-        if path.is_dir() and not path.is_symlink() and not os.listdir(path) and (
+        if path.is_dir() and not path.is_symlink() and all(f"{rel}/{n}" in found for n in os.listdir(path)) and (
                 not _exists_below(lowers, rel) or _copied_up_only(path, lowers, rel)):
+            found.add(rel)
+    return found
+
+
+def clean_runtime_leftovers(upper: Path, lowers: list[Path]) -> None:
+    """After a RUN: delete runtime_leftovers() from the step's upper dir."""
+    for rel in sorted(runtime_leftovers(upper, lowers), key=len, reverse=True):  # files first
+        path = upper / rel
+        if path.is_dir() and not path.is_symlink():
             os.rmdir(path)
+        else:
+            os.unlink(path)
 
 
 def _copied_up_only(path: Path, lowers: list[Path], rel: str) -> bool:
@@ -146,13 +157,16 @@ def _is_opaque(path: str) -> bool:
         return False
 
 
-def write_tar(upper: Path, out, epoch: int | None) -> None:
-    """The layer tar of ``upper`` written to the binary file ``out``."""
+def write_tar(upper: Path, out, epoch: int | None, skip: frozenset | set = frozenset()) -> None:
+    """The layer tar of ``upper`` written to the binary file ``out``, less the paths in ``skip``
+    (what `commit` must leave out of a live container's upper dir it cannot change)."""
     tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
                        errors="surrogateescape")
     links: dict[tuple[int, int], str] = {}
     try:
         for rel, st in _sorted_walk(upper):
+            if rel in skip:
+                continue
             full = os.path.join(upper, rel)
             mtime = int(st.st_mtime)
             if epoch is not None and mtime > epoch:
@@ -217,7 +231,7 @@ def _gzip_writer(fileobj):
         return gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, mtime=0, compresslevel=6)
 
 
-def write_layer(upper: Path, dest: Path, epoch: int | None) -> Layer:
+def write_layer(upper: Path, dest: Path, epoch: int | None, skip: frozenset | set = frozenset()) -> Layer:
     """Tar + gzip ``upper`` into the file ``dest``, hashing both on the way (the content store
     fsyncs the blob when it commits it)."""
     with open(dest, "wb") as f:
@@ -225,7 +239,7 @@ def write_layer(upper: Path, dest: Path, epoch: int | None) -> Layer:
         gz = _gzip_writer(outer)
         inner = _HashingFile(gz)
         buffered = io.BufferedWriter(inner, buffer_size=_CHUNK)
-        write_tar(upper, buffered, epoch)
+        write_tar(upper, buffered, epoch, skip)
         buffered.flush()
         gz.close()
     return Layer(outer.hasher.digest(), outer.hasher.size, inner.hasher.digest(), inner.hasher.size)

@@ -148,7 +148,7 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
 
 
 _NEEDS_CONTAINER = ("start", "stop", "restart", "kill", "rm", "logs", "exec", "inspect", "wait", "pause",
-                    "unpause", "port", "attach", "top", "stats", "cp", "rename", "commit", "diff", "export")
+                    "unpause", "port", "attach", "top", "stats", "cp", "rename", "commit", "diff", "export", "update")
 _NEEDS_IMAGE = ("run", "create", "rmi", "push", "tag", "save", "history")
 
 

@@ -195,6 +195,8 @@ def build_spec(container, user: dict, network, env: list[str]) -> dict:
         resources["cpu"] = {"quota": hc.cpu_quota, "period": hc.cpu_period or 100000}
     if hc.pids_limit:
         resources["pids"] = {"limit": hc.pids_limit}
+    if hc.cpu_shares:  # set by `update` (node/engine/update.py)
+        resources.setdefault("cpu", {})["shares"] = hc.cpu_shares
     return {
         "ociVersion": "1.0.2",
         "process": {

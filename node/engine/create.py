@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from node.engine import DEFAULT_NETWORK, EngineError
+from node.engine import DEFAULT_NETWORK, EngineError, events
 from node.engine.options import (RunOptions, parse_add_host, parse_caps, parse_cpus, parse_dns, parse_dns_search,
                                  parse_stop_signal, parse_stop_timeout, parse_sysctls, parse_ulimit, parse_labels, parse_restart, parse_size, parse_tmpfs,
                                  parse_volume, read_env_file, validate_name)
@@ -246,5 +246,6 @@ def create_container(root: str | Path, opts: RunOptions, image) -> Container:
             import shutil
             shutil.rmtree(container.dir, ignore_errors=True)
             raise
+    events.container_event(container, "create")
     return container
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from node.engine import EngineError
+from node.engine import EngineError, events
 from node.engine.records import Container
 from node.engine.runtimes import runtime_of
 from node.engine.status import current_state
@@ -25,6 +25,7 @@ def signal_init(container: Container, sig: int) -> None:
     """`sig` to the container's init, if it is still the process that was started."""
     state = current_state(container)
     runtime_of(container).kill(state.get("Pid", 0), state.get("PidStart", 0), sig)
+    events.container_event(container, "kill", signal=int(sig))
 
 
 def kill_container(container: Container, sig: int = signal.SIGKILL) -> None:

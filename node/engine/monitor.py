@@ -24,10 +24,10 @@ import signal
 import sys
 import time
 
-from node.engine import EngineError, health, procs, runtimes
+from node.engine import EngineError, events, health, procs, runtimes
 from node.engine.logs import LogWriter
 from node.engine.prepare import prepare, release
-from node.engine.records import Container, now_iso
+from node.engine.records import Container, now_iso, since
 from node.engine.stdio import Stdio
 from node import reportpipe as report
 
@@ -59,6 +59,7 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
                                MonitorStart=procs.start_time(os.getpid()),
                                Network=_attachment_json(network))
         runtime.start(handle)
+        events.container_event(container, "start")
     except BaseException as e:
         stdio.created(None)
         stdio.finish()
@@ -86,6 +87,11 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
     oom = runtime.oom_killed(container.id)
     release(root, container, runtime)
     code = _exit_code(status)
+    if oom:
+        events.container_event(container, "oom")
+    # before the state says "exited": a `stop` waiting for that logs its "stop" after this
+    events.container_event(container, "die", exitCode=code,
+                           execDuration=int(since(container.state().get("StartedAt", ""))))
     container.update_state(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
                            OOMKilled=oom, FinishedAt=now_iso())
     return code
@@ -126,7 +132,7 @@ def should_restart(container: Container, code: int) -> bool:
     state = container.state()
     if state.get("StoppedByUser"):
         return False
-    policy = container.host_config.restart_policy
+    policy = Container(container.root, container.id).host_config.restart_policy  # `update` may change it
     name = policy.name or "no"
     if name in ("always", "unless-stopped"):
         return True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import time
 
-from node.engine import EngineError, procs
+from node.engine import EngineError, events, procs
 from node.engine.prepare import release
 from node.engine.records import Container, list_containers, remove_tree
 from node.engine.rootfs import detach_mounts_under
@@ -45,7 +45,9 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
         detach_mounts_under(container.dir)  # never delete through a mount into the image's layers
     except OSError as e:
         raise EngineError(f"removing {container.id[:12]}: {e}", 1) from None
+    container.spec  # read before the record goes: the event names the container
     remove_tree(container.dir)
+    events.container_event(container, "destroy")
     if volumes:
         for name in container.spec.anonymous_volumes:
             try:

@@ -64,6 +64,7 @@ class HostConfig(_Typed):
         ("privileged", "Privileged", False), ("ulimits", "Ulimits", list), ("shm_size", "ShmSize", 67108864),
         ("group_add", "GroupAdd", list), ("sysctls", "Sysctls", dict), ("mounts", "Mounts", list),
         ("devices", "Devices", list), ("dns_options", "DnsOptions", list),
+        ("cpu_shares", "CpuShares", 0),
     )
 
 

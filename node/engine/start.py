@@ -2,7 +2,7 @@
 for the protocol between the agent, the monitor and the container."""
 from __future__ import annotations
 
-from node.engine import monitor, procs
+from node.engine import events, monitor, procs
 from node.engine.monitor import auto_remove, spawn_monitor  # noqa: F401 - public: `run -d`
 from node.engine.records import Container
 
@@ -17,6 +17,7 @@ def warm_up() -> None:
 def run_attached(root, container: Container) -> int:
     """The agent is the monitor: returns the container's exit status. A restart policy that asks
     for another run hands the container over to a detached monitor, as the daemon would."""
+    events.container_event(container, "attach")
     try:
         code = monitor.run_once(root, container, attach=True)
     except BaseException:

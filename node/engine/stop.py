@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import time
 
-from node.engine import EngineError
+from node.engine import EngineError, events
 from node.engine.kill import kill_container, parse_signal, signal_init  # noqa: F401 - stable names
 from node.engine.pause import unpause_container
 from node.engine.records import Container
@@ -39,6 +39,8 @@ def stop_container(container: Container, timeout: float | None = None) -> None:
     while forever or time.monotonic() < deadline:
         status = current_state(container).get("Status")
         if status not in ("running", "paused", "restarting"):
+            if signalled_at is not None:
+                events.container_event(container, "stop")
             return
         if status in ("running", "paused"):
             if signalled_at is None:

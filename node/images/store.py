@@ -267,7 +267,7 @@ class ImageStore:
         doc = json.loads(image.config.raw)
         return {
             "Id": image.id, "RepoTags": image.repo_tags, "RepoDigests": image.repo_digests,
-            "Parent": "", "Comment": "", "Created": image.created or "",
+            "Parent": "", "Comment": doc.get("comment", ""), "Created": image.created or "",
             "Config": doc.get("config") or {}, "Architecture": image.config.architecture,
             "Variant": image.config.variant or None, "Os": image.config.os, "Size": image.size,
             "Author": doc.get("author", ""),

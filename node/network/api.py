@@ -336,3 +336,18 @@ def purge(root: Path) -> None:
         for net in doomed:
             links.delete_link(net.bridge)
             store.delete_network(net.name)
+
+
+def rename(root: Path, container_id: str, new_name: str) -> None:
+    """A renamed container answers to its new name on its user networks (and no longer to the
+    old one): its record and the hosts files of it and its peers are rewritten."""
+    store = Store(root)
+    if not store.dir.exists():
+        return
+    with store.locked():
+        c = store.container(container_id)
+        if c is None:
+            return
+        c.name = new_name
+        store.save_container(c)
+        _refresh_hosts(store, c)

@@ -147,6 +147,8 @@ class V1Cgroup:
             d = self.dirs["cpu"]
             _write(os.path.join(d, "cpu.cfs_period_us"), str(cpu.get("period") or 100000))
             _write(os.path.join(d, "cpu.cfs_quota_us"), str(cpu["quota"]))
+        if "cpu" in self.dirs and cpu.get("shares"):
+            _write(os.path.join(self.dirs["cpu"], "cpu.shares"), str(cpu["shares"]))
         pids = resources.get("pids") or {}
         if "pids" in self.dirs and pids.get("limit"):
             limit = pids["limit"]
@@ -250,6 +252,8 @@ class V2Cgroup:
         cpu = resources.get("cpu") or {}
         if cpu.get("quota"):
             self._limit("cpu.max", f"{cpu['quota']} {cpu.get('period') or 100000}")
+        if cpu.get("shares"):  # OCI runtimes' conversion of v1 shares to a v2 weight
+            self._limit("cpu.weight", str(1 + ((max(2, min(cpu["shares"], 262144)) - 2) * 9999) // 262142))
         pids = resources.get("pids") or {}
         if pids.get("limit"):
             limit = pids["limit"]

@@ -15,3 +15,4 @@ from node.api.backend.core import *  # noqa: F401,F403
 from node.api.backend.stores import *  # noqa: F401,F403
 from node.api.backend.workers import *  # noqa: F401,F403
 from node.api.errors import ApiError  # noqa: F401 - handlers raise backend.ApiError
+from node.api.backend.lifecycle import *  # noqa: F401,F403,E402
