@@ -27,7 +27,7 @@ COMMAND_OWNERS = {
     **dict.fromkeys(("image", "pull", "push", "tag", "images", "rmi", "save", "load", "login",
                      "logout"), "node.cli.images"),
     **dict.fromkeys(("run", "create", "ps", "start", "pause", "unpause", "wait", "stop", "restart",
-                     "kill", "rm", "logs", "exec", "inspect", "container", "volume"),
+                     "kill", "rm", "logs", "exec", "inspect", "container", "volume", "attach"),
                     "node.cli.containers"),
     **dict.fromkeys(("network", "port"), "node.cli.network"),
     **dict.fromkeys(("search", "history"), "node.cli.imagetools"),

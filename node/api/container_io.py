@@ -1,15 +1,18 @@
 """A container's output: ``attach`` (hijacked) and ``logs`` (the json-file log, with
 follow/tail/since/timestamps).
 
-Two kinds of attach:
-  * with stdin, to a container created with OpenStdin that is not running yet (`docker run
-    -i`/`-it`): the attach waits for the start, and the start (containers.start) runs the
-    container's monitor *attached* in a launcher worker whose stdin/stdout/stderr are pipes to
-    this connection — the CLI's `dockyard run -it` path, so keystrokes reach the program and a
-    TTY's output comes back raw. The monitor still writes the json-file log.
-  * otherwise: the detached monitor owns the program's stdio; attach follows the json-file log
-    from now on until the next exit (so it works for containers the CLI started) and drops
-    what the client sends: a detached monitor takes no input from outside.
+Attach, by the container's state:
+  * running: a client of the container's attach socket, served by its monitor
+    (node/engine/attach.py, bridged by attach_bridge.py): live output, stdin when asked for and
+    the container has OpenStdin, with a TTY the detach keys (``detachKeys``, default
+    ctrl-p,ctrl-q; without one the daemon copies stdin as it is, and so do we);
+    ``logs=1`` first replays the json-file log.
+  * not running yet, with stdin (`docker run -i`/`-it`): a socketpair whose far end waits in
+    app["pending_attach"]; the start (containers.start) hands it to the detached monitor as a
+    client attached from the first byte, so the program's first output is not missed and a
+    detach leaves the container running.
+  * otherwise (no stdin, not running: `docker run` without -i attaches before its start): the
+    json-file log followed from now on until the next exit.
 """
 from __future__ import annotations
 
@@ -19,10 +22,10 @@ import os
 from aiohttp import web
 
 from node.api import backend, container_spec
+from node.api.attach_bridge import bridge
 from node.api.containers import RUNNING, _container
 from node.api.errors import flag, integer
-from node.api.streams import (RAW_STREAM, STDERR, STDOUT, STREAM_NUMBER, done_response, frame,
-                              hijack, pump_fd_to, pump_to_fd, stream_response)
+from node.api.streams import RAW_STREAM, STREAM_NUMBER, done_response, frame, hijack, stream_response
 from node.api.versions import add_route
 
 ATTACH_POLL = 0.02
@@ -58,10 +61,18 @@ async def _drop_input(hijacked) -> None:
 async def attach(request: web.Request) -> web.StreamResponse:
     container = _container(request)
     config = backend.meta(container)["Config"]
-    if flag(request, "stdin") and config.get("OpenStdin") and flag(request, "stream") and \
-            backend.state(container).get("Status") not in RUNNING and container.id not in request.app["pending_attach"]:
-        return await _attach_interactive(request, container, bool(config.get("Tty")))
     tty = bool(config.get("Tty"))
+    stdin = flag(request, "stdin") and bool(config.get("OpenStdin"))
+    running = backend.state(container).get("Status") in RUNNING
+    if stdin and flag(request, "stream") and not running and container.id not in request.app["pending_attach"]:
+        return await _attach_before_start(request, container, tty)
+    if running and flag(request, "stream"):
+        scanner = backend.detach_scanner(request.query.get("detachKeys")) if stdin and tty else None
+        streams = _streams(request)
+        sock = await asyncio.to_thread(backend.attach_connect, container, stdin, "stdout" in streams,
+                                       "stderr" in streams)
+        if sock is not None:
+            return await _attach_live(request, container, sock, tty, stdin, scanner)
     encode = _encoder(tty, _streams(request))
     log = backend.open_log(container)
     offset = 0 if flag(request, "logs") else log.seek(0, 2)
@@ -87,23 +98,46 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return done_response()
 
 
-async def _attach_interactive(request, container, tty: bool) -> web.StreamResponse:
-    """Pipes for the monitor-to-be; containers.start hands their far ends to the worker."""
-    stdin_r, stdin_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    pending = request.app["pending_attach"]
-    pending[container.id] = (stdin_r, out_w, err_w)
-    hijacked = await hijack(request, RAW_STREAM)
-    feed = asyncio.create_task(pump_to_fd(hijacked, stdin_w))
+async def _attach_live(request, container, sock, tty: bool, stdin: bool, scanner) -> web.StreamResponse:
     try:
-        await asyncio.gather(pump_fd_to(out_r, hijacked.send, None if tty else STDOUT),
-                             pump_fd_to(err_r, hijacked.send, None if tty else STDERR))
+        replay = b""
+        if flag(request, "logs"):
+            log = backend.open_log(container)
+            try:
+                entries, _ = backend.read_log(log, 0)
+            finally:
+                log.close()
+            replay = _encoder(tty, _streams(request))(entries)
+        hijacked = await hijack(request, RAW_STREAM)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        await hijacked.send(replay)
+        await bridge(hijacked, sock, tty, stdin, scanner)
     finally:
-        feed.cancel()
-        for fd in pending.pop(container.id, ()):  # never started: ours to close
-            os.close(fd)
         hijacked.close()
+    return done_response()
+
+
+async def _attach_before_start(request, container, tty: bool) -> web.StreamResponse:
+    """One end for the monitor-to-be (containers.start hands it over), the other bridged here."""
+    import socket
+    scanner = backend.detach_scanner(request.query.get("detachKeys")) if tty else None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pending = request.app["pending_attach"]
+    pending[container.id] = theirs.detach()
+    try:
+        hijacked = await hijack(request, RAW_STREAM)
+        try:
+            await bridge(hijacked, ours, tty, True, scanner)
+        finally:
+            hijacked.close()
+    finally:
+        ours.close()
+        fd = pending.pop(container.id, None)
+        if fd is not None:  # never started: ours to close
+            os.close(fd)
     return done_response()
 
 

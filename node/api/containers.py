@@ -18,7 +18,7 @@ import re
 from aiohttp import web
 
 from node.api import backend, container_spec, events
-from node.api.errors import bad_request, filters, flag, integer, json_response, label_matches, not_found, read_json
+from node.api.errors import bad_request, conflict, filters, flag, integer, json_response, label_matches, not_found, read_json
 from node.api.versions import add_route
 
 log = logging.getLogger("dockyard.api")
@@ -127,9 +127,9 @@ async def start(request: web.Request) -> web.Response:
     state = backend.state(container)
     if state.get("Status") in ("running", "paused"):
         return web.Response(status=304)
-    fds = request.app["pending_attach"].pop(container.id, None)
-    if fds is not None:
-        await _start_attached(request, container, fds)
+    attach_fd = request.app["pending_attach"].pop(container.id, None)
+    if attach_fd is not None:
+        await _start_attached(request, container, attach_fd)
     else:
         await backend.start(_root(request), request.app["launcher"], container)
     await _join_extra_networks(request, container)
@@ -147,23 +147,16 @@ async def _join_extra_networks(request, container) -> None:
                 raise
 
 
-async def _start_attached(request, container, fds) -> None:
-    """Run the monitor attached to a waiting client's pipes (see container_io); answer once the
-    program runs, or with the reason it could not start."""
-    started_before = backend.state(container).get("StartedAt")
-    launcher = request.app["launcher"]
+async def _start_attached(request, container, fd: int) -> None:
+    """Start under a detached monitor whose first attach client is a waiting attach's socket
+    (see container_io); answers once the program runs, or with why it could not start."""
     try:
-        reply = launcher.send("run_attached", {"root": str(_root(request)), "cid": container.id}, fds)
+        result = await request.app["launcher"].call("start_attached",
+                                                    {"root": str(_root(request)), "cid": container.id}, (fd,))
     finally:
-        for fd in fds:
-            os.close(fd)
-    result = asyncio.ensure_future(launcher.result(reply))
-    request.app["background"].add(result)
-    result.add_done_callback(request.app["background"].discard)
-    while not result.done() and backend.state(container).get("StartedAt") == started_before:
-        await asyncio.sleep(POLL / 2)
-    if result.done() and "error" in result.result():
-        raise backend.ApiError(result.result().get("status", 500), result.result()["error"])
+        os.close(fd)
+    if "error" in result:
+        raise backend.ApiError(result.get("status", 500), result["error"])
 
 
 def _timeout(request) -> float | None:
@@ -290,9 +283,14 @@ async def reaper(app) -> None:
 
 
 async def resize(request: web.Request) -> web.Response:
-    _container(request)
-    integer(request, "h", 0), integer(request, "w", 0)
-    return web.Response(status=200)  # the monitor owns the terminal; a resize is accepted, not applied
+    """TIOCSWINSZ on the container's pty, through its monitor's attach socket."""
+    container = _container(request)
+    rows, cols = integer(request, "h", 0), integer(request, "w", 0)
+    if backend.state(container).get("Status") not in RUNNING:
+        raise conflict(f"Container {container.id} is not running")
+    if backend.meta(container)["Config"].get("Tty"):
+        await asyncio.to_thread(backend.attach_resize, container, rows, cols)
+    return web.Response(status=200)
 
 
 def register(router) -> None:

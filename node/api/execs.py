@@ -4,7 +4,7 @@
 The process is started by a launcher worker (node/api/launcher.py) with three pipes as its
 stdin, stdout and stderr; this module copies the client's bytes into the first and the other
 two out as frames (or raw, with a TTY, whose terminal the engine's exec makes inside the
-worker). Exec records live in memory, like the daemon's: they do not survive the engine.
+worker: then the third pipe goes the other way and carries ``/exec/{id}/resize`` to it). Exec records live in memory, like the daemon's: they do not survive the engine.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aiohttp import web
 
 from node.api import backend
 from node.api.containers import _container
-from node.api.errors import bad_request, conflict, json_response, not_found, read_json
+from node.api.errors import bad_request, conflict, integer, json_response, not_found, read_json
 from node.api.streams import RAW_STREAM, STDERR, STDOUT, done_response, frame, hijack, pump_fd_to, pump_to_fd
 from node.api.versions import add_route
 
@@ -72,9 +72,12 @@ async def start(request: web.Request) -> web.StreamResponse:
     stdin_r, stdin_w = os.pipe() if interactive else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    # with a TTY there is one output stream: the third pipe carries resizes the other way
+    # (execs.resize -> the worker: see exec_in_worker)
+    theirs, ours = (err_r, err_w) if tty else (err_w, err_r)
     hijacked = None if detach else await hijack(request, RAW_STREAM)
     try:
-        reply = request.app["launcher"].send("exec", args, (stdin_r, out_w, err_w))
+        reply = request.app["launcher"].send("exec", args, (stdin_r, out_w, theirs))
     except BaseException:
         for fd in (stdin_r, stdin_w, out_r, out_w, err_r, err_w):
             if fd is not None:
@@ -82,10 +85,14 @@ async def start(request: web.Request) -> web.StreamResponse:
         if hijacked:
             hijacked.close()
         raise
-    for fd in (stdin_r, out_w, err_w):
+    for fd in (stdin_r, out_w, theirs):
         os.close(fd)
+    if tty:
+        record["_resize"] = ours
+        os.set_blocking(ours, False)
     record["Running"] = True
-    job = asyncio.create_task(_carry(request.app, record, reply, hijacked, stdin_w, out_r, err_r, tty))
+    job = asyncio.create_task(_carry(request.app, record, reply, hijacked, stdin_w, out_r,
+                                     None if tty else ours, tty))
     if detach:
         request.app["background"].add(job)
         job.add_done_callback(request.app["background"].discard)
@@ -101,8 +108,10 @@ async def _carry(app, record, reply, hijacked, stdin_w, out_r, err_r, tty) -> No
     feed = asyncio.create_task(pump_to_fd(hijacked, stdin_w)) if stdin_w is not None else None
     result = {"error": "exec interrupted", "status": 500}
     try:
-        await asyncio.gather(pump_fd_to(out_r, write, None if tty else STDOUT),
-                             pump_fd_to(err_r, write, None if tty else STDERR))
+        if tty:
+            await pump_fd_to(out_r, write, None)
+        else:
+            await asyncio.gather(pump_fd_to(out_r, write, STDOUT), pump_fd_to(err_r, write, STDERR))
         result = await app["launcher"].result(reply)
         if "error" in result and hijacked:
             text = result["error"].encode() + b"\n"
@@ -114,6 +123,9 @@ async def _carry(app, record, reply, hijacked, stdin_w, out_r, err_r, tty) -> No
             hijacked.close()
         record["Running"] = False
         record["ExitCode"] = 126 if "error" in result else int(result["ok"])
+        resize_fd = record.pop("_resize", None)
+        if resize_fd is not None:
+            os.close(resize_fd)
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -121,8 +133,16 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def resize(request: web.Request) -> web.Response:
-    _exec(request)
-    return web.Response(status=200)  # the terminal is the worker's; a resize is accepted, not applied
+    """A "ROWS COLS" line on the exec's resize pipe; its worker applies it to the pty."""
+    record = _exec(request)
+    rows, cols = integer(request, "h", 0), integer(request, "w", 0)
+    fd = record.get("_resize")
+    if fd is not None and rows > 0 and cols > 0:
+        try:
+            os.write(fd, f"{rows} {cols}\n".encode())
+        except (BlockingIOError, BrokenPipeError):
+            pass  # a full pipe: the worker is behind by 400 resizes; the next one will do
+    return web.Response(status=200)
 
 
 def register(router) -> None:

@@ -47,7 +47,7 @@ def create_app(root: Path | str, launcher: Launcher) -> web.Application:
     app["root"] = Path(root)
     app["launcher"] = launcher
     app["execs"] = {}
-    app["pending_attach"] = {}  # container id -> stdio fds for its attached monitor (container_io)
+    app["pending_attach"] = {}  # container id -> the socket its monitor takes as first attach client (container_io)
     app["background"] = set()
     events.setup(app)
     for module in MODULES:

@@ -88,6 +88,8 @@ def register(sub) -> None:
 
     from node.cli import volumes
     volumes.register(sub, _engine_errors)
+    from node.cli import attach
+    attach.register(sub, add)
 
 
 def _ps_args(p) -> None:
@@ -151,6 +153,9 @@ def cmd_run(args) -> int:
             raise
         print(container.id)
         return 0
+    if opts.interactive:  # under a detached monitor, so that the detach keys can leave it running
+        from node.cli.attach import run_interactive
+        return run_interactive(args, container)
     from node.engine.start import run_attached
     return run_attached(args.root, container)
 

@@ -16,7 +16,6 @@ from node.engine.options import (RunOptions, parse_add_host, parse_caps, parse_c
                                  parse_volume, read_env_file, validate_name)
 from node.engine.health import healthcheck_config
 from node.engine.records import Container, name_taken, names_lock, new_id, new_state, now_iso, random_name
-from node.engine.mountopts import parse_mount
 from node.engine.spec import Config, ContainerSpec, HostConfig, RestartPolicy
 from node.engine.volumes import create_volume
 
@@ -94,6 +93,8 @@ def _mounts(root: Path, opts: RunOptions, image_config: dict) -> tuple[list[dict
 
 def _mount_flag_mounts(root: Path, opts: RunOptions, anonymous: list[str]) -> list[dict]:
     """--mount entries as Docker's MountPoint objects (what `inspect` shows under Mounts)."""
+    if not opts.mounts:
+        return []
     from node.engine.mountopts import check_mount, parse_mount, tmpfs_options
     result = []
     for spec in opts.mounts:
@@ -147,13 +148,22 @@ def host_config(opts: RunOptions, default_pids_limit: int = 0) -> HostConfig:
         privileged=bool(opts.privileged), ulimits=[parse_ulimit(u) for u in opts.ulimits],
         shm_size=_shm_size(opts.shm_size), group_add=list(opts.group_add),
         sysctls=parse_sysctls(opts.sysctls, opts.network or DEFAULT_NETWORK),
-        mounts=[parse_mount(m) for m in opts.mounts], devices=_devices(opts.devices),
+        mounts=_mount_entries(opts.mounts), devices=_devices(opts.devices),
         dns_options=[o.strip() for o in opts.dns_options if o.strip()],
     )
 
 
+def _mount_entries(specs: list[str]) -> list[dict]:
+    if not specs:
+        return []  # node/engine/mountopts.py (csv) only for a run that asks
+    from node.engine.mountopts import parse_mount
+    return [parse_mount(s) for s in specs]
+
+
 def _devices(specs: list[str]) -> list[dict]:
     """--device entries, checked against the host now (the nodes are made at every start)."""
+    if not specs:
+        return []
     from node.engine.mountopts import device_nodes, parse_device
     entries = [parse_device(s) for s in specs]
     for entry in entries:

@@ -51,7 +51,10 @@ def _process_spec(container: Container, cmd, tty, env, workdir, user) -> dict:
 
 
 def exec_in_container(container: Container, cmd: list[str], interactive: bool = False, tty: bool = False,
-                      env: list[str] | None = None, workdir: str | None = None, user: str | None = None) -> int:
+                      env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
+                      resize_fd: int | None = None) -> int:
+    """resize_fd: a pipe of "ROWS COLS" lines for the process's pty (the engine API's exec
+    resize); without one, a terminal on our stdin is followed through SIGWINCH."""
     state = current_state(container)
     if state.get("Status") == "paused":
         raise EngineError(f"Container {container.id} is paused, unpause the container before exec", 1)
@@ -68,27 +71,33 @@ def exec_in_container(container: Container, cmd: list[str], interactive: bool = 
     helper = runtime.exec(container.id, state["Pid"], plan, tty, interactive)
     master = helper.receive_console()
     try:
-        _carry(helper, interactive, master)
+        _carry(helper, interactive, master, resize_fd if tty else None)
     finally:
         if master is not None:
             os.close(master)
     return runtime.wait_exec(helper)
 
 
-def _carry(helper, interactive: bool, master: int | None) -> None:
+def _carry(helper, interactive: bool, master: int | None, resize_fd: int | None = None) -> None:
     """Copy between our streams and the process's until it exits (a program it left running in
     the background may hold the pipes open: its exit, not their EOF, ends the exec, as before)."""
     import termios
+    import signal
     saved = None
+    old_winch = None
     if master is not None and os.isatty(0):
         import fcntl
         import tty as tty_mod
-        try:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
-        except OSError:
-            pass
+
+        def copy_winsize(*_):
+            try:
+                fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+            except OSError:
+                pass
+        copy_winsize()
+        old_winch = signal.signal(signal.SIGWINCH, copy_winsize)
         saved = termios.tcgetattr(0)
-        tty_mod.setraw(0)
+        tty_mod.setraw(0, termios.TCSANOW)
     readers = dict(helper.outputs)
     stdin_to = master if master is not None else helper.stdin_w
     exited = os.pidfd_open(helper.pid)
@@ -96,7 +105,8 @@ def _carry(helper, interactive: bool, master: int | None) -> None:
     pending = b""  # read from our stdin, not yet taken by the process: never block on it
     try:
         while readers:
-            watch = list(readers) + [exited] + ([0] if stdin_open and not pending else [])
+            watch = list(readers) + [exited] + ([0] if stdin_open and not pending else []) + \
+                ([resize_fd] if resize_fd is not None else [])
             ready, writable, _ = select.select(watch, [stdin_to] if pending else [], [])
             if writable:
                 try:
@@ -107,6 +117,9 @@ def _carry(helper, interactive: bool, master: int | None) -> None:
                     _close_stdin(helper)
             for fd in ready:
                 if fd == exited:
+                    continue
+                if fd == resize_fd:
+                    resize_fd = _apply_resizes(resize_fd, master)
                     continue
                 if fd == 0:
                     pending = os.read(0, 65536)
@@ -129,6 +142,8 @@ def _carry(helper, interactive: bool, master: int | None) -> None:
                 break
     finally:
         os.close(exited)
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
         if helper.stdin_w is not None:
@@ -137,6 +152,23 @@ def _carry(helper, interactive: bool, master: int | None) -> None:
         for fd in readers:
             if fd != master:
                 os.close(fd)
+
+
+def _apply_resizes(fd: int, master: int | None) -> int | None:
+    """Read "ROWS COLS" lines (whole lines: they are written at once, far below PIPE_BUF);
+    None once the writer is gone."""
+    data = os.read(fd, 4096)
+    if not data:
+        return None
+    for line in data.decode("ascii", "replace").splitlines():
+        try:
+            rows, cols = (int(v) for v in line.split())
+            from node.engine.attach import set_winsize
+            if master is not None and rows > 0 and cols > 0:
+                set_winsize(master, rows, cols)
+        except (ValueError, OSError):
+            continue
+    return fd
 
 
 def _close_stdin(helper) -> None:

@@ -6,7 +6,8 @@ probes in Log) kept in state.json.
 Why a process of its own: the monitor's one loop carries the container's stdio and must never
 wait on a probe; the checker is forked by the monitor once the container runs (`start`), dies
 with it (PR_SET_PDEATHSIG, and `stop` kills it after the init's exit) and runs each probe as an
-`exec` into the container (node/engine/exec_.py) in a process group it can kill on timeout.
+`exec` into the container (node/engine/exec_.py), killing the probe's whole process tree at
+its timeout (the checker is a subreaper and reaps what is left at once).
 
 Docker's rules (moby daemon/health.go): the first probe after one interval (the start interval
 during the start period, when set); exit 0 is healthy and resets the streak; a failure in the
@@ -27,7 +28,7 @@ DEFAULTS = {"Interval": 30 * SECOND, "Timeout": 30 * SECOND, "StartPeriod": 0,
 MAX_LOG_ENTRIES = 5
 MAX_OUTPUT = 4096
 _UNITS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 1_000_000, "s": SECOND, "m": 60 * SECOND, "h": 3600 * SECOND}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)"  # compiled when a flag asks (run's start-up)
 
 
 def parse_duration(text: str, flag: str) -> int:
@@ -38,7 +39,7 @@ def parse_duration(text: str, flag: str) -> int:
     if body == "0":
         return 0
     total, pos = 0.0, 0
-    for m in _PART.finditer(body):
+    for m in re.finditer(_PART, body):
         if m.start() != pos:
             break
         total += float(m.group(1)) * _UNITS[m.group(2)]
@@ -147,6 +148,11 @@ def _checker_main(container, command: list[str], monitor: int) -> None:
     os.closerange(3, 65536)  # never hold the container's stdio pipes open
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # a probe's processes left behind (its helper killed at the timeout) come to us, and are
+    # reaped at once: the container's init cannot finish exiting past an unreaped zombie
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+    signal.signal(signal.SIGCHLD, _reap_children)
     check = {**DEFAULTS, **(container.config.healthcheck or {})}
     started = time.monotonic()
     while True:
@@ -168,6 +174,52 @@ def _die_with_parent() -> None:
         pass
 
 
+_reaped: dict[int, int] = {}  # pid -> wait status, taken by the SIGCHLD handler
+
+
+def _reap_children(_sig=None, _frame=None) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _reaped[pid] = status
+
+
+def _wait(pid: int) -> int:
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:  # the handler was first
+        return _reaped.pop(pid, 255 << 8)
+
+
+def _kill_tree(top: int) -> None:
+    """SIGKILL a process and all its descendants (the probe, its exec helper, and the command
+    in the container: that one is in a session of its own, out of reach of killpg)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    todo, doomed = [top], []
+    while todo:
+        pid = todo.pop()
+        doomed.append(pid)
+        todo += children.get(pid, [])
+    for pid in doomed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def run_probe(container, command: list[str], timeout: float) -> dict:
     """One probe: an exec of `command`, its output (4 KiB kept) and exit code; -1 past `timeout`."""
     from node.engine.records import now_iso
@@ -177,7 +229,7 @@ def run_probe(container, command: list[str], timeout: float) -> dict:
     if pid == 0:
         code = 126
         try:
-            os.setpgid(0, 0)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
             os.close(out_r)
@@ -207,12 +259,9 @@ def run_probe(container, command: list[str], timeout: float) -> dict:
             break
         output = (output + data)[:MAX_OUTPUT]
     if timed_out:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_tree(pid)
     os.close(out_r)
-    _, status = os.waitpid(pid, 0)
+    status = _wait(pid)
     code = os.waitstatus_to_exitcode(status)
     if timed_out:
         return {"Start": begun, "End": now_iso(), "ExitCode": -1,

@@ -9,9 +9,11 @@ Protocol between the agent (the `dockyard` command), the monitor and the contain
     at /dev/null and ROOT/containers/<id>/monitor.log, and reports on a pipe to the agent:
     b"OK" once the container's program runs, or b"E<code> <message>" if it could not start.
     The agent prints the id (or the error) and exits; state.json then tells the story.
-  * Attached (`run` without -d): the agent process is itself the monitor, and echoes the output
-    to its own stdout/stderr besides logging it; `-i` hands the agent's stdin straight to the
-    container, `-t` adds a pty that the agent bridges to its own terminal in raw mode.
+  * Attached (`run` without -d or -i): the agent process is itself the monitor, and echoes the
+    output to its own stdout/stderr besides logging it.
+  * Interactive (`run -i`/`-it`, `start -a`): a detached monitor as above, given one end of a
+    socketpair at the fork as its first attach client (node/engine/attach.py, which also says
+    how later clients reach it); the agent bridges its terminal to the other end.
   * The monitor is a child subreaper: the container init (forked by the built-in runtime's
     intermediate process, or left behind by `runc create`) becomes its child, and it waits for
     that PID. state.json holds Pid+PidStart and MonitorPid+MonitorStart so other commands can tell
@@ -36,10 +38,11 @@ def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def run_once(root, container: Container, attach: bool, on_started=None) -> int:
-    """One life of the container's init: start it, wait for it, clean up, record the exit."""
+def run_once(root, container: Container, attach: bool, on_started=None, attach_fds=()) -> int:
+    """One life of the container's init: start it, wait for it, clean up, record the exit.
+    attach_fds: sockets of clients attached from the start (node/engine/attach.py)."""
     runtimes.make_non_dumpable()
-    stdio = Stdio(container, attach)
+    stdio = Stdio(container, attach, attach_fds)
     try:
         runtime, network = prepare(root, container)
     except BaseException as e:
@@ -78,6 +81,7 @@ def run_once(root, container: Container, attach: bool, on_started=None) -> int:
     try:
         stdio.carry(log)
         status = _reap(handle.pid)
+        stdio.exit_code = _exit_code(status)
     finally:
         stop_health()
         if forward:
@@ -107,12 +111,16 @@ def _attachment_json(network):
 
 
 def _reap(pid: int) -> int:
+    """The init's exit status, reaping every other child on the way: an exec'd process whose
+    helper died is re-parented to us (the subreaper), and the init of a PID namespace cannot
+    finish exiting while one of its namespace's zombies is left unreaped."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
-            return status
+            got, status = os.waitpid(-1, 0)
         except ChildProcessError:
             return 255 << 8
+        if got == pid:
+            return status
 
 
 def _forward_signals(pid: int):
@@ -167,8 +175,9 @@ def keep_restarting(root, container: Container) -> None:
             backoff = 0
 
 
-def spawn_monitor(root, container: Container, restart_only: bool = False) -> None:
-    """Fork a detached monitor; wait for its word that the program runs (or why it does not)."""
+def spawn_monitor(root, container: Container, restart_only: bool = False, attach_fd: int | None = None) -> None:
+    """Fork a detached monitor; wait for its word that the program runs (or why it does not).
+    attach_fd: one end of a socketpair, the monitor's first attach client (`run -i`)."""
     sys.stdout.flush()
     sys.stderr.flush()
     report_r, report_w = os.pipe()
@@ -179,10 +188,12 @@ def spawn_monitor(root, container: Container, restart_only: bool = False) -> Non
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _monitor_main(root, container, report_w, restart_only)
+            _monitor_main(root, container, report_w, restart_only, attach_fd)
         finally:
             os._exit(0)
     os.close(report_w)
+    if attach_fd is not None:
+        os.close(attach_fd)  # the monitor has its copy
     os.waitpid(child, 0)
     chunks = []
     while True:
@@ -200,7 +211,7 @@ def spawn_monitor(root, container: Container, restart_only: bool = False) -> Non
     raise EngineError("the container's monitor exited without a report; see monitor.log", 125)
 
 
-def _monitor_main(root, container: Container, report_w: int, restart_only: bool) -> None:
+def _monitor_main(root, container: Container, report_w: int, restart_only: bool, attach_fd=None) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     log = os.open(container.dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     os.dup2(devnull, 0)
@@ -214,7 +225,7 @@ def _monitor_main(root, container: Container, report_w: int, restart_only: bool)
     # until EOF would wait for the container's whole life)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2 and fd != report_w:
+        if fd > 2 and fd not in (report_w, attach_fd):
             try:
                 os.close(fd)
             except OSError:
@@ -227,7 +238,8 @@ def _monitor_main(root, container: Container, report_w: int, restart_only: bool)
             report.send(report_w, b"OK")
             os.close(report_w)
         try:
-            run_once(root, container, attach=False, on_started=started)
+            run_once(root, container, attach=False, on_started=started,
+                     attach_fds=() if attach_fd is None else (attach_fd,))
         except EngineError as e:
             report.send_error(report_w, e.exit_code, e)
             os.close(report_w)

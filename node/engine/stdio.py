@@ -1,11 +1,14 @@
 """The container's standard streams for one run of its init, as the monitor carries them: pipes
-(or the pty the runtime made) to the json-file log, and to the agent's own terminal when
-attached. One select loop, no threads: `threading` alone costs `run` milliseconds of start-up."""
+(or the pty the runtime made) to the json-file log, to the clients of the attach socket
+(node/engine/attach.py: `attach`, `run -i`, the engine API) and to the agent's own terminal
+when the agent itself is the monitor. One select loop, no threads: `threading` alone costs
+`run` milliseconds of start-up."""
 from __future__ import annotations
 
 import os
 import signal
 
+from node.engine.attach import AttachHub
 from node.engine.logs import LogWriter
 from node.engine.records import Container
 
@@ -13,7 +16,11 @@ from node.engine.records import Container
 class Stdio:
     """Made before create (the container's ends go to the runtime), closed after the exit."""
 
-    def __init__(self, container: Container, attach: bool) -> None:
+    def __init__(self, container: Container, attach: bool, first_clients=()) -> None:
+        self.container = container
+        self.first_clients = list(first_clients)  # sockets attached before the start (`run -i`)
+        self.hub: AttachHub | None = None
+        self.exit_code: int | None = None  # set by the monitor once the init is reaped
         self.tty = container.config.tty
         self.interactive = container.config.open_stdin
         self.attach = attach
@@ -43,10 +50,18 @@ class Stdio:
         for fd in self.to_close:
             os.close(fd)
         self.to_close = []
-        if self.tty and console_master is not None:
-            self.readers = {console_master: "stdout"}
-            if self.attach:
-                self._bridge_terminal(console_master)
+        if self.hub is not None:
+            return  # called again on a failed start
+        master = console_master if self.tty else None
+        if master is not None:
+            self.readers = {master: "stdout"}
+        stdin = master if self.tty and self.interactive else self.stdin_writer
+        self.hub = AttachHub(self.container.dir, self.tty, stdin, bool(self.container.config.attach_stdin),
+                             pty_master=master, first_clients=self.first_clients)
+        self.first_clients = []
+        self.hub.listen()
+        if master is not None and self.attach:
+            self._bridge_terminal(master)
 
     def _bridge_terminal(self, master: int) -> None:
         import termios
@@ -76,25 +91,33 @@ class Stdio:
         echo = {"stdout": 1, "stderr": 2} if self.attach else {}
         readers = dict(self.readers)
         stdin_open = self.forward_stdin_to is not None
+        hub = self.hub
         while readers:
-            watch = list(readers) + ([0] if stdin_open else [])
-            ready, _, _ = select.select(watch, [], [])
+            watch = list(readers) + ([0] if stdin_open else []) + hub.read_fds()
+            ready, writable, _ = select.select(watch, hub.write_fds(), [])
+            for fd in writable:
+                hub.writable(fd)
             for fd in ready:
+                if fd not in readers and fd != 0 and hub.readable(fd):
+                    continue
                 try:
                     data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
                 except OSError:  # EIO: the pty's last slave is closed
                     data = b""
                 if fd == 0 and fd not in readers:
                     if not data:
                         stdin_open = False
                     else:
-                        write_all(self.forward_stdin_to, data)
+                        hub.feed_stdin(data)
                     continue
                 if not data:
                     del readers[fd]
                     continue
                 stream = readers[fd]
                 log.write(stream, data)
+                hub.output(stream, data)
                 if stream in echo:
                     try:
                         write_all(echo[stream], data)
@@ -102,6 +125,14 @@ class Stdio:
                         echo.pop(stream)
 
     def finish(self) -> None:
+        if self.hub is not None:
+            self.hub.close(self.exit_code)
+            if self.hub.stdin_owned and not self.tty:
+                self.stdin_writer = None  # the hub closed it (stdin once)
+        else:
+            for fd in self.first_clients:
+                os.close(fd)
+            self.first_clients = []
         if self.saved_tty is not None:
             import termios
             termios.tcsetattr(0, termios.TCSADRAIN, self.saved_tty)

@@ -34,9 +34,12 @@ from oci.digest import ALGORITHMS, Digest
 
 from .driver import BlobInfo, BlobNotFound, ChunkHook, DigestMismatch, StorageError, StorageUnavailable
 from .resumable_sha256 import AVAILABLE as RESUMABLE_SHA256
+from .s3_deletes import DeleteBatcher
+from .s3_reads import PIECE, PieceBudget, RangeFetcher, read_ranges
 from .s3_settings import S3Settings
 
 READ_CHUNK = 1 << 20
+WRITE_SLICE = 1 << 20
 MAX_COPY = 5 << 30           # CopyObject's limit; bigger objects are copied in parts
 COPY_PART = 1 << 30
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
@@ -72,13 +75,19 @@ class S3Driver:
         self.client: Any = None
         self._stack = contextlib.AsyncExitStack()
         self.uploads = S3Uploads(self)
+        self.piece_budget = PieceBudget()
+        self.fetcher: RangeFetcher | None = None
+        self.deferred_deletes = DeleteBatcher(self)
 
     # -- client ---------------------------------------------------------------------------------
     async def open(self) -> None:
         s = self.settings
         config = Config(
             region_name=s.region, signature_version="s3v4",
-            s3={"addressing_style": "path"},
+            # payload_signing_enabled=False: no SHA-256 of every body on the event loop (botocore
+            # signs payloads on http endpoints); the registry verifies each blob's digest itself,
+            # and over https TLS protects the bytes, which is what botocore relies on there.
+            s3={"addressing_style": "path", "payload_signing_enabled": s.sign_payload},
             retries={"max_attempts": s.retries, "mode": "standard"},
             connect_timeout=s.timeout, read_timeout=s.timeout, max_pool_connections=64,
             parameter_validation=False,  # our calls are fixed in code; saves CPU on every request
@@ -92,6 +101,7 @@ class S3Driver:
         if s.access_key:
             kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = s.access_key, s.secret_key
         self.client = await self._stack.enter_async_context(_session().create_client("s3", **kwargs))
+        self.fetcher = RangeFetcher()
         try:
             await self.call("head_bucket")
         except Missing:
@@ -103,6 +113,11 @@ class S3Driver:
             raise
 
     async def close(self) -> None:
+        if self.client is not None:
+            await self.deferred_deletes.flush()
+        if self.fetcher is not None:
+            self.fetcher.close()
+            self.fetcher = None
         await self._stack.aclose()
         self.client = None
 
@@ -234,6 +249,18 @@ class S3Driver:
         if length == 0:
             if await self.stat(digest) is None:
                 raise BlobNotFound(str(digest))
+            return
+        if length is not None and length > PIECE:
+            # Big reads: concurrent ranged GETs into whole buffers (registry/storage/s3_reads.py).
+            try:
+                async with contextlib.aclosing(read_ranges(self, self.blob_key(digest), offset, length)) as pieces:
+                    async for piece in pieces:
+                        # Slices the client socket can take whole: a write the kernel accepts at
+                        # once is never copied into the transport's buffer first.
+                        for at in range(0, len(piece), WRITE_SLICE):
+                            yield piece[at:at + WRITE_SLICE]
+            except Missing:
+                raise BlobNotFound(str(digest)) from None
             return
         byte_range = None
         if offset or length is not None:

@@ -11,6 +11,7 @@
       secret_key: ...
       prefix: ""                        # every key in the bucket begins with it
       redirect: false                   # true: blob GETs answer 307 to a presigned URL
+      sign_payload: false               # true: SHA-256 of every body in its signature (CPU)
 
 Values may come from ``DOCKYARD_REGISTRY_STORAGE__<KEY>`` (strings): booleans are parsed here.
 Every mistake is one ConfigError line; the secret never appears in one.
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 from ..config import ConfigError, parse_bool, parse_duration
 
 KEYS = ("driver", "bucket", "endpoint", "region", "access_key", "secret_key", "prefix", "redirect",
-        "redirect_expiry", "retries", "timeout")
+        "redirect_expiry", "retries", "timeout", "sign_payload")
 # Bucket names as S3 allows them for path-style addressing (lower case, digits, dots, dashes).
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -43,6 +44,7 @@ class S3Settings:
     redirect_expiry: float = 600.0   # lifetime of a presigned URL, seconds
     retries: int = 3                 # retries after a failed S3 call (botocore "standard" backoff)
     timeout: float = 30.0            # connect/read timeout per attempt, seconds
+    sign_payload: bool = False       # SHA-256 of each request body in its signature (CPU per byte)
 
 
 def _text(raw: Mapping[str, Any], key: str, default: str = "") -> str:
@@ -92,4 +94,5 @@ def parse_s3_settings(raw: Mapping[str, Any]) -> S3Settings:
     return S3Settings(bucket=bucket, endpoint=endpoint, region=region, access_key=access_key,
                       secret_key=secret_key, prefix=prefix,
                       redirect=parse_bool(raw.get("redirect", False), "storage.redirect"),
-                      redirect_expiry=expiry, retries=int(retries), timeout=timeout)
+                      redirect_expiry=expiry, retries=int(retries), timeout=timeout,
+                      sign_payload=parse_bool(raw.get("sign_payload", False), "storage.sign_payload"))

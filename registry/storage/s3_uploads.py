@@ -382,21 +382,29 @@ class S3Uploads:
             await self.s3.delete_keys(keys)
 
     async def discard_empty(self, upload_id: str) -> None:
-        """Delete a session known to hold no bytes, in one call: its state and the names a first
-        PATCH that crashed could have written (a multipart upload it had recorded would be left
-        to the bucket's abort-incomplete-uploads rule; see deploy/scale-out.md)."""
-        await self.s3.delete_keys([self.key(upload_id, "state.json"), self.key(upload_id, "piece-000001"),
-                                   self.key(upload_id, "data-000000")])
+        """Forget a session known to hold no bytes: its state and the names a first PATCH that
+        crashed could have written, deleted in a shared batch shortly after (s3_deletes.py; a
+        multipart upload such a PATCH had recorded is aborted by the stale-upload sweep)."""
+        self.s3.deferred_deletes.add([self.key(upload_id, "state.json"), self.key(upload_id, "piece-000001"),
+                                      self.key(upload_id, "data-000000")])
 
     async def iter(self) -> AsyncIterator[tuple[str, float]]:
-        """(id, newest LastModified) of every session with anything staged, orphans included."""
+        """(id, newest LastModified) of every session with anything staged, orphans included:
+        also a multipart upload no state names any more (a first PATCH that crashed after
+        creating it, then the session discarded as empty), so the upload expiry aborts it."""
         top = f"{self.s3.prefix}uploads/"
         newest: dict[str, float] = {}
+
+        def seen(key: str, when: Any) -> None:
+            upload_id = key[len(top):].split("/", 1)[0]
+            if UPLOAD_ID_RE.match(upload_id):
+                newest[upload_id] = max(when.timestamp(), newest.get(upload_id, 0.0))
+
         async for page in self.s3.paginate("list_objects_v2", Prefix=top):
             for obj in page.get("Contents", ()):
-                upload_id = obj["Key"][len(top):].split("/", 1)[0]
-                if UPLOAD_ID_RE.match(upload_id):
-                    t = obj["LastModified"].timestamp()
-                    newest[upload_id] = max(t, newest.get(upload_id, 0.0))
+                seen(obj["Key"], obj["LastModified"])
+        async for page in self.s3.paginate("list_multipart_uploads", Prefix=top):
+            for up in page.get("Uploads", ()):
+                seen(up["Key"], up["Initiated"])
         for item in newest.items():
             yield item

@@ -91,6 +91,13 @@ def test_health_start_period_and_timeout(dy):
     assert health["Log"] and health["Log"][-1]["ExitCode"] == -1
     assert health["Log"][-1]["Output"] == "Health check exceeded timeout (0.3s)"
     assert "(health: starting)" in dy.out("ps", "--format", "{{.Status}}")
+    # a probe cut at its timeout is killed in the container too (at most the running one is left)
+    procs = dy.out("exec", "slow", "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '; echo")
+    assert procs.count("sleep 5") <= 1, procs
+    # and nothing of it holds the container's exit up (its init waits for its namespace's zombies)
+    started = time.monotonic()
+    dy.out("rm", "-f", "slow")
+    assert time.monotonic() - started < 8
 
 
 class _ImageWithHealthcheck(node_run_support.Dockyard):

@@ -1,4 +1,4 @@
-"""What runs in a launcher worker (node/api/launcher.py): starts, exec, attached runs, builds."""
+"""What runs in a launcher worker (node/api/launcher.py): starts, exec, attached starts, builds."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,24 +54,28 @@ def start_in_worker(root: str, cid: str) -> bool:
 
 def exec_in_worker(root: str, cid: str, cmd: list[str], interactive: bool, tty: bool,
                    env: list[str], workdir: str | None, user: str | None) -> int:
+    """fds 0-2: the client's stdin and output pipes; with a TTY (one output stream) fd 2 is
+    instead the pipe of the exec's resizes (execs.resize)."""
     from node.engine.exec_ import exec_in_container
     from node.engine.records import find as find_record
     return _mapped(exec_in_container, _mapped(find_record, root, cid), cmd, interactive, tty,
-                   env, workdir, user)
+                   env, workdir, user, resize_fd=2 if tty else None)
 
 
-def run_attached_in_worker(root: str, cid: str) -> int:
-    """The worker is the container's monitor, attached: fds 0-2 are pipes to a client's hijacked
-    connection (stdin in, output out); returns the exit code once the program is gone."""
+def start_attached_in_worker(root: str, cid: str) -> bool:
+    """A start whose monitor takes fd 0 (one end of a socketpair, the far end a waiting
+    client's attach) as its first attach client: see node/engine/attach.py."""
+    import os
     from node.engine.records import find as find_record
-    from node.engine.start import run_attached
+    from node.engine.start import spawn_monitor
     container = _mapped(find_record, root, cid)
     container.update_state(StoppedByUser=False)
-    return _mapped(run_attached, root, container)
+    _mapped(spawn_monitor, root, container, attach_fd=os.dup(0))
+    return True
 
 
 WORKER_OPS = {"start": start_in_worker, "exec": exec_in_worker, "build": build_in_worker,
-              "run_attached": run_attached_in_worker}
+              "start_attached": start_attached_in_worker}
 
 
 def preload() -> None:

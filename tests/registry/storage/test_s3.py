@@ -5,6 +5,7 @@ another one, as behind a load balancer without stickiness.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -126,6 +127,37 @@ async def test_blob_ranges_stream_from_s3(replicas):
     assert b"".join([b async for b in replicas[1].read(d, 3 * MiB - 5)]) == data[-5:]
 
 
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Big-read pieces of 1 MiB (8 MiB in production) so a few MiB exercise every boundary."""
+    from registry.storage import s3, s3_reads
+
+    monkeypatch.setattr(s3_reads, "PIECE", MiB)
+    monkeypatch.setattr(s3, "PIECE", MiB)
+
+
+async def test_big_reads_come_in_concurrent_ranged_pieces(replicas, small_pieces):
+    from registry.storage.driver import BlobNotFound
+
+    data = os.urandom(5 * MiB + 123)
+    d = Digest.of(data)
+    await replicas[0].put(d, data)
+    blocks = [bytes(b) async for b in replicas[1].read(d, 0, len(data))]
+    assert b"".join(blocks) == data
+    assert max(len(b) for b in blocks) <= MiB
+    # A range that starts and ends inside pieces, across several of them.
+    got = b"".join([bytes(b) async for b in replicas[2].read(d, MiB - 10, 3 * MiB + 20)])
+    assert got == data[MiB - 10:4 * MiB + 10]
+    # A reader that stops early leaves nothing running and gives back its room.
+    stream = replicas[1].read(d, 0, len(data))
+    assert len(await stream.__anext__()) > 0
+    await stream.aclose()
+    assert replicas[1].piece_budget.room._value == 24
+    with pytest.raises(BlobNotFound):
+        async for _ in replicas[1].read(Digest.of(b"absent"), 0, 3 * MiB):
+            pass
+
+
 # -- failures: a proxy in front of SeaweedFS answers SlowDown / 500 on demand --------------------
 
 class FlakyProxy:
@@ -179,6 +211,7 @@ async def test_slowdown_is_retried_then_a_503_envelope(flaky, s3_server, s3_pref
     finally:
         await driver.close()
     flaky.always = False
+    await _big_reads_retry_then_fail(flaky, settings)
     cfg = RegistryConfig(data_dir=str(tmp_path / "data"), storage={**settings, "retries": 1}).finish()
     client = await aiohttp_client(create_app(cfg))
     digest = await push_blob(client, "flaky/repo", b"layer bytes")
@@ -190,6 +223,30 @@ async def test_slowdown_is_retried_then_a_503_envelope(flaky, s3_server, s3_pref
     assert r.status == 503
     body = await r.json()
     assert body["errors"][0]["code"] == "UNAVAILABLE" and "storage unavailable" in body["errors"][0]["message"]
+
+
+async def _big_reads_retry_then_fail(flaky, settings) -> None:
+    """The ranged GETs of big reads have their own retries (they bypass botocore's)."""
+    from registry.storage import s3, s3_reads
+
+    data = os.urandom(3 * MiB)
+    d = Digest.of(data)
+    driver = S3Driver(parse_s3_settings(settings))
+    await driver.open()
+    saved = s3_reads.PIECE, s3.PIECE
+    s3_reads.PIECE = s3.PIECE = MiB
+    try:
+        await driver.put(d, data)
+        flaky.fail_next = 1                    # one SlowDown on a piece: retried, works
+        assert b"".join([bytes(b) async for b in driver.read(d, 0, len(data))]) == data
+        flaky.always = True
+        with pytest.raises(StorageUnavailable):
+            async for _ in driver.read(d, 0, len(data)):
+                pass
+    finally:
+        s3_reads.PIECE, s3.PIECE = saved
+        flaky.always = False
+        await driver.close()
 
 
 async def test_redirect_gives_a_presigned_url_that_serves_the_bytes(s3_server, s3_prefix, no_aws, aiohttp_client, tmp_path):
@@ -225,7 +282,12 @@ async def test_api_post_then_put_with_body_is_one_put_and_leaves_no_staging(s3_s
     assert bad.status == 400 and (await bad.json())["errors"][0]["code"] == "DIGEST_INVALID"
     r = await client.get(f"/v2/small/repo/blobs/{Digest.of(data)}")
     assert r.status == 200 and await r.read() == data
-    assert list(s3_server.objects(s3_prefix)) == [f"{s3_prefix}blobs/sha256/{Digest.of(data).hex[:2]}/{Digest.of(data).hex}"]
+    blob = f"{s3_prefix}blobs/sha256/{Digest.of(data).hex[:2]}/{Digest.of(data).hex}"
+    # The session's state goes in a batched delete a moment after the 201 (s3_deletes.DELAY).
+    deadline = asyncio.get_running_loop().time() + 5
+    while list(s3_server.objects(s3_prefix)) != [blob] and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert list(s3_server.objects(s3_prefix)) == [blob]
 
 
 async def test_commit_after_a_patch_that_failed_right_after_creating_the_multipart_upload(replicas, s3_server,
@@ -244,3 +306,23 @@ async def test_commit_after_a_patch_that_failed_right_after_creating_the_multipa
     assert list(s3_server.objects(s3_prefix)) == [d.blob_key(digest)]
     listed = await d.call("list_multipart_uploads", Prefix=f"{s3_prefix}uploads/")
     assert not listed.get("Uploads")
+
+
+async def test_a_multipart_upload_left_by_a_discarded_session_is_listed_then_aborted(replicas, s3_server, s3_prefix):
+    """A first PATCH creates the multipart upload, records it, then dies; the client finishes
+    with POST + PUT-with-body, so the session is discarded as empty: its multipart upload must
+    not wait for a bucket rule. The upload expiry sees it through iter_uploads and cancels it."""
+    from registry.storage.s3_uploads import _Writer
+
+    uid = "6" * 32
+    d = replicas[0]
+    await d.create_upload(uid)
+    await _Writer(d.uploads, uid, await d.uploads.load(uid))._ensure_mpu()
+    await replicas[1].discard_empty_upload(uid)
+    await replicas[1].deferred_deletes.flush()
+    assert s3_server.objects(s3_prefix) == {}          # no object names the session any more
+    assert [u for u, _ in [x async for x in replicas[2].iter_uploads()]] == [uid]
+    await replicas[2].delete_upload(uid)
+    listed = await d.call("list_multipart_uploads", Prefix=f"{s3_prefix}uploads/")
+    assert not listed.get("Uploads")
+    assert [x async for x in replicas[2].iter_uploads()] == []
