@@ -115,6 +115,35 @@ async def _many_repos(port: int, prefix: str, repos: int, concurrency: int) -> N
         await _bounded([lambda i=i: one(i) for i in range(repos)], concurrency)
 
 
+async def _manifest_puts(port: int, clients: int, seconds: float) -> float:
+    """Each client pushes one image's blobs once, then PUTs distinct manifests of it (an
+    annotation changes per PUT, so every PUT is new content) under a new tag each time."""
+    base = f"http://127.0.0.1:{port}"
+    count = 0
+    async with _session(clients) as session:
+        images = [json.loads(await _image(session, base, f"bench/mput{i}", f"m{i}")) for i in range(clients)]
+        deadline = time.perf_counter() + seconds
+        start = time.perf_counter()
+
+        async def worker(i: int) -> None:
+            nonlocal count
+            n = 0
+            while time.perf_counter() < deadline:
+                manifest = dict(images[i], annotations={"bench.put": f"{i}-{n}"})
+                await _put_manifest(session, base, f"bench/mput{i}", f"p{n}", json.dumps(manifest).encode())
+                n += 1
+                count += 1
+
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+        elapsed = time.perf_counter() - start
+    return count / elapsed
+
+
+def manifest_puts_per_s(port: int, clients: int = 8, seconds: float = 10) -> float:
+    """Manifest PUTs (distinct content, each with a new tag) per second from `clients` clients."""
+    return asyncio.run(_manifest_puts(port, clients, seconds))
+
+
 def many_tags(port: int, name: str, tags: int, concurrency: int = 8) -> None:
     asyncio.run(_many_tags(port, name, tags, concurrency))
 

@@ -1,6 +1,6 @@
 """Profile Dockyard's registry under one benchmark workload with py-spy (pip install -e '.[bench]').
 
-    python -m bench.profile small-pushes|pull|push|manifest-get [--seconds N] [--top N]
+    python -m bench.profile small-pushes|manifest-puts|idle|pull|push|manifest-get|tags-list [--seconds N] [--top N]
 
 Starts dockyard-registry (same settings as the bench), attaches `py-spy record --format raw`
 to it, drives the workload with the bench's own client, then prints the hottest functions:
@@ -22,7 +22,7 @@ from bench import loadgen, servers, wrk
 from bench.oci_http import MANIFEST_ACCEPT, Client, file_digest, tiny_image
 from bench.procs import REPO, VENV_BIN, Processes, Scratch
 
-WORKLOADS = ("small-pushes", "pull", "push", "manifest-get", "tags-list")
+WORKLOADS = ("small-pushes", "manifest-puts", "idle", "pull", "push", "manifest-get", "tags-list")
 
 
 def _py_spy() -> str:
@@ -80,6 +80,10 @@ def drive(workload: str, port: int, seconds: float, scratch: Scratch) -> None:
     client = Client(port)
     if workload == "small-pushes":
         loadgen.small_pushes_per_s(port, 8, seconds)
+    elif workload == "manifest-puts":
+        loadgen.manifest_puts_per_s(port, 8, seconds)
+    elif workload == "idle":
+        time.sleep(seconds)
     elif workload == "tags-list":
         loadgen.many_tags(port, "bench/tags", 2000)
         deadline = time.monotonic() + seconds

@@ -15,7 +15,7 @@ from bench import limits, loadgen, servers, wrk
 from bench.alternate import alternate, log, pair_row
 from bench.oci_http import MANIFEST_ACCEPT, Client, file_digest, tiny_image
 from bench.plan import Plan, size_label
-from bench.procs import Processes, RssSampler, Scratch
+from bench.procs import Processes, RssSampler, Scratch, descendants, status_kib
 from bench.rows import Row, row, unavailable
 
 AREA = "registry"
@@ -124,6 +124,8 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
     def pair(metric, unit, better, res, **kw) -> None:
         out.append(note_start(pair_row(AREA, metric, unit, better, res, DY, REF, REF_NAME, **kw)))
 
+    out += _idle_rss_rows(sides, srv, note_start)
+
     log(f"registry: push {label} monolithic")
     pair(f"push {label} blob, monolithic PUT", "MB/s", "higher", alternate(sides, plan.rounds, push(None)),
          limit=push_limit, limit_name="slowest of sha256, disk+fsync, loopback upload")
@@ -149,6 +151,12 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
 
     out += _manifest_rows(plan, sides, srv, clients, lim, pair)
 
+    log("registry: manifest PUTs")
+    pair("manifest PUT, 8 concurrent clients", "PUTs/s", "higher",
+         alternate(sides, plan.rounds, lambda side, _r: loadgen.manifest_puts_per_s(
+             srv[side].port, 8, plan.small_push_seconds)),
+         note="distinct image manifests (an annotation changes per PUT), a new tag each, blobs pushed before")
+
     log("registry: small pushes")
     pair("push 4 KiB blobs, 8 concurrent clients", "pushes/s", "higher",
          alternate(sides, plan.rounds, lambda side, _r: loadgen.small_pushes_per_s(
@@ -162,6 +170,20 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
     for s in sides:
         procs.stop(srv[s].proc)
     return out
+
+
+def _idle_rss_rows(sides, srv, note_start) -> list[Row]:
+    """VmRSS of each freshly started server (its schema/storage set up, no request served yet)."""
+    time.sleep(1.0)  # let start-up work (migrations, directory set-up) finish
+    idle = {}
+    for side in sides:
+        try:
+            pid = srv[side].pid
+            idle[side] = sum(status_kib(p, "VmRSS") or 0 for p in [pid, *descendants(pid)]) / 1024
+        except OSError as e:
+            log(f"{side}: idle RSS unreadable: {e}")
+    return [note_start(row(AREA, "idle RSS of the server after start", "MiB", "lower", idle.get(DY), idle.get(REF),
+                           ref_name=REF_NAME, note="VmRSS of the server process tree, 1 s after its port opened"))]
 
 
 def _manifest_rows(plan, sides, srv, clients, lim, pair) -> list[Row]:

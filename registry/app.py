@@ -100,7 +100,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     idx = Index(cfg.database_url)
     try:
         if cfg.auto_migrate:
-            await idx.migrate()
+            await idx.migrate(in_child=app.get(MIGRATE_IN_CHILD, False))
         app[state.STORAGE] = driver
         app[state.INDEX] = idx
         app[state.UPLOADS] = UploadSessions(driver)
@@ -119,9 +119,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await driver.close()
 
 
-def create_app(config: RegistryConfig) -> web.Application:
+# ``serve`` migrates a schema that is behind in a child process: the server never imports Alembic.
+MIGRATE_IN_CHILD = web.AppKey("migrate_in_child", bool)
+
+
+def create_app(config: RegistryConfig, migrate_in_child: bool = False) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=config.max_manifest_size + 1024)
     app[state.CONFIG] = config
+    app[MIGRATE_IN_CHILD] = migrate_in_child
     quiet_bad_requests()
     app[state.MANIFEST_CACHE] = ManifestCache()
     app.cleanup_ctx.append(_resources)

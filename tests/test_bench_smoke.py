@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 REGISTRY_ROWS = ("push 64 MiB blob, monolithic PUT", "push 64 MiB blob, 16 MiB PATCHes",
                  "peak RSS of the server", "pull 64 MiB blob", "manifest GET by tag, 64 connections",
-                 "manifest GET by tag, p50", "manifest GET by tag, p99", "push 4 KiB blobs",
+                 "manifest GET by tag, p50", "manifest GET by tag, p99", "push 4 KiB blobs", "manifest PUT, 8 concurrent",
+                 "idle RSS of the server",
                  "tags list, 200 tags", "catalog, 50 repositories")
 LIMIT_ROWS = ("sha256 hashing", "disk write", "4 KiB file write", "loopback download", "loopback upload",
               "1 KiB GET")

@@ -100,10 +100,12 @@ def cmd_start(args, plain) -> int:
 
 
 def run_interactive(args, container) -> int:
-    """`run -i` / `-it`, the container created: start it under a detached monitor, attached."""
+    """`run -i` / `-it` (or `--sig-proxy=false`), the container created: start it under a
+    detached monitor, attached."""
     keys = detachkeys.resolve(getattr(args, "detach_keys", None))
+    sig_proxy = _bool(getattr(args, "sig_proxy", "true"))
     sock = _spawn_attached(args.root, container)
-    return _finish(container, Session(container, sock, True, keys, _bool(getattr(args, "sig_proxy", "true"))).run())
+    return _finish(container, Session(container, sock, bool(args.interactive), keys, sig_proxy).run())
 
 
 def _spawn_attached(root, container) -> socket.socket:

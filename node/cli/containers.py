@@ -153,7 +153,8 @@ def cmd_run(args) -> int:
             raise
         print(container.id)
         return 0
-    if opts.interactive:  # under a detached monitor, so that the detach keys can leave it running
+    if opts.interactive or getattr(args, "sig_proxy", "true") != "true":
+        # under a detached monitor, so that the detach keys (or Ctrl-C without --sig-proxy) can leave it running
         from node.cli.attach import run_interactive
         return run_interactive(args, container)
     from node.engine.start import run_attached

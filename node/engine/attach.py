@@ -328,6 +328,39 @@ class AttachHub:
                 pass
             self._drop(fd)
 
+    def handover(self) -> str:
+        """The hub as one argv word, for a monitor that execs a program of its own after the
+        create (no output has flowed yet): the fds it names are made inheritable."""
+        fds = [fd for fd in (self.listener.fileno() if self.listener else None, self.stdin_fd, self.pty_master)
+               if fd is not None] + list(self.clients)
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        clients = ".".join(f"{fd}:{int(c.greeted)}:{''.join(str(k) for k in sorted(c.wants))}:{int(c.stdin)}"
+                           for fd, c in self.clients.items())
+        listener = self.listener.fileno() if self.listener else ""
+        return ",".join(str(v) for v in (listener, "" if self.stdin_fd is None else self.stdin_fd,
+                                         "" if self.pty_master is None else self.pty_master,
+                                         int(self.tty), int(self.stdin_once), clients))
+
+    @classmethod
+    def resume(cls, directory, word: str) -> "AttachHub":
+        """The hub ``handover`` described, in the exec'd program."""
+        listener, stdin_fd, pty_master, tty, once, clients = word.split(",")
+        hub = cls(directory, tty == "1", int(stdin_fd) if stdin_fd else None, once == "1",
+                  pty_master=int(pty_master) if pty_master else None)
+        if listener:
+            hub.listener = socket.socket(fileno=int(listener))
+            os.set_inheritable(hub.listener.fileno(), False)
+        for item in filter(None, clients.split(".")):
+            fd, greeted, wants, stdin = item.split(":")
+            client = _Client(socket.socket(fileno=int(fd)), greeted == "1", stdin == "1")
+            client.wants = {int(k) for k in wants}
+            hub.clients[client.sock.fileno()] = client
+        for fd in [*hub.clients, hub.stdin_fd, hub.pty_master]:
+            if fd is not None:
+                os.set_inheritable(fd, False)
+        return hub
+
     @property
     def stdin_owned(self) -> bool:
         """Whether the hub closed the container's stdin (Stdio must not close it again)."""

@@ -31,6 +31,11 @@ from .errors import (
 from .references import check_references
 
 MAX_CONFIG_CHECKED = 4 << 20  # the catalog shows configs up to this size (registry/web/images.py)
+# Config digests that passed validate_image_config: a validity that cannot change (the digest
+# fixes the bytes), so pushes of more manifests of one image (tags, annotations, rebuilt
+# indexes) skip re-reading and re-parsing the config. Oldest first, bounded.
+VALID_CONFIGS_KEPT = 4096
+_VALID_CONFIGS: dict[str, None] = {}
 
 
 def _reference(request: web.Request, for_write: bool = False) -> tuple[Digest | None, str | None]:
@@ -136,6 +141,8 @@ async def _check_config(request: web.Request, manifest: ImageManifest | ImageInd
     if not isinstance(manifest, ImageManifest) or manifest.config.media_type not in mt.CONFIGS:
         return
     digest = manifest.config.digest
+    if str(digest) in _VALID_CONFIGS:
+        return  # the same bytes (content addressed) passed before
     size = await storage(request).stat(digest)
     if size is None or size > MAX_CONFIG_CHECKED:
         return  # too large to be a config people read; the catalog says so instead of parsing it
@@ -146,6 +153,9 @@ async def _check_config(request: web.Request, manifest: ImageManifest | ImageInd
                               message=f"manifest invalid: {e}"[:600]) from None
     except BlobNotFound:
         raise ManifestBlobUnknown(detail={"digest": str(digest)}) from None
+    _VALID_CONFIGS[str(digest)] = None
+    while len(_VALID_CONFIGS) > VALID_CONFIGS_KEPT:
+        _VALID_CONFIGS.pop(next(iter(_VALID_CONFIGS)))
 
 
 async def put_manifest(request: web.Request) -> web.Response:

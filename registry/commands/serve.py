@@ -17,7 +17,7 @@ from .common import add_config_options, config_from_args, setup_logging
 def serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     setup_logging(config)
-    app = create_app(config)
+    app = create_app(config, migrate_in_child=True)
     from ..auth import parse_auth
     from ..auth.tls import server_ssl_context
 

@@ -61,10 +61,15 @@ class Index:
     def engine(self):
         return self.db.engine
 
-    async def migrate(self) -> None:
-        from .migrate import upgrade
+    async def migrate(self, in_child: bool = False) -> None:
+        """Upgrade the schema to the heads; ``in_child``: in a child process (see migrate.py)."""
+        from .migrate import upgrade, upgrade_in_child
 
-        await upgrade(self.db.engine)
+        await (upgrade_in_child if in_child else upgrade)(self.db.engine)
+        if self.db.dialect == "sqlite":
+            # Queries use their own sync engines (database.py): close the async engine's pooled
+            # connection (and its aiosqlite thread) that the version check opened.
+            await self.db.engine.dispose()
 
     async def close(self) -> None:
         await self.db.close()

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -153,7 +153,11 @@ class Database:
 
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_do_nothing/do_update`` on this dialect."""
-        return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+        if self.dialect == "sqlite":
+            return sqlite.insert(table)
+        from sqlalchemy.dialects import postgresql  # ~2 MiB resident; not imported on SQLite
+
+        return postgresql.insert(table)
 
     # -- running queries ----------------------------------------------------------------------
     @staticmethod

@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, union
 
+from . import prepared
 from .database import Database
 from .models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, now
-from .queries import RepositoryQueries, repository_id
+from .queries import RepositoryQueries, repository_id, upsert
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ _GET_MANIFEST = (
 )
 
 
+_MANIFEST_ID = select(Manifest.id).where(Manifest.repository_id == bindparam("repository_id"),
+                                         Manifest.digest == bindparam("digest"))
+
+
 class ManifestQueries:
     """Manifests, their references and subjects (referrers), and GC's view of them. Repository
     rows come from ``repositories`` (the same transaction helpers)."""
@@ -63,47 +68,36 @@ class ManifestQueries:
             life.manifest_putting(conn, repo_id, repository, rec.digest, rec.media_type, rec.size, rec.blobs,
                                   rec.children, rec.tags, mark)
             t = now()
-            conn.execute(
-                self.db.insert(Blob)
-                .values(digest=rec.digest, size=rec.size, created_at=t)
-                .on_conflict_do_nothing(index_elements=["digest"])
-            )
-            conn.execute(
-                self.db.insert(Manifest)
-                .values(
-                    repository_id=repo_id,
-                    digest=rec.digest,
-                    media_type=rec.media_type,
-                    size=rec.size,
-                    artifact_type=rec.artifact_type,
-                    subject_digest=rec.subject,
-                    annotations=rec.annotations,
-                    created_at=t,
-                )
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            )
-            manifest_id = conn.execute(
-                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == rec.digest)
-            ).scalar_one()
+            upsert(self.db, conn, "blob", {"digest": rec.digest, "size": rec.size, "created_at": t})
+            prepared.execute(conn, "manifest", self._insert_manifest, {
+                "repository_id": repo_id, "digest": rec.digest, "media_type": rec.media_type, "size": rec.size,
+                "artifact_type": rec.artifact_type, "subject_digest": rec.subject, "annotations": rec.annotations,
+                "created_at": t})
+            manifest_id = conn.execute(_MANIFEST_ID, {"repository_id": repo_id, "digest": rec.digest}).scalar_one()
             refs = {d: "blob" for d in rec.blobs} | {d: "manifest" for d in rec.children}
             if refs:
                 # Sorted, so concurrent transactions take row locks in the same order.
                 rows = [{"manifest_id": manifest_id, "digest": d, "kind": refs[d]} for d in sorted(refs)]
-                conn.execute(
-                    self.db.insert(ManifestReference).values(rows).on_conflict_do_nothing(
-                        index_elements=["manifest_id", "digest"]
-                    )
-                )
-            for tag in sorted(set(rec.tags)):
-                stmt = self.db.insert(Tag).values(repository_id=repo_id, name=tag, manifest_digest=rec.digest, updated_at=t)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["repository_id", "name"],
-                        set_={"manifest_digest": stmt.excluded.manifest_digest, "updated_at": stmt.excluded.updated_at},
-                    )
-                )
+                prepared.execute(conn, "manifest_reference", self._insert_reference, rows)
+            tags = [{"repository_id": repo_id, "name": tag, "manifest_digest": rec.digest, "updated_at": t}
+                    for tag in sorted(set(rec.tags))]
+            if tags:
+                prepared.execute(conn, "tag", self._upsert_tag, tags)
 
         await self.db.write(tx)
+
+    # Statement builders for prepared.execute (compiled once per process).
+    def _insert_manifest(self) -> Any:
+        return self.db.insert(Manifest).on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+
+    def _insert_reference(self) -> Any:
+        return self.db.insert(ManifestReference).on_conflict_do_nothing(index_elements=["manifest_id", "digest"])
+
+    def _upsert_tag(self) -> Any:
+        stmt = self.db.insert(Tag)
+        return stmt.on_conflict_do_update(
+            index_elements=["repository_id", "name"],
+            set_={"manifest_digest": stmt.excluded.manifest_digest, "updated_at": stmt.excluded.updated_at})
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRow | None:
         params = {"repository": repository, "digest": digest}

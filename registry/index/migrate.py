@@ -3,9 +3,12 @@
 The scripts live in the top-level ``migrations`` package. Upgrades go to "heads": other parts of
 the registry (auth, catalog) may add their own revision branches on top of the first one.
 
-Alembic (with Mako, ~10 MiB resident for the life of the server) is imported only when the schema
-is behind: ``upgrade`` first compares alembic_version, read with plain SQL, with the head revision
-ids written in the scripts (read as text, not imported). Anything it cannot read -> run Alembic.
+Alembic (with Mako and Pygments, ~13 MiB resident for the life of the server) is imported only
+when the schema is behind: ``upgrade`` first compares alembic_version, read with plain SQL, with
+the head revision ids written in the scripts (read as text, not imported). Anything it cannot read
+-> run Alembic. ``serve`` goes one step further (``upgrade_in_child``): a schema that is behind
+(a fresh data directory) is upgraded by a short-lived child process, so the server never holds
+Alembic at all.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import fcntl
 import importlib.util
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,3 +131,35 @@ async def current(engine: AsyncEngine) -> set[str]:
 
     async with engine.connect() as conn:
         return await conn.run_sync(heads)
+
+
+async def upgrade_in_child(engine: AsyncEngine) -> None:
+    """``upgrade`` run by ``python -m registry.index.migrate`` (the URL on its stdin, never in
+    argv where ps shows it) when the schema is behind; nothing when it is current."""
+    if await is_current(engine):
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "registry.index.migrate",
+                                                stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = await proc.communicate(url.encode())
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"schema migration failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+
+
+def _child_main() -> int:
+    async def run(url: str) -> None:
+        from .database import create_engine
+
+        engine = create_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run(sys.stdin.read().strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main())

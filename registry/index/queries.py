@@ -9,10 +9,11 @@ database.py). Manifest queries are in manifests.py; ``Index`` is composed of bot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
+from . import prepared
 from .database import Database
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, UploadSession, now
 
@@ -44,6 +45,14 @@ _BLOB_SIZE = (
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
     .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
 )
+_LINKED_BLOBS = (
+    select(RepositoryBlob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("repository"), RepositoryBlob.digest.in_(bindparam("digests", expanding=True)))
+)
+_OPEN_BY_REPOSITORY = select(func.count()).select_from(UploadSession).where(
+    UploadSession.repository == bindparam("repository"))
+_OPEN_BY_CLIENT = select(func.count()).select_from(UploadSession).where(UploadSession.client == bindparam("client"))
 _GET_UPLOAD = select(UploadSession.id, UploadSession.repository, UploadSession.created_at, UploadSession.updated_at).where(
     UploadSession.id == bindparam("id")
 )
@@ -53,24 +62,20 @@ _TOUCH_UPLOAD = update(UploadSession).where(UploadSession.id == bindparam("uploa
     updated_at=bindparam("touched_at")
 )
 
-# The push path's upserts, built once per dialect (the ON CONFLICT construct is dialect-specific).
-# They carry no values: the parameter dict given to execute() names the columns, so the statement
-# object and its cache key stay the same and SQLAlchemy compiles each one once, not per push.
-_UPSERTS: dict[str, dict[str, Any]] = {}
+# The push path's upserts, one builder each (the ON CONFLICT construct is dialect-specific).
+# They carry no values: the parameter dict names the columns, and prepared.execute compiles
+# each one once per process (SQLAlchemy would compile these on every call: no cache key).
+_UPSERTS: dict[str, Callable[[Database], Any]] = {
+    "repository": lambda db: db.insert(Repository).on_conflict_do_nothing(index_elements=["name"]),
+    "blob": lambda db: db.insert(Blob).on_conflict_do_nothing(index_elements=["digest"]),
+    "repository_blob": lambda db: db.insert(RepositoryBlob).on_conflict_do_nothing(
+        index_elements=["repository_id", "digest"]),
+    "upload": lambda db: db.insert(UploadSession),
+}
 
 
-def _upserts(db: Database) -> dict[str, Any]:
-    stmts = _UPSERTS.get(db.dialect)
-    if stmts is None:
-        stmts = _UPSERTS[db.dialect] = {
-            "repository": db.insert(Repository).on_conflict_do_nothing(index_elements=["name"]),
-            "blob": db.insert(Blob).on_conflict_do_nothing(index_elements=["digest"]),
-            "repository_blob": db.insert(RepositoryBlob).on_conflict_do_nothing(
-                index_elements=["repository_id", "digest"]
-            ),
-            "upload": db.insert(UploadSession),
-        }
-    return stmts
+def upsert(db: Database, conn: Connection, name: str, params: Any) -> Any:
+    return prepared.execute(conn, name, lambda: _UPSERTS[name](db), params)
 
 
 def repository_id(conn: Connection, name: str) -> int | None:
@@ -99,7 +104,7 @@ class RepositoryQueries:
 
     # -- repositories -------------------------------------------------------------------------
     def _ensure_repository(self, conn: Connection, name: str) -> int:
-        conn.execute(_upserts(self.db)["repository"], {"name": name, "created_at": now()})
+        upsert(self.db, conn, "repository", {"name": name, "created_at": now()})
         return conn.execute(_REPOSITORY_ID, {"repository": name}).scalar_one()
 
     async def repository_exists(self, name: str) -> bool:
@@ -114,9 +119,8 @@ class RepositoryQueries:
     # -- blobs --------------------------------------------------------------------------------
     def _link_blob(self, conn: Connection, repository: str, digest: str, size: int) -> None:
         repo_id = self._ensure_repository(conn, repository)
-        upserts = _upserts(self.db)
-        conn.execute(upserts["blob"], {"digest": digest, "size": size, "created_at": now()})
-        conn.execute(upserts["repository_blob"], {"repository_id": repo_id, "digest": digest, "created_at": now()})
+        upsert(self.db, conn, "blob", {"digest": digest, "size": size, "created_at": now()})
+        upsert(self.db, conn, "repository_blob", {"repository_id": repo_id, "digest": digest, "created_at": now()})
 
     async def link_blob(self, repository: str, digest: str, size: int, mark: int | None = None) -> None:
         """Record stored bytes and make them visible in ``repository`` (after the bytes exist).
@@ -181,28 +185,21 @@ class RepositoryQueries:
         """Which of ``digests`` are not visible as blobs in the repository."""
         if not digests:
             return set()
-        q = (
-            select(RepositoryBlob.digest)
-            .join(Repository, Repository.id == RepositoryBlob.repository_id)
-            .where(Repository.name == repository, RepositoryBlob.digest.in_(set(digests)))
-        )
-        found = await self.db.read(lambda conn: set(conn.execute(q).scalars()))
+        params = {"repository": repository, "digests": sorted(set(digests))}
+        found = await self.db.read(lambda conn: set(conn.execute(_LINKED_BLOBS, params).scalars()))
         return set(digests) - found
 
     # -- upload sessions ----------------------------------------------------------------------
     async def create_upload(self, upload_id: str, repository: str, client: str | None = None) -> None:
         t = now()
-        stmt, params = _upserts(self.db)["upload"], {"id": upload_id, "repository": repository, "created_at": t,
-                                                     "updated_at": t, "client": client}
-        await self.db.write(lambda conn: conn.execute(stmt, params))
+        params = {"id": upload_id, "repository": repository, "created_at": t, "updated_at": t, "client": client}
+        await self.db.write(lambda conn: upsert(self.db, conn, "upload", params))
 
     async def open_uploads(self, repository: str, client: str | None) -> tuple[int, int]:
         """(open sessions of ``repository``, open sessions of ``client``), for the caps."""
-        by_repo = select(func.count()).select_from(UploadSession).where(UploadSession.repository == repository)
-        by_client = select(func.count()).select_from(UploadSession).where(UploadSession.client == client)
-
         def q(conn: Connection) -> tuple[int, int]:
-            return conn.execute(by_repo).scalar_one(), (conn.execute(by_client).scalar_one() if client else 0)
+            by_repo = conn.execute(_OPEN_BY_REPOSITORY, {"repository": repository}).scalar_one()
+            return by_repo, (conn.execute(_OPEN_BY_CLIENT, {"client": client}).scalar_one() if client else 0)
 
         return await self.db.read(q)
 

@@ -25,6 +25,7 @@ from typing import Iterable
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, select, update
 
+from registry.index import prepared
 from registry.index.models import Blob, Manifest, ManifestReference, RepositoryBlob, Tag
 
 from registry.index.lifecycle_models import BlobReview, ManifestReview, SweptBlob
@@ -50,19 +51,36 @@ def _greatest(conn: Connection, a, b):
 
 
 def _insert(conn: Connection, table):
-    from sqlalchemy.dialects import postgresql, sqlite
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
 
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+        return sqlite.insert(table)
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert(table)
 
 
 def _pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+# The push path's statements are built once (building one cost as much as running it; profile
+# in bench/results/PROFILE.md section 7); IN lists are expanding binds.
+_NOOP_UPDATE = update(BlobReview).where(BlobReview.digest == "").values(review_count=0)
+_SWEEP_MARK = select(func.coalesce(func.max(SweptBlob.id), 0))
+_BLOBS_IN = select(Blob.digest).where(Blob.digest.in_(bindparam("digests", expanding=True))).order_by(Blob.digest)
+_LINKED_IN = select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == bindparam("repo_id"),
+                                                 RepositoryBlob.digest.in_(bindparam("digests", expanding=True)))
+_CONDEMNED_IN = select(BlobReview.digest).where(BlobReview.digest.in_(bindparam("digests", expanding=True)),
+                                                BlobReview.sweeping_at.is_not(None))
+_SWEEPING_AT = select(BlobReview.sweeping_at).where(BlobReview.digest == bindparam("digest"))
+_SWEPT_SINCE = select(exists().where(SweptBlob.digest == bindparam("digest"), SweptBlob.id > bindparam("mark")))
+
+
 def take_write_lock(conn: Connection) -> None:
     """SQLite: begin the write transaction now (a no-op UPDATE), so reads are protected too."""
     if conn.dialect.name == "sqlite":
-        conn.execute(update(BlobReview).where(BlobReview.digest == "").values(review_count=0))
+        conn.execute(_NOOP_UPDATE)
 
 
 def is_referenced(conn: Connection, digest: str) -> bool:
@@ -71,7 +89,7 @@ def is_referenced(conn: Connection, digest: str) -> bool:
 
 
 def sweep_mark(conn: Connection) -> int:
-    return conn.execute(select(func.coalesce(func.max(SweptBlob.id), 0))).scalar_one()
+    return conn.execute(_SWEEP_MARK).scalar_one()
 
 
 # -- enqueueing (called by the transactions that may make garbage) ----------------------------
@@ -81,8 +99,12 @@ def enqueue_blobs(conn: Connection, digests: Iterable[str], after: float, event:
             for d in sorted(set(digests))]
     if not rows:
         return
+    prepared.execute(conn, f"blob_review:{postpone_only}", lambda: _blob_review_upsert(conn, postpone_only), rows)
+
+
+def _blob_review_upsert(conn: Connection, postpone_only: bool):
     stmt = _insert(conn, BlobReview)
-    conn.execute(stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["digest"],
         # A condemned row keeps its resume time: postponing it would block pushes of the blob.
         set_={"review_after": case((BlobReview.sweeping_at.is_(None),
@@ -90,7 +112,7 @@ def enqueue_blobs(conn: Connection, digests: Iterable[str], after: float, event:
                                     if postpone_only else stmt.excluded.review_after),
                                    else_=BlobReview.review_after),
               "event": stmt.excluded.event},
-    ), rows)
+    )
 
 
 def enqueue_manifests(conn: Connection, repo_id: int, digests: Iterable[str], after: float, event: str,
@@ -99,11 +121,15 @@ def enqueue_manifests(conn: Connection, repo_id: int, digests: Iterable[str], af
              "force": force, "created_at": time.time()} for d in sorted(set(digests))]
     if not rows:
         return
+    prepared.execute(conn, f"manifest_review:{force}", lambda: _manifest_review_upsert(conn, force), rows)
+
+
+def _manifest_review_upsert(conn: Connection, force: bool):
     stmt = _insert(conn, ManifestReview)
     set_ = {"review_after": stmt.excluded.review_after, "event": stmt.excluded.event}
     if force:
         set_["force"] = stmt.excluded.force
-    conn.execute(stmt.on_conflict_do_update(index_elements=["repository_id", "digest"], set_=set_), rows)
+    return stmt.on_conflict_do_update(index_elements=["repository_id", "digest"], set_=set_)
 
 
 # -- checks a push makes inside its transaction ------------------------------------------------
@@ -113,16 +139,11 @@ def unusable_blobs(conn: Connection, digests: Iterable[str], repo_id: int | None
     wanted = sorted(set(digests))
     if not wanted:
         return set()
-    q = select(Blob.digest).where(Blob.digest.in_(wanted)).order_by(Blob.digest)
-    if _pg(conn):
-        q = q.with_for_update(read=True)
-    found = set(conn.execute(q).scalars())
+    q = _BLOBS_IN.with_for_update(read=True) if _pg(conn) else _BLOBS_IN
+    found = set(conn.execute(q, {"digests": wanted}).scalars())
     if repo_id is not None:
-        found &= set(conn.execute(select(RepositoryBlob.digest).where(
-            RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(wanted))).scalars())
-    condemned = set(conn.execute(
-        select(BlobReview.digest).where(BlobReview.digest.in_(wanted), BlobReview.sweeping_at.is_not(None))
-    ).scalars())
+        found &= set(conn.execute(_LINKED_IN, {"repo_id": repo_id, "digests": wanted}).scalars())
+    condemned = set(conn.execute(_CONDEMNED_IN, {"digests": wanted}).scalars())
     return (set(wanted) - found) | condemned
 
 
@@ -149,8 +170,8 @@ def bytes_maybe_swept(conn: Connection, digest: str, mark: int) -> bool:
 
     The caller holds the review row's lock (an upsert) or the blob row's (FOR SHARE) first, so
     a sweep that is deciding right now has finished its claim before we look."""
-    condemned = conn.execute(select(BlobReview.sweeping_at).where(BlobReview.digest == digest)).scalar()
-    swept = conn.execute(select(exists().where(SweptBlob.digest == digest, SweptBlob.id > mark))).scalar()
+    condemned = conn.execute(_SWEEPING_AT, {"digest": digest}).scalar()
+    swept = conn.execute(_SWEPT_SINCE, {"digest": digest, "mark": mark}).scalar()
     return condemned is not None or bool(swept)
 
 

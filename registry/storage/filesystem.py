@@ -43,6 +43,12 @@ def _fsync_dir(path: str) -> None:
 class FilesystemDriver:
     """Implements registry.storage.driver.StorageDriver on a local directory."""
 
+    # A small blob PUT with its body in one request (POST + PUT, the common push of configs and
+    # small layers) is written with one put (write, fsync, rename: one worker-thread hop)
+    # instead of appending to the session file and committing it (five hops). The body is held
+    # in memory, so this also bounds what one such request buffers.
+    single_put_limit = 256 << 10
+
     def __init__(self, root: str, fsync: bool = True) -> None:
         self.layout = Layout(root)
         self.fsync = fsync

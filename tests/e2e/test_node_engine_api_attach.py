@@ -111,3 +111,20 @@ def test_docker_exec_it_follows_the_terminal_size(engine, term):
     t.type(b"exit 2\n")
     assert t.wait() == 2
     engine.docker("rm", "-f", name, check=True)
+
+
+def test_docker_start_ai_then_detach_with_custom_keys(engine, term):
+    name = unique("sai")
+    engine.docker("create", "-it", "--name", name, "--network", "none", engine.image, "sh", check=True)
+    t = term("start", "-ai", "--detach-keys", "ctrl-x,y", name)
+    t.read_until(b"# ")
+    t.type(b"echo in=$((5+5))\n")
+    t.read_until(b"in=10")
+    t.type(b"\x18y")  # detachKeys=ctrl-x,y on the attach request
+    assert t.wait() == 0
+    assert _state(engine, name)["Status"] == "running"
+    a = term("attach", name)
+    a.wait_raw()
+    a.type(b"exit 3\n")
+    assert a.wait() == 3
+    engine.docker("rm", name, check=True)
