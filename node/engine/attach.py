@@ -89,7 +89,17 @@ def connect(directory, hello: dict | None) -> socket.socket:
         os.close(dfd)
     if hello is not None:
         sock.sendall(encode(HELLO, json.dumps(hello).encode()))
+    if hello is None or any(hello.values()):  # a resize attaches to nothing: no event
+        _attach_event(directory)
     return sock
+
+
+def _attach_event(directory) -> None:
+    from pathlib import Path
+    from node.engine import events
+    from node.engine.records import Container
+    d = Path(directory)
+    events.container_event(Container(d.parent.parent, d.name), "attach")
 
 
 def resize(directory, rows: int, cols: int) -> None:

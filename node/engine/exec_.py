@@ -12,7 +12,7 @@ import json
 import os
 import select
 
-from node.engine import EngineError, users
+from node.engine import EngineError, events, users
 from node.engine.records import Container
 from node.engine.runtimes import runtime_of
 from node.engine.status import current_state
@@ -68,14 +68,20 @@ def exec_in_container(container: Container, cmd: list[str], interactive: bool = 
     if actual != "running":
         raise EngineError(f"Container {container.id} is {'paused, unpause the container before exec' if actual == 'paused' else 'not running'}", 1)
     plan = _process_spec(container, cmd, tty, env, workdir, user)
+    # docker's exec events name the command as it does: "ENTRYPOINT ARGS" (a space even with none)
+    exec_id, line = os.urandom(32).hex(), f"{cmd[0]} {' '.join(cmd[1:])}"
+    events.container_event(container, f"exec_create: {line}", execID=exec_id)
     helper = runtime.exec(container.id, state["Pid"], plan, tty, interactive)
+    events.container_event(container, f"exec_start: {line}", execID=exec_id)
     master = helper.receive_console()
     try:
         _carry(helper, interactive, master, resize_fd if tty else None)
     finally:
         if master is not None:
             os.close(master)
-    return runtime.wait_exec(helper)
+    code = runtime.wait_exec(helper)
+    events.container_event(container, "exec_die", execID=exec_id, exitCode=code)
+    return code
 
 
 def _carry(helper, interactive: bool, master: int | None, resize_fd: int | None = None) -> None:

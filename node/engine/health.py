@@ -286,7 +286,11 @@ def record(container, entry: dict, retries: int, in_start_period: bool) -> dict:
             health["FailingStreak"] = health.get("FailingStreak", 0) + 1
             if health["FailingStreak"] >= retries:
                 health["Status"] = "unhealthy"
+        changed = (state.get("Health") or {}).get("Status") != health["Status"]
         state["Health"] = health
         from node.atomic import write_json
         write_json(container.dir / "state.json", state)
-        return health
+    if changed:  # docker's event for a change of health
+        from node.engine.events import container_event
+        container_event(container, f"health_status: {health['Status']}")
+    return health

@@ -89,13 +89,14 @@ def run_once(root, container: Container, attach: bool, on_started=None, attach_f
         stdio.finish()
         log.close()
     oom = runtime.oom_killed(container.id)
-    release(root, container, runtime)
     code = _exit_code(status)
     if oom:
         events.container_event(container, "oom")
-    # before the state says "exited": a `stop` waiting for that logs its "stop" after this
+    # before release (docker: die, then network disconnect) and before the state says "exited"
+    # (a `stop` waiting for that logs its "stop" after this)
     events.container_event(container, "die", exitCode=code,
                            execDuration=int(since(container.state().get("StartedAt", ""))))
+    release(root, container, runtime)
     container.update_state(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
                            OOMKilled=oom, FinishedAt=now_iso())
     return code
@@ -178,6 +179,8 @@ def keep_restarting(root, container: Container) -> None:
 def spawn_monitor(root, container: Container, restart_only: bool = False, attach_fd: int | None = None) -> None:
     """Fork a detached monitor; wait for its word that the program runs (or why it does not).
     attach_fd: one end of a socketpair, the monitor's first attach client (`run -i`)."""
+    if attach_fd is not None:
+        events.container_event(container, "attach")
     sys.stdout.flush()
     sys.stderr.flush()
     report_r, report_w = os.pipe()
