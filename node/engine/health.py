@@ -168,7 +168,11 @@ def _checker_main(container, command: list[str], monitor: int) -> None:
         wait = check["StartInterval"] if in_start and (container.config.healthcheck or {}).get("StartInterval") \
             else check["Interval"]
         time.sleep(wait / SECOND)
+        if container.state().get("Status") == "paused":
+            continue  # docker stops the checks of a paused container (an exec would fail)
         entry = run_probe(container, command, check["Timeout"] / SECOND)
+        if container.state().get("Status") == "paused":
+            continue  # a probe the pause caught: docker drops its result
         record(container, entry, check["Retries"],
                in_start_period=time.monotonic() - started < check["StartPeriod"] / SECOND)
 
