@@ -26,12 +26,14 @@ from oci.digest import Digest, Hasher
 
 from ..api.errors import BlobUnknown
 from .errors import unavailable
+from .quota import make_room
 from .routing import Target
 from .upstream import UpstreamNotFound, UpstreamUnavailable
 
 log = logging.getLogger("registry.proxy")
 CHUNK = 256 << 10
 MAX_QUEUED = 16  # chunks per client: 4 MiB
+LAG_GRACE = 2.0  # seconds the fill waits for a client with a full queue before dropping it to storage
 END = object()
 OCTET = "application/octet-stream"
 
@@ -44,6 +46,12 @@ class Subscriber:
     def __init__(self) -> None:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.lagging = False
+        self.room = asyncio.Event()  # set when the client took a chunk (or went away)
+
+    async def get(self):
+        item = await self.queue.get()
+        self.room.set()
+        return item
 
 
 class BlobFetch:
@@ -64,14 +72,32 @@ class BlobFetch:
         self.subscribers.append(sub)
         return sub
 
-    def _publish(self, chunk: bytes) -> None:
+    async def _publish(self, chunk: bytes) -> None:
+        """Hand ``chunk`` to every client keeping up. A client whose queue is full is waited
+        for, up to ``LAG_GRACE`` (the fill goes at the pace of a client that is merely slow, as a
+        plain proxy would; dropping it at once made it wait for the whole commit, fsync
+        included, before reading the rest from storage); one that stays behind longer (stalled,
+        or much slower than the others) reads the rest from storage once the blob is committed."""
         self.sent += len(chunk)
-        for sub in self.subscribers:
+        for sub in list(self.subscribers):
             if sub.lagging:
                 continue
             if sub.queue.qsize() >= MAX_QUEUED:
-                sub.lagging = True
-                continue
+                deadline = asyncio.get_running_loop().time() + LAG_GRACE
+                while sub.queue.qsize() >= MAX_QUEUED and sub in self.subscribers:
+                    sub.room.clear()
+                    left = deadline - asyncio.get_running_loop().time()
+                    if left <= 0:
+                        break
+                    try:
+                        await asyncio.wait_for(sub.room.wait(), left)
+                    except asyncio.TimeoutError:
+                        break
+                if sub.queue.qsize() >= MAX_QUEUED:
+                    sub.lagging = True
+                    log.info("proxy: a client of %s stayed %d chunks behind at byte %d: it reads the rest "
+                             "from storage", self.digest, MAX_QUEUED, self.sent)
+                    continue
             sub.queue.put_nowait(chunk)
 
     def _end_stream(self) -> None:
@@ -96,6 +122,14 @@ class BlobFetch:
             self.started.set_exception(e)
             self.finished.set()
             return
+        try:  # the namespace's quota, before any byte is stored or sent (registry/proxy/quota.py)
+            await make_room(self.svc, self.target.local, str(self.digest), resp.content_length)
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter (DENIED)
+            resp.release()
+            self.error = e
+            self.started.set_exception(e)
+            self.finished.set()
+            return
         storage = self.svc.cache.storage
         upload_id = uuid.uuid4().hex
         held: list[bytes] = []  # the last chunk, released only once the digest is verified
@@ -108,7 +142,7 @@ class BlobFetch:
             async def chunks():
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     if held:
-                        self._publish(held.pop())
+                        await self._publish(held.pop())
                     held.append(chunk)
                     yield chunk
 
@@ -120,7 +154,7 @@ class BlobFetch:
             if hasher.digest() != self.digest or (resp.content_length is not None and size != resp.content_length):
                 raise BlobCorrupt(f"upstream {self.target.upstream.name} sent bytes that do not match {self.digest}")
             if held:
-                self._publish(held.pop())
+                await self._publish(held.pop())
             self._end_stream()
             await storage.commit_upload(upload_id, self.digest)
             await self.svc.cache.link_blob(self.target.local, self.target.upstream.name, self.target.remote,
@@ -166,7 +200,7 @@ async def serve_blob(svc, target: Target, request: web.Request, digest: Digest, 
     offset = 0
     try:
         while True:
-            item = await sub.queue.get()
+            item = await sub.get()
             if item is END:
                 break
             if isinstance(item, BaseException):
@@ -179,6 +213,7 @@ async def serve_blob(svc, target: Target, request: web.Request, digest: Digest, 
     finally:
         if sub in fetch.subscribers:
             fetch.subscribers.remove(sub)
+        sub.room.set()  # a fill waiting for this client goes on
     await resp.write_eof()
     return resp
 
