@@ -49,6 +49,9 @@ def register(sub, add) -> None:
         run.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches (default ctrl-p,ctrl-q)")
         run.add_argument("--sig-proxy", nargs="?", const="true", default="true", metavar="BOOL",
                          help="pass received signals to the process (default true; no TTY only)")
+    exec_ = sub.choices.get("exec")
+    if exec_ is not None:
+        exec_.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches (-it)")
     start = sub.choices.get("start")
     if start is not None:
         start.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr, forward signals")
@@ -100,10 +103,12 @@ def cmd_start(args, plain) -> int:
 
 
 def run_interactive(args, container) -> int:
-    """`run -i` / `-it`, the container created: start it under a detached monitor, attached."""
+    """`run -i` / `-it` (or `--sig-proxy=false`), the container created: start it under a
+    detached monitor, attached."""
     keys = detachkeys.resolve(getattr(args, "detach_keys", None))
+    sig_proxy = _bool(getattr(args, "sig_proxy", "true"))
     sock = _spawn_attached(args.root, container)
-    return _finish(container, Session(container, sock, True, keys, _bool(getattr(args, "sig_proxy", "true"))).run())
+    return _finish(container, Session(container, sock, bool(args.interactive), keys, sig_proxy).run())
 
 
 def _spawn_attached(root, container) -> socket.socket:

@@ -153,7 +153,8 @@ def cmd_run(args) -> int:
             raise
         print(container.id)
         return 0
-    if opts.interactive:  # under a detached monitor, so that the detach keys can leave it running
+    if opts.interactive or getattr(args, "sig_proxy", "true") != "true":
+        # under a detached monitor, so that the detach keys (or Ctrl-C without --sig-proxy) can leave it running
         from node.cli.attach import run_interactive
         return run_interactive(args, container)
     from node.engine.start import run_attached
@@ -252,7 +253,8 @@ def cmd_ps(args) -> int:
         return sizes.get(image_id)
     rows = [listing.ps_row(d, args.no_trunc, image_size) for d in docs]
     if filters:
-        rows = [r for r in rows if listing.ps_filter(filters, lambda ref: _image_ids(args.root, ref))(r)]
+        keep = listing.ps_filter(filters, lambda ref: _image_ids(args.root, ref))  # checks the values once
+        rows = [r for r in rows if keep(r)]
     if args.quiet:
         for r in rows:
             print(r["ID"])
@@ -305,8 +307,15 @@ def cmd_exec(args) -> int:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    return exec_in_container(find(args.root, args.container), command, args.interactive, args.tty,
-                             args.env, args.workdir, args.user)
+    from node.engine import detachkeys
+    from node.engine.exec_ import Detached
+    keys = detachkeys.resolve(getattr(args, "detach_keys", None)) if args.interactive and args.tty else None
+    try:
+        return exec_in_container(find(args.root, args.container), command, args.interactive, args.tty,
+                                 args.env, args.workdir, args.user, detach_keys=keys)
+    except Detached:
+        print("read escape sequence", file=sys.stderr)  # docker exec's words, and its status
+        return 1
 
 
 def cmd_inspect(args) -> int:

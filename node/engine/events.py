@@ -215,15 +215,14 @@ def matches(doc: dict, wanted: dict[str, list[str]]) -> bool:
             return False
         if key == "scope" and doc.get("scope", "local") not in values:
             return False
-        if key == "container" and not (kind == "container" and _names(actor_id, attrs, values)):
+        # docker's container/network/volume filters: the actor's ID prefix or name, any type
+        if key in ("container", "network", "volume") and not _names(actor_id, attrs, values):
             return False
         if key == "image":  # docker's matchImage: the ID or the name, with or without the tag
             name = attrs.get("name" if kind == "image" else "image", "")
             if not {actor_id, name, _strip_tag(actor_id), _strip_tag(name)} & set(values):
                 return False
         if key == "label" and not all(_label(attrs, v) for v in values):
-            return False
-        if key in ("network", "volume") and not (kind == key and _names(actor_id, attrs, values)):
             return False
     return True
 

@@ -12,7 +12,9 @@ container's record dir, bind-mounted by the bundle.
 """
 from __future__ import annotations
 
-from node.engine import EngineError
+from pathlib import Path
+
+from node.engine import EngineError, events
 from node.forkguard import own_process
 
 LOCALHOST_LINES = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -86,6 +88,7 @@ def _setup(root, container) -> NetworkSetup:
         lines.append(f"{ip}\t{' '.join(names)}\n")
     (d / "hosts").write_text("".join(lines))
     (d / "resolv.conf").write_text(attachment.resolv_conf or host_resolv_conf())
+    _network_events(root, container, "connect", attachment)
     if attachment.bindings:
         _start_userproxy(root, container, attachment)
     return NetworkSetup(mode, attachment.netns_path, attachment)
@@ -110,7 +113,19 @@ def teardown(root, container) -> None:
         return
     from node.network import api, userproxy
     userproxy.stop(container.dir)
+    try:
+        attached = api.attachment_of(Path(root), container.id)
+    except Exception:  # noqa: BLE001 - only the events would miss it
+        attached = None
     own_process(api.detach)(root, container.id)
+    _network_events(root, container, "disconnect", attached)
+
+
+def _network_events(root, container, action: str, attachment) -> None:
+    """docker's ``network connect``/``disconnect`` for each network of the container."""
+    for ep in getattr(attachment, "endpoints", None) or []:
+        events.emit(root, "network", action, attachment.network_ids.get(ep.network, ep.network),
+                    {"container": container.id, "name": ep.network, "type": "bridge"})
 
 
 def _exists(path: str) -> bool:

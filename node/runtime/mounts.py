@@ -163,10 +163,28 @@ def make_spec_devices(rootfs: str, devices: list[dict]) -> None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             if os.path.lexists(path):
                 os.unlink(path)
-            os.mknod(path, kind | (dev.get("fileMode") or 0o666) & 0o7777, os.makedev(dev["major"], dev["minor"]))
-            os.chown(path, dev.get("uid") or 0, dev.get("gid") or 0)
+            try:
+                os.mknod(path, kind | (dev.get("fileMode") or 0o666) & 0o7777, os.makedev(dev["major"], dev["minor"]))
+                os.chown(path, dev.get("uid") or 0, dev.get("gid") or 0)
+            except PermissionError:
+                _bind_host_node(dev, path)
     finally:
         os.umask(old_umask)
+
+
+def _bind_host_node(dev: dict, path: str) -> None:
+    """In a user namespace mknod is refused: bind the host's node of the same path, as runc
+    does (the host's root is still reachable here, before pivot_root)."""
+    try:
+        st = os.stat(dev["path"])
+        same = (stat.S_ISBLK(st.st_mode) if dev.get("type") == "b" else stat.S_ISCHR(st.st_mode)) \
+            and os.major(st.st_rdev) == dev["major"] and os.minor(st.st_rdev) == dev["minor"]
+    except OSError:
+        same = False
+    if not same:
+        raise OSError(errno.EPERM, f"device {dev['path']}: in a user namespace a device keeps its host path")
+    _make_target(path, as_file=True)
+    sc.mount(dev["path"], path, None, sc.MS_BIND)
 
 
 def bind_console(rootfs: str, console: str) -> None:

@@ -201,3 +201,58 @@ def test_exec_it_follows_the_terminal_size(dy, term):
         raise AssertionError("the resize never reached the exec's pty")
     t.type(b"exit\n")
     assert t.wait() == 0
+
+
+def test_run_without_sig_proxy_leaves_on_ctrl_c_and_attach_to_a_foreground_run(dy):
+    proc = subprocess.Popen(dy.argv("run", "--sig-proxy=false", "--name", "bg1", "busybox", "sh", "-c",
+                                    "echo ready; while true; do sleep 0.1; done"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dy.env)
+    try:
+        assert _readline(proc.stdout) == b"ready\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _status(dy, "bg1") == "running"
+    dy("rm", "-f", "bg1", check=True)
+    # a plain `run` is its own monitor, and serves the attach socket too
+    fg = subprocess.Popen(dy.argv("run", "--name", "fg1", "busybox", "sh", "-c",
+                                  "i=0; while [ $i -lt 300 ]; do echo tick$i; i=$((i+1)); sleep 0.05; done"),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dy.env)
+    try:
+        assert _readline(fg.stdout).startswith(b"tick")
+        watch = subprocess.run(dy.argv("attach", "--no-stdin", "fg1"), stdin=subprocess.DEVNULL,
+                               capture_output=True, env=dy.env, timeout=40)
+        assert watch.returncode == 0
+        assert b"tick299\n" in watch.stdout
+        assert fg.wait(timeout=20) == 0
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+
+
+def test_exec_it_detach_keys_leave_the_process_running(dy, term):
+    dy.out("run", "-d", "--name", "ex2", "busybox", "sleep", "60")
+    t = term("exec", "-it", "--detach-keys", "ctrl-e,e", "ex2", "sh", "-c", "echo marker-$((30+1)); exec sleep 56")
+    t.read_until(b"marker-31")
+    t.type(b"\x05e")
+    assert t.wait() == 1  # docker exec's status for a detach, with its words
+    assert b"read escape sequence" in t.seen
+    assert "sleep 56" in dy.out("exec", "ex2", "ps", "-o", "args")
+    dy("rm", "-f", "ex2", check=True)
+
+
+def test_run_it_rm_detached_then_attached_goes_at_its_exit(dy, term):
+    t = term("run", "-it", "--rm", "--name", "rm1", "busybox", "sh")
+    t.read_until(b"# ")
+    t.type(b"\x10\x11")
+    assert t.wait() == 0
+    a = term("attach", "rm1")
+    a.wait_raw()
+    a.type(b"exit 0\n")
+    assert a.wait() == 0
+    assert dy("ps", "-aq").stdout == ""  # removed before attach returned, as docker's wait
+    assert leaks(dy.root) == []

@@ -221,13 +221,15 @@ def test_update_changes_the_running_containers_cgroup(side):
         assert len(ours.stderr.strip().splitlines()) == 1, ours.stderr
 
 
-_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9})(Z|[+-]\d\d:\d\d) (\w+) (\w+) ([0-9a-f]{64}) \((.*)\)$")
+_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9})(Z|[+-]\d\d:\d\d) (\w+) (\w+(?:: [\w ]+)?) "
+                   r"([0-9a-f]{64}) \((.*)\)$")
 
 
 def _lifecycle(tool, name: str, renamed: str) -> None:
     tool("run", "-d", "--name", name, "--network", "none", "--label", "org.example.k=v", "IMG", "sleep", "300")
     tool("pause", name)
     tool("unpause", name)
+    tool("exec", name, "true")
     tool("rename", name, renamed)
     tool("kill", "-s", "USR1", renamed)
     tool("stop", "-t", "1", renamed)
@@ -320,3 +322,36 @@ def test_rename_on_a_user_network_moves_the_name(side):
             dy(root, "rm", "-f", name)
         docker.run("network", "rm", net, check=False)
         dy(root, "network", "rm", net)
+
+
+def test_events_of_a_run_on_a_network_include_the_network(side):
+    """`run --rm` on a user network, unfiltered by type: docker's sequence, network events
+    (connect before start, disconnect after die) included. (The test dockerd has no default
+    bridge: --bridge=none.)"""
+    root, imgs, docker, _work, prefix, names, _made = side
+    name, net = f"{prefix}-onnet", f"{prefix}-evnet"
+    names.append(name)
+    docker.run("network", "create", net)
+    _ok(dy(root, "network", "create", net))
+    sequences = {}
+    try:
+        for label, run, events in (("docker", docker.run, lambda *a: docker.run("events", *a).stdout),
+                                   ("dockyard", lambda *a: _ok(dy(root, *a)),
+                                    lambda *a: _ok(dy(root, "events", *a)).stdout)):
+            start = time.time()
+            run("run", "--rm", "--name", name, "--network", net, imgs.one, "true")
+            time.sleep(1.1)
+            out = events("--since", f"{start - 0.5:.3f}", "--until", f"{time.time():.3f}", "--format", "{{json .}}")
+            docs = [json.loads(line) for line in out.splitlines()]
+            cid = next(d["Actor"]["ID"] for d in docs if d["Type"] == "container" and d["Action"] == "create"
+                       and d["Actor"]["Attributes"].get("name") == name)
+            sequences[label] = [
+                (d["Type"], d["Action"], sorted(d["Actor"]["Attributes"].items()) if d["Type"] == "network" else None)
+                for d in docs if d["Actor"]["ID"] == cid or d["Actor"]["Attributes"].get("container") == cid]
+            sequences[label] = [(t, a, [(k, v) for k, v in attrs if k != "container"] if attrs else None)
+                                for t, a, attrs in sequences[label]]
+    finally:
+        docker.run("network", "rm", net, check=False)
+        dy(root, "network", "rm", net)
+    assert sequences["dockyard"] == sequences["docker"], sequences
+    assert ("network", "connect", [("name", net), ("type", "bridge")]) in sequences["dockyard"]

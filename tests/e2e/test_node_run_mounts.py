@@ -154,3 +154,25 @@ def test_mount_volume_is_seeded_from_the_image_unless_nocopy(dy):
                   "busybox", "ls", "/seeded")
     assert seeded.split() == ["from-image.txt"] and bare.split() == []
     dy.out("volume", "rm", "seed1", "seed2")
+
+
+def test_device_in_a_user_namespace_is_the_hosts_node(busybox_layer, runtime):  # noqa: F811
+    """mknod is refused in a user namespace: the host's node is bound instead, as runc does."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests.e2e.node_run_support import Dockyard, leaks
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("needs /dev/fuse on the host")
+    base = Path(tempfile.mkdtemp(prefix="dockyard-devuserns-"))
+    os.chmod(base, 0o711)                # the mapped root must reach the data root
+    d = Dockyard(base / "root", busybox_layer)
+    try:
+        st = os.stat("/dev/fuse")
+        out = d.out("run", "--rm", "--runtime", runtime, "--network", "none", "--userns", "private",
+                    "--device", "/dev/fuse", "busybox", "stat", "-c", "%t %T", "/dev/fuse")
+        assert out.split() == [f"{os.major(st.st_rdev):x}", f"{os.minor(st.st_rdev):x}"]
+        assert leaks(d.root) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -50,3 +50,33 @@ def test_frames_split_across_reads():
     for i in range(len(data)):
         got += reader.feed(data[i:i + 1])
     assert got == [(1, b"hello"), (3, b"7"), (0, b"")]
+
+
+def test_hub_survives_a_handover(tmp_path):
+    """What an exec'd monitor gets: the listener, the pre-connected client, the stdin pipe."""
+    import os
+    import socket
+
+    from node.engine.attach import STDIN, STDOUT, AttachHub, connect
+    ours, theirs = socket.socketpair()
+    stdin_r, stdin_w = os.pipe()
+    hub = AttachHub(tmp_path, False, stdin_w, True, first_clients=[theirs.detach()])
+    hub.listen()
+    word = hub.handover()
+    again = AttachHub.resume(tmp_path, word)
+    assert sorted(again.clients) == sorted(hub.clients) and again.stdin_fd == stdin_w
+    ours.sendall(encode(STDIN, b"typed"))
+    fd = next(iter(again.clients))
+    assert again.readable(fd)
+    assert os.read(stdin_r, 100) == b"typed"
+    later = connect(tmp_path, {"stdout": True})
+    assert again.readable(again.listener.fileno())  # accepts
+    for fd in list(again.clients):
+        again.readable(fd)  # the hello
+    again.output("stdout", b"out")
+    assert FrameReader().feed(ours.recv(100)) == [(STDOUT, b"out")]
+    assert FrameReader().feed(later.recv(100)) == [(STDOUT, b"out")]
+    again.close(0)
+    later.close()
+    ours.close()
+    os.close(stdin_r)
