@@ -37,7 +37,8 @@ async def create(request: web.Request) -> web.Response:
     request.app["execs"][exec_id] = {
         "ID": exec_id, "ContainerID": container.id, "Running": False, "ExitCode": None, "Pid": 0,
         "OpenStdin": bool(body.get("AttachStdin")), "OpenStdout": bool(body.get("AttachStdout", True)),
-        "OpenStderr": bool(body.get("AttachStderr", True)), "CanRemove": False, "DetachKeys": "",
+        "OpenStderr": bool(body.get("AttachStderr", True)), "CanRemove": False,
+        "DetachKeys": body.get("DetachKeys") if isinstance(body.get("DetachKeys"), str) else "",
         "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": cmd[0], "arguments": cmd[1:],
                           "privileged": bool(body.get("Privileged")), "user": body.get("User") or ""},
         "_env": [e for e in body.get("Env") or [] if isinstance(e, str)],
@@ -65,6 +66,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     tty = bool(body.get("Tty", record["ProcessConfig"]["tty"]))
     detach = bool(body.get("Detach"))
     interactive = record["OpenStdin"] and not detach
+    # docker's detach keys are a terminal's: with a TTY, typing them leaves the process running
+    scanner = backend.detach_scanner(record["DetachKeys"]) if interactive and tty else None
     process = record["ProcessConfig"]
     args = {"root": str(request.app["root"]), "cid": record["ContainerID"],
             "cmd": [process["entrypoint"], *process["arguments"]], "interactive": interactive,
@@ -91,14 +94,40 @@ async def start(request: web.Request) -> web.StreamResponse:
         record["_resize"] = ours
         os.set_blocking(ours, False)
     record["Running"] = True
-    job = asyncio.create_task(_carry(request.app, record, reply, hijacked, stdin_w, out_r,
-                                     None if tty else ours, tty))
+    job = asyncio.create_task(_carry(request.app, record, reply, _DetachWatch(hijacked, scanner) if hijacked else None,
+                                     stdin_w, out_r, None if tty else ours, tty))
     if detach:
         request.app["background"].add(job)
         job.add_done_callback(request.app["background"].discard)
         return web.Response(status=200)
     await job
     return done_response()
+
+
+class _DetachWatch:
+    """The hijacked connection, its input watched for the detach keys: once typed the client is
+    let go and the process's output is drained to nowhere until it exits."""
+
+    def __init__(self, hijacked, scanner) -> None:
+        self.hijacked, self.scanner, self.detached = hijacked, scanner, False
+
+    async def recv(self) -> bytes:
+        while not self.detached:
+            data = await self.hijacked.recv()
+            if not data or self.scanner is None:
+                return data
+            data, self.detached = self.scanner.feed(data)
+            if self.detached:
+                self.hijacked.close()
+            if data:
+                return data
+        return b""
+
+    async def send(self, data: bytes) -> bool:
+        return True if self.detached else await self.hijacked.send(data)
+
+    def close(self) -> None:
+        self.hijacked.close()
 
 
 async def _carry(app, record, reply, hijacked, stdin_w, out_r, err_r, tty) -> None:

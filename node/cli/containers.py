@@ -253,7 +253,8 @@ def cmd_ps(args) -> int:
         return sizes.get(image_id)
     rows = [listing.ps_row(d, args.no_trunc, image_size) for d in docs]
     if filters:
-        rows = [r for r in rows if listing.ps_filter(filters, lambda ref: _image_ids(args.root, ref))(r)]
+        keep = listing.ps_filter(filters, lambda ref: _image_ids(args.root, ref))  # checks the values once
+        rows = [r for r in rows if keep(r)]
     if args.quiet:
         for r in rows:
             print(r["ID"])

@@ -28,7 +28,8 @@ IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", 
                   "VirtualSize": "VIRTUAL SIZE"}
 IMAGES_TABLE = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 IMAGES_TABLE_DIGESTS = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-PS_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "network", "volume")
+PS_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "network", "volume", "health")
+HEALTH_STATUSES = ("starting", "healthy", "unhealthy", "none")
 IMAGES_FILTERS = ("dangling", "reference", "label", "before", "since")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
@@ -170,6 +171,9 @@ def ps_filter(filters: dict[str, list[str]], image_ids: Callable[[str], set[str]
             exited.append(int(code))
         except ValueError:
             raise CliError(f"invalid filter 'exited={code}'", 125) from None
+    for value in filters.get("health", []):
+        if value not in HEALTH_STATUSES:
+            raise CliError(f"Unrecognised filter value for health: {value}", 125)
     ancestors: set[str] = set()
     for ref in filters.get("ancestor", []):
         ancestors |= image_ids(ref)
@@ -187,6 +191,7 @@ def ps_filter(filters: dict[str, list[str]], image_ids: Callable[[str], set[str]
             "exited": lambda v: state.get("Status") == "exited" and state.get("ExitCode") == int(v),
             "network": lambda v: v in ((doc.get("NetworkSettings") or {}).get("Networks") or {}) or
                                  (doc.get("HostConfig") or {}).get("NetworkMode") == v,
+            "health": lambda v: ((state.get("Health") or {}).get("Status") or "none") == v,
             "volume": lambda v: any(v in (m.get("Name"), m.get("Source"), m.get("Destination"))
                                     for m in doc.get("Mounts") or []),
         }

@@ -61,7 +61,8 @@ class BlobStore(Protocol):
         """A filesystem path the web server may ``sendfile`` from, or None (remote drivers)."""
 
     def read(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        """Stream bytes [offset, offset+length) of the blob. Raises BlobNotFound."""
+        """Stream bytes [offset, offset+length) of the blob. Raises BlobNotFound. A block may be
+        reused by the driver once the next one is asked for: write or copy it before that."""
 
     async def get(self, digest: Digest) -> bytes:
         """The whole blob; only for small blobs (manifests)."""

@@ -32,16 +32,27 @@ from .driver import StorageUnavailable
 if TYPE_CHECKING:
     from .s3 import S3Driver
 
-PIECE = 8 << 20          # bytes per ranged GET
-WINDOW = 3               # ranged GETs in flight per read
-BUDGET = 24              # pieces in flight in the whole process (24 x 8 MiB = 192 MiB)
+PIECE = 16 << 20         # bytes per ranged GET
+WINDOW = 2               # ranged GETs in flight per read
+BUDGET = 12              # pieces being fetched in the whole process (12 x 16 MiB = 192 MiB)
 
 
 class PieceBudget:
-    """Process-wide room for pieces in flight (an asyncio.Semaphore bound to the running loop)."""
+    """Process-wide room for pieces in flight, and their buffers for reuse: a fresh 16 MiB
+    bytearray is an mmap, 4,096 page faults and a memset under the GIL (27 % of the pull path's
+    Python time in the profile); a buffer is handed back only once the caller is done with it."""
 
     def __init__(self, pieces: int = BUDGET) -> None:
         self.room = asyncio.Semaphore(pieces)
+        self.free: list[bytearray] = []
+        self.keep = pieces + 4
+
+    def buffer(self) -> bytearray:
+        return self.free.pop() if self.free else bytearray(PIECE)
+
+    def give_back(self, buf: bytearray) -> None:
+        if len(buf) == PIECE and len(self.free) < self.keep:
+            self.free.append(buf)
 
 
 class RangeFetcher:
@@ -73,7 +84,7 @@ class RangeFetcher:
             conns[(scheme, netloc)] = conn
         return conn
 
-    def get_into(self, url: str, start: int, length: int, timeout: float) -> memoryview:
+    def get_into(self, url: str, buf: bytearray, start: int, length: int, timeout: float) -> memoryview:
         from .s3 import Missing
 
         parts = urlsplit(url)
@@ -93,14 +104,14 @@ class RangeFetcher:
                         time.sleep(0.05 * 2 ** attempt)
                         continue
                     raise StorageUnavailable(f"S3 GetObject failed: {resp.status}")
-                buf = memoryview(bytearray(length))
+                view = memoryview(buf)[:length]
                 pos = 0
-                while pos < length and (n := resp.readinto(buf[pos:])):
+                while pos < length and (n := resp.readinto(view[pos:])):
                     pos += n
                 if pos != length or not resp.isclosed() and resp.read(1):
                     conn.close()
                     raise StorageUnavailable(f"S3 GetObject: {pos} of {length} bytes")
-                return buf
+                return view
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
                 if attempt + 1 == self.attempts:
@@ -112,43 +123,51 @@ class RangeFetcher:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def fetch_into(s3: "S3Driver", key: str, start: int, length: int) -> memoryview:
+async def fetch_into(s3: "S3Driver", buf: bytearray, key: str, start: int, length: int) -> memoryview:
     url = await s3.client.generate_presigned_url("get_object", Params={"Bucket": s3.bucket, "Key": key},
                                                  ExpiresIn=300)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(s3.fetcher.pool, s3.fetcher.get_into, url, start, length, s3.settings.timeout)
+    return await loop.run_in_executor(s3.fetcher.pool, s3.fetcher.get_into, url, buf, start, length,
+                                      s3.settings.timeout)
 
 
 async def read_ranges(s3: "S3Driver", key: str, offset: int, length: int) -> AsyncIterator[memoryview]:
-    """Bytes [offset, offset+length) of ``key`` as whole pieces, in order (see the module docstring)."""
+    """Bytes [offset, offset+length) of ``key`` as whole pieces, in order (see the module
+    docstring). A piece's buffer is reused once the next piece is asked for: write or copy it
+    before that. The buffer of a fetch that was cancelled is never reused (its worker thread
+    may still be filling it)."""
     budget: PieceBudget = s3.piece_budget
     starts = iter(range(offset, offset + length, PIECE))
-    in_flight: list[asyncio.Task] = []
+    in_flight: list[tuple[asyncio.Task, bytearray]] = []
 
     async def start_next() -> bool:
         start = next(starts, None)
         if start is None:
             return False
         await budget.room.acquire()
-        in_flight.append(asyncio.create_task(fetch_into(s3, key, start, min(PIECE, offset + length - start))))
+        buf = budget.buffer()
+        task = asyncio.create_task(fetch_into(s3, buf, key, start, min(PIECE, offset + length - start)))
+        in_flight.append((task, buf))
         return True
 
     try:
         while len(in_flight) < WINDOW and await start_next():
             pass
         while in_flight:
+            task, buf = in_flight[0]
             try:
-                piece = await in_flight[0]
+                piece = await task
             finally:
                 in_flight.pop(0)
                 budget.room.release()   # one piece's room: its buffer is now the caller's alone
             await start_next()
             yield piece
             del piece
+            budget.give_back(buf)       # the caller asked for more: it is done with this one
     finally:
-        for task in in_flight:
+        for task, _ in in_flight:
             task.cancel()
-        for task in in_flight:
+        for task, _ in in_flight:
             with contextlib.suppress(BaseException):
                 await task
             budget.room.release()

@@ -128,3 +128,56 @@ def test_docker_start_ai_then_detach_with_custom_keys(engine, term):
     a.type(b"exit 3\n")
     assert a.wait() == 3
     engine.docker("rm", name, check=True)
+
+
+def test_docker_exec_it_detach_leaves_the_process_running(engine, term):
+    name = unique("exd")
+    engine.docker("run", "-d", "--name", name, "--network", "none", engine.image, "sleep", "60", check=True)
+    t = term("exec", "-it", "--detach-keys", "ctrl-e,e", name, "sh", "-c", "echo marker-$((20+3)); exec sleep 55")
+    t.read_until(b"marker-23")
+    t.type(b"\x05e")
+    t.wait()  # docker exec reports the detach as an error of its own (status 1)
+    assert b"read escape sequence" in t.seen
+    ps = engine.docker("exec", name, "ps", "-o", "args", check=True).stdout
+    assert "sleep 55" in ps  # the exec'd process runs on without its client
+    engine.docker("rm", "-f", name, check=True)
+
+
+def _hijacked_start(engine, exec_id: str):
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(20)
+    sock.connect(str(engine.socket))
+    body = b'{"Detach": false, "Tty": true}'
+    sock.sendall(b"POST /exec/%s/start HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n"
+                 b"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: %d\r\n\r\n%s" % (exec_id.encode(), len(body), body))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def test_engine_detaches_an_exec_on_its_detach_keys(engine):
+    """Server side, as the daemon: the detach keys end the connection, not the process."""
+    name = unique("exk")
+    engine.docker("run", "-d", "--name", name, "--network", "none", engine.image, "sleep", "60", check=True)
+    status, _, body = engine.request("POST", f"/containers/{name}/exec", {
+        "Cmd": ["sh", "-c", "echo up; exec sleep 57"], "AttachStdin": True, "AttachStdout": True,
+        "Tty": True, "DetachKeys": "ctrl-e,e"})
+    assert status == 201
+    exec_id = json.loads(body)["Id"]
+    sock = _hijacked_start(engine, exec_id)
+    seen = b""
+    while b"up" not in seen:
+        seen += sock.recv(4096)
+    sock.sendall(b"\x05e")
+    while True:  # the engine closes the stream
+        data = sock.recv(4096)
+        if not data:
+            break
+    sock.close()
+    assert "sleep 57" in engine.docker("exec", name, "ps", "-o", "args", check=True).stdout
+    status, _, body = engine.request("GET", f"/exec/{exec_id}/json")
+    assert json.loads(body)["Running"] is True
+    engine.docker("rm", "-f", name, check=True)

@@ -75,15 +75,18 @@ def test_health_cmd_starting_healthy_unhealthy_in_inspect_and_ps(dy):
     assert len(health["Log"]) <= 5 and {"Start", "End"} <= set(health["Log"][-1])
     status = dy.out("ps", "--format", "{{.Status}}").strip()
     assert status.startswith("Up ") and status.endswith(" (healthy)")
+    assert dy.out("ps", "-q", "--filter", "health=healthy").split() == [dy.inspect("h")["Id"][:12]]
+    assert dy.out("ps", "-q", "--filter", "health=unhealthy").split() == []
     check = dy.inspect("h")["Config"]["Healthcheck"]
     assert check == {"Test": ["CMD-SHELL", "cat /tmp/ok"], "Interval": 300_000_000, "Timeout": 5_000_000_000,
                      "Retries": 2}
 
 
 def test_health_start_period_and_timeout(dy):
+    # in the start period the start interval paces the probes (30 s would give none in 2 s)
     dy.out("run", "-d", "--name", "slow", "--network", "none", "--health-cmd", "sleep 5",
-           "--health-interval", "200ms", "--health-timeout", "300ms", "--health-retries", "1",
-           "--health-start-period", "60s", "busybox", "sleep", "600")
+           "--health-interval", "30s", "--health-start-interval", "200ms", "--health-timeout", "300ms",
+           "--health-retries", "1", "--health-start-period", "60s", "busybox", "sleep", "600")
     time.sleep(2)
     health = _health(dy, "slow")
     # failures in the start period do not count: still starting, and each probe was cut at 300 ms
@@ -126,6 +129,7 @@ def test_image_healthcheck_flags_override_and_no_healthcheck(dy):
     assert "Health" not in img.inspect("none")["State"]
     row = [ln for ln in img.out("ps", "--format", "{{.Names}} {{.Status}}").splitlines() if ln.startswith("none ")]
     assert row and "(" not in row[0]
+    assert img.out("ps", "--filter", "health=none", "--format", "{{.Names}}").split() == ["none"]
 
 
 def test_bad_health_flags_read_as_dockers(dy):
@@ -137,6 +141,8 @@ def test_bad_health_flags_read_as_dockers(dy):
                           "--no-healthcheck conflicts with --health-* options")):
         r = dy("run", "--rm", "--network", "none", *flags, "busybox", "true")
         assert r.returncode == 125 and words in r.stderr and r.stderr.count("\n") == 1, (flags, r.stderr)
+    r = dy("ps", "--filter", "health=bogus")
+    assert r.returncode == 125 and "Unrecognised filter value for health: bogus" in r.stderr
 
 
 def test_dns_option_and_host_gateway(dy):
