@@ -15,8 +15,7 @@ from bench.rows import Row, unavailable
 
 AREA = "node"
 DY, DOCKER = "dockyard", "docker"
-CHANGE_MIB = 32
-SCRIPT = f"head -c {CHANGE_MIB << 20} /dev/urandom > /blob; touch /ready; sleep 600"
+CHANGE_MIB, QUICK_CHANGE_MIB = 32, 2  # quick (CI smoke) mode only checks that the rows are made
 
 
 def _wait_ready(run, name: str) -> None:
@@ -28,7 +27,9 @@ def _wait_ready(run, name: str) -> None:
 
 
 def commit_rows(plan, busybox_ref: str, work, agent, dy_error: str, docker, docker_error: str) -> list[Row]:
-    metric_commit = f"`commit` of a running container with a {CHANGE_MIB} MiB change"
+    mib = QUICK_CHANGE_MIB if plan.quick else CHANGE_MIB
+    script = f"head -c {mib << 20} /dev/urandom > /blob; touch /ready; sleep 600"
+    metric_commit = f"`commit` of a running container with a {mib} MiB change"
     metric_import = "`import` of that container's exported filesystem"
     errors = {s: e for s, e in ((DY, dy_error), (DOCKER, docker_error)) if e}
     if DY not in errors and not agent.has("commit"):
@@ -39,13 +40,13 @@ def commit_rows(plan, busybox_ref: str, work, agent, dy_error: str, docker, dock
     made: dict[str, list[str]] = {DY: [], DOCKER: []}
     images: dict[str, list[str]] = {DY: [], DOCKER: []}
     tarball = work / "commit-bench-export.tar"
-    log(f"node: commit / import ({CHANGE_MIB} MiB)")
+    log(f"node: commit / import ({mib} MiB)")
 
     def commit_once(side: str, r: int) -> float:
         run = runs[side]
         name, tag = f"bench-commit-{r}", f"bench-committed:{r}"
         made[side].append(name)
-        run("run", "-d", "--name", name, "--network", "none", busybox_ref, "sh", "-c", SCRIPT)
+        run("run", "-d", "--name", name, "--network", "none", busybox_ref, "sh", "-c", script)
         _wait_ready(run, name)
         start = time.perf_counter()
         run("commit", name, tag)
