@@ -52,8 +52,16 @@ def private_postgres() -> Iterator[str]:
                                              "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port, proc, timeout=60)
-        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "catalog"],
-                       check=True, capture_output=True, timeout=60)
+        # The port opens before the server accepts connections ("the database system is starting
+        # up"), and on a loaded machine that window is long enough to fail a first createdb.
+        for attempt in range(20):
+            done = subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                                   "catalog"], capture_output=True, text=True, timeout=60)
+            if done.returncode == 0:
+                break
+            if attempt == 19 or proc.poll() is not None:
+                raise RuntimeError(f"createdb failed: {done.stderr.strip()[-300:]}")
+            time.sleep(0.25)
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/catalog"
     finally:
         postmaster = None

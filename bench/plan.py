@@ -32,7 +32,7 @@ FULL = Plan(quick=False, rounds=3, blob_size=1024 * MiB, chunk_size=64 * MiB, wr
 
 QUICK = Plan(quick=True, rounds=1, blob_size=64 * MiB, chunk_size=16 * MiB, wrk_seconds=2,
              small_push_seconds=1.5, tags=200, repos=50, listing_reps=3, hash_bytes=128 * MiB,
-             disk_bytes=64 * MiB, small_commits=50, image_layer_size=4 * MiB, run_runs=3, containers=1, listed=5)
+             disk_bytes=64 * MiB, small_commits=50, image_layer_size=4 * MiB, run_runs=3, containers=1, listed=3)
 
 
 def for_mode(quick: bool) -> Plan:

@@ -26,7 +26,8 @@ LIMIT_ROWS = ("sha256 hashing", "disk write", "4 KiB file write", "loopback down
               "1 KiB GET")
 NODE_ROWS = ("OCI bundle /bin/true start to exit, builtin runtime vs runc",
              "OCI bundle /bin/true start to exit, builtin runtime vs crun",
-             "pull 5-layer image", "run --rm --network none", "memory per running container")
+             "pull 5-layer image", "run --rm --network none", "memory per running container",
+             "`ps` with", "`images` with")
 PROXY_ROWS = ("cold pull through the cache", "warm pull through the cache, ", "warm pull through the cache vs",
               "upstream GETs per blob, 10 concurrent cold pulls")
 BUILD_ROWS = ("build 10-step Dockerfile, cold", "build 10-step Dockerfile, fully cached rebuild",

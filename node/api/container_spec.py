@@ -101,6 +101,36 @@ def extra_networks(body: dict, primary: str) -> list[dict]:
             for name, ep in endpoints.items() if name not in (primary, "default")]
 
 
+def _run_flag_options(host: dict, body: dict) -> dict:
+    """The HostConfig/Config fields of `run`'s flags, as the CLI's values (node/cli/runflags.py),
+    so a docker CLI or compose talking to the engine gets what `dockyard run` gets."""
+    out: dict = {
+        "add_hosts": _strings(host.get("ExtraHosts"), "ExtraHosts"), "dns": _strings(host.get("Dns"), "Dns"),
+        "dns_search": _strings(host.get("DnsSearch"), "DnsSearch"),
+        "dns_options": _strings(host.get("DnsOptions"), "DnsOptions"),
+        "cap_add": _strings(host.get("CapAdd"), "CapAdd"), "cap_drop": _strings(host.get("CapDrop"), "CapDrop"),
+        "privileged": bool(host.get("Privileged")), "group_add": _strings(host.get("GroupAdd"), "GroupAdd"),
+        "shm_size": str(host["ShmSize"]) if host.get("ShmSize") else None,
+        "sysctls": [f"{k}={v}" for k, v in (host.get("Sysctls") or {}).items()],
+    }
+    for u in host.get("Ulimits") or []:
+        if not isinstance(u, dict):
+            raise bad_request("invalid HostConfig.Ulimits: objects were expected")
+        out.setdefault("ulimits", []).append(f"{u.get('Name')}={u.get('Soft')}:{u.get('Hard')}")
+    for d in host.get("Devices") or []:
+        if not isinstance(d, dict):
+            raise bad_request("invalid HostConfig.Devices: objects were expected")
+        out.setdefault("devices", []).append(":".join(
+            [d.get("PathOnHost") or "", d.get("PathInContainer") or d.get("PathOnHost") or "",
+             d.get("CgroupPermissions") or "rwm"]))
+    if body.get("StopTimeout") is not None:
+        out["stop_timeout"] = int(body["StopTimeout"])
+    check = body.get("Healthcheck")
+    if isinstance(check, dict):
+        out["healthcheck"] = check
+    return out
+
+
 def run_options(body: dict, name: str | None, image_config: dict) -> tuple[dict, dict]:
     """(RunOptions fields, record fields to merge after create) for a create body."""
     host = body.get("HostConfig")
@@ -145,7 +175,7 @@ def run_options(body: dict, name: str | None, image_config: dict) -> tuple[dict,
         publish=_publish(host), publish_all=bool(host.get("PublishAllPorts")),
         network_aliases=aliases, ip=ip, runtime=runtime,
         security_opt=_strings(host.get("SecurityOpt"), "SecurityOpt"),
-        userns=host.get("UsernsMode") or None)
+        userns=host.get("UsernsMode") or None, **_run_flag_options(host, body))
     labels = body.get("Labels") or {}
     if not isinstance(labels, dict):
         raise bad_request("invalid Labels: an object was expected")

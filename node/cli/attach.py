@@ -49,6 +49,9 @@ def register(sub, add) -> None:
         run.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches (default ctrl-p,ctrl-q)")
         run.add_argument("--sig-proxy", nargs="?", const="true", default="true", metavar="BOOL",
                          help="pass received signals to the process (default true; no TTY only)")
+    exec_ = sub.choices.get("exec")
+    if exec_ is not None:
+        exec_.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches (-it)")
     start = sub.choices.get("start")
     if start is not None:
         start.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr, forward signals")

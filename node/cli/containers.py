@@ -307,8 +307,15 @@ def cmd_exec(args) -> int:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    return exec_in_container(find(args.root, args.container), command, args.interactive, args.tty,
-                             args.env, args.workdir, args.user)
+    from node.engine import detachkeys
+    from node.engine.exec_ import Detached
+    keys = detachkeys.resolve(getattr(args, "detach_keys", None)) if args.interactive and args.tty else None
+    try:
+        return exec_in_container(find(args.root, args.container), command, args.interactive, args.tty,
+                                 args.env, args.workdir, args.user, detach_keys=keys)
+    except Detached:
+        print("read escape sequence", file=sys.stderr)  # docker exec's words, and its status
+        return 1
 
 
 def cmd_inspect(args) -> int:

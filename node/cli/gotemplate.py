@@ -88,7 +88,17 @@ def _literal(kind: str, text: str) -> Any:
     return int(text)
 
 
-def _evaluate(action: str, row: Any) -> Any:
+_PARSED: dict[str, list] = {}  # action text -> its commands: `ps` renders one template per row
+
+
+def _parse(action: str) -> list:
+    commands = _PARSED.get(action)
+    if commands is None:
+        commands = _PARSED[action] = _parse_uncached(action)
+    return commands
+
+
+def _parse_uncached(action: str) -> list:
     tokens = _tokens(action)
     if not tokens:
         raise TemplateError("template: empty action {{}}")
@@ -103,10 +113,15 @@ def _evaluate(action: str, row: Any) -> Any:
         else:
             current.append(tok)
     commands.append(current)
-    value: Any = None
-    for index, command in enumerate(commands):
+    for command in commands:
         if not command:
             raise TemplateError(f"template: missing command in {{{{{action}}}}}")
+    return commands
+
+
+def _evaluate(action: str, row: Any) -> Any:
+    value: Any = None
+    for index, command in enumerate(_parse(action)):
         (kind, text), rest = command[0], command[1:]
         args = [_field(row, t) if k == "field" else _literal(k, t) for k, t in rest if k != "name"]
         if index:
@@ -138,21 +153,35 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+_SPLIT: dict[str, tuple[list[tuple[str, str]], str]] = {}  # template -> (text, action)..., tail
+
+
+def _split(template: str) -> tuple[list[tuple[str, str]], str]:
+    """The template's literal text and actions, trimmed as ``{{-``/``-}}`` say; once per template."""
+    if template not in _SPLIT:
+        text_ = template.replace("\\t", "\t").replace("\\n", "\n")
+        pieces, pos = [], 0
+        for m in _ACTION.finditer(text_):
+            text = text_[pos:m.start()]
+            if m.group(1):
+                text = text.rstrip()
+            pieces.append((text, m.group(2)))
+            pos = m.end()
+            if m.group(3):
+                while pos < len(text_) and text_[pos].isspace():
+                    pos += 1
+        _SPLIT[template] = (pieces, text_[pos:])
+    return _SPLIT[template]
+
+
 def render(template: str, row: Any) -> str:
     """One row through the template (no trailing newline added)."""
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
-    out, pos = [], 0
-    for m in _ACTION.finditer(template):
-        text = template[pos:m.start()]
-        if m.group(1):
-            text = text.rstrip()
+    pieces, tail = _split(template)
+    out = []
+    for text, action in pieces:
         out.append(text)
-        out.append(_show(_evaluate(m.group(2), row)))
-        pos = m.end()
-        if m.group(3):
-            while pos < len(template) and template[pos].isspace():
-                pos += 1
-    out.append(template[pos:])
+        out.append(_show(_evaluate(action, row)))
+    out.append(tail)
     return "".join(out)
 
 

@@ -28,10 +28,13 @@ behind is dropped (the log still has everything).
 from __future__ import annotations
 
 import errno
-import json
 import os
-import socket
 import struct
+
+# The monitor's side uses the C socket type (_socket): socket.py brings enum and selectors,
+# 0.9 MiB of every running container's monitor (node/engine/shim.py). Clients (`connect`) get
+# a full socket.socket.
+import _socket
 
 STDIN, STDOUT, STDERR, EXIT, CLOSE_STDIN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5, 6
 STREAM_KIND = {"stdout": STDOUT, "stderr": STDERR}
@@ -74,6 +77,7 @@ def _short_path(directory) -> tuple[int, str]:
 
 def connect(directory, hello: dict | None) -> socket.socket:
     """A client's connection to a running container's monitor (ConnectionError if none listens)."""
+    import socket
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         dfd, path = _short_path(directory)
@@ -88,6 +92,7 @@ def connect(directory, hello: dict | None) -> socket.socket:
     finally:
         os.close(dfd)
     if hello is not None:
+        import json  # here, not at the top: the monitor (node/engine/shim.py) stays without json
         sock.sendall(encode(HELLO, json.dumps(hello).encode()))
     if hello is None or any(hello.values()):  # a resize attaches to nothing: no event
         _attach_event(directory)
@@ -105,6 +110,7 @@ def _attach_event(directory) -> None:
 def resize(directory, rows: int, cols: int) -> None:
     sock = connect(directory, {"stdin": False, "stdout": False, "stderr": False})
     try:
+        import json
         sock.sendall(encode(RESIZE, json.dumps([int(rows), int(cols)]).encode()))
     finally:
         sock.close()
@@ -117,7 +123,7 @@ def set_winsize(fd: int, rows: int, cols: int) -> None:
 
 
 class _Client:
-    def __init__(self, sock: socket.socket, greeted: bool, stdin: bool) -> None:
+    def __init__(self, sock: _socket.socket, greeted: bool, stdin: bool) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.frames = FrameReader()
@@ -140,10 +146,10 @@ class AttachHub:
         self.stdin_once = stdin_once
         self.stdin_pending = bytearray()
         self.close_stdin_after = False
-        self.listener: socket.socket | None = None
+        self.listener: _socket.socket | None = None
         self.clients: dict[int, _Client] = {}
         for fd in first_clients:
-            client = _Client(socket.socket(fileno=fd), greeted=True, stdin=stdin_fd is not None)
+            client = _Client(_socket.socket(fileno=fd), greeted=True, stdin=stdin_fd is not None)
             self.clients[client.sock.fileno()] = client
         if stdin_fd is not None:
             os.set_blocking(stdin_fd, False)
@@ -157,7 +163,7 @@ class AttachHub:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
             old = os.umask(0o077)
             try:
                 sock.bind(path)
@@ -257,7 +263,8 @@ class AttachHub:
 
     def _accept(self) -> None:
         try:
-            sock, _ = self.listener.accept()
+            fd, _ = self.listener._accept()  # accept4(SOCK_CLOEXEC), as socket.accept does
+            sock = _socket.socket(fileno=fd)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -266,6 +273,7 @@ class AttachHub:
         self.clients[sock.fileno()] = client
 
     def _on_frame(self, client: _Client, kind: int, payload: bytes) -> None:
+        import json  # a client's first frame, not every monitor's start-up
         if kind == HELLO and not client.greeted:
             try:
                 hello = json.loads(payload)
@@ -359,11 +367,11 @@ class AttachHub:
         hub = cls(directory, tty == "1", int(stdin_fd) if stdin_fd else None, once == "1",
                   pty_master=int(pty_master) if pty_master else None)
         if listener:
-            hub.listener = socket.socket(fileno=int(listener))
+            hub.listener = _socket.socket(fileno=int(listener))
             os.set_inheritable(hub.listener.fileno(), False)
         for item in filter(None, clients.split(".")):
             fd, greeted, wants, stdin = item.split(":")
-            client = _Client(socket.socket(fileno=int(fd)), greeted == "1", stdin == "1")
+            client = _Client(_socket.socket(fileno=int(fd)), greeted == "1", stdin == "1")
             client.wants = {int(k) for k in wants}
             hub.clients[client.sock.fileno()] = client
         for fd in [*hub.clients, hub.stdin_fd, hub.pty_master]:

@@ -13,6 +13,7 @@ import os
 import select
 
 from node.engine import EngineError, events, users
+from node.engine.detachkeys import DetachScanner
 from node.engine.records import Container
 from node.engine.runtimes import runtime_of
 from node.engine.status import current_state
@@ -52,9 +53,10 @@ def _process_spec(container: Container, cmd, tty, env, workdir, user) -> dict:
 
 def exec_in_container(container: Container, cmd: list[str], interactive: bool = False, tty: bool = False,
                       env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
-                      resize_fd: int | None = None) -> int:
+                      resize_fd: int | None = None, detach_keys: bytes | None = None) -> int:
     """resize_fd: a pipe of "ROWS COLS" lines for the process's pty (the engine API's exec
-    resize); without one, a terminal on our stdin is followed through SIGWINCH."""
+    resize); without one, a terminal on our stdin is followed through SIGWINCH.
+    detach_keys (with a TTY): typing them raises Detached, the process left running."""
     state = current_state(container)
     if state.get("Status") == "paused":
         raise EngineError(f"Container {container.id} is paused, unpause the container before exec", 1)
@@ -75,7 +77,8 @@ def exec_in_container(container: Container, cmd: list[str], interactive: bool = 
     events.container_event(container, f"exec_start: {line}", execID=exec_id)
     master = helper.receive_console()
     try:
-        _carry(helper, interactive, master, resize_fd if tty else None)
+        _carry(helper, interactive, master, resize_fd if tty else None,
+               DetachScanner(detach_keys) if detach_keys and master is not None else None)
     finally:
         if master is not None:
             os.close(master)
@@ -84,7 +87,12 @@ def exec_in_container(container: Container, cmd: list[str], interactive: bool = 
     return code
 
 
-def _carry(helper, interactive: bool, master: int | None, resize_fd: int | None = None) -> None:
+class Detached(Exception):
+    """The detach keys were typed: the process runs on, carried by a child of ours."""
+
+
+def _carry(helper, interactive: bool, master: int | None, resize_fd: int | None = None,
+           scanner=None) -> None:
     """Copy between our streams and the process's until it exits (a program it left running in
     the background may hold the pipes open: its exit, not their EOF, ends the exec, as before)."""
     import termios
@@ -132,6 +140,11 @@ def _carry(helper, interactive: bool, master: int | None, resize_fd: int | None 
                     if not pending:
                         stdin_open = False
                         _close_stdin(helper)
+                    elif scanner is not None:
+                        pending, detached = scanner.feed(pending)
+                        if detached:
+                            _leave_running(stdin_to, pending, readers, exited)
+                            raise Detached()
                     continue
                 try:
                     data = os.read(fd, 65536)
@@ -158,6 +171,40 @@ def _carry(helper, interactive: bool, master: int | None, resize_fd: int | None 
         for fd in readers:
             if fd != master:
                 os.close(fd)
+
+
+def _leave_running(stdin_to: int, pending: bytes, readers: dict[int, int], exited: int) -> None:
+    """A child of ours, in a session of its own with no terminal, holds the pty (its last
+    close would hang the process up) and drains the output until the process exits."""
+    import signal
+    try:
+        _write_all(stdin_to, pending)
+    except OSError:
+        pass
+    if os.fork() != 0:
+        return
+    try:
+        os.setsid()
+        for sig in (signal.SIGWINCH, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(devnull, target)
+        open_fds = set(readers)
+        while open_fds:
+            ready, _, _ = select.select(list(open_fds) + [exited], [], [])
+            for fd in ready:
+                if fd == exited:
+                    continue
+                try:
+                    if not os.read(fd, 65536):
+                        open_fds.discard(fd)
+                except OSError:
+                    open_fds.discard(fd)
+            if exited in ready:
+                break
+    finally:
+        os._exit(0)
 
 
 def _apply_resizes(fd: int, master: int | None) -> int | None:

@@ -53,6 +53,14 @@ def healthcheck_config(opts, image_check: dict | None) -> dict | None:
     """Config.Healthcheck for a new container: the image's, with each --health-* flag given
     replacing its field (the daemon's merge), or {"Test": ["NONE"]} for --no-healthcheck."""
     given = {}
+    api_check = getattr(opts, "healthcheck", None)
+    if api_check is not None:  # the engine API's object: its fields, zero meaning "the image's"
+        given = {k: v for k, v in api_check.items() if v not in (None, 0, [], "")}
+        if given.get("Test") == ["NONE"]:
+            return {"Test": ["NONE"]}
+        for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+            if not isinstance(given.get(key, 0), int) or given.get(key, 0) < 0:
+                raise EngineError(f"{key} in Healthcheck cannot be negative", 125)
     if opts.health_cmd:
         given["Test"] = ["CMD-SHELL", opts.health_cmd]
     for key, flag, value in (("Interval", "--health-interval", opts.health_interval),
@@ -160,7 +168,11 @@ def _checker_main(container, command: list[str], monitor: int) -> None:
         wait = check["StartInterval"] if in_start and (container.config.healthcheck or {}).get("StartInterval") \
             else check["Interval"]
         time.sleep(wait / SECOND)
+        if container.state().get("Status") == "paused":
+            continue  # docker stops the checks of a paused container (an exec would fail)
         entry = run_probe(container, command, check["Timeout"] / SECOND)
+        if container.state().get("Status") == "paused":
+            continue  # a probe the pause caught: docker drops its result
         record(container, entry, check["Retries"],
                in_start_period=time.monotonic() - started < check["StartPeriod"] / SECOND)
 

@@ -9,6 +9,10 @@ Protocol between the agent (the `dockyard` command), the monitor and the contain
     at /dev/null and ROOT/containers/<id>/monitor.log, and reports on a pipe to the agent:
     b"OK" once the container's program runs, or b"E<code> <message>" if it could not start.
     The agent prints the id (or the error) and exits; state.json then tells the story.
+    The fork only prepares and creates the container (begin); it then execs node/engine/shim.py,
+    a small program of its own (`python -I -S`, stdlib only) that starts the init, carries its
+    stdio, reaps it and, at the exit, imports the rest of the engine to clean up (after_life).
+    So what stays resident per container is that program, not a copy of the agent CLI.
   * Attached (`run` without -d or -i): the agent process is itself the monitor, and echoes the
     output to its own stdout/stderr besides logging it.
   * Interactive (`run -i`/`-it`, `start -a`): a detached monitor as above, given one end of a
@@ -38,8 +42,15 @@ def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def run_once(root, container: Container, attach: bool, on_started=None, attach_fds=()) -> int:
-    """One life of the container's init: start it, wait for it, clean up, record the exit.
+class Life:
+    """One run of the container's init, from create to exit."""
+
+    def __init__(self, runtime, network, stdio: Stdio, handle) -> None:
+        self.runtime, self.network, self.stdio, self.handle = runtime, network, stdio, handle
+
+
+def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
+    """Prepare and create: the init exists and waits for `start`; state.json says running.
     attach_fds: sockets of clients attached from the start (node/engine/attach.py)."""
     runtimes.make_non_dumpable()
     stdio = Stdio(container, attach, attach_fds)
@@ -61,33 +72,26 @@ def run_once(root, container: Container, attach: bool, on_started=None, attach_f
                                ExitCode=0, Error="", StartedAt=now_iso(), MonitorPid=os.getpid(),
                                MonitorStart=procs.start_time(os.getpid()),
                                Network=_attachment_json(network))
-        runtime.start(handle)
-        events.container_event(container, "start")
     except BaseException as e:
-        stdio.created(None)
-        stdio.finish()
-        release(root, container, runtime)  # kills what is left in the cgroup
-        if handle is not None:
-            _reap(handle.pid)
-        code = e.exit_code if isinstance(e, EngineError) else 125
-        container.update_state(Status="exited" if handle else "created", Running=False, Pid=0,
-                               ExitCode=code, Error=str(e), FinishedAt=now_iso())
+        _failed(root, container, runtime, stdio, handle.pid if handle else None, e)
         raise
-    log = LogWriter(container.log_path)
-    if on_started:
-        on_started()
-    forward = _forward_signals(handle.pid) if attach else None
-    stop_health = health.start(container)  # node/engine/health.py: a no-op without a check
-    try:
-        stdio.carry(log)
-        status = _reap(handle.pid)
-        stdio.exit_code = _exit_code(status)
-    finally:
-        stop_health()
-        if forward:
-            forward()
-        stdio.finish()
-        log.close()
+    return Life(runtime, network, stdio, handle)
+
+
+def _failed(root, container: Container, runtime, stdio: Stdio, pid: int | None, e: BaseException) -> None:
+    """Create or start failed: release what prepare made, record why."""
+    stdio.created(None)
+    stdio.finish()
+    release(root, container, runtime)  # kills what is left in the cgroup
+    if pid is not None:
+        _reap(pid)
+    code = e.exit_code if isinstance(e, EngineError) else 125
+    container.update_state(Status="exited" if pid else "created", Running=False, Pid=0,
+                           ExitCode=code, Error=str(e), FinishedAt=now_iso())
+
+
+def end(root, container: Container, runtime, status: int) -> int:
+    """After the init's exit: release what prepare made, record the exit. Returns its code."""
     oom = runtime.oom_killed(container.id)
     code = _exit_code(status)
     if oom:
@@ -100,6 +104,90 @@ def run_once(root, container: Container, attach: bool, on_started=None, attach_f
     container.update_state(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
                            OOMKilled=oom, FinishedAt=now_iso())
     return code
+
+
+def run_once(root, container: Container, attach: bool, on_started=None, attach_fds=()) -> int:
+    """One life of the container's init in this process: start it, wait for it, clean up,
+    record the exit (the attached `run`, builds)."""
+    life = begin(root, container, attach, attach_fds)
+    try:
+        life.runtime.start(life.handle)
+    except BaseException as e:
+        _failed(root, container, life.runtime, life.stdio, life.handle.pid, e)
+        raise
+    events.container_event(container, "start")
+    log = LogWriter(container.log_path)
+    if on_started:
+        on_started()
+    forward = _forward_signals(life.handle.pid) if attach else None
+    stop_health = health.start(container)  # node/engine/health.py: a no-op without a check
+    try:
+        life.stdio.carry(log)
+        status = _reap(life.handle.pid)
+        life.stdio.exit_code = _exit_code(status)
+    finally:
+        stop_health()
+        if forward:
+            forward()
+        life.stdio.finish()
+        log.close()
+    return end(root, container, life.runtime, status)
+
+
+# --- the detached monitor: this half in the agent's fork, the resident half in shim.py --------
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+
+
+def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: int, started: float):
+    """Become the resident half (never returns). Only the fds named on its command line stay
+    open across the exec; the init waits for the shim's `start`."""
+    checked = "health" if health.probe_command(container.config.healthcheck) else "-"
+    argv = [sys.executable, "-I", "-S", SHIM, str(root), container.id, str(life.handle.pid),
+            str(report_w), life.stdio.handover(), str(backoff), repr(started), checked,
+            *life.handle.handover()]
+    if report_w >= 0:
+        os.set_inheritable(report_w, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(sys.executable, argv)
+    except OSError as e:  # no interpreter to exec: undo this life, say why
+        _failed(root, container, life.runtime, life.stdio, life.handle.pid,
+                EngineError(f"cannot exec the container's monitor: {e}", 125))
+        raise EngineError(f"cannot exec the container's monitor: {e}", 125) from None
+
+
+def _detached_life(root, container: Container, report_w: int, backoff: int, started: float,
+                   attach_fds=()) -> None:
+    life = begin(root, container, attach=False, attach_fds=attach_fds)
+    _exec_shim(root, container, life, report_w, backoff, started)
+
+
+def after_life(root, cid: str, status: int, backoff: int, started: float) -> None:
+    """In the shim, once the init exited and its output is drained."""
+    container = Container(root, cid)
+    end(root, container, runtimes.runtime_of(container), status)
+    if time.monotonic() - started > 10:
+        backoff = 0
+    keep_restarting(root, container, backoff)
+    auto_remove(root, container)
+
+
+def failed_in_shim(root, cid: str, stdio: Stdio, pid: int, failed: tuple[int, str], report_w: int,
+                   backoff: int) -> None:
+    """The shim's `start` failed: as run_once's failure, then the restart policy on a restart."""
+    container = Container(root, cid)
+    code, message = failed
+    try:
+        _failed(root, container, runtimes.runtime_of(container), stdio, pid, EngineError(message, code))
+    finally:
+        if report_w >= 0:
+            report.send_error(report_w, code, message)
+            os.close(report_w)
+    if report_w < 0:
+        keep_restarting(root, container, backoff)
+    auto_remove(root, container)
 
 
 def _attachment_json(network):
@@ -155,10 +243,11 @@ def restart_delay(count: int) -> float:
     return min(0.1 * (2 ** count), 5.0)
 
 
-def keep_restarting(root, container: Container) -> None:
+def keep_restarting(root, container: Container, backoff: int = 0) -> None:
     """The detached monitor's loop after an exit, until the policy (or `stop`) says no more.
-    Backoff doubles from 100 ms, as Docker's does, and starts over after a run of 10 s or more."""
-    backoff = 0
+    Backoff doubles from 100 ms, as Docker's does, and starts over after a run of 10 s or more.
+    Each life execs a new shim (which comes back here after the exit), so the loop's state
+    travels on the shim's command line."""
     while should_restart(container, container.state().get("ExitCode", 0)):
         count = container.state().get("RestartCount", 0) + 1
         container.update_state(Status="restarting", Restarting=True, RestartCount=count)
@@ -167,13 +256,10 @@ def keep_restarting(root, container: Container) -> None:
         if container.state().get("StoppedByUser"):
             container.update_state(Status="exited", Restarting=False)
             return
-        started = time.monotonic()
         try:
-            run_once(root, container, attach=False)
+            _detached_life(root, container, -1, backoff, time.monotonic())  # returns only on failure
         except EngineError:
             pass
-        if time.monotonic() - started > 10:
-            backoff = 0
 
 
 def spawn_monitor(root, container: Container, restart_only: bool = False, attach_fd: int | None = None) -> None:
@@ -236,24 +322,20 @@ def _monitor_main(root, container: Container, report_w: int, restart_only: bool,
     container.update_state(MonitorPid=os.getpid(), MonitorStart=procs.start_time(os.getpid()))
     if restart_only:
         os.close(report_w)
-    else:
-        def started() -> None:
-            report.send(report_w, b"OK")
-            os.close(report_w)
-        try:
-            run_once(root, container, attach=False, on_started=started,
-                     attach_fds=() if attach_fd is None else (attach_fd,))
-        except EngineError as e:
-            report.send_error(report_w, e.exit_code, e)
-            os.close(report_w)
-            auto_remove(root, container)
-            return
-        except Exception as e:  # noqa: BLE001
-            report.send_error(report_w, 125, e)
-            os.close(report_w)
-            raise
-    keep_restarting(root, container)
-    auto_remove(root, container)
+        keep_restarting(root, container)
+        auto_remove(root, container)
+        return
+    try:
+        _detached_life(root, container, report_w, 0, 0.0,  # returns only on failure
+                       attach_fds=() if attach_fd is None else (attach_fd,))
+    except EngineError as e:
+        report.send_error(report_w, e.exit_code, e)
+        os.close(report_w)
+        auto_remove(root, container)
+    except Exception as e:  # noqa: BLE001
+        report.send_error(report_w, 125, e)
+        os.close(report_w)
+        raise
 
 
 def auto_remove(root, container: Container) -> None:

@@ -46,6 +46,7 @@ class RunOptions:
     health_start_period: str | None = None
     health_start_interval: str | None = None
     no_healthcheck = False
+    healthcheck: dict | None = None  # docker's Config.Healthcheck as the engine API sends it
     _LISTS = ("command", "env", "env_files", "volumes", "tmpfs", "publish", "network_aliases", "security_opt",
               "labels", "label_files", "add_hosts", "dns", "dns_search", "cap_add", "cap_drop",
               "ulimits", "group_add", "sysctls", "mounts", "devices", "dns_options")

@@ -6,11 +6,13 @@ when the agent itself is the monitor. One select loop, no threads: `threading` a
 from __future__ import annotations
 
 import os
-import signal
 
 from node.engine.attach import AttachHub
-from node.engine.logs import LogWriter
-from node.engine.records import Container
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (re, and 1 ms)
+if TYPE_CHECKING:  # the detached monitor's resident half (shim.py) imports this module: keep it lean
+    from node.engine.logs import LogWriter
+    from node.engine.records import Container
 
 
 class Stdio:
@@ -68,6 +70,7 @@ class Stdio:
         import tty
         if os.isatty(0):
             self._copy_winsize(master)
+            import signal  # here: the detached monitor (shim.py) never bridges a terminal
             signal.signal(signal.SIGWINCH, lambda *_: self._copy_winsize(master))
             self.saved_tty = termios.tcgetattr(0)
             tty.setraw(0)
@@ -84,6 +87,34 @@ class Stdio:
         except OSError:
             pass
 
+    def handover(self) -> str:
+        """This object's state as one argv word, for the exec of the detached monitor's resident
+        half (node/engine/shim.py), after ``created``: the fds it names (and the attach hub's)
+        are made inheritable, the rest stays close-on-exec. No terminal of ours is bridged in a
+        detached monitor, so there is none to hand over."""
+        for fd in list(self.readers) + ([self.stdin_writer] if self.stdin_writer is not None else []):
+            os.set_inheritable(fd, True)
+        readers = ",".join(f"{fd}:{stream}" for fd, stream in self.readers.items())
+        stdin = "" if self.stdin_writer is None else self.stdin_writer
+        hub = self.hub.handover() if self.hub is not None else ""
+        return f"{readers};{stdin};{int(bool(self.tty))};{hub}"
+
+    @classmethod
+    def resume(cls, word: str, directory: str) -> "Stdio":
+        """The object ``handover`` described, in the exec'd program (``directory``: the
+        container's record directory, where the attach socket lives)."""
+        readers, stdin_writer, tty, hub = word.split(";", 3)
+        self = cls.__new__(cls)
+        self.container, self.first_clients, self.exit_code = None, [], None
+        self.tty, self.interactive, self.attach = tty == "1", False, False
+        self.to_close, self.container_fds, self.saved_tty, self.forward_stdin_to = [], None, None, None
+        self.readers = {int(fd): stream for fd, _, stream in (r.partition(":") for r in readers.split(",") if r)}
+        self.stdin_writer = int(stdin_writer) if stdin_writer else None
+        for fd in list(self.readers) + ([self.stdin_writer] if self.stdin_writer is not None else []):
+            os.set_inheritable(fd, False)
+        self.hub = AttachHub.resume(directory, hub) if hub else None
+        return self
+
     def carry(self, log: LogWriter) -> None:
         """Copy output to the log (and our own stdout/stderr when attached) until every stream
         is closed, which happens at the latest when the init dies: its PID namespace goes with it."""
@@ -98,7 +129,8 @@ class Stdio:
             for fd in writable:
                 hub.writable(fd)
             for fd in ready:
-                if fd not in readers and fd != 0 and hub.readable(fd):
+                if fd not in readers and fd != 0:
+                    hub.readable(fd)  # the hub's (or a client it dropped earlier in this round)
                     continue
                 try:
                     data = os.read(fd, 65536)

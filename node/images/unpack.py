@@ -108,6 +108,19 @@ class _CountingReader:
             skip -= step
         return self.tell()
 
+    def copy_to(self, fd: int, n: int, count) -> None:
+        """Write the next ``n`` bytes to ``fd`` straight out of the buffer: tarfile's extractfile
+        would copy every piece twice more (its file object and a BufferedReader) on the way.
+        ``count(k)`` hears of each piece before it is written (the write bound)."""
+        while n > 0:
+            if self._pos >= len(self._buf) and not self._fill():
+                raise tarfile.ReadError("unexpected end of data")
+            piece = memoryview(self._buf)[self._pos:self._pos + n]
+            count(len(piece))
+            _write_all(fd, piece)
+            self._pos += len(piece)
+            n -= len(piece)
+
     def drain(self) -> None:
         while self._fill():
             pass
@@ -143,6 +156,7 @@ def unpack_layer(src: BinaryIO, dest: Path, expected_diff_id: Digest | None = No
     reader = _CountingReader(_decompressor(src), max_size)
     root_fd = os.open(dest, _DIR_FLAGS)
     extractor = _Extractor(root_fd, max_size)
+    extractor.stream = reader
     try:
         try:
             # Not tarfile.open(mode="r|"): its stream layer re-buffers in 10 KiB reads; the
@@ -197,6 +211,7 @@ class _Extractor:
         # Sparse entries expand holes into zeros: bound what is written, not only what is read.
         self.max_written, self.written = max_written, 0
         self.root_fd = root_fd
+        self.stream: _CountingReader | None = None  # set by unpack_layer: file data is copied from it
         self.dirs: list[tuple[list[str], tarfile.TarInfo]] = []  # metadata applied at the end
         self.root_member: tarfile.TarInfo | None = None
 
@@ -284,17 +299,22 @@ class _Extractor:
     def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, base: str, parent: int) -> None:
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
         try:
-            data = tar.extractfile(m)
-            if data is not None:
+            if self.stream is not None and not m.issparse():  # the data follows the header as is
+                self.stream.seek(m.offset_data)
+                self.stream.copy_to(fd, m.size, self._count)
+            elif (data := tar.extractfile(m)) is not None:  # sparse: tarfile expands the holes
                 while chunk := data.read(_CHUNK):
-                    self.written += len(chunk)
-                    if self.written > self.max_written:
-                        raise UnpackError(f"layer writes more than {self.max_written} bytes (limit; set "
-                                          "DOCKYARD_MAX_LAYER_SIZE to raise it)")
+                    self._count(len(chunk))
                     _write_all(fd, chunk)
             self._meta(m, None, None, fd=fd)
         finally:
             os.close(fd)
+
+    def _count(self, n: int) -> None:
+        self.written += n
+        if self.written > self.max_written:
+            raise UnpackError(f"layer writes more than {self.max_written} bytes (limit; set "
+                              "DOCKYARD_MAX_LAYER_SIZE to raise it)")
 
     def _hardlink(self, m: tarfile.TarInfo, base: str, parent: int) -> None:
         target = split_name(m.linkname)

@@ -86,6 +86,12 @@ class Created:
         self._report_fd = report_fd
         self._start_fd = start_fd
 
+    def handover(self) -> list[str]:
+        """How node/engine/shim.py starts this init after an exec: the two fds (made inheritable)."""
+        os.set_inheritable(self._start_fd, True)
+        os.set_inheritable(self._report_fd, True)
+        return ["fds", str(self._start_fd), str(self._report_fd)]
+
     def start(self) -> None:
         try:
             os.write(self._start_fd, b"S")

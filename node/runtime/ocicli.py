@@ -25,6 +25,10 @@ class _OciHandle:
     def start(self) -> None:
         self.runtime._call(["start", self.container_id], "start")
 
+    def handover(self) -> list[str]:
+        """How node/engine/shim.py starts this init after an exec: the `start` command line."""
+        return ["argv", *self.runtime._argv(["start", self.container_id])]
+
 
 def _hybrid_cgroups() -> bool:
     return os.path.ismount("/sys/fs/cgroup/unified") and os.path.isdir("/sys/fs/cgroup/memory")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select, union, update
 
 from .database import Database
-from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, now
+from .models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, now
 from .proxy_models import ProxyRepository, ProxyTag
 from .queries import repository_id
 
@@ -113,31 +113,54 @@ class ProxyQueries:
             q = q.where(ProxyRepository.upstream == upstream)
         return await self.db.read(lambda conn: [CachedRepository(*row) for row in conn.execute(q).all()])
 
-    async def sizes(self) -> dict[str, int]:
-        """Bytes each cached repository holds (its linked blobs and its manifests; a blob two
-        repositories share counts in both, so the total errs on the side of evicting)."""
-        blobs = (
-            select(Repository.name, func.sum(Blob.size))
-            .join(ProxyRepository, ProxyRepository.repository_id == Repository.id)
-            .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
-            .join(Blob, Blob.digest == RepositoryBlob.digest)
-            .group_by(Repository.name)
-        )
-        manifests = (
-            select(Repository.name, func.sum(Manifest.size))
-            .join(ProxyRepository, ProxyRepository.repository_id == Repository.id)
-            .join(Manifest, Manifest.repository_id == Repository.id)
-            .group_by(Repository.name)
-        )
+    async def holdings(self, namespace: str | None = None) -> tuple[dict[str, dict[str, int]], set[str]]:
+        """({repository: {digest: size}}, names of the cached ones) of what repositories hold
+        (linked blobs and their manifests), so that eviction counts each blob once however many
+        repositories share it. ``namespace`` None: the cached repositories; else every
+        repository of that namespace (its quota counts local ones too, which are never evicted)."""
+        cached = select(ProxyRepository.repository_id)
+        if namespace is None:
+            scope = Repository.id.in_(cached)
+        else:  # "ns/..." by byte order ("/" + 1 is "0"), as the quota's usage selects them
+            scope = or_(Repository.name == namespace,
+                        and_(Repository.name >= namespace + "/", Repository.name < namespace + "0"))
+        held = union(select(RepositoryBlob.repository_id.label("rid"), RepositoryBlob.digest.label("digest")),
+                     select(Manifest.repository_id.label("rid"), Manifest.digest.label("digest"))).subquery()
+        stmt = (select(Repository.name, held.c.digest, Blob.size).select_from(held)
+                .join(Repository, Repository.id == held.c.rid).join(Blob, Blob.digest == held.c.digest).where(scope))
+        names = select(Repository.name).where(Repository.id.in_(cached), scope)
 
-        def q(conn: Connection) -> dict[str, int]:
-            out: dict[str, int] = {}
-            for stmt in (blobs, manifests):
-                for name, size in conn.execute(stmt).all():
-                    out[name] = out.get(name, 0) + int(size or 0)
-            return out
+        def q(conn: Connection) -> tuple[dict[str, dict[str, int]], set[str]]:
+            out: dict[str, dict[str, int]] = {}
+            for name, digest, size in conn.execute(stmt):
+                out.setdefault(name, {})[digest] = int(size or 0)
+            return out, set(conn.execute(names).scalars())
 
         return await self.db.read(q)
+
+    async def add_references(self, repository: str, parents: list[str], digest: str, kind: str) -> int:
+        """Record that manifests ``parents`` of ``repository`` name ``digest`` (a child manifest
+        or a blob that arrived after them); returns how many references were added."""
+        def tx(conn: Connection) -> int:
+            repo_id = repository_id(conn, repository)
+            if repo_id is None or not parents:
+                return 0
+            ids = sorted(conn.execute(select(Manifest.id).where(
+                Manifest.repository_id == repo_id, Manifest.digest.in_(sorted(set(parents))))).scalars())
+            if not ids:
+                return 0
+            conn.execute(self.db.insert(ManifestReference).values(
+                [{"manifest_id": i, "digest": digest, "kind": kind} for i in ids]
+            ).on_conflict_do_nothing(index_elements=["manifest_id", "digest"]))
+            return len(ids)
+
+        return await self.db.write(tx)
+
+    async def manifests_of(self, repository: str) -> list[tuple[str, str]]:
+        """(digest, media type) of every manifest of ``repository``."""
+        q = (select(Manifest.digest, Manifest.media_type).join(Repository, Repository.id == Manifest.repository_id)
+             .where(Repository.name == repository).order_by(Manifest.id))
+        return await self.db.read(lambda conn: [tuple(r) for r in conn.execute(q).all()])
 
     async def contents(self, repository: str) -> tuple[list[str], list[str]]:
         """(manifest digests, linked blob digests) of a repository."""

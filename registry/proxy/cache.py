@@ -23,6 +23,8 @@ from ..storage.driver import BlobNotFound
 
 # A pull refreshes last_pulled_at at most this often per repository (a write per pull is wasteful).
 PULL_TOUCH_INTERVAL = 60.0
+AWAITING_MAX = 100_000  # noted late references kept in memory
+PARENT_SCAN_MAX = 1000  # manifests of one repository read to find who names a late arrival
 
 
 class InvalidUpstreamManifest(Exception):
@@ -34,6 +36,8 @@ class CacheStore:
         self.app = app
         self.queries = ProxyQueries(app[state.INDEX].db)
         self._touched: dict[str, float] = {}
+        # (repository, digest) -> manifests stored before it that name it (see ``_awaited``)
+        self._awaiting: dict[tuple[str, str], set[str]] = {}
 
     @property
     def index(self):
@@ -76,6 +80,10 @@ class CacheStore:
             manifest = parse_manifest(raw, media_type or None, max_size=self.app[state.CONFIG].max_manifest_size)
         except (ManifestError, ValueError, RecursionError) as e:
             raise InvalidUpstreamManifest(str(e)) from None
+        from . import PROXY
+        from .quota import make_room
+
+        await make_room(self.app[PROXY], local, str(digest), len(raw))
         self.app[state.MANIFEST_CACHE].put(str(digest), raw)
         for attempt in (1, 2):
             record = await self._record(local, manifest, digest, len(raw), tag)
@@ -88,9 +96,54 @@ class CacheStore:
                 if attempt == 2:  # condemned by GC between our look and the write, twice
                     raise
         await self.queries.mark_cached(local, upstream, remote)
+        self._awaited(local, str(digest), record, manifest)
+        await self._adopt(local, str(digest), "manifest")
         if tag:
             await self.queries.set_tag_checked(local, tag)
         return manifest.media_type
+
+    # -- references that arrive late -----------------------------------------------------------
+    # Only what a client asks for is fetched, so an index is stored before the children a client
+    # asks for next, and a manifest before its blobs; the references recorded with it are those
+    # already present (the index's rule, and lifecycle's). When the rest arrives, it is recorded
+    # as referenced by the manifests that name it, or lifecycle (``untagged_after``, the blob
+    # review) would take a platform manifest or a layer of a cached image for unreferenced.
+
+    def _awaited(self, local: str, digest: str, record: ManifestRecord, manifest) -> None:
+        """Note what ``digest`` names that is not here yet (kept in memory; after a restart the
+        manifests of the repository are read instead, see ``_parents``)."""
+        if isinstance(manifest, ImageIndex):
+            names, kind, present = [str(d.digest) for d in manifest.manifests], "manifest", set(record.children)
+        else:
+            names, kind, present = [str(d.digest) for d in manifest.references() if not d.urls], "blob", set(record.blobs)
+        if len(self._awaiting) > AWAITING_MAX:
+            self._awaiting.clear()  # a bound, not an LRU: ``_parents`` falls back to reading
+        for name in names:
+            if name not in present:
+                self._awaiting.setdefault((local, name), set()).add(digest)
+
+    async def _adopt(self, local: str, digest: str, kind: str) -> None:
+        parents = self._awaiting.pop((local, digest), None)
+        if parents is None:
+            parents = await self._parents(local, digest)
+        if parents:
+            await self.queries.add_references(local, sorted(parents), digest, kind)
+
+    async def _parents(self, local: str, digest: str) -> set[str]:
+        """Manifests of ``local`` whose bytes name ``digest`` (after a restart lost the notes)."""
+        found = set()
+        for parent, media_type in (await self.queries.manifests_of(local))[:PARENT_SCAN_MAX]:
+            if parent == digest:
+                continue
+            raw = self.app[state.MANIFEST_CACHE].get(parent) or await self.manifest_bytes(parent)
+            try:
+                m = parse_manifest(raw or b"", media_type or None)
+            except (ManifestError, ValueError, RecursionError):
+                continue
+            named = m.manifests if isinstance(m, ImageIndex) else m.references()
+            if any(str(d.digest) == digest for d in named):
+                found.add(parent)
+        return found
 
     async def before_bytes(self, digest: str) -> int:
         """The GC's sweep mark, read before a blob's bytes are written (registry/lifecycle)."""
@@ -100,6 +153,7 @@ class CacheStore:
                         mark: int | None = None) -> None:
         await self.index.link_blob(local, digest, size, mark=mark)
         await self.queries.mark_cached(local, upstream, remote)
+        await self._adopt(local, digest, "blob")
 
     async def mount_blob(self, local: str, upstream: str, remote: str, digest: str, size: int) -> bool:
         """Name bytes already stored (another cached repository brought them); False when they
@@ -107,6 +161,7 @@ class CacheStore:
         if not await self.index.mount_blob(local, digest, size):
             return False
         await self.queries.mark_cached(local, upstream, remote)
+        await self._adopt(local, digest, "blob")
         return True
 
     async def _record(self, local: str, manifest, digest: Digest, size: int, tag: str | None) -> ManifestRecord:

@@ -20,6 +20,7 @@ from ..api.errors import BlobUnknown, ManifestUnknown, Unsupported
 from ..api.routes import ACTIONS
 from .blobs import serve_blob, upstream_has_blob
 from .manifests import ensure_manifest
+from .quota import make_room
 from .routing import Target
 from .tags import list_tags
 
@@ -84,7 +85,9 @@ async def _read(svc, target: Target, route: str, request: web.Request, handler: 
             return await serve_blob(svc, target, request, digest, handler)
         size = await svc.cache.stored_size(str(digest))
         # Stored already (another cached repository brought it), and the upstream confirms this
-        # repository has it: a link is enough, no bytes move.
+        # repository has it: a link is enough, no bytes move (they count toward the quota).
+        if size is not None:
+            await make_room(svc, target.local, str(digest), size)
         if (size is None or not await upstream_has_blob(target, digest)
                 or not await svc.cache.mount_blob(target.local, target.upstream.name, target.remote, str(digest), size)):
             return await serve_blob(svc, target, request, digest, handler)

@@ -13,6 +13,9 @@ proxy:
                                       # holds are fetched from this upstream
   max_size: 50GiB                     # optional (an addition to the issue's keys): evict the
                                       # least recently pulled cached repositories beyond this
+                                      # (each blob counted once, however many share it)
+  on_quota: evict                     # a fill over the namespace's quota: evict the least
+                                      # recently pulled cached repositories there, or refuse
 ```
 """
 from __future__ import annotations
@@ -25,7 +28,8 @@ from urllib.parse import urlsplit
 from ..config import ConfigError, RegistryConfig, parse_duration, parse_size
 
 UPSTREAM_KEYS = {"name", "url", "username", "password", "tag_ttl", "timeout"}
-SECTION_KEYS = {"upstreams", "mirror", "max_size"}
+SECTION_KEYS = {"upstreams", "mirror", "max_size", "on_quota"}
+ON_QUOTA = ("evict", "refuse")
 # One path component of a repository name (the OCI grammar), so /v2/<name>/... stays valid.
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 
@@ -49,6 +53,7 @@ class ProxySettings:
     upstreams: tuple[Upstream, ...] = ()
     mirror: str = ""
     max_size: int = 0  # bytes; 0 = no cap
+    on_quota: str = "evict"  # see registry/proxy/quota.py
 
     @property
     def enabled(self) -> bool:
@@ -106,4 +111,7 @@ def parse_proxy(config: RegistryConfig) -> ProxySettings:
     max_size = parse_size(raw.get("max_size") or 0, "proxy.max_size")
     if max_size < 0:
         raise ConfigError("proxy.max_size: must not be negative")
-    return ProxySettings(upstreams, mirror, max_size)
+    on_quota = str(raw.get("on_quota") or "evict")
+    if on_quota not in ON_QUOTA:
+        raise ConfigError(f"proxy.on_quota: expected one of {', '.join(ON_QUOTA)}, got {on_quota!r}")
+    return ProxySettings(upstreams, mirror, max_size, on_quota)

@@ -232,3 +232,27 @@ def test_run_without_sig_proxy_leaves_on_ctrl_c_and_attach_to_a_foreground_run(d
         if fg.poll() is None:
             fg.kill()
             fg.wait()
+
+
+def test_exec_it_detach_keys_leave_the_process_running(dy, term):
+    dy.out("run", "-d", "--name", "ex2", "busybox", "sleep", "60")
+    t = term("exec", "-it", "--detach-keys", "ctrl-e,e", "ex2", "sh", "-c", "echo marker-$((30+1)); exec sleep 56")
+    t.read_until(b"marker-31")
+    t.type(b"\x05e")
+    assert t.wait() == 1  # docker exec's status for a detach, with its words
+    assert b"read escape sequence" in t.seen
+    assert "sleep 56" in dy.out("exec", "ex2", "ps", "-o", "args")
+    dy("rm", "-f", "ex2", check=True)
+
+
+def test_run_it_rm_detached_then_attached_goes_at_its_exit(dy, term):
+    t = term("run", "-it", "--rm", "--name", "rm1", "busybox", "sh")
+    t.read_until(b"# ")
+    t.type(b"\x10\x11")
+    assert t.wait() == 0
+    a = term("attach", "rm1")
+    a.wait_raw()
+    a.type(b"exit 0\n")
+    assert a.wait() == 0
+    assert dy("ps", "-aq").stdout == ""  # removed before attach returned, as docker's wait
+    assert leaks(dy.root) == []

@@ -14,6 +14,8 @@ from tests.e2e.node_run_support import busybox_layer, dy, runtime  # noqa: F401
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
 ZOMBIES = "cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l"
+SLEEPS = ("cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == \"(sleep)\"' | wc -l; "
+          "cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l")
 
 
 def _until(check, seconds: float = 15, what: str = "the condition"):
@@ -34,12 +36,16 @@ def test_init_is_pid_1_reaps_zombies_and_passes_the_exit_code(dy, runtime):
               "sh", "-c", "exit 42").returncode == 42
     # an orphan's parent is PID 1: tini reaps it; a plain `sleep` as PID 1 leaves a zombie
     orphan = "(sleep 0.2 &); exec sleep 60"
-    for name, flags, zombies in (("with-init", ["--init"], "0"), ("without", [], "1")):
+    for name, flags in (("with-init", ["--init"]), ("without", [])):
         dy.out("run", "-d", "--name", name, "--runtime", runtime, "--network", "none", *flags,
                "busybox", "sh", "-c", orphan)
-        time.sleep(0.8)
-        assert dy.out("exec", name, "sh", "-c", ZOMBIES).strip() == zombies, name
-        dy.out("rm", "-f", name)
+    # without an init the orphan, once done, stays a zombie...
+    _until(lambda: dy.out("exec", "without", "sh", "-c", ZOMBIES).strip() == "1", what="the zombie")
+    # ...with one it is reaped: only `sleep 60` is left of the sleeps, and no zombie
+    _until(lambda: dy.out("exec", "with-init", "sh", "-c", SLEEPS).split() == ["1", "0"], what="the reaping")
+    time.sleep(0.3)
+    assert dy.out("exec", "without", "sh", "-c", ZOMBIES).strip() == "1"
+    dy.out("rm", "-f", "with-init", "without")
     assert dy.inspect(dy.out("create", "--network", "none", "--init", "busybox", "true").strip()) \
         ["HostConfig"]["Init"] is True
 
@@ -58,18 +64,22 @@ def _health(dy, name: str) -> dict:
     return dy.inspect(name)["State"].get("Health") or {}
 
 
+def _health_is(dy, name: str, status: str):
+    health = _health(dy, name)
+    return health if health.get("Status") == status else None
+
+
 def test_health_cmd_starting_healthy_unhealthy_in_inspect_and_ps(dy):
     dy.out("run", "-d", "--name", "h", "--network", "none", "--health-cmd", "cat /tmp/ok",
            "--health-interval", "300ms", "--health-retries", "2", "--health-timeout", "5s",
-           "busybox", "sh", "-c", "sleep 2; echo fine > /tmp/ok; sleep 600")
+           "busybox", "sleep", "600")
     assert _health(dy, "h")["Status"] in ("starting", "unhealthy")
-    health = _until(lambda: _health(dy, "h") if _health(dy, "h").get("Status") == "unhealthy" else None,
-                    what="unhealthy")          # two failures in a row, 300 ms apart
+    health = _until(lambda: _health_is(dy, "h", "unhealthy"), what="unhealthy")  # two failures in a row
     assert health["FailingStreak"] >= 2 and health["Log"][-1]["ExitCode"] == 1
     assert "No such file" in health["Log"][-1]["Output"]
     assert "(unhealthy)" in dy.out("ps", "--format", "{{.Status}}")
-    health = _until(lambda: _health(dy, "h") if _health(dy, "h").get("Status") == "healthy" else None,
-                    what="healthy")
+    dy.out("exec", "h", "sh", "-c", "echo fine > /tmp/ok")
+    health = _until(lambda: _health_is(dy, "h", "healthy"), what="healthy")
     assert health["FailingStreak"] == 0 and health["Log"][-1] == {**health["Log"][-1], "ExitCode": 0,
                                                                    "Output": "fine\n"}
     assert len(health["Log"]) <= 5 and {"Start", "End"} <= set(health["Log"][-1])
@@ -77,6 +87,14 @@ def test_health_cmd_starting_healthy_unhealthy_in_inspect_and_ps(dy):
     assert status.startswith("Up ") and status.endswith(" (healthy)")
     assert dy.out("ps", "-q", "--filter", "health=healthy").split() == [dy.inspect("h")["Id"][:12]]
     assert dy.out("ps", "-q", "--filter", "health=unhealthy").split() == []
+    # no probes while paused (docker stops them), and they go on after the unpause
+    dy.out("pause", "h")
+    time.sleep(0.5)
+    before = _health(dy, "h")["Log"][-1]["Start"]
+    time.sleep(1)
+    assert _health(dy, "h")["Log"][-1]["Start"] == before and _health(dy, "h")["Status"] == "healthy"
+    dy.out("unpause", "h")
+    _until(lambda: _health(dy, "h")["Log"][-1]["Start"] != before, what="a probe after the unpause")
     check = dy.inspect("h")["Config"]["Healthcheck"]
     assert check == {"Test": ["CMD-SHELL", "cat /tmp/ok"], "Interval": 300_000_000, "Timeout": 5_000_000_000,
                      "Retries": 2}
@@ -87,7 +105,7 @@ def test_health_start_period_and_timeout(dy):
     dy.out("run", "-d", "--name", "slow", "--network", "none", "--health-cmd", "sleep 5",
            "--health-interval", "30s", "--health-start-interval", "200ms", "--health-timeout", "300ms",
            "--health-retries", "1", "--health-start-period", "60s", "busybox", "sleep", "600")
-    time.sleep(2)
+    _until(lambda: _health(dy, "slow").get("Log"), what="a probe")
     health = _health(dy, "slow")
     # failures in the start period do not count: still starting, and each probe was cut at 300 ms
     assert health["Status"] == "starting" and health["FailingStreak"] == 0

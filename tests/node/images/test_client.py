@@ -59,6 +59,7 @@ class FakeRegistry:
         self.cut_first = False
         self.corrupt = False
         self.slow = False
+        self.ignore_range = False
         self.requests: list[tuple[str, str | None]] = []  # (digest, Range header)
 
     async def manifest_handler(self, request: web.Request) -> web.Response:
@@ -72,6 +73,8 @@ class FakeRegistry:
             return web.Response(status=404)
         rng = request.headers.get("Range")
         self.requests.append((digest, rng))
+        if self.ignore_range:  # a server (or proxy) that always sends the whole blob
+            rng = None
         if self.corrupt and digest == self.big_digest:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         start = int(rng.split("=")[1].split("-")[0]) if rng else 0
@@ -229,3 +232,20 @@ async def test_disk_full_is_one_clear_error(aiohttp_server, tmp_path):
     finally:
         r = await asyncio.create_subprocess_exec("umount", str(small))
         await r.wait()
+
+
+async def test_retry_answered_from_byte_zero_still_pulls_the_right_bytes(aiohttp_server, tmp_path):
+    """A server (or proxy) that ignores Range on the retry sends the whole blob again with 200:
+    the partial file is rewritten from the start, not appended to."""
+    need_root()
+    fake = FakeRegistry()
+    fake.cut_first = True
+    fake.ignore_range = True
+    host = await start(aiohttp_server, fake)
+    image = await pull_async(tmp_path, f"{host}/test/img:1", None, True, io.StringIO())
+    big = [rng for d, rng in fake.requests if d == fake.big_digest]
+    assert len(big) == 2 and big[1] is not None, "the retry asked for the rest with Range"
+    with tarfile.open(fileobj=io.BytesIO(fake.layers[0][2])) as tar:
+        expected = tar.extractfile("big.bin").read()
+    assert (image.layer_dirs()[0] / "big.bin").read_bytes() == expected
+    assert (image.layer_dirs()[1] / "etc" / "hello").read_bytes() == b"hello\n"

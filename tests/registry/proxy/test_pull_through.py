@@ -107,7 +107,7 @@ async def test_concurrent_cold_pulls_share_one_upstream_get_per_blob(setup):
     big = bytes(range(256)) * 16384  # 4 MiB: more than one client queue holds
     digest = await push_blob(setup.upstream, "lib/big", big)
     r = await setup.upstream.get(f"/v2/lib/big/blobs/{digest}")
-    assert r.status == 200
+    assert r.status == 200 and await r.read() == big
 
     async def get() -> bytes:
         r = await setup.client.get(f"/v2/up/lib/big/blobs/{digest}")
@@ -253,8 +253,8 @@ async def test_eviction_drops_the_least_recently_pulled_and_gc_frees_the_bytes(s
     await _pull(setup.client, "up/lib/new", "1")
     await _settled(setup)
     await svc.cache.queries.touch_pulled("up/lib/old", 1000.0)
-    sizes = await svc.cache.queries.sizes()
-    report = await evict(svc, sizes["up/lib/new"])
+    held, _ = await svc.cache.queries.holdings()
+    report = await evict(svc, sum(held["up/lib/new"].values()))
     assert report.evicted == ["up/lib/old"]
     names = (await (await setup.client.get("/v2/_catalog")).json())["repositories"]
     assert "up/lib/old" not in names and "up/lib/new" in names

@@ -30,6 +30,7 @@ proxy:
     assert up is not None and (up.url, up.tag_ttl, up.timeout, up.username) == ("https://registry-1.docker.io", 600, 30, "")
     assert not parse_proxy(cfg({})).enabled
     assert parse_proxy(cfg({"max_size": "2GiB"})).max_size == 2 << 30
+    assert parse_proxy(cfg({})).on_quota == "evict" and parse_proxy(cfg({"on_quota": "refuse"})).on_quota == "refuse"
 
 
 def test_env_override_and_redacted_describe():
@@ -52,6 +53,7 @@ def test_env_override_and_redacted_describe():
     ({"upstreams": {"name": "a"}}, "proxy.upstreams: expected a list"),
     ({"mirrors": "a"}, "unknown key(s) mirrors"),
     ({"max_size": "lots"}, "proxy.max_size"),
+    ({"on_quota": "panic"}, "proxy.on_quota: expected one of evict, refuse"),
 ])
 def test_mistakes_are_named(section, message):
     with pytest.raises(ConfigError) as e:

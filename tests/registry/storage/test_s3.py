@@ -330,3 +330,37 @@ async def test_a_multipart_upload_left_by_a_discarded_session_is_listed_then_abo
     listed = await d.call("list_multipart_uploads", Prefix=f"{s3_prefix}uploads/")
     assert not listed.get("Uploads")
     assert [x async for x in replicas[2].iter_uploads()] == []
+
+
+@pytest.mark.parametrize("sign", [False, True])
+async def test_payload_signing_is_a_setting_and_both_pass_the_signature_check(s3_server, s3_prefix, no_aws, sign):
+    """Off by default: no SHA-256 of every body on the event loop (the blob digest is verified
+    by the registry); on, the body's hash is in the signature. SeaweedFS checks both."""
+    driver = S3Driver(parse_s3_settings(s3_server.settings(prefix=s3_prefix, sign_payload=sign)))
+    await driver.open()
+    seen: list[str] = []
+    driver.client.meta.events.register("before-send.s3.PutObject",
+                                       lambda request, **_: seen.append(request.headers["X-Amz-Content-SHA256"]))
+    try:
+        data = os.urandom(1000)
+        await driver.put(Digest.of(data), data)
+        assert await driver.get(Digest.of(data)) == data
+    finally:
+        await driver.close()
+    expected = hashlib.sha256(data).hexdigest() if sign else "UNSIGNED-PAYLOAD"
+    assert [v if isinstance(v, str) else v.decode() for v in seen] == [expected]
+
+
+def test_big_reads_leave_proxied_endpoints_to_botocore(monkeypatch):
+    """The ranged reads' own HTTP client knows no proxies: with one configured for the endpoint
+    the driver keeps its reads on aiobotocore (which applies it)."""
+    from registry.storage.s3_reads import needs_proxy
+
+    for key in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "all_proxy",
+                "ALL_PROXY"):
+        monkeypatch.delenv(key, raising=False)
+    assert not needs_proxy("http://s3.internal:8333")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    assert needs_proxy("http://s3.internal:8333") and needs_proxy("")
+    monkeypatch.setenv("NO_PROXY", "s3.internal")
+    assert not needs_proxy("http://s3.internal:8333")

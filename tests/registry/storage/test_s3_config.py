@@ -17,6 +17,7 @@ BASE = {"driver": "s3", "bucket": "dockyard", "endpoint": "http://127.0.0.1:8333
 def test_settings_and_defaults():
     s = parse_s3_settings(BASE)
     assert (s.bucket, s.region, s.prefix, s.redirect) == ("dockyard", "us-east-1", "", False)
+    assert s.sign_payload is False and parse_s3_settings({**BASE, "sign_payload": "true"}).sign_payload is True
     assert SECRET not in repr(s)
 
 
@@ -27,6 +28,7 @@ def test_settings_and_defaults():
     ({"endpoint": "http://h:99999"}, "storage.endpoint: bad port"),
     ({"secret_key": ""}, "give both or neither"),
     ({"redirect": "maybe"}, "storage.redirect: expected true or false"),
+    ({"sign_payload": "sometimes"}, "storage.sign_payload: expected true or false"),
     ({"prefix": "/abs"}, "storage.prefix"),
     ({"region": "US East"}, "storage.region"),
     ({"retries": "lots"}, "storage.retries"),

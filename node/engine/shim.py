@@ -1,0 +1,167 @@
+"""The detached monitor's resident half: a small program of its own that stays beside a running
+container (what containerd-shim is to Docker, conmon to podman).
+
+Why a program and not the forked agent: the monitor used to be a fork of the `dockyard` command
+that never exec'd, so every container kept the CLI's modules in memory for its whole life
+(8 MiB PSS against containerd-shim's 4.9; bench/results/PROFILE.md). monitor.py still does the
+heavy, short part in the fork — prepare the rootfs, network and bundle, create the container —
+and then execs this file with ``python -I -S`` (no site, no environment: the interpreter and
+the standard library only). Nothing of the image has run yet at that point: the init is blocked
+until `start`, which is done from here, after this process is non-dumpable again (execve resets
+the flag; see node/runtime/enter.py for why a monitor must be).
+
+    python -I -S shim.py ROOT ID PID REPORT_FD STDIO BACKOFF STARTED HEALTH STARTER...
+
+PID is the container's init (already our child: the monitor is its subreaper, a flag execve
+keeps), REPORT_FD the agent's report pipe (-1 on a restart), STDIO node.engine.stdio's
+handover word, BACKOFF/STARTED the restart loop's state, HEALTH "health" when the container has
+a health check (its checker, node/engine/health.py, is forked from here once the program runs;
+only then is the engine imported while it runs) or "-", STARTER the runtime handle's handover
+(``fds START REPORT`` for the built-in runtime, ``argv ...`` for runc/crun).
+
+While the container runs this process holds: os, ctypes (prctl), select, signal, json (the
+log's lines) and this module. At the exit, the rest of the engine is imported to release
+what prepare made, record the exit and apply the restart policy (monitor.after_life).
+"""
+import os
+import sys
+
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+
+
+def _harden() -> None:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        os._exit(125)  # never run a container next to a dumpable monitor
+
+
+def _start(starter: list[str]) -> tuple[int, str] | None:
+    """Let the init exec its program; (exit code, message) if it could not."""
+    if starter[0] == "fds":
+        start_fd, report_fd = int(starter[1]), int(starter[2])
+        try:
+            os.write(start_fd, b"S")
+        finally:
+            os.close(start_fd)
+        chunks = []
+        while chunk := os.read(report_fd, 4096):
+            chunks.append(chunk)
+        os.close(report_fd)
+        data = b"".join(chunks)
+        if not data:
+            return None
+        from node import reportpipe
+        return reportpipe.parse_error(data) or (125, "container init exited during start without a reason")
+    argv = starter[1:]
+    log = argv[argv.index("--log") + 1] if "--log" in argv else None
+    mark = os.stat(log).st_size if log and os.path.exists(log) else 0
+    err_r, err_w = os.pipe()
+    pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, err_w, 1),
+        (os.POSIX_SPAWN_DUP2, err_w, 2)])
+    os.close(err_w)
+    output = b"".join(iter(lambda: os.read(err_r, 65536), b""))
+    os.close(err_r)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    name = os.path.basename(argv[argv.index("--root") - 1]) if "--root" in argv else "runtime"
+    message = _last_error(log, mark) if log else ""
+    return 125, f"{name} start: {message or output.decode(errors='replace').strip()}"
+
+
+def _last_error(log: str, since: int) -> str:
+    import json
+    try:
+        with open(log, "rb") as f:
+            f.seek(since)
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("level") in ("error", "fatal"):
+            return str(entry.get("msg", ""))
+    return ""
+
+
+def main(argv: list[str]) -> None:
+    _harden()
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    root, cid, pid, report_w, stdio_word, backoff, started, checked = argv[:8]
+    starter = argv[8:]
+    pid, report_w = int(pid), int(report_w)
+    from node.engine.logs import LogWriter
+    from node.engine.stdio import Stdio
+    stdio = Stdio.resume(stdio_word, os.path.join(root, "containers", cid))
+    try:
+        failed = _start(starter)
+    except Exception as e:  # noqa: BLE001 - the agent waits for a report either way
+        failed = (125, f"starting the container: {e}")
+    if failed is not None:
+        from node.engine import monitor
+        monitor.failed_in_shim(root, cid, stdio, pid, failed, report_w, int(backoff))
+        return
+    _start_event(root, cid)
+    log = LogWriter(os.path.join(root, "containers", cid, f"{cid}-json.log"))
+    if report_w >= 0:
+        try:
+            os.write(report_w, b"OK")
+        except OSError:
+            pass  # the agent went away: nobody to tell
+        os.close(report_w)
+    stop_health = _start_health(root, cid) if checked == "health" else None
+    try:
+        stdio.carry(log)
+        status = _reap(pid)
+        stdio.exit_code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    finally:
+        if stop_health:
+            stop_health()
+        stdio.finish()
+        log.close()
+    from node.engine import monitor  # the rest of the engine, only now
+    monitor.after_life(root, cid, status, int(backoff), float(started))
+
+
+def _start_event(root: str, cid: str) -> None:
+    """The journal's "start" (node/engine/events.py), before the agent hears OK, written by a
+    short-lived child: the event needs json, which this resident process does without."""
+    child = os.fork()
+    if child == 0:
+        try:
+            from node.engine import events
+            from node.engine.records import Container
+            events.container_event(Container(root, cid), "start")
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+
+
+def _start_health(root: str, cid: str):
+    from node.engine import health
+    from node.engine.records import Container
+    return health.start(Container(root, cid))
+
+
+def _reap(pid: int) -> int:
+    """As monitor._reap: every child on the way (an exec'd process whose helper died is
+    re-parented to us), the init's status at the end."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255 << 8
+        except InterruptedError:
+            continue
+        if got == pid:
+            return status
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    sys.exit(0)
