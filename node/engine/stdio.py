@@ -129,7 +129,8 @@ class Stdio:
             for fd in writable:
                 hub.writable(fd)
             for fd in ready:
-                if fd not in readers and fd != 0 and hub.readable(fd):
+                if fd not in readers and fd != 0:
+                    hub.readable(fd)  # the hub's (or a client it dropped earlier in this round)
                     continue
                 try:
                     data = os.read(fd, 65536)

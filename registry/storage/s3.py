@@ -35,7 +35,7 @@ from oci.digest import ALGORITHMS, Digest
 from .driver import BlobInfo, BlobNotFound, ChunkHook, DigestMismatch, StorageError, StorageUnavailable
 from .resumable_sha256 import AVAILABLE as RESUMABLE_SHA256
 from .s3_deletes import DeleteBatcher
-from .s3_reads import PIECE, PieceBudget, RangeFetcher, read_ranges
+from .s3_reads import PIECE, PieceBudget, RangeFetcher, needs_proxy, read_ranges
 from .s3_settings import S3Settings
 
 READ_CHUNK = 1 << 20
@@ -101,7 +101,9 @@ class S3Driver:
         if s.access_key:
             kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = s.access_key, s.secret_key
         self.client = await self._stack.enter_async_context(_session().create_client("s3", **kwargs))
-        self.fetcher = RangeFetcher()
+        # Big reads bypass botocore's HTTP client (s3_reads.py), which would also apply proxy
+        # settings: with a proxy configured for the endpoint, keep every read on aiobotocore.
+        self.fetcher = None if needs_proxy(s.endpoint) else RangeFetcher(attempts=s.retries + 1)
         try:
             await self.call("head_bucket")
         except Missing:
@@ -250,7 +252,7 @@ class S3Driver:
             if await self.stat(digest) is None:
                 raise BlobNotFound(str(digest))
             return
-        if length is not None and length > PIECE:
+        if length is not None and length > PIECE and self.fetcher is not None:
             # Big reads: concurrent ranged GETs into whole buffers (registry/storage/s3_reads.py).
             try:
                 async with contextlib.aclosing(read_ranges(self, self.blob_key(digest), offset, length)) as pieces:

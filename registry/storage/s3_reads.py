@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, AsyncIterator
 from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from .driver import StorageUnavailable
 
@@ -53,6 +54,15 @@ class PieceBudget:
     def give_back(self, buf: bytearray) -> None:
         if len(buf) == PIECE and len(self.free) < self.keep:
             self.free.append(buf)
+
+
+def needs_proxy(endpoint: str) -> bool:
+    """Whether the environment routes requests to ``endpoint`` (empty: AWS) through a proxy."""
+    proxies = getproxies()
+    if not proxies:
+        return False
+    host = urlsplit(endpoint).hostname if endpoint else "s3.amazonaws.com"
+    return not proxy_bypass(host or "")
 
 
 class RangeFetcher:

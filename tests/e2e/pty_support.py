@@ -49,8 +49,11 @@ class Terminal:
         while time.monotonic() < end:
             if not termios.tcgetattr(self.master)[3] & termios.ICANON:
                 return
+            if self.proc.poll() is not None:
+                break
             time.sleep(0.02)
-        raise AssertionError("the terminal never went raw")
+        self.wait(timeout=1) if self.proc.poll() is not None else None
+        raise AssertionError(f"the terminal never went raw (exit {self.proc.poll()}): {self.seen!r}")
 
     def resize(self, rows: int, cols: int) -> None:
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

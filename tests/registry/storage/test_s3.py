@@ -349,3 +349,18 @@ async def test_payload_signing_is_a_setting_and_both_pass_the_signature_check(s3
         await driver.close()
     expected = hashlib.sha256(data).hexdigest() if sign else "UNSIGNED-PAYLOAD"
     assert [v if isinstance(v, str) else v.decode() for v in seen] == [expected]
+
+
+def test_big_reads_leave_proxied_endpoints_to_botocore(monkeypatch):
+    """The ranged reads' own HTTP client knows no proxies: with one configured for the endpoint
+    the driver keeps its reads on aiobotocore (which applies it)."""
+    from registry.storage.s3_reads import needs_proxy
+
+    for key in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "all_proxy",
+                "ALL_PROXY"):
+        monkeypatch.delenv(key, raising=False)
+    assert not needs_proxy("http://s3.internal:8333")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    assert needs_proxy("http://s3.internal:8333") and needs_proxy("")
+    monkeypatch.setenv("NO_PROXY", "s3.internal")
+    assert not needs_proxy("http://s3.internal:8333")
