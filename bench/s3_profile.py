@@ -80,7 +80,8 @@ def _three_pushes(port: int, work: Path) -> int:
     return 3 * 64 * MiB
 
 
-def compare(workload: str, rounds: int, seconds: float, work: Path, procs: Processes, store, env) -> str:
+def compare(workload: str, rounds: int, seconds: float, work: Path, procs: Processes, store, env,
+            mib: int = 256) -> str:
     """Dockyard and distribution on the same SeaweedFS, alternating rounds: medians and ratio."""
     from bench.alternate import alternate
 
@@ -89,7 +90,7 @@ def compare(workload: str, rounds: int, seconds: float, work: Path, procs: Proce
     ports = {side: port for side, (port, _) in started.items()}
     cpu: dict[str, list[float]] = {side: [0.0, 0.0, 0.0] for side in ports}   # server s, weed s, units
     blob = work / "blob.bin"
-    digest = _blob(blob, 256 * MiB) if workload == "pull" else ""
+    digest = _blob(blob, mib * MiB) if workload == "pull" else ""
     clients = {side: Client(port) for side, port in ports.items()}
     if workload == "pull":
         for c in clients.values():
@@ -103,7 +104,7 @@ def compare(workload: str, rounds: int, seconds: float, work: Path, procs: Proce
             units = rate * seconds
         else:
             start = time.perf_counter()
-            n = sum(clients[side].pull_blob("bench/big", digest) for _ in range(2))
+            n = sum(clients[side].pull_blob("bench/big", digest) for _ in range(max(2, 512 // mib)))
             rate, units = n / 1e6 / (time.perf_counter() - start), n / 1e9
         for i, p in enumerate(pids):
             cpu[side][i] += _cpu_seconds(p) - before[i]
@@ -131,6 +132,7 @@ def main() -> int:
                         help="drive distribution 2.8.2's s3 driver on the same SeaweedFS instead (no py-spy)")
     parser.add_argument("--compare", type=int, metavar="ROUNDS",
                         help="no profile: alternate Dockyard and distribution for ROUNDS rounds (pull, small-pushes)")
+    parser.add_argument("--mib", type=int, default=256, help="blob size of --compare pull, MiB")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "profiles")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,7 @@ def main() -> int:
             env = s3_servers.dockyard_env(store, "dockyard", database_url)
             s3_servers.migrate(env)
             if args.compare:
-                print(compare(args.workload, args.compare, args.seconds, work, procs, store, env))
+                print(compare(args.workload, args.compare, args.seconds, work, procs, store, env, args.mib))
                 return 0
             if args.distribution:
                 port, server = s3_servers.start_distribution_s3(procs, work / "dist", store, "dockyard")

@@ -7,6 +7,7 @@ Docker-Upload-UUID, as Docker clients and the spec expect.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp import web
@@ -75,8 +76,8 @@ async def _session(request: web.Request, name: str) -> tuple[str, int]:
     upload_id = request.match_info["uuid"]
     if not UPLOAD_ID_RE.match(upload_id):
         raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
-    row = await index(request).get_upload(upload_id)
-    size = await uploads(request).size(upload_id) if row is not None else None
+    # The row (index) and the staged size (storage) are independent: ask both at once.
+    row, size = await asyncio.gather(index(request).get_upload(upload_id), uploads(request).size(upload_id))
     if row is None or row.repository != name or size is None:
         raise BlobUploadUnknown(detail={"uuid": upload_id})
     return upload_id, size

@@ -154,10 +154,13 @@ async def store_and_name(index, storage, digest, data: bytes, name: Callable[[in
 
     for attempt in range(attempts):
         mark = await index.before_bytes(str(digest))
-        try:
-            await storage.touch(digest)  # already stored: keep the full gc's grace period on it
-        except BlobNotFound:
-            await storage.put(digest, data)
+        if getattr(storage, "put_refreshes_existing", False):
+            await storage.put(digest, data)  # writes, or refreshes the mtime of, the bytes
+        else:
+            try:
+                await storage.touch(digest)  # already stored: keep the full gc's grace period on it
+            except BlobNotFound:
+                await storage.put(digest, data)
         try:
             return await name(mark)
         except BytesSwept:
