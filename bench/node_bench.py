@@ -103,6 +103,8 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
         out += _run_rows(plan, docker, docker_error, agent, dy_run_error, busybox_ref)
         out += _memory_rows(plan, docker, docker_error, agent, dy_run_error, busybox_ref)
         out += _listing_rows(plan, client, base, work, docker, docker_error, dy_run_error)
+        from bench.node_commit import commit_rows
+        out += commit_rows(plan, busybox_ref, work, agent, dy_run_error, docker, docker_error)
     finally:
         client.close()
         if docker is not None:

@@ -36,6 +36,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 RUNTIME_FILES = ("etc/resolv.conf", "etc/hosts", "etc/hostname", ".dockerenv")
 MOUNTPOINT_DIRS = ("proc", "sys", "dev")
 LAYER_MEDIA_TYPE = mt.DOCKER_LAYER_GZIP
+PLAIN_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 _CHUNK = 1 << 20
 
 
@@ -231,9 +232,19 @@ def _gzip_writer(fileobj):
         return gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, mtime=0, compresslevel=6)
 
 
-def write_layer(upper: Path, dest: Path, epoch: int | None, skip: frozenset | set = frozenset()) -> Layer:
+def write_layer(upper: Path, dest: Path, epoch: int | None, skip: frozenset | set = frozenset(),
+                compress: bool = True) -> Layer:
     """Tar + gzip ``upper`` into the file ``dest``, hashing both on the way (the content store
-    fsyncs the blob when it commits it)."""
+    fsyncs the blob when it commits it). ``compress=False``: the plain tar (what `commit`
+    stores, as docker does; a push compresses it)."""
+    if not compress:
+        with open(dest, "wb") as f:
+            plain = _HashingFile(f)
+            buffered = io.BufferedWriter(plain, buffer_size=_CHUNK)
+            write_tar(upper, buffered, epoch, skip)
+            buffered.flush()
+        digest, size = plain.hasher.digest(), plain.hasher.size
+        return Layer(digest, size, digest, size, PLAIN_MEDIA_TYPE)
     with open(dest, "wb") as f:
         outer = _HashingFile(f)
         gz = _gzip_writer(outer)

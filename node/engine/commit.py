@@ -127,7 +127,8 @@ def commit_container(root, container: Container, repo_tag: str | None = None, ch
     try:
         with store.writing():
             with _frozen(container, pause):
-                layer = write_layer(upper, tmp, None, runtime_leftovers(upper, lowers))
+                # plain, as docker stores a commit: gzip would cost more than the tar (a push compresses)
+                layer = write_layer(upper, tmp, None, runtime_leftovers(upper, lowers), compress=False)
             with store.content.blob_lock(layer.digest):
                 if store.content.has_blob(layer.digest):
                     tmp.unlink()

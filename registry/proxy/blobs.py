@@ -5,8 +5,8 @@ A ``BlobFetch`` owns the upstream response and runs in its own task (a client th
 not stop the cache from filling). Each chunk goes to the storage driver's upload staging (hashed
 as it is written) and to the queue of every client subscribed so far. Memory stays bounded:
 
-- a fill holds one ``WRITE_BATCH`` (2 MiB) being gathered, ``DISK_QUEUE`` (2) more waiting
-  for the disk and the driver at most two (about 10 MiB);
+- a fill holds one ``WRITE_BATCH`` (2 MiB) being gathered, ``DISK_QUEUE`` (8) more waiting
+  for the disk and the driver at most two (about 22 MiB);
 - a client's queue holds at most ``MAX_QUEUED`` chunks; a client that falls further behind (or
   one that arrives after the first bytes went by) stops getting chunks and, once the blob is
   committed, reads the rest from storage at its own offset;
@@ -35,7 +35,7 @@ from .upstream import UpstreamNotFound, UpstreamUnavailable
 log = logging.getLogger("registry.proxy")
 CHUNK = 256 << 10
 WRITE_BATCH = 2 << 20  # bytes handed to the storage driver at once
-DISK_QUEUE = 2  # batches read ahead of the disk
+DISK_QUEUE = 8  # batches read ahead of the disk (16 MiB: rides out another fill's fsync)
 MAX_QUEUED = 16  # chunks per client: 4 MiB
 LAG_GRACE = 2.0  # seconds the fill waits for a client with a full queue before dropping it to storage
 END = object()
