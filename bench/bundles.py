@@ -58,7 +58,9 @@ def remove_cgroups(name: str = CGROUP_PARENT) -> None:
 
 
 def commands(bundle: Path, state: Path) -> dict[str, list[str]]:
-    cmds = {"builtin": [python(), "-m", "bench.builtin_run", str(bundle), "bench-builtin"],
+    # -S: the runtime needs the standard library only (PYTHONPATH names the checkout), so the
+    # command skips site and the editable install's path finder, as the monitor's shim does
+    cmds = {"builtin": [python(), "-S", "-m", "bench.builtin_run", str(bundle), "bench-builtin"],
             # the floors: the kernel's part (new namespaces + fork/exec), and an interpreter start
             "unshare": ["unshare", "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "/bin/true"],
             "python": [python(), "-c", "pass"]}
@@ -111,7 +113,7 @@ def _rows(plan: Plan, bundle: Path, cmds: dict, env: dict) -> list[Row]:
         pair.values = {"builtin": [v["builtin"] for v in values], ref: [v[ref] for v in values]}
         if "all" in res.errors:
             pair.errors = {"builtin": res.errors["all"]}
-        note = "hyperfine -N; builtin = `python -m bench.builtin_run` (interpreter start-up included)"
+        note = "hyperfine -N; builtin = `python -S -m bench.builtin_run` (interpreter start-up included)"
         if ref == "crun":
             note += "; crun wrapped in unshare -m + sh (hybrid cgroup layout)"
         floor = median(v["unshare"] for v in values)

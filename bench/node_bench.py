@@ -3,8 +3,9 @@
 One reference registry (distribution 2.8.2) serves both clients the same images, so the
 registry is not what differs. dockerd runs privately (own socket, data root, exec root, no
 iptables, no bridge) and is stopped by PID at the end. Dockyard uses a fresh --root per pull
-round; Docker removes the image (`docker rmi`) after each pull. Containers use --network none on
-both sides, so no network set-up is in the timings.
+round; Docker removes the image (`docker rmi`) after each pull. The pull, memory and
+`--network none` rows use --network none on both sides; the default-network and published-port
+rows (bench/node_network.py) use a second dockerd that has docker's bridge, in a namespace of its own.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import bundles, hyper, images, servers
+from bench import bundles, hyper, images, node_network, servers
 from bench.alternate import Results, alternate, log, pair_row
 from bench.oci_http import Client
 from bench.plan import Plan, size_label
@@ -101,6 +102,7 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
     try:
         out += _pull_rows(plan, client, docker, docker_error, agent, dy_error, work, big_ref, total, len(layers))
         out += _run_rows(plan, docker, docker_error, agent, dy_run_error, busybox_ref)
+        out += node_network.rows(plan, agent, docker, docker_error, dy_run_error, busybox_ref, procs, work)
         out += _memory_rows(plan, docker, docker_error, agent, dy_run_error, busybox_ref)
         out += _listing_rows(plan, client, base, work, docker, docker_error, dy_run_error)
         from bench.node_commit import commit_rows

@@ -14,7 +14,8 @@ old or the new session, never half of one)::
     <prefix>uploads/<id>/state.json   {"size", "seq", "gen", "sha256": saved hash state,
                                        "mpu": {"id", "key", "parts": [{n, etag, size}]} | null,
                                        "objects": [{"key", "size"}]}
-    <prefix>uploads/<id>/piece-<seq>  bytes that arrived after the parts: < 5 MiB in total
+    <prefix>uploads/<id>/piece-<seq>-<token>  bytes that arrived after the parts: < 5 MiB in
+                                      total (token: random per PATCH, see "Racing PATCHes")
     <prefix>uploads/<id>/data-<gen>   the multipart upload's target (or a consolidated copy)
 
 The staged bytes are, in order: the multipart parts, then ``objects``. A PATCH streams its body
@@ -41,8 +42,13 @@ completed, and the result is server-side copied to the blob's content address; a
 multipart upload (under 5 MiB) is copied from its one piece or written with one PUT. Then every
 staging key of the session is deleted in one DeleteObjects, before the registry answers 201.
 
-Not covered: two PATCHes of the *same* session racing on two replicas at once (the protocol
-forbids it; the later state.json wins and the client's next Range check tells it so).
+Racing PATCHes. Two PATCHes of the *same* session at once on two replicas (the protocol forbids
+it; a hostile client may try) are not serialised: the later state.json wins and the client's next
+Range check says so. What must not happen is a state whose bytes are not the bytes its hash
+covers (bytes stored under a digest they do not have): so a piece's name carries a random token
+(the racer's pieces never overwrite ours), and a part uploaded twice under one number is taken
+by the ETag the winning state recorded (S3 refuses a stale ETag; SeaweedFS completes with the
+part version that ETag names). Either state is then self-consistent, or its commit fails.
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from oci.digest import Digest
@@ -125,7 +132,7 @@ class _Writer:
         await self._wait()
         if self.buf_size:
             self.session.seq += 1
-            key = self.store.key(self.id, f"piece-{self.session.seq:06d}")
+            key = self.store.key(self.id, f"piece-{self.session.seq:06d}-{os.urandom(4).hex()}")
             data = self._take(self.buf_size)
             await self.s3.call("put_object", Key=key, Body=data)
             self.session.objects.append({"key": key, "size": len(data)})
@@ -360,17 +367,11 @@ class S3Uploads:
             session = await self.load(upload_id)
         except UploadNotFound:
             session = None
-        if session is not None:
-            # Every key a session can own is named by its state, plus at most the one piece and
-            # data object a crashed PATCH or read-back wrote before saving it: no listing needed.
-            if session.mpu is not None:
-                with contextlib.suppress(Missing):
-                    await self.s3.call("abort_multipart_upload", Key=session.mpu["key"], UploadId=session.mpu["id"])
-            await self.s3.delete_keys([
-                *(o["key"] for o in session.objects), self.key(upload_id, f"piece-{session.seq + 1:06d}"),
-                self.key(upload_id, f"data-{session.gen:06d}"), self.key(upload_id, "state.json")])
-            return
-        # No state (an orphan): whatever is listed under the session's prefix goes.
+        if session is not None and session.mpu is not None:
+            with contextlib.suppress(Missing):
+                await self.s3.call("abort_multipart_upload", Key=session.mpu["key"], UploadId=session.mpu["id"])
+        # Whatever is listed under the session's prefix goes: its state names most keys, but not
+        # the piece or multipart upload of a PATCH that crashed (or raced) before saving it.
         prefix = self.key(upload_id)
         keys = [o["Key"] async for page in self.s3.paginate("list_objects_v2", Prefix=prefix)
                 for o in page.get("Contents", ())]
@@ -382,11 +383,10 @@ class S3Uploads:
             await self.s3.delete_keys(keys)
 
     async def discard_empty(self, upload_id: str) -> None:
-        """Forget a session known to hold no bytes: its state and the names a first PATCH that
-        crashed could have written, deleted in a shared batch shortly after (s3_deletes.py; a
-        multipart upload such a PATCH had recorded is aborted by the stale-upload sweep)."""
-        self.s3.deferred_deletes.add([self.key(upload_id, "state.json"), self.key(upload_id, "piece-000001"),
-                                      self.key(upload_id, "data-000000")])
+        """Forget a session known to hold no bytes: its state, deleted in a shared batch shortly
+        after (s3_deletes.py). A piece or multipart upload a first PATCH wrote before crashing
+        keeps the session listed by ``iter``, so the upload expiry removes it as an orphan."""
+        self.s3.deferred_deletes.add([self.key(upload_id, "state.json")])
 
     async def iter(self) -> AsyncIterator[tuple[str, float]]:
         """(id, newest LastModified) of every session with anything staged, orphans included:

@@ -364,3 +364,22 @@ def test_big_reads_leave_proxied_endpoints_to_botocore(monkeypatch):
     assert needs_proxy("http://s3.internal:8333") and needs_proxy("")
     monkeypatch.setenv("NO_PROXY", "s3.internal")
     assert not needs_proxy("http://s3.internal:8333")
+
+
+@pytest.mark.parametrize("sizes", [(2000, 3000), (6 * MiB, 3000)])
+async def test_racing_patches_leave_a_session_whose_bytes_match_its_digest(replicas, sizes):
+    """Two PATCHes of one session at once on two replicas (a protocol violation a hostile client
+    can commit): whichever state wins, the committed blob's bytes are the bytes its digest says."""
+    uid = "5" * 32
+    base = os.urandom(1000)
+    await replicas[0].create_upload(uid)
+    await replicas[0].append_upload(uid, _chunks(base))
+    a, b = os.urandom(sizes[0]), os.urandom(sizes[1])
+    await asyncio.gather(replicas[1].append_upload(uid, _chunks(a)), replicas[2].append_upload(uid, _chunks(b)))
+    digest, size = await replicas[0].upload_digest(uid, "sha256")
+    assert (digest, size) in {(Digest.of(base + a), 1000 + len(a)), (Digest.of(base + b), 1000 + len(b))}
+    await replicas[0].commit_upload(uid, digest)
+    stored = await replicas[1].get(digest)
+    assert Digest.of(stored) == digest
+    await replicas[0].delete_upload(uid)    # the loser's staging is listed and removed too
+    assert [x async for x in replicas[0].iter_uploads()] == []
