@@ -107,7 +107,7 @@ def attach(root: Path, container_id: str, container_name: str, network: str, pub
                          ports=bindings)
         @own_process  # a library's fork unwinding: the parent owns this attach
         def wire() -> None:
-            links.create_netns(c.netns_path)
+            links.create_netns(c.netns_path, loopback=False)  # create_endpoint brings lo up
             _add_endpoint(store, c, net, aliases, ip)
             firewall.apply(store)
             _refresh_hosts(store, c)
