@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, need, need_root, need_tool
+from tests.helpers import free_port, need, need_root, need_tool, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.docker, pytest.mark.slow]
 
@@ -150,7 +150,9 @@ def test_seed_scenario_publish_fetch_stop_rm(dockyard, web_image, remote_host):
 
     dockyard("rm", "web")
     assert not os.path.exists(netns_path)
-    assert veth not in host_veths()  # (other veths may come and go: tests run concurrently)
+    # the kernel deletes the veth with the namespace, in its own worker (no explicit delete)
+    # (other veths may come and go: tests run concurrently)
+    wait_until(lambda: veth not in host_veths(), what=f"{veth} gone with the namespace")
     rules = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
     assert cid not in rules and f"dport {port}" not in rules
     assert all(not n.allocations for n in Store(dockyard.root).networks())

@@ -17,7 +17,7 @@ import pytest
 
 from node.network import api, firewall, links, networks
 from node.network.state import NetworkError, Store
-from tests.helpers import free_port, need_root, need_tool
+from tests.helpers import free_port, need_root, need_tool, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -221,7 +221,10 @@ def test_reclaim_releases_crashed_containers_only(net_root):
     rules = firewall.ruleset(Store(root))
     assert "live1" in rules and "dead1" not in rules
     assert sorted(networks.find(Store(root), "bridge").allocations.values()) == ["live1"]
-    assert not links.link_exists(crashed.endpoints[0].host_veth)
+    # nobody is in the crashed ones' namespaces: the kernel deletes their veths with them
+    for veth in (crashed.endpoints[0].host_veth, gone.endpoints[0].host_veth):
+        wait_until(lambda: not links.link_exists(veth), what=f"{veth} gone with its namespace")
+    assert links.link_exists(alive.endpoints[0].host_veth)
 
 
 def test_network_create_refuses_overlapping_subnets(net_root):
