@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/install-system-deps --python-only
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	# compat: the editable install is one path entry (a .pth naming the checkout). The default
+	# mode installs an import-hook finder that every interpreter start loads: ~11 ms of the
+	# 25 ms start of each `dockyard` command (bench/results/PROFILE.md, sections 9 and 10).
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 venv: $(STAMP)

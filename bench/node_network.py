@@ -152,7 +152,7 @@ def _run_row(plan, agent, bridged, docker_error, dy_error, ref, metric) -> Row:
     return pair_row(AREA, metric, "ms", "lower", _merge(res, pre), DY, DOCKER,
                     "docker 20.10 + runc, docker0 bridge + iptables",
                     note=f"hyperfine -N, {plan.run_runs} runs per round; docker's bridge exists "
-                         "before and after (docker0); Dockyard's default bridge is made and removed per run")
+                         "before and after (docker0); so is Dockyard's default bridge (kept while idle)")
 
 
 def _http_row(plan, agent, bridged, docker_error, dy_error, ref, metric) -> Row:
@@ -187,3 +187,37 @@ def _http_row(plan, agent, bridged, docker_error, dy_error, ref, metric) -> Row:
                     "docker 20.10 + runc, docker-proxy + iptables DNAT",
                     note=f"median of {runs} per round; probe GET /hostname every 2 ms on 127.0.0.1:H "
                          "(docker's from inside its namespace)")
+
+
+def main() -> int:
+    """These two rows alone (`python -m bench.node_network [--quick]`): a registry with the
+    busybox image, the plain dockerd to pull it, the bridged one, a fresh agent root. Prints the
+    rows as JSON; everything is stopped and removed (the agent's networks purged) at the end."""
+    import json
+    import sys
+
+    from bench import images, servers
+    from bench.node_bench import Agent
+    from bench.oci_http import Client
+    from bench.plan import for_mode
+    from bench.procs import Scratch
+    plan = for_mode("--quick" in sys.argv)
+    scratch, procs = Scratch(), Processes()
+    try:
+        work = scratch.dir("node")
+        registry = servers.start_distribution(procs, scratch.dir("node-registry"))
+        ref = f"127.0.0.1:{registry.port}/bench/busybox:1"
+        images.push_image(Client(registry.port), "bench/busybox", "1", [images.busybox_layer(work)], ["sh"])
+        docker = servers.start_dockerd(procs, scratch.dir("dockerd"))
+        docker.run("pull", "--quiet", ref)
+        agent = Agent(work / "agent")
+        agent.run("pull", "--quiet", ref)
+        print(json.dumps(rows(plan, agent, docker, "", "", ref, procs, work), indent=1))
+    finally:
+        procs.stop_all()
+        scratch.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

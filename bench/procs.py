@@ -197,7 +197,18 @@ class Scratch:
                     found.append(target)
         return found
 
+    def purge_networks(self) -> None:
+        """Remove the bridges, subnets and nft tables of every agent root below the scratch dir:
+        the default bridge outlives its containers (like docker0) and only a purge removes it."""
+        stores = [s for depth in ("", "*/", "*/*/", "*/*/*/")
+                  for s in self.root.glob(f"{depth}network/networks")]
+        if stores:
+            from node.network import api
+            for store in stores:
+                api.purge(store.parent.parent)
+
     def close(self) -> None:
+        self.purge_networks()
         # deepest first; lazy so a busy mount cannot keep us from removing the tree
         for target in sorted(self.mounts_below(), key=len, reverse=True):
             subprocess.run(["umount", "-l", target], capture_output=True)

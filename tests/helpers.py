@@ -48,3 +48,25 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def purge_networks(root) -> None:
+    """Remove the bridges, subnets and nftables table of the agent root ``root`` (the default
+    bridge outlives its containers, like docker0; only a purge removes it). Every fixture whose
+    root ran a container on a bridge network calls this before the root is deleted, or the shared
+    machine keeps a bridge and a /16 per root."""
+    from pathlib import Path
+    if not (Path(root) / "network").is_dir():
+        return
+    from node.network import api
+    api.purge(Path(root))
+
+
+def wait_until(condition, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds: for work the kernel finishes in its own time (a
+    namespace's devices are deleted by a kernel worker after its last reference goes)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} still not true after {timeout}s")
+        time.sleep(0.02)

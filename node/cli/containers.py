@@ -77,7 +77,7 @@ def register(sub) -> None:
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p = add("inspect", cmd_inspect, "show containers (or images) as JSON")
-    p.add_argument("-f", "--format", help="only {{json .}} style is not supported; prints a field path like .State.Status")
+    p.add_argument("-f", "--format", help="a Go template, as docker's: {{.State.Status}}, {{json .Config}}, {{index .Config.Labels \"k\"}}")
     p.add_argument("targets", nargs="+")
 
     group = sub.add_parser("container", help="manage containers")
@@ -336,19 +336,16 @@ def cmd_inspect(args) -> int:
         else:
             results.append(image)
     if args.format:
+        from node.cli.gotemplate import TemplateError, render
         for doc in results:
-            print(json.dumps(_field(doc, args.format)) if not isinstance(_field(doc, args.format), str)
-                  else _field(doc, args.format))
+            try:
+                print(render(args.format, doc))
+            except TemplateError as e:
+                print(f"Error: {e}", file=sys.stderr)
+                return 1
     else:
         print(json.dumps(results, indent=4))
     return code
-
-
-def _field(doc, fmt: str):
-    path = fmt.strip().removeprefix("{{").removesuffix("}}").strip().lstrip(".")
-    for part in filter(None, path.split(".")):
-        doc = doc.get(part) if isinstance(doc, dict) else None
-    return doc
 
 
 def _inspect_image(root, ref):

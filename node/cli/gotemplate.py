@@ -1,8 +1,8 @@
-"""The part of Go's text/template that `docker ... --format` users write, for `ps` and `images`.
+"""The part of Go's text/template that `docker ... --format` users write, for `ps`, `images`, `inspect`.
 
 Supported: ``{{.Field}}``, ``{{.Field.Sub}}``, ``{{.}}``, method calls with arguments
-(``{{.Label "com.example.key"}}``), functions ``json upper lower title join split truncate pad
-println printf``, pipelines (``{{.Names | upper}}``), ``{{- ... -}}`` trimming, and the ``\\t`` /
+(``{{.Label "com.example.key"}}``), functions ``json index upper lower title join split truncate
+pad println printf``, pipelines (``{{.Names | upper}}``), ``{{- ... -}}`` trimming, and the ``\\t`` /
 ``\\n`` escapes docker expands. ``table`` before the template prints a header row (each field's
 header, as docker names it) and aligns columns as docker's tabwriter does (minimum width 10,
 padding 3). Anything else — ``if``, ``range``, variables — is refused with one clear line rather
@@ -51,7 +51,22 @@ def _printf(fmt: Any, *args: Any) -> str:
                                                          else str(next(it, ""))), str(fmt))
 
 
+def _index(value: Any, *keys: Any) -> Any:
+    """Go's index: a map's value ("" when the key is absent, as a map of strings gives), a list's item."""
+    for key in keys:
+        if isinstance(value, Mapping):
+            value = value.get(key, "")
+        elif isinstance(value, (list, tuple)) and isinstance(key, int):
+            if not -1 < key < len(value):
+                raise TemplateError(f"template: index out of range: {key}")
+            value = value[key]
+        else:
+            raise TemplateError(f"template: can't index item of type {type(value).__name__}")
+    return value
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "index": _index,
     "json": _go_json, "upper": lambda v: str(v).upper(), "lower": lambda v: str(v).lower(),
     "title": lambda v: str(v).title(), "join": _join, "split": lambda v, sep: str(v).split(str(sep)),
     "truncate": _truncate, "pad": _pad, "println": lambda *v: " ".join(str(x) for x in v) + "\n",

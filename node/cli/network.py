@@ -160,16 +160,31 @@ def cmd_port(args) -> int:
     if c is None:
         raise CliError(f"no published ports: container {args.container} is not running on a "
                        "bridge network", 1)
-    bindings = c.ports
+    # docker's `port` reads NetworkSettings.Ports: the kernel's DNAT bindings plus the [::]
+    # ones of the userland proxy (node/network/userproxy.py), which the network state lacks.
+    published = _published(args.root, c.container_id)
     if args.private_port:
         port, _, proto = args.private_port.partition("/")
-        bindings = [b for b in bindings
-                    if str(b.container_port) == port and b.proto == (proto or "tcp")]
-        if not bindings:
+        hosts = published.get(f"{port}/{proto or 'tcp'}") or []
+        if not hosts:
             raise CliError(f"no public port '{args.private_port}' published for {args.container}", 1)
-        for b in bindings:
-            print(f"{b.host_ip or '0.0.0.0'}:{b.host_port}")
+        for host in hosts:
+            print(host)
         return 0
-    for line in ports.format_port_lines(bindings):
-        print(line)
+    for key, hosts in published.items():
+        for host in hosts:
+            print(f"{key} -> {host}")
     return 0
+
+
+def _published(root: str, container_id: str) -> dict[str, list[str]]:
+    """{"80/tcp": ["0.0.0.0:8080", "[::]:8080"]} from the container's inspect document."""
+    from node.engine.inspect import inspect_container
+    from node.engine.records import find
+    ports = (inspect_container(find(root, container_id)).get("NetworkSettings") or {}).get("Ports") or {}
+    out: dict[str, list[str]] = {}
+    for key, bindings in ports.items():
+        for b in bindings or []:
+            ip = b.get("HostIp") or "0.0.0.0"
+            out.setdefault(key, []).append(f"{f'[{ip}]' if ':' in ip else ip}:{b.get('HostPort')}")
+    return out

@@ -67,26 +67,9 @@ def _start(starter: list[str]) -> tuple[int, str] | None:
     if os.waitstatus_to_exitcode(status) == 0:
         return None
     name = os.path.basename(argv[argv.index("--root") - 1]) if "--root" in argv else "runtime"
-    message = _last_error(log, mark) if log else ""
+    from node.runtime.ocilog import last_error
+    message = last_error(log, mark) if log else ""
     return 125, f"{name} start: {message or output.decode(errors='replace').strip()}"
-
-
-def _last_error(log: str, since: int) -> str:
-    import json
-    try:
-        with open(log, "rb") as f:
-            f.seek(since)
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("level") in ("error", "fatal"):
-            return str(entry.get("msg", ""))
-    return ""
 
 
 def main(argv: list[str]) -> None:

@@ -1,8 +1,9 @@
 """Container networking for the node agent: Docker's bridge driver, without a daemon.
 
     api.py       the engine's contract: attach / detach / reclaim (+ connect, disconnect, purge)
-    networks.py  networks as records: the default "bridge" (made on first use, removed when
-                 idle) and user-defined ones, each with its own Linux bridge
+    networks.py  networks as records: the default "bridge" (made on first use and kept while
+                 idle, like docker0; only api.purge removes it) and user-defined ones, each with
+                 its own Linux bridge
     ipam.py      subnets that overlap no host route or other network; addresses never handed
                  out twice; docker-style MACs
     links.py     kernel side through iproute2 batches: netns files under /run/dockyard/netns, bridges,

@@ -5,6 +5,12 @@ puts ``{"type": "network", "path": netns_path}`` in config.json so the builtin r
 crun all join it. Order of work, chosen so that a crash at any step is undone by reclaim():
 record the address and the container's record first, then build kernel objects (bridge, netns,
 veth), then rules, then peers' hosts files. detach() undoes it in reverse and is idempotent.
+
+What stays after the last detach (a change from "an idle node has no kernel state of ours"):
+the default bridge, its subnet and the nftables table, as docker0 stays — making and removing
+them on every `run --rm` was most of its cost. purge() is the one way to remove them; test and
+bench roots call it before they are deleted. A veth whose namespace nobody is in any more is left
+for the kernel to delete with the namespace.
 """
 from __future__ import annotations
 
@@ -150,24 +156,35 @@ def detach(root: Path, container_id: str) -> None:
 def _detach_locked(store: Store, c: ContainerNet) -> None:
     peers = hosts.peers_of(c, _networks_by_name(store), store.containers())
     store.delete_container(c.container_id)
-    for ep in c.endpoints:
-        links.delete_link(ep.host_veth)
-    idle: list[Network] = []
+    if _netns_held(c.netns_path):
+        # Someone (a process that outlived the container, an nsenter) is still in the namespace:
+        # cut its veths now so that nothing there keeps an address that is about to be reused.
+        for ep in c.endpoints:
+            links.delete_link(ep.host_veth)
+    # Otherwise the veths are left to the kernel: unbinding the namespace below drops its last
+    # reference, and the kernel deletes every device in it, each veth pair with both its ends,
+    # in its own worker instead of making us wait (an `ip link del` blocks ~25 ms for an RCU
+    # grace period). No process is left in there to use the address meanwhile.
     for net in store.networks():
         if ipam.release(net, c.container_id):
             store.save_network(net)
-        if not net.user_defined and not net.allocations:
-            # The agent is no daemon: with no container on it, the default bridge (and, when no
-            # user network exists either, the whole nftables table) goes away and comes back on
-            # the next attach, so an idle node carries no kernel state of ours.
-            idle.append(net)
-    # under the lock, so no freed address is handed out before the rules follow
-    firewall.apply(store, without=frozenset(n.name for n in idle))
-    for net in idle:
-        links.delete_link(net.bridge)
-        store.delete_network(net.name)
+    # The default bridge stays when idle, like docker0: making and removing it and its nft table
+    # on every `run --rm` cost ~86 ms of kernel waits (bench/results/PROFILE.md section 10).
+    # purge() removes it. Under the lock, so no freed address is handed out before the rules follow.
+    firewall.apply(store)
     links.remove_netns(c.netns_path)
     _refresh_peer_hosts(store, peers)
+
+
+def _netns_held(path: str) -> bool:
+    """Whether some process is in the namespace bound at ``path`` (one pass over /proc)."""
+    if not links.is_netns(path):
+        return False
+    try:
+        inode = os.stat(path).st_ino
+    except OSError:
+        return False
+    return inode in links.netns_inodes_in_use()
 
 
 def reclaim(root: Path, grace: float = RECLAIM_GRACE_SECONDS) -> list[str]:
@@ -324,7 +341,9 @@ def attachment_of(root: Path, container_id: str) -> Attachment | None:
 
 def purge(root: Path) -> None:
     """Remove every network object of this agent root: attachments, bridges (the default one
-    included), the nftables table. For tests and `dockyard system reset`-like cleanups."""
+    included: nothing else removes it), the nftables table. Every test root and bench root that
+    ran a container on a bridge network calls it before deleting the root, else the bridge, its
+    subnet and the table stay on the host."""
     store = Store(root)
     if not store.dir.exists():
         return

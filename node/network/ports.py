@@ -128,12 +128,6 @@ def docker_ports(bindings: list[PortBinding], exposed: list[str] = ()) -> dict:
     return out
 
 
-def format_port_lines(bindings: list[PortBinding]) -> list[str]:
-    """`dockyard port` output: "80/tcp -> 0.0.0.0:8080"."""
-    return [f"{b.container_port}/{b.proto} -> {b.host_ip or '0.0.0.0'}:{b.host_port}"
-            for b in bindings]
-
-
 def format_ps(bindings: list[PortBinding]) -> str:
     """The PORTS column of `ps`: "0.0.0.0:8080->80/tcp"."""
     return ", ".join(f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.container_port}/{b.proto}"

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from node.runtime import RuntimeError_
+from node.runtime.ocilog import last_error
 
 
 class _OciHandle:
@@ -54,20 +55,7 @@ class OciCliRuntime:
         return argv
 
     def _last_error(self, since: int) -> str:
-        try:
-            with open(self.log, "rb") as f:
-                f.seek(since)
-                lines = f.read().decode(errors="replace").splitlines()
-        except OSError:
-            return ""
-        for line in reversed(lines):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("level") in ("error", "fatal"):
-                return str(entry.get("msg", ""))
-        return ""
+        return last_error(str(self.log), since)
 
     def _log_size(self) -> int:
         try:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.node_run_support import CGROUP_PARENT, REPO, leaks, remove_cgroup_parent
-from tests.helpers import need, need_root, need_tool
+from tests.helpers import need, need_root, need_tool, purge_networks
 from tests.procs import start_process, stop_process, unmount_below, wait_until
 
 DOCKYARD = REPO / ".venv" / "bin" / "dockyard"
@@ -128,6 +128,7 @@ def engine(busybox_image_dir):
         if ids:
             eng.dockyard("rm", "-f", "-v", *ids)
         stop_process(eng.proc)
+        purge_networks(root)  # the default bridge outlives its containers, like docker0
         left = leaks(root)
         unmount_below(base)
         remove_cgroup_parent()

@@ -27,7 +27,7 @@ def test_rename_commit_update_through_the_docker_cli(engine):
     engine.docker("run", "-d", "--name", name, "--network", "none", engine.image, "sh", "-c",
                   "echo from-api > /made; sleep 300", check=True)
     assert engine.docker("rename", name, new, check=True).stdout == ""
-    assert engine.dockyard("inspect", "--format", ".Name", new, check=True).stdout.strip() == f"/{new}"
+    assert engine.dockyard("inspect", "--format", "{{.Name}}", new, check=True).stdout.strip() == f"/{new}"
     gone = engine.docker("rename", name, "x")
     assert gone.returncode == 1 and "No such container" in gone.stderr
 

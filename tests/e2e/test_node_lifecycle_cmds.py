@@ -200,7 +200,7 @@ def test_update_changes_the_running_containers_cgroup(side):
     files = [("memory", "memory.limit_in_bytes"), ("memory", "memory.memsw.limit_in_bytes"),
              ("cpu", "cpu.cfs_quota_us"), ("cpu", "cpu.cfs_period_us"), ("cpu", "cpu.shares"), ("pids", "pids.max")]
     d_pid = int(docker.run("inspect", "--format", "{{.State.Pid}}", name).stdout)
-    o_pid = int(_ok(dy(root, "inspect", "--format", ".State.Pid", name)).stdout)
+    o_pid = int(_ok(dy(root, "inspect", "--format", "{{.State.Pid}}", name)).stdout)
     theirs = {f: _cgroup_file(d_pid, c, f) for c, f in files}
     ours = {f: _cgroup_file(o_pid, c, f) for c, f in files}
     assert ours == theirs, (ours, theirs)
@@ -211,7 +211,7 @@ def test_update_changes_the_running_containers_cgroup(side):
     assert {k: our_hc[k] for k in keys} == {k: their_hc[k] for k in keys}
     # kept in the record: a restart comes back with the new limits
     _ok(dy(root, "restart", "-t", "0", name))
-    o_pid = int(_ok(dy(root, "inspect", "--format", ".State.Pid", name)).stdout)
+    o_pid = int(_ok(dy(root, "inspect", "--format", "{{.State.Pid}}", name)).stdout)
     assert _cgroup_file(o_pid, "memory", "memory.limit_in_bytes") == str(96 << 20)
     assert _cgroup_file(o_pid, "cpu", "cpu.shares") == "512"
     # docker's refusals, one line each

@@ -136,7 +136,8 @@ def test_seed_scenario_publish_fetch_stop_rm(dockyard, web_image, remote_host):
     assert fetch(f"http://127.0.0.1:{port}/") == PAGE
     assert fetch_from(remote_host, f"http://10.251.1.1:{port}/") == PAGE  # not only loopback
     assert f"0.0.0.0:{port}->80/tcp" in dockyard("ps").stdout
-    assert dockyard("port", "web").stdout.strip() == f"80/tcp -> 0.0.0.0:{port}"
+    # IPv4 first; where the host has IPv6, the userland proxy's [::] line too (as docker's)
+    assert dockyard("port", "web").stdout.splitlines()[0] == f"80/tcp -> 0.0.0.0:{port}"
     settings = json.loads(dockyard("inspect", "web").stdout)[0]["NetworkSettings"]
     netns_path = settings["SandboxKey"]
     from node.network.state import Store

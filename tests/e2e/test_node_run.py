@@ -242,3 +242,25 @@ def test_umask_is_0022_whatever_the_callers(dy, runtime):
     finally:
         os.umask(old)
     assert (r.returncode, r.stdout.strip()) == (0, "0022"), r.stderr
+
+
+def test_detached_start_failure_says_why(dy, runtime):
+    """A detached start goes through the slim monitor (node/engine/shim.py), which reads the
+    runtime's own error (runc/crun: their JSON log, node/runtime/ocilog.py)."""
+    r = dy("run", "-d", "--name", "broken-d", "--runtime", runtime, "busybox", "no-such-program")
+    assert r.returncode == 127 and "no-such-program" in r.stderr, (r.stdout, r.stderr)
+    state = dy.inspect("broken-d")["State"]
+    assert state["Running"] is False and state["ExitCode"] == 127 and "no-such-program" in state["Error"]
+
+
+def test_inspect_format_is_a_go_template(dy):
+    dy("run", "-d", "--name", "fmt", "--label", "tier=web", "busybox", "sleep", "30", check=True)
+    try:
+        out = dy.out("inspect", "--format",
+                     '{{.Name}} {{.State.Status}} {{.State.Running}} {{json .Config.Cmd}} {{index .Config.Labels "tier"}}',
+                     "fmt")
+        assert out == '/fmt running true ["sleep","30"] web\n'
+        r = dy("inspect", "--format", "{{.NoSuchField}}", "fmt")
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "NoSuchField" in r.stderr
+    finally:
+        dy("rm", "-f", "fmt")

@@ -175,4 +175,6 @@ def test_device_in_a_user_namespace_is_the_hosts_node(busybox_layer, runtime):  
         assert out.split() == [f"{os.major(st.st_rdev):x}", f"{os.minor(st.st_rdev):x}"]
         assert leaks(d.root) == []
     finally:
+        from tests.helpers import purge_networks
+        purge_networks(d.root)
         shutil.rmtree(base, ignore_errors=True)

@@ -62,6 +62,10 @@ def test_published_port_answers_on_ipv6_loopback_and_any(dy):
         assert {"HostIp": "::", "HostPort": str(tcp)} in ports["80/tcp"]
         assert {"HostIp": "0.0.0.0", "HostPort": str(tcp)} in ports["80/tcp"]
         assert f"[::]:{tcp}->80/tcp" in dy.out("ps", "--format", "{{.Ports}}")
+        # `port` lists both, as docker's: "80/tcp -> 0.0.0.0:P" then "80/tcp -> [::]:P"
+        lines = dy.out("port", "web").splitlines()
+        assert f"80/tcp -> 0.0.0.0:{tcp}" in lines and f"80/tcp -> [::]:{tcp}" in lines, lines
+        assert dy.out("port", "web", "80").splitlines() == [f"0.0.0.0:{tcp}", f"[::]:{tcp}"]
         pid = int((dy.root / "containers" / cid / "userproxy.pid").read_text().split()[0])
         dy.out("stop", "-t", "1", "web")
         with pytest.raises(OSError):

@@ -12,7 +12,7 @@ import pytest
 
 from node.engine import userns
 from tests.e2e.node_run_support import Dockyard, busybox_layer, leaks, runtime  # noqa: F401
-from tests.helpers import need_root
+from tests.helpers import need_root, purge_networks
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -28,6 +28,7 @@ def base():
     d = Path(tempfile.mkdtemp(prefix="dockyard-userns-"))
     os.chmod(d, 0o711)
     yield d
+    purge_networks(d / "root")  # the default bridge outlives its containers, like docker0
     shutil.rmtree(d, ignore_errors=True)
 
 

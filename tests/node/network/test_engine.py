@@ -14,7 +14,7 @@ import pytest
 
 from node.network import api, firewall, links, networks
 from node.network.state import Store
-from tests.helpers import free_port, need, need_root, need_tool
+from tests.helpers import free_port, need, need_root, need_tool, wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -119,11 +119,18 @@ def test_published_port_lives_and_dies_with_the_container(root, image):
     bridge = Store(root).network("bridge").bridge
     veth = Store(root).container(web.id).endpoints[0].host_veth
     remove_container(root, Container(root, web.id), force=True)
-    assert not links.link_exists(veth)
     assert not os.path.exists(api.netns_path_for(root, web.id))
+    # no explicit delete: the kernel removes the veth pair with the namespace, in its own time
+    wait_until(lambda: not links.link_exists(veth), what=f"{veth} gone with the namespace")
     assert web.id not in firewall.ruleset(Store(root))
-    assert Store(root).network("bridge") is None  # the idle default bridge is gone too
+    # the idle default bridge stays, like docker0, with its masquerade rule
+    assert Store(root).network("bridge").allocations == {}
+    assert links.link_exists(bridge)
+    assert f'oifname != "{bridge}" masquerade' in firewall.ruleset(Store(root))
+    api.purge(root)  # the one way to remove it: bridge, record and table
+    assert Store(root).network("bridge") is None
     assert not links.link_exists(bridge)
+    assert firewall.ruleset(Store(root)) == ""
 
 
 def test_containers_find_each_other_by_name_and_networks_are_isolated(root, image):

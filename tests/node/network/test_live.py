@@ -145,10 +145,16 @@ def test_published_port_from_host_and_another_host_then_gone(net_root, remote_ho
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
     assert not os.path.exists(a.netns_path)
+    # a server still runs in the namespace, so detach deleted the veth itself
     assert not links.link_exists(a.endpoints[0].host_veth)
     assert "web1" not in firewall.ruleset(Store(root))
-    assert Store(root).network("bridge") is None  # the idle default bridge is gone too
+    # the idle default bridge stays, like docker0; purge removes it with the table
+    assert Store(root).network("bridge").allocations == {}
+    assert links.link_exists(bridge)
+    api.purge(root)
+    assert Store(root).network("bridge") is None
     assert not links.link_exists(bridge)
+    assert firewall.ruleset(Store(root)) == ""
 
 
 def test_user_networks_resolve_names_and_are_isolated(net_root, tmp_path):

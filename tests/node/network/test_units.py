@@ -89,7 +89,6 @@ def test_docker_port_shapes():
         "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
     }
     assert ports.format_ps(b) == "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp"
-    assert ports.format_port_lines(b)[0] == "80/tcp -> 0.0.0.0:8080"
 
 
 def test_rendered_rules_publish_masquerade_and_isolate():
