@@ -9,20 +9,27 @@ from __future__ import annotations
 HOST_GATEWAY = "host-gateway"
 
 
+EXTRA_HOSTS = "hosts.extra"  # the --add-host lines, kept beside the hosts file for node/network/hosts.py
+
+
 def apply(record_dir, hc, root=None) -> None:
+    extra = record_dir / EXTRA_HOSTS
+    extra.unlink(missing_ok=True)
     if hc.extra_hosts:
         hosts = record_dir / "hosts"
         text = hosts.read_text()
         if text and not text.endswith("\n"):
             text += "\n"
-        gateway = None
+        gateway, lines = None, ""
         for entry in hc.extra_hosts:
             name, _, ip = entry.partition(":")
             if ip == HOST_GATEWAY:
                 gateway = gateway or host_gateway(root if root is not None else record_dir.parent.parent)
                 ip = gateway
-            text += f"{ip}\t{name}\n"
-        hosts.write_text(text)
+            lines += f"{ip}\t{name}\n"
+        # The network layer rewrites the hosts file when peers come and go; it appends these again.
+        extra.write_text(lines)
+        hosts.write_text(text + lines)
     if hc.dns or hc.dns_search or getattr(hc, "dns_options", None):
         resolv = record_dir / "resolv.conf"
         resolv.write_text(rewrite_resolv_conf(resolv.read_text(), hc.dns, hc.dns_search,

@@ -91,7 +91,7 @@ def rewrite_hosts(root: Path, c: ContainerNet, networks: dict[str, Network],
     path = hosts_path(root, c.container_id)
     if path.is_symlink():
         return  # never follow a link planted in the container dir
-    text = hosts_text(hosts_entries(c, networks, everyone))
+    text = hosts_text(hosts_entries(c, networks, everyone)) + _extra_hosts(path)
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         with open(path, "r+") as f:
             if f.read() == text:
@@ -99,6 +99,17 @@ def rewrite_hosts(root: Path, c: ContainerNet, networks: dict[str, Network],
             f.seek(0)
             f.write(text)
             f.truncate()
+
+
+def _extra_hosts(hosts: Path) -> str:
+    """The container's --add-host lines (node/engine/etcfiles.py keeps them in ``hosts.extra``)."""
+    extra = hosts.with_name("hosts.extra")
+    if extra.is_symlink():
+        return ""
+    try:
+        return extra.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
 
 
 def peers_of(c: ContainerNet, networks: dict[str, Network],

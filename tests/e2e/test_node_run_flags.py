@@ -164,3 +164,21 @@ def test_bad_ulimit_sysctl_and_group_are_refused_in_one_line(dy):
         assert r.returncode == 125 and words in r.stderr and r.stderr.count("\n") == 1, (flags, r.stderr)
     assert dy.out("run", "--rm", "--network", "none", "busybox", "sh", "-c", "df -k /dev/shm | tail -1").split()[1] \
         == str(64 * 1024)
+
+
+def test_add_host_lines_survive_a_peer_joining_the_network(dy):
+    """The network layer rewrites a container's hosts file when peers come and go; the
+    --add-host lines are kept (docker's daemon keeps them too)."""
+    from node.network import api
+    try:
+        dy.out("network", "create", "peers")
+        dy.out("run", "-d", "--name", "a", "--network", "peers", "--add-host", "db.internal:10.1.2.3",
+               "busybox", "sleep", "60")
+        dy.out("run", "-d", "--name", "b", "--network", "peers", "busybox", "sleep", "60")
+        hosts = dy.out("exec", "a", "cat", "/etc/hosts").splitlines()
+        assert "10.1.2.3\tdb.internal" in hosts, hosts
+        assert any(line.endswith("\tb") for line in hosts), hosts     # the peer's line arrived
+    finally:
+        dy("rm", "-f", "a", "b")
+        dy("network", "rm", "peers")
+        api.purge(dy.root)
