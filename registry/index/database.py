@@ -7,7 +7,9 @@ run by ``Database.read(q)`` or ``Database.write(q)`` (one transaction):
   per query instead of one per cursor call (aiosqlite), which is what makes the per-request
   lookups cheap. Readers run in a small pool (WAL: they never wait for the writer); writes run
   in a single writer thread, so writers inside this process queue instead of fighting for
-  SQLite's one write lock. A busy timeout covers other processes (``gc``, a second replica).
+  SQLite's one write lock, and the writes queued together share one transaction and one
+  COMMIT, each in its own savepoint (group commit, ``group_commit.py``). A busy timeout covers
+  other processes (``gc``, a second replica).
 - PostgreSQL: the same function runs through asyncpg with ``AsyncConnection.run_sync``; a pool
   of connections; concurrent writers rely on ON CONFLICT upserts.
 Both retry a transaction that hit a transient conflict (deadlock, serialization, locked).
@@ -35,6 +37,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .group_commit import GroupCommitter, Outcome, run_batch
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 READERS = 4
@@ -61,6 +65,11 @@ def _unavailable(e: BaseException) -> bool:
     # broke mid-operation can also report its state machine as confused: InternalClientError).
     return isinstance(e, OSError) or type(e).__module__.startswith("asyncpg") and any(
         word in type(e).__name__ for word in ASYNCPG_UNAVAILABLE)
+
+
+def _retryable(e: BaseException) -> bool:
+    """A transient conflict: running the transaction again can succeed."""
+    return isinstance(e, DBAPIError) and any(s in str(e) for s in RETRYABLE)
 
 
 def _why(e: BaseException) -> str:
@@ -142,6 +151,8 @@ class Database:
             self._writer = _sqlite_sync_engine(url, 1)
             self._read_threads = ThreadPoolExecutor(READERS, thread_name_prefix="index-read")
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="index-write")
+            # Looked up per batch (not bound here) so that tests can make the writer fail.
+            self._committer = GroupCommitter(self._write_thread, lambda fns: self._sync_write(fns))
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -165,10 +176,9 @@ class Database:
         with engine.connect() as conn:
             return fn(conn)
 
-    @staticmethod
-    def _sync_write(engine: Engine, fn: Query[T]) -> T:
-        with engine.begin() as conn:
-            return fn(conn)
+    def _sync_write(self, fns: list[Query[Any]]) -> list[Outcome]:
+        assert self._writer is not None
+        return run_batch(self._writer, fns, _retryable)
 
     async def read(self, fn: Query[T]) -> T:
         """Run a read-only query function."""
@@ -198,8 +208,7 @@ class Database:
         for attempt in range(attempts):
             try:
                 if self._writer is not None:
-                    loop = asyncio.get_running_loop()
-                    return await loop.run_in_executor(self._write_thread, self._sync_write, self._writer, fn)
+                    return await self._committer.submit(fn)
                 async with self.engine.begin() as conn:
                     try:
                         return await conn.run_sync(fn)
@@ -207,7 +216,7 @@ class Database:
                         await _drop_if_broken(conn, e)
                         raise
             except DBAPIError as e:
-                if attempt == attempts - 1 or not any(s in str(e) for s in RETRYABLE):
+                if attempt == attempts - 1 or not _retryable(e):
                     raise
                 log.info("index write conflict, retrying: %s", str(e).splitlines()[0])
                 await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))

@@ -1,0 +1,170 @@
+"""Group commit for the SQLite writer thread: the writes that are waiting share one COMMIT.
+
+A manifest PUT is two write transactions and a 4 KiB push three (the GC protocol orders them:
+review queued before bytes are written, bytes before names), and every one of them was its own
+fsync-ed COMMIT on the one writer thread. Here, the ``write(fn)`` calls that are queued when the
+writer becomes free run in ONE transaction, each inside its own SAVEPOINT, then one COMMIT, and
+only then is each caller answered. So:
+
+- no caller goes on before its own data is durable (crash safety and the GC ordering are what
+  they were: every caller still waits for a commit that contains its work);
+- an exception in one ``fn`` rolls back only its savepoint and is raised to that caller only;
+- a lone write is never delayed: the writer takes what is queued and does not wait for more;
+- a batch is bounded (``MAX_BATCH`` functions, and no new function starts after
+  ``BATCH_BUDGET_S`` of work: the rest go back to the head of the queue);
+- a transient conflict ("database is locked") or a lost transaction (I/O error, full disk)
+  rolls the whole batch back and fails every caller in it with that error: each caller's own
+  retry loop (``Database.write``) then runs its ``fn`` again from scratch in a later batch, as
+  a retry always did.
+
+Later functions in a batch see the earlier ones' uncommitted rows (one connection, run in
+order), which is exactly what they would have seen had each committed on its own first.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import Connection, Engine
+
+MAX_BATCH = 64
+BATCH_BUDGET_S = 0.010
+Outcome = tuple[bool, Any]  # (True, value) or (False, exception)
+Runner = Callable[[Sequence[Callable[[Connection], Any]]], list[Outcome]]
+
+
+class _BatchLost(Exception):
+    """The batch's transaction cannot be committed: ``__cause__`` goes to every caller."""
+
+
+def run_batch(engine: Engine, fns: Sequence[Callable[[Connection], Any]],
+              retryable: Callable[[BaseException], bool]) -> list[Outcome]:
+    """Run ``fns`` in order in one transaction and commit it; one outcome per function run
+    (fewer than ``len(fns)`` if the time budget ran out: the caller queues the rest again).
+    Raises if the batch as a whole failed (nothing of it is committed)."""
+    outcomes: list[Outcome] = []
+    single = len(fns) == 1
+    lost: BaseException | None = None
+    with engine.connect() as conn:
+        try:
+            # Explicit BEGIN: the stdlib driver would otherwise begin only at the first DML,
+            # and a SAVEPOINT outside a transaction would commit at its RELEASE. IMMEDIATE
+            # takes the write lock now (waiting on the busy timeout) so that the reads of
+            # every function in the batch are inside the transaction too.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            for fn in fns:
+                if outcomes and time.monotonic() - started > BATCH_BUDGET_S:
+                    break
+                outcomes.append(_run_one(conn, fn, single, retryable))
+            conn.commit()
+        except _BatchLost as e:
+            conn.rollback()
+            lost = e.__cause__
+        except BaseException:
+            conn.rollback()
+            raise
+    if lost is not None:
+        raise lost  # the function's own exception, outside the handler (no chained context)
+    return outcomes
+
+
+def _run_one(conn: Connection, fn: Callable[[Connection], Any], single: bool,
+             retryable: Callable[[BaseException], bool]) -> Outcome:
+    if single:  # no savepoint needed: its failure is the transaction's
+        try:
+            return True, fn(conn)
+        except Exception as e:
+            raise _BatchLost() from e
+    conn.exec_driver_sql("SAVEPOINT group_commit")
+    try:
+        value = fn(conn)
+    except Exception as e:
+        if retryable(e) or conn.invalidated or not conn.connection.dbapi_connection.in_transaction:
+            raise _BatchLost() from e  # SQLite rolled the transaction back, or retry it all
+        try:
+            conn.exec_driver_sql("ROLLBACK TO group_commit")
+            conn.exec_driver_sql("RELEASE group_commit")
+        except Exception:
+            raise _BatchLost() from e
+        return False, e
+    conn.exec_driver_sql("RELEASE group_commit")
+    return True, value
+
+
+@dataclass
+class _Op:
+    fn: Callable[[Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+
+
+class GroupCommitter:
+    """Queues ``write`` calls for one writer thread that runs them in batches (``run``)."""
+
+    def __init__(self, executor: Executor, run: Runner) -> None:
+        self._executor = executor
+        self._run = run
+        self._pending: deque[_Op] = deque()
+        self._lock = threading.Lock()
+        self._draining = False
+
+    async def submit(self, fn: Callable[[Connection], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        op = _Op(fn, loop, loop.create_future())
+        with self._lock:
+            self._pending.append(op)
+            start, self._draining = not self._draining, True
+        if start:
+            try:
+                self._executor.submit(self._drain)
+            except RuntimeError:  # executor shut down (the database is closing)
+                with self._lock:
+                    self._draining = False
+                    self._pending.remove(op)
+                raise
+        return await op.future
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._draining = False
+                    return
+                batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
+            try:
+                outcomes = self._run([op.fn for op in batch])
+            except Exception as e:
+                outcomes = [(False, e)] * len(batch)
+            if len(outcomes) < len(batch):  # time budget spent: the rest go first next time
+                with self._lock:
+                    self._pending.extendleft(reversed(batch[len(outcomes):]))
+                batch = batch[:len(outcomes)]
+            self._answer(batch, outcomes)
+
+    @staticmethod
+    def _answer(batch: list[_Op], outcomes: list[Outcome]) -> None:
+        """One wake-up per event loop for the whole batch, not one per caller."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Outcome]]] = {}
+        for op, outcome in zip(batch, outcomes):
+            by_loop.setdefault(op.loop, []).append((op.future, outcome))
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, answers)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+
+def _settle(answers: list[tuple[asyncio.Future, Outcome]]) -> None:
+    for future, (ok, value) in answers:
+        if future.done():  # the caller was cancelled; its work ran (or failed) regardless
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
