@@ -7,7 +7,7 @@
     ipam.py      subnets that overlap no host route or other network; addresses never handed
                  out twice; docker-style MACs
     links.py     kernel side through iproute2 batches: netns files under /run/dockyard/netns, bridges,
-                 veth pairs (host end on the bridge, peer renamed eth0 in the namespace)
+                 veth pairs (host end on the bridge, peer made as eth0 inside the namespace)
     firewall.py  one nftables table per agent root, rebuilt atomically from the records:
                  DNAT for published ports (prerouting + output, so 127.0.0.1 works),
                  masquerade, isolation between bridges
