@@ -23,9 +23,9 @@ from pathlib import Path
 
 from bench import hyper
 from bench.alternate import alternate, log, pair_row
-from bench.procs import Processes, free_port, wait_for_path
+from bench.procs import Processes, free_port
 from bench.rows import Row, unavailable
-from bench.servers import DOCKER_CGROUP_PARENT, Dockerd
+from bench.servers import DOCKER_CGROUP_PARENT, Dockerd, await_dockerd
 
 AREA = "node"
 DY, DOCKER = "dockyard", "docker"
@@ -45,15 +45,7 @@ def start_bridged_dockerd(procs: Processes, work: Path) -> Dockerd:
         "--cgroup-parent", DOCKER_CGROUP_PARENT])
     proc = procs.start(["unshare", "--net", "sh", "-c", f"ip link set lo up && {dockerd}"],
                        work / "dockerd.log", env=dict(os.environ, DOCKER_CONFIG=str(work / "client")))
-    wait_for_path(sock, proc)
-    daemon = Dockerd(proc, sock, work)
-    for _ in range(200):
-        if daemon.run("version", check=False).returncode == 0:
-            return daemon
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise RuntimeError(f"the bridged dockerd did not answer: see {work / 'dockerd.log'}")
+    return await_dockerd(proc, sock, work, "the bridged dockerd")
 
 
 def copy_image(source: Dockerd, target: Dockerd, ref: str) -> None:

@@ -120,6 +120,11 @@ def start_dockerd(procs: Processes, work: Path) -> Dockerd:
             "--pidfile", str(work / "docker.pid"), "-H", f"unix://{sock}", "--log-level", "error",
             "--cgroup-parent", DOCKER_CGROUP_PARENT]
     proc = procs.start(argv, work / "dockerd.log", env=dict(os.environ, DOCKER_CONFIG=str(work / "client")))
+    return await_dockerd(proc, sock, work, "dockerd")
+
+
+def await_dockerd(proc, sock: Path, work: Path, what: str) -> Dockerd:
+    """The started dockerd once it answers `docker version` (its log is work/dockerd.log)."""
     wait_for_path(sock, proc)
     daemon = Dockerd(proc, sock, work)
     for _ in range(200):
@@ -128,4 +133,4 @@ def start_dockerd(procs: Processes, work: Path) -> Dockerd:
         if proc.poll() is not None:
             break
         time.sleep(0.1)
-    raise RuntimeError(f"dockerd did not answer: see {work / 'dockerd.log'}")
+    raise RuntimeError(f"{what} did not answer: see {work / 'dockerd.log'}")

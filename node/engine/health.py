@@ -132,16 +132,8 @@ def start(container) -> "callable":
         finally:
             os._exit(code)
 
-    def stop() -> None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-    return stop
+    from node.forkguard import kill_and_reap
+    return lambda: kill_and_reap(pid)
 
 
 def _checker_main(container, command: list[str], monitor: int) -> None:

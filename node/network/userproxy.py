@@ -88,14 +88,8 @@ def stop(record_dir: Path) -> None:
     except (OSError, ValueError):
         return
     if _start_time(pid) == start:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass  # not our child: its parent reaps it
+        from node.forkguard import kill_and_reap
+        kill_and_reap(pid)  # not our child (stopped from another process): its parent reaps it
     path.unlink(missing_ok=True)
 
 

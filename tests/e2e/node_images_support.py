@@ -209,3 +209,16 @@ def _tls_up(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def load_docker_built_busybox(dockerd, work: Path, prefix: str):
+    """A docker-built busybox image, `docker save`d and `dockyard load`ed into ``work/root``:
+    the same image on both sides of a parity test. Returns (root, images)."""
+    from tests import images
+    imgs = images.docker_build_busybox(dockerd, work / "build", prefix)
+    archive = work / "one.tar"
+    dockerd.run("save", "-o", str(archive), imgs.one)
+    root = work / "root"
+    r = dockyard(root, "load", "-i", str(archive))
+    assert r.returncode == 0, r.stderr
+    return root, imgs

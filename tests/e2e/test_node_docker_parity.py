@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests import images
-from tests.e2e.node_images_support import DOCKYARD, dockyard
+from tests.e2e.node_images_support import DOCKYARD, dockyard, load_docker_built_busybox
 from tests.helpers import need_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.root, pytest.mark.timeout(300)]
@@ -19,13 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.root, pytest.mark
 def loaded(dockerd, tmp_path_factory):
     """A docker-built busybox image, `docker save`d and `dockyard load`ed into a fresh root."""
     work = tmp_path_factory.mktemp("parity")
-    prefix = f"parity{uuid.uuid4().hex[:6]}"
-    imgs = images.docker_build_busybox(dockerd, work / "build", prefix)
-    archive = work / "one.tar"
-    dockerd.run("save", "-o", str(archive), imgs.one)
-    root = work / "root"
-    r = dockyard(root, "load", "-i", str(archive))
-    assert r.returncode == 0, r.stderr
+    root, imgs = load_docker_built_busybox(dockerd, work, f"parity{uuid.uuid4().hex[:6]}")
     yield root, imgs
     dockerd.run("rmi", "-f", *imgs.tags, check=False)
 

@@ -10,8 +10,7 @@ import uuid
 
 import pytest
 
-from tests import images
-from tests.e2e.node_images_support import dockyard
+from tests.e2e.node_images_support import dockyard, load_docker_built_busybox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.root, pytest.mark.timeout(300)]
 
@@ -19,13 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.root, pytest.mark
 @pytest.fixture(scope="module")
 def both(dockerd, tmp_path_factory):
     work = tmp_path_factory.mktemp("flagparity")
-    prefix = f"flags{uuid.uuid4().hex[:6]}"
-    imgs = images.docker_build_busybox(dockerd, work / "build", prefix)
-    archive = work / "one.tar"
-    dockerd.run("save", "-o", str(archive), imgs.one)
-    root = work / "root"
-    r = dockyard(root, "load", "-i", str(archive))
-    assert r.returncode == 0, r.stderr
+    root, imgs = load_docker_built_busybox(dockerd, work, f"flags{uuid.uuid4().hex[:6]}")
 
     def dy(*args, check=True):
         r = dockyard(root, *args)
