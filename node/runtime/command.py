@@ -47,6 +47,9 @@ def run(bundle: str, container_id: str) -> int:
             except OSError:
                 pass
         raise
+    finally:
+        if path:
+            cgroups.stop_prewarm()  # the init joined its cgroup (or never will)
     try:
         created.start()
         _, status = os.waitpid(created.pid, 0)
