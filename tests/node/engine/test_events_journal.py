@@ -66,7 +66,10 @@ def test_concurrent_writers_with_rotation_keep_whole_lines(tmp_path, monkeypatch
     monkeypatch.setattr(events, "MAX_BYTES", 16 << 10)
     _run_writers(tmp_path, EACH)
     for name in ("journal.jsonl", "journal.jsonl.1"):
-        with open(os.path.join(events.journal_dir(tmp_path), name), "rb") as f:
+        path = os.path.join(events.journal_dir(tmp_path), name)
+        if name == "journal.jsonl" and not os.path.exists(path):
+            continue  # the last write rotated (about 1 run in 50): the next writer makes it anew
+        with open(path, "rb") as f:
             for line in f:
                 json.loads(line)
 
