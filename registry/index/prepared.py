@@ -10,7 +10,8 @@ so JSON and booleans are still converted) on the sqlite3 connection (section 11)
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Mapping  # not typing's: its isinstance() is slow
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection
 from sqlalchemy.sql import Executable

@@ -56,6 +56,8 @@ class Lifecycle:
     events: "EventSink | None" = None
 
     def bind(self) -> "BoundLifecycle":
+        if self.events is None:  # the request is only wanted for events: not built per write
+            return BoundLifecycle(self, None)
         from registry.ops.context import current_request
 
         return BoundLifecycle(self, current_request())

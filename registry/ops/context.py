@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from registry.state import IDENTITY
+
 _REQUEST: contextvars.ContextVar[web.Request | None] = contextvars.ContextVar("dockyard_request", default=None)
 REQUEST_ID = "dockyard_request_id"
 
@@ -24,8 +26,6 @@ def reset_request(token: contextvars.Token) -> None:
 
 def user_name(request: web.Request) -> str | None:
     """The signed-in user (auth's identity), or None."""
-    from registry.state import IDENTITY
-
     return getattr(request.get(IDENTITY), "name", None)
 
 
