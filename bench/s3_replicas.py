@@ -1,13 +1,15 @@
 """Just the manifest-GET row of 3 replicas vs 1 (bench/s3_bench.py's ``_replicas``), in ~1 minute.
 
     python -m bench.s3_replicas [--rounds 3] [--seconds 8] [--connections 64] [--direct]
+                                [--baseline OTHER_CHECKOUT] [--profile RAW]
 
 Starts SeaweedFS, a private PostgreSQL, three replicas on one bucket and database, and two
 nginx (deploy/scale/nginx.conf's settings, as the full bench does): one in front of the first
 replica, one in front of all three. Alternates wrk rounds of ``GET /v2/.../manifests/v1`` between
 the two and prints req/s per round with the CPU seconds per 1,000 requests that the replicas,
 PostgreSQL and nginx used (read from /proc), and the load average. ``--direct`` adds a side with
-wrk straight at one replica (no nginx), to separate nginx's cost from the replicas'.
+wrk straight at one replica (no nginx), to separate nginx's cost from the replicas';
+``--baseline`` runs 1 and 3 more replicas on another checkout's code (before/after, same rounds).
 """
 from __future__ import annotations
 
@@ -80,6 +82,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--direct", action="store_true", help="also wrk straight at one replica")
+    parser.add_argument("--baseline", type=Path, metavar="TREE",
+                        help="also 1 and 3 replicas running the code of another checkout (PYTHONPATH=TREE), "
+                             "alternated with this one's in the same rounds")
     parser.add_argument("--profile", type=Path, metavar="RAW",
                         help="first, one wrk run straight at one replica with py-spy attached (--gil); "
                              "collapsed stacks to RAW, hottest functions printed")
@@ -99,6 +104,13 @@ def main() -> int:
                      "1 replica": (one[0], [reps[0][1].pid], _tree(one[1].pid))}
             if args.direct:
                 front["direct, 1 replica"] = (ports[0], [reps[0][1].pid], [])
+            if args.baseline:
+                base_env = dict(env, PYTHONPATH=str(args.baseline.resolve()))
+                base = [s3_servers.start_replica(procs, work / f"base{i}", base_env) for i in range(3)]
+                b1 = s3_servers.start_nginx(procs, work / "bnginx1", [base[0][0]])
+                b3 = s3_servers.start_nginx(procs, work / "bnginx3", [p for p, _ in base])
+                front["3 replicas @base"] = (b3[0], [r[1].pid for r in base], _tree(b3[1].pid))
+                front["1 replica @base"] = (b1[0], [base[0][1].pid], _tree(b1[1].pid))
             c = Client(three[0])
             tiny_image(c, "bench/rmanifest", "v1")
             c.close()
@@ -127,7 +139,9 @@ def main() -> int:
             res = alternate(list(front), args.rounds, measure)
             meds = {side: res.med(side) for side in front}
             print("medians: " + ", ".join(f"{s} {v:.0f}" for s, v in meds.items() if v)
-                  + f"; 3 vs 1: {meds['3 replicas'] / meds['1 replica']:.2f}")
+                  + f"; 3 vs 1: {meds['3 replicas'] / meds['1 replica']:.2f}"
+                  + (f"; @base 3 vs 1: {meds['3 replicas @base'] / meds['1 replica @base']:.2f}"
+                     if args.baseline else ""))
     finally:
         procs.stop_all()
         scratch.close()
