@@ -22,11 +22,14 @@ if TYPE_CHECKING:
     from .database import Database
 
 POOL_MAX = 10  # like the engine's pool_size: reads are short, a few connections serve many
+CLOSE_GRACE = 2.0  # seconds
 
 
 class PointReads:
     def __init__(self, db: "Database") -> None:
         self.db = db
+        self._dialect = db.engine.dialect
+        self._url = db.engine.url
         self._pool: Any = None
         self._opening: asyncio.Lock | None = None
         self._compiled: dict[Any, tuple[str, list[str]]] = {}
@@ -41,9 +44,8 @@ class PointReads:
 
         with _unavailable_as("read"):
             for attempt in range(2):
-                pool = self._pool or await self._open()
                 try:
-                    found = await pool.fetchrow(sql, *args)
+                    found = await self._fetchrow(sql, args)
                 except Exception as e:
                     # A pooled connection the server closed (a restart): asyncpg drops it; once more.
                     if attempt or not _unavailable(e):
@@ -52,10 +54,14 @@ class PointReads:
                 return tuple(found) if found is not None else None
         raise AssertionError("unreachable")
 
+    async def _fetchrow(self, sql: str, args: list[Any]) -> Any:
+        pool = self._pool or await self._open()
+        return await pool.fetchrow(sql, *args)
+
     def _compile(self, stmt: Any) -> tuple[str, list[str]]:
         found = self._compiled.get(stmt)  # keyed by the (module-level) statement object itself
         if found is None:
-            compiled = stmt.compile(dialect=self.db.engine.dialect)
+            compiled = stmt.compile(dialect=self._dialect)
             found = self._compiled[stmt] = (compiled.string, list(compiled.positiontup or ()))
         return found
 
@@ -66,7 +72,7 @@ class PointReads:
             if self._pool is None:
                 import asyncpg
 
-                _args, kwargs = self.db.engine.dialect.create_connect_args(self.db.engine.url)
+                _args, kwargs = self._dialect.create_connect_args(self._url)
                 kwargs.pop("prepared_statement_cache_size", None)
                 self._pool = await asyncpg.create_pool(min_size=1, max_size=POOL_MAX, **kwargs)
         return self._pool
@@ -74,4 +80,10 @@ class PointReads:
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:
+                # Graceful close waits for every connection to be released and to say goodbye;
+                # after the server killed some (a restart, pg_terminate_backend) it can wait
+                # forever. Reads hold nothing worth waiting for: then the sockets are just closed.
+                await asyncio.wait_for(pool.close(), CLOSE_GRACE)
+            except (asyncio.TimeoutError, OSError):
+                pool.terminate()
