@@ -7,6 +7,9 @@ detachKeys) can leave the container running: the client closes its end, prints d
 escape sequence` and exits 0. `attach` connects to the running container's socket; `start -a`
 pre-connects like `run`. With a TTY the terminal is raw and SIGWINCH becomes a resize; without
 one, --sig-proxy (the default) passes SIGINT, SIGTERM... to the container's init.
+
+The command and the flags are registered by node/cli/attachflags.py, which imports this module
+only when one of them runs.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import socket
 import sys
 import time
 
-from node.cli.common import CliError, engine_errors
+from node.cli.common import CliError
 from node.engine import attach as proto
 from node.engine import detachkeys
 
@@ -34,31 +37,6 @@ def _bool(text: str) -> bool:
     if value in ("0", "f", "false", "no"):
         return False
     raise CliError(f'invalid boolean value "{text}"', 125)
-
-
-def register(sub, add) -> None:
-    """`attach`, and the attach flags of run/start (their parsers are node/cli/containers.py's)."""
-    p = add("attach", cmd_attach, "attach to a running container's input and output")
-    p.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches (default ctrl-p,ctrl-q)")
-    p.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
-    p.add_argument("--sig-proxy", nargs="?", const="true", default="true", metavar="BOOL",
-                   help="pass received signals to the process (default true; no TTY only)")
-    p.add_argument("container")
-    run = sub.choices.get("run")
-    if run is not None:
-        run.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches (default ctrl-p,ctrl-q)")
-        run.add_argument("--sig-proxy", nargs="?", const="true", default="true", metavar="BOOL",
-                         help="pass received signals to the process (default true; no TTY only)")
-    exec_ = sub.choices.get("exec")
-    if exec_ is not None:
-        exec_.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches (-it)")
-    start = sub.choices.get("start")
-    if start is not None:
-        start.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr, forward signals")
-        start.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
-        start.add_argument("--detach-keys", metavar="KEYS", help="the key sequence that detaches")
-        plain = start.get_default("func")
-        start.set_defaults(func=engine_errors(lambda args: cmd_start(args, plain)))
 
 
 def cmd_attach(args) -> int:

@@ -88,8 +88,8 @@ def register(sub) -> None:
 
     from node.cli import volumes
     volumes.register(sub, _engine_errors)
-    from node.cli import attach
-    attach.register(sub, add)
+    from node.cli import attachflags
+    attachflags.register(sub, add)
 
 
 def _ps_args(p) -> None:

@@ -66,6 +66,7 @@ def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
     try:
         runtimes.become_subreaper()  # the init must become our child
         handle = runtime.create(container.id, str(container.bundle), stdio.container_fds)
+        runtimes.prewarm_done()  # node.engine.start.warm_up's thread, if this is the agent
         stdio.created(handle.console_master)
         container.update_state(Status="running", Running=True, Paused=False, Restarting=False,
                                OOMKilled=False, Pid=handle.pid, PidStart=procs.start_time(handle.pid),

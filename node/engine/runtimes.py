@@ -176,6 +176,11 @@ def prewarm_cgroups() -> None:
     cgroups.prewarm_attach()
 
 
+def prewarm_done() -> None:
+    """The init is in its cgroup: the prewarm of this process may stop (a no-op without one)."""
+    cgroups.stop_prewarm()
+
+
 def mount_overlay(target: str, options: str) -> None:
     _sc.mount("overlay", target, "overlay", 0, options)
 

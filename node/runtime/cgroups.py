@@ -61,19 +61,37 @@ def kill_and_remove(cgroup) -> None:
         cgroup.destroy()
 
 
+# How long the prewarm keeps the kernel's fast path open at most, and how often it re-writes:
+# the fast state lapses about one grace period (10-15 ms here) after the last write.
+PREWARM_SECONDS = 0.5
+PREWARM_INTERVAL = 0.003
+_prewarm = {"until": 0.0}
+
+
 def prewarm_attach(root: str = DEFAULT_ROOT) -> None:
-    """Start, on a background thread, the slow part of the container's coming cgroup join.
+    """Start, on a background thread, the slow part of the container's coming cgroup join, and
+    keep it done until stop_prewarm() (or PREWARM_SECONDS).
 
     The first write to any cgroup.procs after a quiet spell makes the kernel wait for an RCU
-    grace period (percpu rwsem cgroup_threadgroup_rwsem: 10-15 ms measured here); writes that
-    follow within about one grace period are cheap. Re-writing our own PID into the cgroup we are
-    already in moves nothing (same css_set) but starts that wait now, while the caller works,
-    instead of later, when the container waits. Best effort: any failure is ignored.
+    grace period (percpu rwsem cgroup_threadgroup_rwsem: 10-15 ms measured here, 15-70 ms under
+    load); writes that follow within about one grace period are cheap. Re-writing our own PID
+    into the cgroup we are already in moves nothing (same css_set) but starts that wait now,
+    while the caller works, instead of later, when the container waits. One write was not
+    enough: when the join came more than a grace period after it (image lookup, bundle and
+    fork under load) the kernel was back in its slow state and the join paid the wait again,
+    so the thread re-writes every PREWARM_INTERVAL until the join is done. Best effort: any
+    failure is ignored.
     """
     path = _own_procs_file(root)
     if path:
         import _thread  # not threading: nothing here needs its bookkeeping, and it costs an import
+        _prewarm["until"] = time.monotonic() + PREWARM_SECONDS
         _thread.start_new_thread(_rewrite_own_pid, (path,))
+
+
+def stop_prewarm() -> None:
+    """The container's cgroup join is done: let the prewarm thread end."""
+    _prewarm["until"] = 0.0
 
 
 def _own_procs_file(root: str) -> str | None:
@@ -93,14 +111,21 @@ def _own_procs_file(root: str) -> str | None:
 
 
 def _rewrite_own_pid(path: str) -> None:
-    try:  # raw fd, not a file object: a fork meanwhile must not inherit a held buffer lock
-        fd = os.open(path, os.O_WRONLY)
+    # a raw fd, not a file object (a fork meanwhile must not inherit a held buffer lock), opened
+    # for each write so that a child forked meanwhile (the container's init) rarely holds one
+    pid = str(os.getpid()).encode()
+    while True:
         try:
-            os.write(fd, str(os.getpid()).encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        except OSError:
+            return
+        if time.monotonic() >= _prewarm["until"]:
+            return
+        time.sleep(PREWARM_INTERVAL)
 
 
 class V1Cgroup:
