@@ -146,7 +146,7 @@ def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: i
     checked = "health" if health.probe_command(container.config.healthcheck) else "-"
     argv = [sys.executable, "-I", "-S", SHIM, str(root), container.id, str(life.handle.pid),
             str(report_w), life.stdio.handover(), str(backoff), repr(started), checked,
-            *life.handle.handover()]
+            _prepared_start_event(container), *life.handle.handover()]
     if report_w >= 0:
         os.set_inheritable(report_w, True)
     sys.stdout.flush()
@@ -157,6 +157,25 @@ def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: i
         _failed(root, container, life.runtime, life.stdio, life.handle.pid,
                 EngineError(f"cannot exec the container's monitor: {e}", 125))
         raise EngineError(f"cannot exec the container's monitor: {e}", 125) from None
+
+
+def _prepared_start_event(container: Container) -> str:
+    """The shim's "start" event but for its time, on an inheritable pipe: "FD:MAX_BYTES" (or
+    "-", and the shim writes the event the slow way). Not on the command line: a container's
+    labels are no business of other users of the host (ps)."""
+    try:
+        prefix = events.prepared_line(container, "start")
+        if len(prefix) > 60_000:  # the write below must not block on a full pipe
+            return "-"
+        r, w = os.pipe()
+        try:
+            os.write(w, prefix)
+        finally:
+            os.close(w)
+        os.set_inheritable(r, True)
+        return f"{r}:{events.MAX_BYTES}"
+    except Exception:  # noqa: BLE001 - the event is best effort, the container is not
+        return "-"
 
 
 def _detached_life(root, container: Container, report_w: int, backoff: int, started: float,
