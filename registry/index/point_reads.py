@@ -10,13 +10,15 @@ snapshot, as on the autocommit path), asyncpg's prepared-statement cache per con
 Nothing is cached between requests: every call asks PostgreSQL, so a tag moved by another
 replica is seen at once.
 
-On SQLite the statement runs through ``Database.read`` as before (its reader threads are the
-cheap path there).
+On SQLite the statement runs through ``Database.read`` and ``fast.execute`` (the reader
+threads and the raw sqlite3 path are the cheap path there).
 """
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
+
+from . import fast
 
 if TYPE_CHECKING:
     from .database import Database
@@ -36,8 +38,8 @@ class PointReads:
 
     async def row(self, stmt: Any, params: dict[str, Any]) -> tuple | None:
         """The first row of ``stmt`` (a select of plain columns: no JSON decoding here) or None."""
-        if self.db.dialect != "postgresql":
-            return await self.db.read(lambda conn: conn.execute(stmt, params).first())
+        if self.db.dialect != "postgresql":  # SQLite: its raw prebuilt path (registry/index/fast.py)
+            return await self.db.read(lambda conn: fast.execute(conn, stmt, params).first())
         sql, names = self._compile(stmt)
         args = [params[n] for n in names]
         from .database import _unavailable, _unavailable_as
