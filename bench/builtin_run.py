@@ -1,7 +1,10 @@
-"""`python -m bench.builtin_run BUNDLE ID`: Dockyard's built-in runtime as a one-shot command,
-the counterpart of `runc run --bundle BUNDLE ID`: create, start, wait, delete; exit status of
-the container's init. The interpreter's start-up is part of what it costs, as the Go binary's
-start-up is part of runc's.
+"""`python -m bench.builtin_run --loop N BUNDLE ID`: the built-in runtime's create, start, wait,
+delete cycle N times in one warm process, as the agent calls it (the bench's in-process row).
+
+The one-shot command the bench times against `runc run` is the runtime's own,
+node/runtime/command.py (`python -I -S node/runtime/command.py run --bundle BUNDLE ID`);
+`python -m bench.builtin_run BUNDLE ID` still runs one cycle the agent's way (no cgroup prewarm,
+runpy and -m), for comparison.
 """
 from __future__ import annotations
 

@@ -58,9 +58,10 @@ def remove_cgroups(name: str = CGROUP_PARENT) -> None:
 
 
 def commands(bundle: Path, state: Path) -> dict[str, list[str]]:
-    # -S: the runtime needs the standard library only (PYTHONPATH names the checkout), so the
-    # command skips site and the editable install's path finder, as the monitor's shim does
-    cmds = {"builtin": [python(), "-S", "-m", "bench.builtin_run", str(bundle), "bench-builtin"],
+    # the built-in runtime's own one-shot command (node/runtime/command.py: `-I -S`, run by path;
+    # it puts the checkout on sys.path itself), as the monitor's shim is started
+    cmds = {"builtin": [python(), "-I", "-S", str(REPO / "node" / "runtime" / "command.py"), "run",
+                        "--bundle", str(bundle), "bench-builtin"],
             # the floors: the kernel's part (new namespaces + fork/exec), and an interpreter start
             "unshare": ["unshare", "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "/bin/true"],
             "python": [python(), "-c", "pass"]}
@@ -113,7 +114,8 @@ def _rows(plan: Plan, bundle: Path, cmds: dict, env: dict) -> list[Row]:
         pair.values = {"builtin": [v["builtin"] for v in values], ref: [v[ref] for v in values]}
         if "all" in res.errors:
             pair.errors = {"builtin": res.errors["all"]}
-        note = "hyperfine -N; builtin = `python -S -m bench.builtin_run` (interpreter start-up included)"
+        note = ("hyperfine -N; builtin = `python -I -S node/runtime/command.py run --bundle B ID` "
+                "(interpreter start-up included)")
         if ref == "crun":
             note += "; crun wrapped in unshare -m + sh (hybrid cgroup layout)"
         floor = median(v["unshare"] for v in values)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 
 from node.cli.common import CliError
 
@@ -51,6 +50,7 @@ def go_time(iso: str | None) -> str:
     """docker's CreatedAt: ``2026-12-01 22:50:18 +0000 UTC``."""
     if not iso:
         return ""
+    from datetime import datetime, timezone  # here: the default `ps` table never shows CreatedAt
     try:
         when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", iso.replace("Z", "+00:00")))
     except ValueError:
@@ -92,7 +92,7 @@ def ps_row(doc: dict, no_trunc: bool = False, image_size: Callable[[str], int | 
     labels = config.get("Labels") or {}
     fields = {
         "Command": json.dumps(_short(command, 20, no_trunc), ensure_ascii=False),
-        "CreatedAt": go_time(doc.get("Created")),
+        "CreatedAt": None,  # computed when asked for (_Row): it needs datetime, ~1.5 ms to import
         "ID": doc["Id"] if no_trunc else doc["Id"][:12],
         "Image": config.get("Image") or doc.get("Image", ""),
         "Labels": _labels_text(labels),
@@ -111,6 +111,7 @@ def ps_row(doc: dict, no_trunc: bool = False, image_size: Callable[[str], int | 
     row = _Row(fields, _json=fields, _doc=doc)
     row["Label"] = lambda key: labels.get(key, "")
     row.later("Size", lambda: _size(image_size(doc.get("Image") or "")))
+    row.later("CreatedAt", lambda: go_time(doc.get("Created")))
     return row
 
 

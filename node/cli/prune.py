@@ -9,8 +9,6 @@ a network or volume that no container refers to, an image no container was creat
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from node.cli.common import CliError, engine_errors as _engine_errors
 
 
@@ -50,7 +48,7 @@ def add_network_prune(nsub, wrap) -> None:
     p.set_defaults(func=wrap(cmd_network_prune))
 
 
-def _tree_size(path: Path) -> int:
+def _tree_size(path) -> int:
     from node.images.content import content_size
     try:
         return content_size(path)
@@ -94,7 +92,7 @@ def prune_volumes(root, everything: bool) -> tuple[list[str], int]:
     for vol in list_volumes(root):
         if users_of(root, vol["Name"]) or not (everything or vol.get("Anonymous")):
             continue
-        size = _tree_size(Path(vol["Mountpoint"]))
+        size = _tree_size(vol["Mountpoint"])
         remove_volume(root, vol["Name"])
         removed.append(vol["Name"])
         freed += size
@@ -217,7 +215,7 @@ def df_rows(root) -> list[dict]:
     running = {c.id for c in containers
                if (inspect_container(c).get("State") or {}).get("Status") in ("running", "paused", "restarting")}
     volumes = list_volumes(root)
-    vol_sizes = {v["Name"]: _tree_size(Path(v["Mountpoint"])) for v in volumes}
+    vol_sizes = {v["Name"]: _tree_size(v["Mountpoint"]) for v in volumes}
     vol_used = {v["Name"] for v in volumes if users_of(root, v["Name"])}
     cache_count, cache_size = BuildCache(root).usage()
 

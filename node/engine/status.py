@@ -45,6 +45,8 @@ def describe(state: dict) -> str:
         text = f"Up {human_duration(since(state.get('StartedAt', '')))}"
         if status == "paused":
             return text + " (Paused)"
+        if not state.get("Health"):
+            return text  # no health check: health.py (which imports signal, ~2 ms) is not needed
         from node.engine.health import status_suffix
         return text + status_suffix(state)
     if status == "restarting":

@@ -18,11 +18,10 @@ Python here only forks; the container pays no interpreter start-up, which keeps 
 """
 from __future__ import annotations
 
-import json
 import os
 
 from node import reportpipe as report
-from node.runtime import RuntimeError_, cgroups, namespaces, syscalls as sc
+from node.runtime import RuntimeError_, cgroups, namespaces, specfile, syscalls as sc
 
 
 RUNTIME_DEVICE_RULES = [
@@ -111,9 +110,11 @@ class BuiltinRuntime:
     def __init__(self, cgroup_root: str = cgroups.DEFAULT_ROOT) -> None:
         self.cgroup_root = cgroup_root
 
-    def create(self, container_id: str, bundle: str, stdio: tuple[int, int, int] | None) -> Created:
-        with open(os.path.join(bundle, "config.json")) as f:
-            spec = json.load(f)
+    def create(self, container_id: str, bundle: str, stdio: tuple[int, int, int] | None,
+               spec: dict | None = None) -> Created:
+        """`spec`: the bundle's config.json when the caller has read it already."""
+        if spec is None:
+            spec = specfile.load(os.path.join(bundle, "config.json"))
         linux = spec.get("linux") or {}
         ns_list = linux.get("namespaces") or []
         cgroup = None
@@ -156,7 +157,7 @@ class BuiltinRuntime:
                     set_rlimits((spec.get("process") or {}).get("rlimits") or [])
                     # once we are the mapped root, the interpreter's own directories may be out
                     # of reach (a Python under /root): import all that A and B still need now
-                    import _socket, fcntl, termios  # noqa: F401,E401
+                    import fcntl, termios  # noqa: F401,E401
                     from node.runtime import init, process, mounts, capabilities  # noqa: F401,E401
                 created = namespaces.enter(ns_list)
                 if created & sc.CLONE_NEWUSER:
@@ -221,13 +222,13 @@ class BuiltinRuntime:
             except OSError:
                 pass
 
-    def delete(self, container_id: str, bundle: str) -> None:
+    def delete(self, container_id: str, bundle: str, spec: dict | None = None) -> None:
         """After the init exited: remove the cgroup (processes left behind are killed first)."""
-        try:
-            with open(os.path.join(bundle, "config.json")) as f:
-                spec = json.load(f)
-        except FileNotFoundError:
-            return
+        if spec is None:
+            try:
+                spec = specfile.load(os.path.join(bundle, "config.json"))
+            except FileNotFoundError:
+                return
         path = (spec.get("linux") or {}).get("cgroupsPath")
         if not path:
             return

@@ -68,7 +68,7 @@ PREWARM_INTERVAL = 0.003
 _prewarm = {"until": 0.0}
 
 
-def prewarm_attach(root: str = DEFAULT_ROOT) -> None:
+def prewarm_attach(root: str = DEFAULT_ROOT, wait_started: bool = False) -> None:
     """Start, on a background thread, the slow part of the container's coming cgroup join, and
     keep it done until stop_prewarm() (or PREWARM_SECONDS).
 
@@ -81,12 +81,22 @@ def prewarm_attach(root: str = DEFAULT_ROOT) -> None:
     fork under load) the kernel was back in its slow state and the join paid the wait again,
     so the thread re-writes every PREWARM_INTERVAL until the join is done. Best effort: any
     failure is ignored.
+
+    `wait_started`: return only once the thread is in its first write. Otherwise the thread
+    waits for the GIL while the caller computes (imports) and the wait starts up to one switch
+    interval (5 ms) late, as measured in the one-shot command (node/runtime/command.py).
     """
     path = _own_procs_file(root)
     if path:
         import _thread  # not threading: nothing here needs its bookkeeping, and it costs an import
         _prewarm["until"] = time.monotonic() + PREWARM_SECONDS
-        _thread.start_new_thread(_rewrite_own_pid, (path,))
+        started = None
+        if wait_started:
+            started = _thread.allocate_lock()
+            started.acquire()
+        _thread.start_new_thread(_rewrite_own_pid, (path, started))
+        if started is not None:
+            started.acquire()  # blocking here hands the GIL to the thread
 
 
 def stop_prewarm() -> None:
@@ -110,13 +120,18 @@ def _own_procs_file(root: str) -> str | None:
     return None
 
 
-def _rewrite_own_pid(path: str) -> None:
+def _rewrite_own_pid(path: str, started=None) -> None:
     # a raw fd, not a file object (a fork meanwhile must not inherit a held buffer lock), opened
     # for each write so that a child forked meanwhile (the container's init) rarely holds one
     pid = str(os.getpid()).encode()
     while True:
         try:
-            fd = os.open(path, os.O_WRONLY)
+            try:
+                fd = os.open(path, os.O_WRONLY)
+            finally:
+                if started is not None:  # the GIL goes back to the caller when os.write blocks
+                    started.release()
+                    started = None
             try:
                 os.write(fd, pid)
             finally:
@@ -141,12 +156,16 @@ class V1Cgroup:
         return any(os.path.isdir(d) for d in self.dirs.values())
 
     def create(self, resources: dict | None = None) -> None:
+        self.make_dirs()
+        self.apply(resources or {})
+
+    def make_dirs(self) -> None:
+        """The directories alone (create() without limits); again later is harmless."""
         for controller, d in self.dirs.items():
             if controller == "cpuset":
                 self._make_cpuset(d)
             else:
                 os.makedirs(d, exist_ok=True)
-        self.apply(resources or {})
 
     def _make_cpuset(self, d: str) -> None:
         # A new v1 cpuset group starts with no cpus and mems and refuses tasks: inherit the parent's.
@@ -245,19 +264,29 @@ class V2Cgroup:
         return os.path.isdir(self.dir)
 
     def create(self, resources: dict | None = None) -> None:
-        # Enable the controllers we use in every ancestor, top down, then make the leaf.
+        self.make_dirs()
+        self.apply(resources or {})
+
+    def make_dirs(self) -> None:
+        """Enable the controllers we use in every ancestor, top down, then make the leaf
+        (create() without limits); again later is harmless."""
         available = set(_read(os.path.join(self.root, "cgroup.controllers")).split())
-        wanted = " ".join("+" + c for c in ("cpu", "memory", "pids") if c in available)
+        wanted = [c for c in ("cpu", "memory", "pids") if c in available]
         current = self.root
         for part in self.rel.split("/"):
-            if wanted:
+            control = os.path.join(current, "cgroup.subtree_control")
+            try:  # only what is missing: a write takes the kernel's cgroup lock, a read does not
+                enabled = _read(control).split()
+            except OSError:
+                enabled = []
+            missing = [c for c in wanted if c not in enabled]
+            if missing:
                 try:
-                    _write(os.path.join(current, "cgroup.subtree_control"), wanted)
+                    _write(control, " ".join("+" + c for c in missing))
                 except OSError:
                     pass  # a controller another manager holds; limits for it will fail loudly below
             current = os.path.join(current, part)
             os.makedirs(current, exist_ok=True)
-        self.apply(resources or {})
 
     def _limit(self, name: str, value: str) -> None:
         path = os.path.join(self.dir, name)

@@ -37,14 +37,13 @@ def enter(namespaces: list[dict]) -> int:
 
 def loopback_up() -> None:
     """A new network namespace has `lo` down; bring it up as every runtime does."""
-    import _socket  # the C module: socket.py's enums cost milliseconds in the container's path
-    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    fd = sc.inet_dgram_socket()
     try:
         request = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+        flags = struct.unpack("16sH14x", fcntl.ioctl(fd, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(fd, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
     finally:
-        s.close()
+        os.close(fd)
 
 
 def join_process(pid: int, types: list[str]) -> None:

@@ -91,6 +91,11 @@ _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
+_libc.socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+
+AF_INET = 2
+SOCK_DGRAM = 2
+SOCK_CLOEXEC = 0o2000000
 
 
 def _check(result: int, what: str) -> int:
@@ -125,6 +130,13 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(_SYS_pivot_root, _b(new_root), _b(put_old)), f"pivot_root({new_root}, {put_old})")
+
+
+def inet_dgram_socket() -> int:
+    """A raw fd of an AF_INET datagram socket (close it with os.close): what interface ioctls
+    need. Through libc, not the socket module: loading `_socket` (an extension module) costs a
+    one-shot runtime command ~1.3 ms on the container's critical path."""
+    return _check(_libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket(AF_INET, SOCK_DGRAM)")
 
 
 def wipe(address: int, size: int) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, union
 
-from . import prepared
+from . import fast, prepared
 from .database import Database
 from .models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, now
 from .queries import RepositoryQueries, repository_id, upsert
@@ -73,7 +73,7 @@ class ManifestQueries:
                 "repository_id": repo_id, "digest": rec.digest, "media_type": rec.media_type, "size": rec.size,
                 "artifact_type": rec.artifact_type, "subject_digest": rec.subject, "annotations": rec.annotations,
                 "created_at": t})
-            manifest_id = conn.execute(_MANIFEST_ID, {"repository_id": repo_id, "digest": rec.digest}).scalar_one()
+            manifest_id = fast.execute(conn, _MANIFEST_ID, {"repository_id": repo_id, "digest": rec.digest}).scalar_one()
             refs = {d: "blob" for d in rec.blobs} | {d: "manifest" for d in rec.children}
             if refs:
                 # Sorted, so concurrent transactions take row locks in the same order.
@@ -101,7 +101,7 @@ class ManifestQueries:
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRow | None:
         params = {"repository": repository, "digest": digest}
-        row = await self.db.read(lambda conn: conn.execute(_GET_MANIFEST, params).first())
+        row = await self.db.read(lambda conn: fast.execute(conn, _GET_MANIFEST, params).first())
         return ManifestRow(*row) if row else None
 
     async def missing_manifests(self, repository: str, digests: list[str]) -> set[str]:

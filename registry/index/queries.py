@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from . import prepared
+from . import fast, prepared
 from .database import Database
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, UploadSession, now
 
@@ -79,7 +79,7 @@ def upsert(db: Database, conn: Connection, name: str, params: Any) -> Any:
 
 
 def repository_id(conn: Connection, name: str) -> int | None:
-    return conn.execute(_REPOSITORY_ID, {"repository": name}).scalar_one_or_none()
+    return fast.execute(conn, _REPOSITORY_ID, {"repository": name}).scalar_one_or_none()
 
 
 def _sqlite_tag_names(conn: Connection, repo_id: int, n: int | None, last: str | None) -> list[str]:
@@ -105,7 +105,7 @@ class RepositoryQueries:
     # -- repositories -------------------------------------------------------------------------
     def _ensure_repository(self, conn: Connection, name: str) -> int:
         upsert(self.db, conn, "repository", {"name": name, "created_at": now()})
-        return conn.execute(_REPOSITORY_ID, {"repository": name}).scalar_one()
+        return fast.execute(conn, _REPOSITORY_ID, {"repository": name}).scalar_one()
 
     async def repository_exists(self, name: str) -> bool:
         return await self.db.read(lambda conn: repository_id(conn, name) is not None)
@@ -153,7 +153,7 @@ class RepositoryQueries:
         def tx(conn: Connection) -> None:
             life.blob_linking(conn, digest, mark)
             self._link_blob(conn, repository, digest, size)
-            conn.execute(_DELETE_UPLOAD, {"id": upload_id})
+            fast.execute(conn, _DELETE_UPLOAD, {"id": upload_id})
 
         await self.db.write(tx)
 
@@ -167,7 +167,7 @@ class RepositoryQueries:
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""
         params = {"repository": repository, "digest": digest}
-        return await self.db.read(lambda conn: conn.execute(_BLOB_SIZE, params).scalar_one_or_none())
+        return await self.db.read(lambda conn: fast.execute(conn, _BLOB_SIZE, params).scalar_one_or_none())
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
         def tx(conn: Connection) -> bool:
@@ -186,7 +186,7 @@ class RepositoryQueries:
         if not digests:
             return set()
         params = {"repository": repository, "digests": sorted(set(digests))}
-        found = await self.db.read(lambda conn: set(conn.execute(_LINKED_BLOBS, params).scalars()))
+        found = await self.db.read(lambda conn: set(fast.execute(conn, _LINKED_BLOBS, params).scalars()))
         return set(digests) - found
 
     # -- upload sessions ----------------------------------------------------------------------
@@ -198,21 +198,21 @@ class RepositoryQueries:
     async def open_uploads(self, repository: str, client: str | None) -> tuple[int, int]:
         """(open sessions of ``repository``, open sessions of ``client``), for the caps."""
         def q(conn: Connection) -> tuple[int, int]:
-            by_repo = conn.execute(_OPEN_BY_REPOSITORY, {"repository": repository}).scalar_one()
-            return by_repo, (conn.execute(_OPEN_BY_CLIENT, {"client": client}).scalar_one() if client else 0)
+            by_repo = fast.execute(conn, _OPEN_BY_REPOSITORY, {"repository": repository}).scalar_one()
+            return by_repo, (fast.execute(conn, _OPEN_BY_CLIENT, {"client": client}).scalar_one() if client else 0)
 
         return await self.db.read(q)
 
     async def get_upload(self, upload_id: str) -> UploadRow | None:
-        row = await self.db.read(lambda conn: conn.execute(_GET_UPLOAD, {"id": upload_id}).first())
+        row = await self.db.read(lambda conn: fast.execute(conn, _GET_UPLOAD, {"id": upload_id}).first())
         return UploadRow(*row) if row else None
 
     async def touch_upload(self, upload_id: str) -> None:
         params = {"upload_id": upload_id, "touched_at": now()}
-        await self.db.write(lambda conn: conn.execute(_TOUCH_UPLOAD, params))
+        await self.db.write(lambda conn: fast.execute(conn, _TOUCH_UPLOAD, params))
 
     async def delete_upload(self, upload_id: str) -> None:
-        await self.db.write(lambda conn: conn.execute(_DELETE_UPLOAD, {"id": upload_id}))
+        await self.db.write(lambda conn: fast.execute(conn, _DELETE_UPLOAD, {"id": upload_id}))
 
     async def expired_uploads(self, idle_before: float) -> list[str]:
         q = select(UploadSession.id).where(UploadSession.updated_at < idle_before)
@@ -241,7 +241,7 @@ class RepositoryQueries:
     async def resolve_tag(self, repository: str, tag: str) -> tuple[str, str, int] | None:
         """(digest, media type, size) of the manifest a tag points at, in one indexed query."""
         params = {"repository": repository, "tag": tag}
-        row = await self.db.read(lambda conn: conn.execute(_RESOLVE_TAG, params).first())
+        row = await self.db.read(lambda conn: fast.execute(conn, _RESOLVE_TAG, params).first())
         return (row[0], row[1], row[2]) if row else None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:

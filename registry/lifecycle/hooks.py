@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
+from registry.index import fast
 from registry.index.models import ManifestReference, Tag
 
 from . import reviews
@@ -23,6 +24,11 @@ from .settings import GcSettings
 if TYPE_CHECKING:
     from .notifications import EventSink
 
+
+# What the tags a push moves pointed at before (built once: see registry/index/fast.py).
+_OLD_TARGETS = select(Tag.manifest_digest).where(
+    Tag.repository_id == bindparam("repo_id"), Tag.name.in_(bindparam("names", expanding=True)),
+    Tag.manifest_digest != bindparam("digest"))
 
 # An upload's bytes are reviewed no sooner than this after it started writing them.
 IN_FLIGHT_GRACE = 600.0
@@ -109,9 +115,8 @@ class BoundLifecycle:
         if self.gc.untagged_after > 0:
             after = now + self.gc.untagged_after
             if tags:
-                old = conn.execute(select(Tag.manifest_digest).where(
-                    Tag.repository_id == repo_id, Tag.name.in_(sorted(set(tags))), Tag.manifest_digest != digest)
-                ).scalars()
+                old = fast.execute(conn, _OLD_TARGETS, {"repo_id": repo_id, "names": sorted(set(tags)),
+                                                        "digest": digest}).scalars()
                 reviews.enqueue_manifests(conn, repo_id, set(old), after, "tag_moved")
             else:
                 reviews.enqueue_manifests(conn, repo_id, [digest], after, "untagged_push")

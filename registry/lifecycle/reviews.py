@@ -25,7 +25,7 @@ from typing import Iterable
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, select, update
 
-from registry.index import prepared
+from registry.index import fast, prepared
 from registry.index.models import Blob, Manifest, ManifestReference, RepositoryBlob, Tag
 
 from registry.index.lifecycle_models import BlobReview, ManifestReview, SweptBlob
@@ -69,6 +69,7 @@ def _pg(conn: Connection) -> bool:
 _NOOP_UPDATE = update(BlobReview).where(BlobReview.digest == "").values(review_count=0)
 _SWEEP_MARK = select(func.coalesce(func.max(SweptBlob.id), 0))
 _BLOBS_IN = select(Blob.digest).where(Blob.digest.in_(bindparam("digests", expanding=True))).order_by(Blob.digest)
+_BLOBS_IN_FOR_SHARE = _BLOBS_IN.with_for_update(read=True)
 _LINKED_IN = select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == bindparam("repo_id"),
                                                  RepositoryBlob.digest.in_(bindparam("digests", expanding=True)))
 _CONDEMNED_IN = select(BlobReview.digest).where(BlobReview.digest.in_(bindparam("digests", expanding=True)),
@@ -80,16 +81,16 @@ _SWEPT_SINCE = select(exists().where(SweptBlob.digest == bindparam("digest"), Sw
 def take_write_lock(conn: Connection) -> None:
     """SQLite: begin the write transaction now (a no-op UPDATE), so reads are protected too."""
     if conn.dialect.name == "sqlite":
-        conn.execute(_NOOP_UPDATE)
+        fast.execute(conn, _NOOP_UPDATE)
 
 
 def is_referenced(conn: Connection, digest: str) -> bool:
     """One indexed query: does any manifest (any repository) name the digest, or is it one?"""
-    return bool(conn.execute(_REFERENCED, {"digest": digest}).scalar())
+    return bool(fast.execute(conn, _REFERENCED, {"digest": digest}).scalar())
 
 
 def sweep_mark(conn: Connection) -> int:
-    return conn.execute(_SWEEP_MARK).scalar_one()
+    return fast.execute(conn, _SWEEP_MARK).scalar_one()
 
 
 # -- enqueueing (called by the transactions that may make garbage) ----------------------------
@@ -139,11 +140,11 @@ def unusable_blobs(conn: Connection, digests: Iterable[str], repo_id: int | None
     wanted = sorted(set(digests))
     if not wanted:
         return set()
-    q = _BLOBS_IN.with_for_update(read=True) if _pg(conn) else _BLOBS_IN
-    found = set(conn.execute(q, {"digests": wanted}).scalars())
+    q = _BLOBS_IN_FOR_SHARE if _pg(conn) else _BLOBS_IN
+    found = set(fast.execute(conn, q, {"digests": wanted}).scalars())
     if repo_id is not None:
-        found &= set(conn.execute(_LINKED_IN, {"repo_id": repo_id, "digests": wanted}).scalars())
-    condemned = set(conn.execute(_CONDEMNED_IN, {"digests": wanted}).scalars())
+        found &= set(fast.execute(conn, _LINKED_IN, {"repo_id": repo_id, "digests": wanted}).scalars())
+    condemned = set(fast.execute(conn, _CONDEMNED_IN, {"digests": wanted}).scalars())
     return (set(wanted) - found) | condemned
 
 
@@ -170,8 +171,8 @@ def bytes_maybe_swept(conn: Connection, digest: str, mark: int) -> bool:
 
     The caller holds the review row's lock (an upsert) or the blob row's (FOR SHARE) first, so
     a sweep that is deciding right now has finished its claim before we look."""
-    condemned = conn.execute(_SWEEPING_AT, {"digest": digest}).scalar()
-    swept = conn.execute(_SWEPT_SINCE, {"digest": digest, "mark": mark}).scalar()
+    condemned = fast.execute(conn, _SWEEPING_AT, {"digest": digest}).scalar()
+    swept = fast.execute(conn, _SWEPT_SINCE, {"digest": digest, "mark": mark}).scalar()
     return condemned is not None or bool(swept)
 
 
