@@ -4,7 +4,10 @@ log on, so upstream GETs can be counted), in one run.
 
 - cold pull: a fresh image (5 random layers) pushed to the upstream, then pulled through the
   cache (manifest, then every blob in turn); each side pulls its own fresh image per round;
-- warm pull: the same image again (served from the cache);
+- warm pull: the same image again (served from the cache), once the cold pulls' fills are on
+  disk (a fill is committed just after its last byte went out; a pull in that moment waits for
+  the commit on both sides and measures the disk's fsync, not the cache); each sample is
+  WARM_PULLS pulls in a row (one pull of 5 x 40 MiB is ~0.1 s: too short to time alone);
 - warm pull against Dockyard's normal pull speed: the same Dockyard serving the same bytes from a
   repository pushed to it directly;
 - ten concurrent cold pulls of one image: upstream GETs per blob (from the upstream's access log).
@@ -29,6 +32,8 @@ DY, REF = "dockyard", "distribution"
 REF_NAME = "distribution 2.8.2 proxy mode"
 LAYERS = 5
 CONCURRENT = 10
+WARM_PULLS = 3
+COLD_ROUNDS = 5  # full mode: one cold sample is one disk-bound pull, the spread is wide
 MB = 1e6
 
 _DIST = """\
@@ -115,6 +120,12 @@ def _gets_per_blob(log_path: Path, digests: list[str], since: int) -> float:
     return sum(counts) / len(counts)
 
 
+def _settle() -> None:
+    """Let the last fills commit (their fsync and rename run just after the last byte was sent)."""
+    time.sleep(1.0)
+    os.sync()
+
+
 def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
     work = scratch.dir("proxy")
     try:
@@ -142,25 +153,31 @@ def run(plan: Plan, scratch: Scratch, procs: Processes) -> list[Row]:
 
     def warm(side: str, _rnd: int) -> float:
         start = time.perf_counter()
-        _pull(clients[side], prefix[side] + last[side])
-        return image_mb / (time.perf_counter() - start)
+        for _ in range(pulls):
+            _pull(clients[side], prefix[side] + last[side])
+        return pulls * image_mb / (time.perf_counter() - start)
 
+    pulls = 1 if plan.quick else WARM_PULLS
     out: list[Row] = []
-    for metric, measure in (("cold", cold), ("warm", warm)):
+    for metric, measure, rounds in (("cold", cold, plan.rounds if plan.quick else max(COLD_ROUNDS, plan.rounds)),
+                                    ("warm", warm, plan.rounds)):
         log(f"proxy: {metric} pulls")
-        res = alternate([DY, REF], plan.rounds, measure)
+        if metric == "warm":
+            _settle()
+        res = alternate([DY, REF], rounds, measure)
         out.append(pair_row(AREA, f"{metric} pull through the cache, {label}", "MB/s", "higher", res, DY, REF,
                             REF_NAME))
 
     log("proxy: warm pull vs local pull on the same Dockyard")
     images.push(clients[DY], "bench/local")
-    os.sync()
+    _settle()
     names = {"cache": prefix[DY] + last[DY], "local": "bench/local"}
 
     def same_server(side: str, _rnd: int) -> float:
         start = time.perf_counter()
-        _pull(clients[DY], names[side])
-        return image_mb / (time.perf_counter() - start)
+        for _ in range(pulls):
+            _pull(clients[DY], names[side])
+        return pulls * image_mb / (time.perf_counter() - start)
 
     res = alternate(["cache", "local"], max(5, plan.rounds), same_server)
     out.append(pair_row(AREA, f"warm pull through the cache vs a local repository, {label}", "MB/s", "higher", res,

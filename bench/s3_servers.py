@@ -6,13 +6,15 @@
   all on one PostgreSQL database (migrated once, ``auto_migrate: false``).
 - distribution 2.8.2 (Debian's docker-registry) with its s3 driver on the same SeaweedFS,
   redirects off (blobs stream through the registry, as Dockyard's do with ``redirect: false``).
-- nginx-light: round robin over the replicas, uploads and downloads streamed (no buffering).
+- nginx-light: deploy/scale/nginx.conf (round robin, upstream keepalive, nothing buffered), with
+  the replicas' loopback addresses.
 """
 from __future__ import annotations
 
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -84,48 +86,32 @@ def s3_status(endpoint: str) -> int | None:
         return None
 
 
-NGINX_CONF = """\
-{user}
-worker_processes 2;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    log_format upstream '$request_method $uri $status $upstream_addr';
-    access_log {access_log};
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    upstream dockyard {{
-        # Round robin, no stickiness: any request of a push may reach any replica.
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        client_max_body_size 0;          # layers of any size
-        proxy_request_buffering off;     # stream uploads through, never spooled to disk
-        proxy_buffering off;             # and downloads
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $http_host;
-        proxy_read_timeout 300s;
-        proxy_next_upstream error timeout;   # only what was never sent is retried elsewhere
-        location / {{ proxy_pass http://dockyard; }}
-    }}
-}}
-"""
+DEPLOY_NGINX = Path(__file__).resolve().parent.parent / "deploy" / "scale" / "nginx.conf"
+_DEPLOY_SERVER = re.compile(r"^(\s*)server registry-\d+:5000( [^;]*)?;\n", re.M)
 
 
 def nginx_config(root: Path, port: int, upstreams: list[str], access_log: bool = True) -> str:
+    """deploy/scale/nginx.conf, the file users get, with only what a loopback run must change:
+    the replicas' addresses (same server parameters), the listen address, and pid, logs and
+    temporary files under ``root``. Raises if that file no longer has the expected shape."""
     for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (root / "tmp" / d).mkdir(parents=True, exist_ok=True)
-    servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=3s;" for u in upstreams)
-    user = "user root root;" if os.geteuid() == 0 else ""
+    text = DEPLOY_NGINX.read_text()
+    found = _DEPLOY_SERVER.search(text)
+    if found is None or "listen 5000;" not in text or "http {" not in text:
+        raise RuntimeError(f"{DEPLOY_NGINX} changed shape: update bench/s3_servers.nginx_config")
+    indent, params = found.group(1), found.group(2) or ""
+    servers = "".join(f"{indent}server {u}{params};\n" for u in upstreams)
+    text = _DEPLOY_SERVER.sub("", text)
+    text = text[:found.start()] + servers + text[found.start():]
+    text = text.replace("listen 5000;", f"listen 127.0.0.1:{port};")
+    user = "user root root;\n" if os.geteuid() == 0 else ""
     log = f"{root}/access.log upstream" if access_log else "off"
-    return NGINX_CONF.format(user=user, root=root, port=port, servers=servers, access_log=log)
+    local = "".join(f"    {k}_temp_path {root}/tmp/{d};\n" for k, d in (
+        ("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"), ("uwsgi", "uwsgi"), ("scgi", "scgi")))
+    text = text.replace("http {\n", "http {\n    log_format upstream '$request_method $uri $status $upstream_addr';\n"
+                        f"    access_log {log};\n{local}", 1)
+    return f"{user}pid {root}/nginx.pid;\nerror_log {root}/error.log warn;\n{text}"
 
 
 def nginx_binary() -> str | None:

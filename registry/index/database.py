@@ -38,6 +38,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .group_commit import GroupCommitter, Outcome, run_batch
+from .point_reads import PointReads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,8 +158,10 @@ class Database:
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="index-write")
             # Looked up per batch (not bound here) so that tests can make the writer fail.
             self._committer = GroupCommitter(self._write_thread, lambda fns: self._sync_write(fns))
+        self.point = PointReads(self)  # ``await db.point.row(stmt, params)``: the hot one-row reads
 
     async def close(self) -> None:
+        await self.point.close()
         await self.engine.dispose()
         if self._reader is not None and self._writer is not None:
             self._read_threads.shutdown(wait=True)

@@ -2,7 +2,7 @@
 
 A push or a manifest PUT runs ~15 small statements; through SQLAlchemy Core each one costs
 more Python than SQLite takes to run it (cache-key generation, the execution context, one Row
-per result row; bench/results/PROFILE.md section 11). For statements built once at import time
+per result row; bench/results/PROFILE.md section 15). For statements built once at import time
 (module constants) and the compiled-once upserts of ``prepared``, ``execute(conn, stmt, params)``
 compiles the statement once for SQLite into its SQL with ``?`` binds, the order of those binds
 and their type processors, then runs it with ``sqlite3.Connection.execute`` in the caller's

@@ -6,7 +6,7 @@ statement again, even a statement object built once. That was the largest single
 manifest PUT (bench/results/PROFILE.md, section 7). Here such a statement is built once per
 (dialect, name, columns) and handed to ``fast.execute``, which on SQLite compiles it once and
 runs the SQL (exactly what SQLAlchemy would have sent, with the column types' bind processors,
-so JSON and booleans are still converted) on the sqlite3 connection (section 11).
+so JSON and booleans are still converted) on the sqlite3 connection (PROFILE.md section 15).
 """
 from __future__ import annotations
 

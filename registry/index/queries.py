@@ -166,8 +166,8 @@ class RepositoryQueries:
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""
-        params = {"repository": repository, "digest": digest}
-        return await self.db.read(lambda conn: fast.execute(conn, _BLOB_SIZE, params).scalar_one_or_none())
+        found = await self.db.point.row(_BLOB_SIZE, {"repository": repository, "digest": digest})
+        return found[0] if found else None
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
         def tx(conn: Connection) -> bool:
@@ -240,8 +240,7 @@ class RepositoryQueries:
 
     async def resolve_tag(self, repository: str, tag: str) -> tuple[str, str, int] | None:
         """(digest, media type, size) of the manifest a tag points at, in one indexed query."""
-        params = {"repository": repository, "tag": tag}
-        row = await self.db.read(lambda conn: fast.execute(conn, _RESOLVE_TAG, params).first())
+        row = await self.db.point.row(_RESOLVE_TAG, {"repository": repository, "tag": tag})
         return (row[0], row[1], row[2]) if row else None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:

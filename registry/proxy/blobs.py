@@ -137,10 +137,9 @@ class BlobFetch:
         storage = self.svc.cache.storage
         upload_id = uuid.uuid4().hex
         held: list[bytes] = []  # the last chunk, released only once the digest is verified
+        reading: asyncio.Task | None = None
         try:
             self.started.set_result(resp.content_length)
-            mark = await self.svc.cache.before_bytes(str(self.digest))  # see registry/lifecycle/reviews.py
-            await storage.create_upload(upload_id)
             hasher = Hasher(self.digest.algorithm)
 
             # The upstream is read, and clients are fed, by ``_read_upstream`` in its own task;
@@ -148,8 +147,13 @@ class BlobFetch:
             # slow write (another fill's fsync) does not stop the stream to the clients, and a
             # 40 MiB layer is a handful of hand-offs to the storage thread rather than forty
             # (each waits to be scheduled: on a loaded machine, most of a cold pull's time).
+            # Reading starts before the GC mark and the staging area exist: the clients get
+            # their first bytes without waiting for that index write, and no byte reaches
+            # storage before the mark is read (the queue holds them meanwhile).
             disk: asyncio.Queue = asyncio.Queue(DISK_QUEUE)
             reading = asyncio.create_task(self._read_upstream(resp, held, disk))
+            mark = await self.svc.cache.before_bytes(str(self.digest))  # see registry/lifecycle/reviews.py
+            await storage.create_upload(upload_id)
 
             async def chunks():
                 while (item := await disk.get()) is not None:
@@ -178,6 +182,10 @@ class BlobFetch:
             self._finish(None)
         except BaseException as e:  # noqa: BLE001 - the waiters get it; the staging area goes
             log.warning("proxy: fetching %s of %s failed: %s", self.digest, self.target.local, e)
+            if reading is not None and not reading.done():  # the mark or the staging area failed
+                reading.cancel()
+                with contextlib.suppress(BaseException):
+                    await reading
             await storage.delete_upload(upload_id)
             self._finish(e)
             if isinstance(e, asyncio.CancelledError):
@@ -219,41 +227,50 @@ async def serve_blob(svc, target: Target, request: web.Request, digest: Digest, 
         fetch = BlobFetch(svc, target, digest)
         svc.fetches[digest_key] = fetch
         fetch.task.add_done_callback(lambda _t: svc.fetches.pop(digest_key, None))
+    # Subscribed before anything is awaited: the fill starts reading the upstream as soon as it
+    # has an answer, and a client that subscribed after the first chunk went by would wait for
+    # the whole commit (fsync included) before reading from storage.
+    sub = None if request.headers.get("Range") or fetch.finished.is_set() else fetch.subscribe()
     try:
-        size = await asyncio.shield(fetch.started)
-    except UpstreamNotFound:
-        raise BlobUnknown(detail={"digest": str(digest)},
-                          message=f"blob {digest} not found at upstream {target.upstream.name}") from None
-    except UpstreamUnavailable as e:
-        raise unavailable(e) from None
-    if request.headers.get("Range") or fetch.finished.is_set():
-        # A range of a blob still arriving (or one that just arrived): the ordinary handler.
-        await fetch.finished.wait()
-        _raise_fetch_error(fetch)
-        return await handler(request)
-    sub = fetch.subscribe()  # no await since the check above: it cannot miss the end
-    headers = {"Docker-Content-Digest": str(digest), "Content-Type": OCTET}
+        try:
+            size = await asyncio.shield(fetch.started)
+        except UpstreamNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)},
+                              message=f"blob {digest} not found at upstream {target.upstream.name}") from None
+        except UpstreamUnavailable as e:
+            raise unavailable(e) from None
+        if sub is None:
+            # A range of a blob still arriving (or one that just arrived): the ordinary handler.
+            await fetch.finished.wait()
+            _raise_fetch_error(fetch)
+            return await handler(request)
+        return await _stream(svc, request, fetch, sub, size)
+    finally:
+        if sub is not None:
+            if sub in fetch.subscribers:
+                fetch.subscribers.remove(sub)
+            sub.room.set()  # a fill waiting for this client goes on
+
+
+async def _stream(svc, request: web.Request, fetch: BlobFetch, sub: Subscriber, size: int | None) -> web.StreamResponse:
+    """Send what the fill hands ``sub``; a lagging subscriber reads the rest from storage."""
+    headers = {"Docker-Content-Digest": str(fetch.digest), "Content-Type": OCTET}
     resp = web.StreamResponse(status=200, headers=headers)
     if size is not None:
         resp.content_length = size
     await resp.prepare(request)
     offset = 0
-    try:
-        while True:
-            item = await sub.get()
-            if item is END:
-                break
-            if isinstance(item, BaseException):
-                return _cut(request, resp, item)
-            await resp.write(item)
-            offset += len(item)
-        if sub.lagging:
-            async for block in svc.cache.storage.read(digest, offset):
-                await resp.write(block)
-    finally:
-        if sub in fetch.subscribers:
-            fetch.subscribers.remove(sub)
-        sub.room.set()  # a fill waiting for this client goes on
+    while True:
+        item = await sub.get()
+        if item is END:
+            break
+        if isinstance(item, BaseException):
+            return _cut(request, resp, item)
+        await resp.write(item)
+        offset += len(item)
+    if sub.lagging:
+        async for block in svc.cache.storage.read(fetch.digest, offset):
+            await resp.write(block)
     await resp.write_eof()
     return resp
 

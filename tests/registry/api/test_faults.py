@@ -42,6 +42,7 @@ def broken_database(monkeypatch, db, exc: BaseException):
         m.setattr(db, "_sync_write", fail)
         if db._reader is None:  # PostgreSQL runs through the async engine
             m.setattr(db, "engine", Gone())
+            m.setattr(db.point, "_fetchrow", fail)  # and the hot one-row reads through asyncpg
         yield
 
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
-from registry.index import Index, ManifestRecord
+from registry.index import Index, ManifestRecord, group_commit
 from registry.index.database import Database
 
 
@@ -67,7 +67,10 @@ def insert(key: str, value: int):
     return fn
 
 
-async def test_queued_writes_share_one_commit_and_each_gets_its_own_result(db):
+async def test_queued_writes_share_one_commit_and_each_gets_its_own_result(db, monkeypatch):
+    # the batch's time budget is its own test's subject: on a loaded machine 8 inserts can take
+    # longer than 10 ms, and the batch would (rightly) split
+    monkeypatch.setattr(group_commit, "BATCH_BUDGET_S", 10.0)
     statements = trace(db)
     seen_on_answer: list[bool] = []
 
@@ -87,7 +90,10 @@ async def test_queued_writes_share_one_commit_and_each_gets_its_own_result(db):
     first = asyncio.ensure_future(db.write(blocker))
     await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
     tasks = [asyncio.ensure_future(insert_and_check(f"k{i}", i)()) for i in range(8)]
-    await asyncio.sleep(0.05)
+    for _ in range(500):  # until all 8 are queued behind the blocker, however slow the machine
+        if len(db._committer._pending) == 8:
+            break
+        await asyncio.sleep(0.01)
     release.set()
     await first
     assert await asyncio.gather(*tasks) == [f"k{i}={i}" for i in range(8)]

@@ -1,0 +1,91 @@
+"""One-row reads on the hot path (tag -> manifest, blob size), straight on asyncpg on PostgreSQL.
+
+A manifest GET by tag on a replica was ~1.1 ms of CPU, and a third of it was SQLAlchemy's
+async machinery around one indexed SELECT: the pool checkout, setting AUTOCOMMIT on the
+connection, the greenlet hop of ``run_sync``, the cursor adaptation and the result wrapping
+(py-spy, ``python -m bench.s3_replicas --profile``). Here the same statement, compiled once by
+SQLAlchemy for asyncpg (so its text cannot drift from the query builders), runs with
+``fetchrow`` on a small asyncpg pool of its own: no transaction (each statement is its own
+snapshot, as on the autocommit path), asyncpg's prepared-statement cache per connection.
+Nothing is cached between requests: every call asks PostgreSQL, so a tag moved by another
+replica is seen at once.
+
+On SQLite the statement runs through ``Database.read`` and ``fast.execute`` (the reader
+threads and the raw sqlite3 path are the cheap path there).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from . import fast
+
+if TYPE_CHECKING:
+    from .database import Database
+
+POOL_MAX = 10  # like the engine's pool_size: reads are short, a few connections serve many
+CLOSE_GRACE = 2.0  # seconds
+
+
+class PointReads:
+    def __init__(self, db: "Database") -> None:
+        self.db = db
+        self._dialect = db.engine.dialect
+        self._url = db.engine.url
+        self._pool: Any = None
+        self._opening: asyncio.Lock | None = None
+        self._compiled: dict[Any, tuple[str, list[str]]] = {}
+
+    async def row(self, stmt: Any, params: dict[str, Any]) -> tuple | None:
+        """The first row of ``stmt`` (a select of plain columns: no JSON decoding here) or None."""
+        if self.db.dialect != "postgresql":  # SQLite: its raw prebuilt path (registry/index/fast.py)
+            return await self.db.read(lambda conn: fast.execute(conn, stmt, params).first())
+        sql, names = self._compile(stmt)
+        args = [params[n] for n in names]
+        from .database import _unavailable, _unavailable_as
+
+        with _unavailable_as("read"):
+            for attempt in range(2):
+                try:
+                    found = await self._fetchrow(sql, args)
+                except Exception as e:
+                    # A pooled connection the server closed (a restart): asyncpg drops it; once more.
+                    if attempt or not _unavailable(e):
+                        raise
+                    continue
+                return tuple(found) if found is not None else None
+        raise AssertionError("unreachable")
+
+    async def _fetchrow(self, sql: str, args: list[Any]) -> Any:
+        pool = self._pool or await self._open()
+        return await pool.fetchrow(sql, *args)
+
+    def _compile(self, stmt: Any) -> tuple[str, list[str]]:
+        found = self._compiled.get(stmt)  # keyed by the (module-level) statement object itself
+        if found is None:
+            compiled = stmt.compile(dialect=self._dialect)
+            found = self._compiled[stmt] = (compiled.string, list(compiled.positiontup or ()))
+        return found
+
+    async def _open(self) -> Any:
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                import asyncpg
+
+                _args, kwargs = self._dialect.create_connect_args(self._url)
+                kwargs.pop("prepared_statement_cache_size", None)
+                self._pool = await asyncpg.create_pool(min_size=1, max_size=POOL_MAX, **kwargs)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                # Graceful close waits for every connection to be released and to say goodbye;
+                # after the server killed some (a restart, pg_terminate_backend) it can wait
+                # forever. Reads hold nothing worth waiting for: then the sockets are just closed.
+                await asyncio.wait_for(pool.close(), CLOSE_GRACE)
+            except (asyncio.TimeoutError, OSError):
+                pool.terminate()
