@@ -19,6 +19,8 @@ import json
 import os
 import time
 
+from node.engine.journalfile import append_line
+
 JOURNAL = "journal.jsonl"
 MAX_BYTES = 4 << 20
 _LINE_LIMIT = 64 << 10  # a line longer than this is not an event of ours: skipped when read
@@ -55,28 +57,9 @@ def emit(root, kind: str, action: str, actor_id: str, attributes: dict | None = 
 
 
 def _append(path: str, line: bytes) -> None:
-    try:
-        fd = _open_append(path)
-    except OSError:
-        return
-    try:
-        os.write(fd, line)
-        size = os.fstat(fd).st_size
-    except OSError:
-        size = 0
-    finally:
-        os.close(fd)
-    if size > MAX_BYTES:
+    size = append_line(path, line)
+    if size is not None and size > MAX_BYTES:
         _rotate(path)
-
-
-def _open_append(path: str) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-    try:
-        return os.open(path, flags, 0o600)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        return os.open(path, flags, 0o600)
 
 
 def _rotate(path: str) -> None:

@@ -142,17 +142,10 @@ def _start_event(root: str, cid: str, prepared: tuple[bytes, int]) -> None:
         import time
         now_ns = time.time_ns()
         line = prefix + b',"time":%d,"timeNano":%d}\n' % (now_ns // 1_000_000_000, now_ns)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError:
+        from node.engine.journalfile import append_line
+        size = append_line(path, line, make_dir=False)
+        if size is None:
             return  # as emit: an event never fails the operation it reports
-        try:
-            os.write(fd, line)
-            size = os.fstat(fd).st_size
-        except OSError:
-            size = 0
-        finally:
-            os.close(fd)
         if size <= max_bytes:
             return
         job = "rotate"
