@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 
 POOL_MAX = 10  # like the engine's pool_size: reads are short, a few connections serve many
 CLOSE_GRACE = 2.0  # seconds
+# A read waits this long for a free connection, then answers 503 + Retry-After (the engine's
+# pool does the same with its pool_timeout). asyncpg's own acquire waits forever, and before
+# 0.32 a holder whose connection the server killed mid-query was never returned to the pool:
+# under repeated pg_terminate_backend every manifest GET by tag hung (tests/registry/api/
+# test_faults.py). The bound keeps any such leak a slow 503, never a hung request.
+ACQUIRE_TIMEOUT = 10.0  # seconds
+
+
+class PoolExhausted(ConnectionError):
+    """Every connection of the point-read pool stayed busy for ACQUIRE_TIMEOUT (an OSError, so
+    ``_unavailable`` maps it to IndexUnavailable: 503 + Retry-After)."""
 
 
 class PointReads:
@@ -50,7 +61,7 @@ class PointReads:
                     found = await self._fetchrow(sql, args)
                 except Exception as e:
                     # A pooled connection the server closed (a restart): asyncpg drops it; once more.
-                    if attempt or not _unavailable(e):
+                    if attempt or not _unavailable(e) or isinstance(e, PoolExhausted):
                         raise
                     continue
                 return tuple(found) if found is not None else None
@@ -58,7 +69,14 @@ class PointReads:
 
     async def _fetchrow(self, sql: str, args: list[Any]) -> Any:
         pool = self._pool or await self._open()
-        return await pool.fetchrow(sql, *args)
+        try:
+            conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
+        except asyncio.TimeoutError as e:
+            raise PoolExhausted(f"no free connection in {ACQUIRE_TIMEOUT:g} s") from e
+        try:
+            return await conn.fetchrow(sql, *args)
+        finally:
+            await pool.release(conn)
 
     def _compile(self, stmt: Any) -> tuple[str, list[str]]:
         found = self._compiled.get(stmt)  # keyed by the (module-level) statement object itself

@@ -129,6 +129,30 @@ async def test_postgres_connections_killed_under_load(postgres_server, postgres_
     assert (await client.get("/v2/f/pg/manifests/v1")).status == 200
 
 
+async def test_postgres_point_reads_with_every_connection_busy_answer_503(postgres_url, aiohttp_client, tmp_path,
+                                                                          monkeypatch):
+    """The point-read pool (tag -> manifest on asyncpg) waits a bounded time for a connection,
+    then answers 503 + Retry-After; it never leaves a manifest GET hanging."""
+    from registry.index import point_reads
+
+    monkeypatch.setattr(point_reads, "ACQUIRE_TIMEOUT", 0.3)
+    config = RegistryConfig(data_dir=str(tmp_path / "data"), database_url=postgres_url).finish()
+    client = await aiohttp_client(create_app(config))
+    await push_image(client, "f/busy", "v1")
+    assert (await client.get("/v2/f/busy/manifests/v1")).status == 200  # opens the pool
+    reads = client.server.app[state.INDEX].db.point
+    pool = reads._pool
+    held = [await pool.acquire() for _ in range(point_reads.POOL_MAX)]
+    try:
+        r = await asyncio.wait_for(client.get("/v2/f/busy/manifests/v1"), 10)
+        assert r.status == 503 and r.headers["Retry-After"], (r.status, await r.text())
+        assert (await r.json())["errors"][0]["code"] == "UNAVAILABLE"
+    finally:
+        for conn in held:
+            await pool.release(conn)
+    assert (await client.get("/v2/f/busy/manifests/v1")).status == 200
+
+
 def _failing_writes(monkeypatch):
     """Files the filesystem driver opens for writing fail as on a full disk."""
     from registry.storage import filesystem
