@@ -37,6 +37,8 @@ from .resumable_sha256 import AVAILABLE as RESUMABLE_SHA256
 from .s3_deletes import DeleteBatcher
 from .s3_reads import PIECE, PieceBudget, RangeFetcher, needs_proxy, read_ranges
 from .s3_settings import S3Settings
+from .s3_splice import SPLICE_MIN, SpliceSender
+from .s3_splice import available as splice_available
 
 READ_CHUNK = 1 << 20
 WRITE_SLICE = 1 << 20
@@ -77,6 +79,7 @@ class S3Driver:
         self.uploads = S3Uploads(self)
         self.piece_budget = PieceBudget()
         self.fetcher: RangeFetcher | None = None
+        self.splicer: SpliceSender | None = None
         self.deferred_deletes = DeleteBatcher(self)
 
     # -- client ---------------------------------------------------------------------------------
@@ -104,6 +107,10 @@ class S3Driver:
         # Big reads bypass botocore's HTTP client (s3_reads.py), which would also apply proxy
         # settings: with a proxy configured for the endpoint, keep every read on aiobotocore.
         self.fetcher = None if needs_proxy(s.endpoint) else RangeFetcher(attempts=s.retries + 1)
+        # Streamed GETs spliced socket to socket (s3_splice.py): only where the bytes on the S3
+        # connection are the object's (plain http, no proxy).
+        if self.fetcher is not None and s.endpoint.startswith("http://") and splice_available():
+            self.splicer = SpliceSender(s.endpoint, s.timeout, attempts=s.retries + 1)
         try:
             await self.call("head_bucket")
         except Missing:
@@ -120,6 +127,9 @@ class S3Driver:
         if self.fetcher is not None:
             self.fetcher.close()
             self.fetcher = None
+        if self.splicer is not None:
+            self.splicer.close()
+            self.splicer = None
         await self._stack.aclose()
         self.client = None
 
@@ -246,6 +256,17 @@ class S3Driver:
         return await self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self.blob_key(digest)},
             ExpiresIn=int(self.settings.redirect_expiry))
+
+    async def send_direct(self, request: Any, resp: Any, digest: Digest, offset: int, length: int) -> int:
+        """Bytes [offset, offset+length) of the blob sent as ``resp``'s body straight from S3's
+        socket to the client's by the kernel (s3_splice.py); returns how many went that way
+        (0: this read cannot), the caller streams the rest with ``read``. Raises BlobNotFound."""
+        if self.splicer is None or length < SPLICE_MIN:
+            return 0
+        try:
+            return await self.splicer.send(self, request, resp, self.blob_key(digest), offset, length)
+        except Missing:
+            raise BlobNotFound(str(digest)) from None
 
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         if length == 0:
