@@ -29,10 +29,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
+from node.network import links
 from node.network.state import ContainerNet, Network, NetworkError, Store
 
 
@@ -104,7 +104,7 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
         with contextlib.suppress(OSError):
             if marker.read_text() == stamp:
                 return
-    nft = shutil.which("nft") or "/usr/sbin/nft"
+    nft = links.which("nft", "/usr/sbin/nft")
     try:
         proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)
     except FileNotFoundError:
@@ -121,7 +121,7 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
 
 def ruleset(store: Store) -> str:
     """The live table as nft prints it ("" if absent): for inspection and tests."""
-    nft = shutil.which("nft") or "/usr/sbin/nft"
+    nft = links.which("nft", "/usr/sbin/nft")
     proc = subprocess.run([nft, "list", "table", "ip", table_name(store)],
                           capture_output=True, text=True)
     return proc.stdout if proc.returncode == 0 else ""

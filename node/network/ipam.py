@@ -7,7 +7,7 @@ handed out twice and goes back to the pool when its container is detached.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 from node.network.state import Network, NetworkError
 

@@ -3,8 +3,6 @@ inspect). Each network owns one Linux bridge whose address is the network's gate
 from __future__ import annotations
 
 import ipaddress
-import secrets
-from datetime import datetime, timezone
 
 from node.forkguard import own_process
 from node.network import firewall, ipam, links
@@ -24,6 +22,8 @@ def _taken_ranges(store: Store, skip: str | None = None) -> list[tuple[ipaddress
 
 def _new_network(store: Store, name: str, subnet: ipaddress.IPv4Network, gateway: str,
                  bridge: str | None = None) -> Network:
+    import secrets  # here, not at the top: every attach imports this module (~6 ms)
+    from datetime import datetime, timezone
     net_id = secrets.token_hex(32)
     net = Network(
         name=name, id=net_id, subnet=str(subnet), gateway=gateway,
