@@ -23,7 +23,6 @@ import fcntl
 import json
 import os
 import time
-from pathlib import Path
 
 from node.atomic import write_json
 from node.engine import EngineError
@@ -41,6 +40,7 @@ def now_iso() -> str:
 
 
 def containers_dir(root: str | Path) -> Path:
+    from pathlib import Path  # here, not at the top: `ps` lists without pathlib (~3 ms of imports)
     return Path(root) / "containers"
 
 
@@ -73,6 +73,7 @@ def from_json(cls, doc: dict):
 
 class Container:
     def __init__(self, root: str | Path, cid: str) -> None:
+        from pathlib import Path
         self.root = Path(root)
         self.id = cid
         self.dir = containers_dir(root) / cid
