@@ -128,8 +128,22 @@ class _OneCommand:
         return getattr(self._sub, name)
 
 
+def _untranslated_argparse() -> None:
+    """argparse passes every message through gettext, whose first lookup imports locale (~1.5 ms
+    of every command) and which looks for each language's catalog again at every call. With no
+    catalog directory where gettext looks (the interpreter's share/locale, unless some code
+    bound a domain elsewhere) every lookup returns the message itself: answer that directly."""
+    import gettext
+    localedir = getattr(gettext, "_default_localedir", None)
+    if localedir is None or getattr(gettext, "_localedirs", True) or os.path.isdir(localedir):
+        return  # a catalog may exist: keep gettext
+    argparse._ = lambda message: message
+    argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for every command, or (``command`` given) only for that command."""
+    _untranslated_argparse()
     parser = _Parser(prog="dockyard", description="Pull images and run containers.",
                      formatter_class=_HelpFormatter)
     parser.add_argument(

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 
 def write_atomic(path: str | Path, data: bytes, durable: bool = False, mode: int | None = None,
                  durable_dir: bool = False) -> None:
+    from pathlib import Path  # here: `ps` imports this module and never writes
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

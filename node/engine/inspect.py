@@ -19,9 +19,9 @@ def list_documents(root) -> list[dict]:
     from node.engine.records import all_ids
     docs = []
     for cid in all_ids(root):
-        container = Container(root, cid)
+        container = _Listed(root, cid)
         try:
-            with open(os.path.join(container.dir, "container.json"), "rb") as f:
+            with open(container.dir + "/container.json", "rb") as f:
                 meta = json.loads(f.read())
         except (OSError, ValueError):
             continue
@@ -29,6 +29,31 @@ def list_documents(root) -> list[dict]:
             docs.append(_document(container, meta))
     docs.sort(key=lambda d: d.get("Created") or "", reverse=True)
     return docs
+
+
+class _Listed:
+    """What `ps` needs of a Container (id, dir as a str, the state read): no pathlib. A record
+    that must be reconciled (its processes are gone) becomes the real Container (``real``)."""
+
+    __slots__ = ("root", "id", "dir")
+
+    def __init__(self, root, cid: str) -> None:
+        import os
+        self.root, self.id = root, cid
+        self.dir = os.path.join(os.fspath(root), "containers", cid)
+
+    def state(self) -> dict:
+        import json
+
+        from node.engine.records import new_state
+        try:
+            with open(self.dir + "/state.json", "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            return new_state()
+
+    def real(self) -> Container:
+        return Container(self.root, self.id)
 
 
 def _document(container: Container, meta: dict) -> dict:

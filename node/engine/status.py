@@ -19,6 +19,8 @@ def current_state(container: Container) -> dict:
         if state.get("Status") == "restarting" and monitor_alive:
             return state
         if not pid_alive and not monitor_alive:
+            if hasattr(container, "real"):  # inspect._Listed: `ps`'s read-only stand-in
+                container = container.real()
             state = container.update_state(
                 Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                 ExitCode=state.get("ExitCode") or 255, FinishedAt=now_iso(),

@@ -17,7 +17,7 @@ import logging
 from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..index.database import IndexUnavailable
+from ..index.unavailable import IndexUnavailable
 from ..storage.driver import FULL, StorageFull, StorageUnavailable
 from .errors import ApiError, BlobUploadInvalid, NameUnknown, StorageFullError, Unavailable, Unknown, Unsupported
 

@@ -25,20 +25,19 @@ import asyncio
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .group_commit import GroupCommitter, Outcome, run_batch
 from .point_reads import PointReads
+from .unavailable import unavailable_as
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,34 +46,9 @@ RETRYABLE = ("deadlock detected", "could not serialize", "database is locked", "
 Query = Callable[[Connection], T]
 
 
-ASYNCPG_UNAVAILABLE = ("Connection", "CannotConnect", "AdminShutdown", "CrashShutdown", "InternalClientError",
-                       "TooManyConnections")
-
-
-class IndexUnavailable(Exception):
-    """The database could not run the query for a reason that is not the query's fault; the
-    original error is ``__cause__``."""
-
-
-def _unavailable(e: BaseException) -> bool:
-    if isinstance(e, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
-        return True
-    if isinstance(e, DBAPIError):
-        return bool(e.connection_invalidated) or (e.orig is not None and _unavailable(e.orig))
-    # asyncpg raises OSError (refused, reset) while connecting, and its own errors for a
-    # connection lost mid-query or a server shutting down or starting up (a connection that
-    # broke mid-operation can also report its state machine as confused: InternalClientError).
-    return isinstance(e, OSError) or type(e).__module__.startswith("asyncpg") and any(
-        word in type(e).__name__ for word in ASYNCPG_UNAVAILABLE)
-
-
 def _retryable(e: BaseException) -> bool:
     """A transient conflict: running the transaction again can succeed."""
     return isinstance(e, DBAPIError) and any(s in str(e) for s in RETRYABLE)
-
-
-def _why(e: BaseException) -> str:
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
 
 
 async def _drop_if_broken(conn: Any, e: DBAPIError) -> bool:
@@ -88,16 +62,6 @@ async def _drop_if_broken(conn: Any, e: DBAPIError) -> bool:
         await conn.invalidate()
         return True
     return False
-
-
-@contextmanager
-def _unavailable_as(what: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as e:
-        if _unavailable(e):
-            raise IndexUnavailable(f"index {what} failed: {_why(e)}") from e
-        raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -189,7 +153,7 @@ class Database:
 
     async def read(self, fn: Query[T]) -> T:
         """Run a read-only query function."""
-        with _unavailable_as("read"):
+        with unavailable_as("read"):
             if self._reader is not None:
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._read_threads, self._sync_read, self._reader, fn)
@@ -208,7 +172,7 @@ class Database:
 
     async def write(self, fn: Query[T], attempts: int = 5) -> T:
         """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts."""
-        with _unavailable_as("write"):
+        with unavailable_as("write"):
             return await self._write(fn, attempts)
 
     async def _write(self, fn: Query[T], attempts: int) -> T:

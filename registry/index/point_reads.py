@@ -19,6 +19,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from . import fast
+from .unavailable import is_unavailable, unavailable_as
 
 if TYPE_CHECKING:
     from .database import Database
@@ -31,11 +32,19 @@ CLOSE_GRACE = 2.0  # seconds
 # under repeated pg_terminate_backend every manifest GET by tag hung (tests/registry/api/
 # test_faults.py). The bound keeps any such leak a slow 503, never a hung request.
 ACQUIRE_TIMEOUT = 10.0  # seconds
+# One indexed SELECT answers in well under a millisecond; a server that accepted the statement
+# and then hung (a stopped process, a lost network path without RST) would otherwise hold the
+# request until TCP gives up, minutes later.
+STATEMENT_TIMEOUT = 10.0  # seconds
 
 
 class PoolExhausted(ConnectionError):
     """Every connection of the point-read pool stayed busy for ACQUIRE_TIMEOUT (an OSError, so
-    ``_unavailable`` maps it to IndexUnavailable: 503 + Retry-After)."""
+    ``is_unavailable`` maps it to IndexUnavailable: 503 + Retry-After)."""
+
+
+class StatementTimedOut(ConnectionError):
+    """PostgreSQL did not answer a point read within STATEMENT_TIMEOUT (503 + Retry-After)."""
 
 
 class PointReads:
@@ -53,15 +62,13 @@ class PointReads:
             return await self.db.read(lambda conn: fast.execute(conn, stmt, params).first())
         sql, names = self._compile(stmt)
         args = [params[n] for n in names]
-        from .database import _unavailable, _unavailable_as
-
-        with _unavailable_as("read"):
+        with unavailable_as("read"):
             for attempt in range(2):
                 try:
                     found = await self._fetchrow(sql, args)
                 except Exception as e:
                     # A pooled connection the server closed (a restart): asyncpg drops it; once more.
-                    if attempt or not _unavailable(e) or isinstance(e, PoolExhausted):
+                    if attempt or not is_unavailable(e) or isinstance(e, (PoolExhausted, StatementTimedOut)):
                         raise
                     continue
                 return tuple(found) if found is not None else None
@@ -74,7 +81,13 @@ class PointReads:
         except asyncio.TimeoutError as e:
             raise PoolExhausted(f"no free connection in {ACQUIRE_TIMEOUT:g} s") from e
         try:
-            return await conn.fetchrow(sql, *args)
+            return await conn.fetchrow(sql, *args, timeout=STATEMENT_TIMEOUT)
+        except asyncio.TimeoutError as e:
+            # asyncpg asks the server to cancel the statement, and release() would wait with no
+            # bound for that cancellation to be answered (MagicStack/asyncpg #431) -- from the
+            # very server that did not answer. Drop the connection; the pool opens a new one.
+            conn.terminate()
+            raise StatementTimedOut(f"no answer in {STATEMENT_TIMEOUT:g} s") from e
         finally:
             await pool.release(conn)
 

@@ -153,6 +153,39 @@ async def test_postgres_point_reads_with_every_connection_busy_answer_503(postgr
     assert (await client.get("/v2/f/busy/manifests/v1")).status == 200
 
 
+@pytest.mark.postgres
+async def test_postgres_point_read_on_a_server_that_does_not_answer_is_a_503(postgres_server, postgres_url,
+                                                                            aiohttp_client, tmp_path, monkeypatch,
+                                                                            caplog):
+    """A PostgreSQL that took the statement and never answers (here: the tags table locked by
+    another session) costs a manifest GET by tag STATEMENT_TIMEOUT and a 503 + Retry-After, not
+    a request hung until TCP gives up; the pooled connection stays usable afterwards."""
+    import asyncpg
+
+    from registry.index import point_reads
+
+    monkeypatch.setattr(point_reads, "STATEMENT_TIMEOUT", 0.3)
+    config = RegistryConfig(data_dir=str(tmp_path / "data"), database_url=postgres_url).finish()
+    client = await aiohttp_client(create_app(config))
+    await push_image(client, "f/hung", "v1")
+    assert (await client.get("/v2/f/hung/manifests/v1")).status == 200
+    db = postgres_url.rsplit("/", 1)[1]
+    locker = await asyncpg.connect(host="127.0.0.1", port=postgres_server.port, user="postgres", database=db)
+    try:
+        tx = locker.transaction()
+        await tx.start()
+        await locker.execute("LOCK TABLE tags IN ACCESS EXCLUSIVE MODE")
+        r = await asyncio.wait_for(client.get("/v2/f/hung/manifests/v1"), 10)
+        assert r.status == 503 and r.headers["Retry-After"], (r.status, await r.text())
+        assert (await r.json())["errors"][0]["code"] == "UNAVAILABLE"
+        assert any("StatementTimedOut" in rec.getMessage() for rec in caplog.records)  # the cause, in the log
+        await tx.rollback()
+    finally:
+        await locker.close()
+    for _ in range(point_reads.POOL_MAX + 1):  # every pooled connection answers again
+        assert (await client.get("/v2/f/hung/manifests/v1")).status == 200
+
+
 def _failing_writes(monkeypatch):
     """Files the filesystem driver opens for writing fail as on a full disk."""
     from registry.storage import filesystem
