@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 from aiohttp import web
@@ -48,6 +49,18 @@ OCTET = "application/octet-stream"
 
 class BlobCorrupt(Exception):
     pass
+
+
+_hashing_thread: ThreadPoolExecutor | None = None
+
+
+def _hashing() -> ThreadPoolExecutor:
+    """One thread for every fill's digests: FIFO, so each fill's batches are hashed in order
+    (hashlib drops the GIL while it hashes, so this runs beside the event loop)."""
+    global _hashing_thread
+    if _hashing_thread is None:
+        _hashing_thread = ThreadPoolExecutor(1, thread_name_prefix="proxy-hash")
+    return _hashing_thread
 
 
 class Subscriber:
@@ -202,19 +215,31 @@ class BlobFetch:
         batch: list[bytes] = []
         batched = 0
         hasher = Hasher(self.digest.algorithm)
+        loop = asyncio.get_running_loop()
+        hashed: asyncio.Future | None = None  # the newest batch handed to the hashing thread
+
+        async def flush() -> None:
+            nonlocal batch, batched, hashed
+            data = b"".join(batch)
+            batch, batched = [], 0
+            # Hashed in order on one thread (FIFO), beside the event loop and apart from the
+            # disk: the loop streams on while the digest keeps pace (see the module docstring).
+            hashed = loop.run_in_executor(_hashing(), hasher.update, data)
+            await disk.put(data)
+
         try:
             async for chunk in resp.content.iter_chunked(CHUNK):
-                hasher.update(chunk)  # here, not in the storage thread: see the module docstring
                 if held:
                     await self._publish(held.pop())
                 held.append(chunk)
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= WRITE_BATCH:
-                    await disk.put(b"".join(batch))
-                    batch, batched = [], 0
+                    await flush()
             if batch:
-                await disk.put(b"".join(batch))
+                await flush()
+            if hashed is not None:
+                await hashed  # FIFO: every batch before it is hashed too
             received = self.sent + sum(map(len, held))
             if hasher.digest() != self.digest or (resp.content_length is not None and received != resp.content_length):
                 raise BlobCorrupt(f"upstream {self.target.upstream.name} sent bytes that do not match {self.digest}")
