@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from .record import record
 
+_set = object.__setattr__  # a frozen record's fields, in the hand-written __init__s
+
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 
@@ -20,6 +22,10 @@ class InvalidDigest(ValueError):
 class Digest:
     algorithm: str
     hex: str
+
+    def __init__(self, algorithm, hex):  # noqa: A002 - the field's name
+        _set(self, "algorithm", algorithm)
+        _set(self, "hex", hex)
 
     @classmethod
     def parse(cls, text: str) -> "Digest":

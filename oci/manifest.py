@@ -7,7 +7,7 @@ One parser per media type family (image manifest, index); schema1 is refused.
 from __future__ import annotations
 
 import json
-from .record import Factory, record
+from .record import MISSING, Factory, record
 
 from . import mediatypes as mt
 from . import schema
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+_set = object.__setattr__  # a frozen record's fields, in the hand-written __init__s
 
 
 class ManifestError(ValueError):
@@ -44,6 +45,12 @@ class Platform:
     architecture: str
     variant: str | None = None
     os_version: str | None = None
+
+    def __init__(self, os, architecture, variant=None, os_version=None):
+        _set(self, "os", os)
+        _set(self, "architecture", architecture)
+        _set(self, "variant", variant)
+        _set(self, "os_version", os_version)
 
     @classmethod
     def from_json(cls, d: Any) -> "Platform":
@@ -72,6 +79,17 @@ class Descriptor:
     platform: Platform | None = None
     artifact_type: str | None = None
     data: bytes | None = None
+
+    def __init__(self, media_type, digest, size, urls=(), annotations=None, platform=None,
+                 artifact_type=None, data=None):
+        _set(self, "media_type", media_type)
+        _set(self, "digest", digest)
+        _set(self, "size", size)
+        _set(self, "urls", urls)
+        _set(self, "annotations", annotations)
+        _set(self, "platform", platform)
+        _set(self, "artifact_type", artifact_type)
+        _set(self, "data", data)
 
     @classmethod
     def from_json(cls, d: Any, where: str = "descriptor") -> "Descriptor":
@@ -127,6 +145,16 @@ class ImageManifest:
     artifact_type: str | None = None
     annotations: dict[str, str] | None = None
 
+    def __init__(self, raw, media_type, config, layers, subject=None, artifact_type=None,
+                 annotations=None):
+        _set(self, "raw", raw)
+        _set(self, "media_type", media_type)
+        _set(self, "config", config)
+        _set(self, "layers", layers)
+        _set(self, "subject", subject)
+        _set(self, "artifact_type", artifact_type)
+        _set(self, "annotations", annotations)
+
     @property
     def digest(self) -> Digest:
         return Digest.of(self.raw)
@@ -149,6 +177,15 @@ class ImageIndex:
     subject: Descriptor | None = None
     artifact_type: str | None = None
     annotations: dict[str, str] | None = None
+
+    def __init__(self, raw, media_type, manifests, subject=None, artifact_type=None,
+                 annotations=None):
+        _set(self, "raw", raw)
+        _set(self, "media_type", media_type)
+        _set(self, "manifests", manifests)
+        _set(self, "subject", subject)
+        _set(self, "artifact_type", artifact_type)
+        _set(self, "annotations", annotations)
 
     @property
     def digest(self) -> Digest:
@@ -255,6 +292,17 @@ class ImageConfig:
     config: dict[str, Any] = Factory(dict)  # Entrypoint, Cmd, Env, WorkingDir, User...
     diff_ids: list[Digest] = Factory(list)
     history: list[dict[str, Any]] = Factory(list)
+
+    def __init__(self, raw, architecture="", os="", variant=None, created=None, config=MISSING,
+                 diff_ids=MISSING, history=MISSING):
+        self.raw = raw
+        self.architecture = architecture
+        self.os = os
+        self.variant = variant
+        self.created = created
+        self.config = {} if config is MISSING else config
+        self.diff_ids = [] if diff_ids is MISSING else diff_ids
+        self.history = [] if history is MISSING else history
 
     @classmethod
     def parse(cls, raw: bytes) -> "ImageConfig":

@@ -11,6 +11,8 @@ import re
 from .digest import Digest, InvalidDigest
 from .record import record
 
+_set = object.__setattr__  # a frozen record's fields, in the hand-written __init__
+
 NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"^{NAME_COMPONENT}(?:/{NAME_COMPONENT})*$")
 TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
@@ -54,6 +56,12 @@ class Reference:
     repository: str
     tag: str | None = None
     digest: Digest | None = None
+
+    def __init__(self, domain, repository, tag=None, digest=None):
+        _set(self, "domain", domain)
+        _set(self, "repository", repository)
+        _set(self, "tag", tag)
+        _set(self, "digest", digest)
 
     @classmethod
     def parse(cls, text: str, default_tag: bool = True) -> "Reference":

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from oci.digest import Digest
-from oci.manifest import ImageConfig, Platform
-from oci.record import Factory, FrozenRecordError, record
+from oci.manifest import Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform
+from oci.record import MISSING, Factory, FrozenRecordError, record
 from oci.reference import Reference
 
 HEX = "a" * 64
@@ -67,3 +67,78 @@ def test_oci_does_not_import_dataclasses():
     code = "import sys, oci.manifest, oci.reference; print('dataclasses' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def _generated_twin(cls):
+    """The class as record would build it without the hand-written __init__."""
+    fields = tuple(cls.__slots__)
+    body = {"__annotations__": dict.fromkeys(fields, "object"), "__qualname__": cls.__qualname__}
+    for name in fields:
+        default = cls.__init__.__defaults__ or ()
+        offset = len(fields) - len(default)
+        i = fields.index(name)
+        if i >= offset:
+            given = default[i - offset]
+            body[name] = Factory(type(getattr(cls(*[None] * offset), name))) if given is MISSING else given
+    frozen = cls.__setattr__ is not object.__setattr__
+    return record(type(cls.__name__, (), body), frozen=frozen)
+
+
+@pytest.mark.parametrize("cls", [Digest, Reference, Platform, Descriptor, ImageManifest, ImageIndex,
+                                 ImageConfig])
+def test_hand_written_inits_are_what_record_would_generate(cls):
+    import inspect
+    twin = _generated_twin(cls)
+    assert inspect.signature(cls.__init__) == inspect.signature(twin.__init__)
+    required = [None] * (len(cls.__slots__) - len(cls.__init__.__defaults__ or ()))
+    made, generated = cls(*required), twin(*required)
+    assert [getattr(made, n) for n in cls.__slots__] == [getattr(generated, n) for n in cls.__slots__]
+    if cls is ImageConfig:
+        assert made.config is not cls(*required).config  # a fresh one per instance
+    else:
+        with pytest.raises(FrozenRecordError):
+            setattr(made, cls.__slots__[0], 1)
+
+
+def test_a_hand_written_init_that_drifts_from_the_fields_is_refused():
+    with pytest.raises(TypeError):
+        @record
+        class Missing:
+            a: int
+            b: int = 0
+
+            def __init__(self, a):
+                self.a = a
+    with pytest.raises(TypeError):
+        @record
+        class WrongDefault:
+            a: int = 1
+
+            def __init__(self, a=2):
+                self.a = a
+    with pytest.raises(TypeError):
+        @record
+        class FactoryWithoutMissing:
+            a: list = Factory(list)
+
+            def __init__(self, a=None):
+                self.a = a
+
+    @record
+    class Fine:
+        a: int
+        b: list = Factory(list)
+
+        def __init__(self, a, b=MISSING):
+            self.a = a
+            self.b = [] if b is MISSING else b
+
+    assert Fine(1) == Fine(1, []) and Fine(1).b is not Fine(1).b
+
+
+def test_oci_classes_are_built_without_exec():
+    code = ("import oci.record as r; real = r._generate_init; made = []\n"
+            "r._generate_init = lambda cls, *a: (made.append(cls.__name__), real(cls, *a))[1]\n"
+            "import oci.manifest, oci.reference; print(made)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
