@@ -15,17 +15,16 @@ for the kernel to delete with the namespace.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.forkguard import own_process
 from node.network import firewall, hosts, ipam, links, networks, ports
 from node.network.state import (
-    ContainerNet, Endpoint, Network, NetworkError, PortBinding, Store,
+    ContainerNet, Endpoint, Network, NetworkError, PortBinding, Store, sha256,
 )
+from oci.record import MISSING, Factory, record
 
 __all__ = ["Attachment", "NetworkError", "attach", "detach", "reclaim", "connect", "disconnect",
            "lookup", "netns_path_for"]
@@ -33,7 +32,7 @@ __all__ = ["Attachment", "NetworkError", "attach", "detach", "reclaim", "connect
 RECLAIM_GRACE_SECONDS = 30.0  # an attachment this young may still be waiting for its process
 
 
-@dataclass
+@record  # not a dataclass: see state.py
 class Attachment:
     container_id: str
     netns_path: str
@@ -45,9 +44,26 @@ class Attachment:
     ports: dict
     hosts: list[tuple[str, list[str]]]
     resolv_conf: str
-    bindings: list[PortBinding] = field(default_factory=list)
-    endpoints: list[Endpoint] = field(default_factory=list)
-    network_ids: dict[str, str] = field(default_factory=dict)
+    bindings: list[PortBinding] = Factory(list)
+    endpoints: list[Endpoint] = Factory(list)
+    network_ids: dict[str, str] = Factory(dict)
+
+    def __init__(self, container_id, netns_path, network, ip_address, prefixlen, gateway, mac,
+                 ports, hosts, resolv_conf, bindings=MISSING, endpoints=MISSING,
+                 network_ids=MISSING):
+        self.container_id = container_id
+        self.netns_path = netns_path
+        self.network = network
+        self.ip_address = ip_address
+        self.prefixlen = prefixlen
+        self.gateway = gateway
+        self.mac = mac
+        self.ports = ports
+        self.hosts = hosts
+        self.resolv_conf = resolv_conf
+        self.bindings = [] if bindings is MISSING else bindings
+        self.endpoints = [] if endpoints is MISSING else endpoints
+        self.network_ids = {} if network_ids is MISSING else network_ids
 
     @property
     def hosts_text(self) -> str:
@@ -80,7 +96,7 @@ def netns_path_for(root: Path | str, container_id: str) -> str:
 
 
 def _host_veth(store: Store, container_id: str, network: str) -> str:
-    digest = hashlib.sha256(f"{store.root_key}/{container_id}/{network}".encode()).hexdigest()
+    digest = sha256(f"{store.root_key}/{container_id}/{network}".encode()).hexdigest()
     return "dyv" + digest[:12]  # 15 characters: the kernel's limit for interface names
 
 

@@ -27,13 +27,12 @@ The table::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import subprocess
 from pathlib import Path
 
 from node.network import links
-from node.network.state import ContainerNet, Network, NetworkError, Store
+from node.network.state import ContainerNet, Network, NetworkError, Store, sha256
 
 
 def table_name(store: Store) -> str:
@@ -99,7 +98,7 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
     networks = [n for n in store.networks() if n.name not in without]
     script = render(table_name(store), networks, store.containers())
     marker = store.dir / "firewall.applied"
-    stamp = hashlib.sha256(f"{_boot_id()}\n{script}".encode()).hexdigest()
+    stamp = sha256(f"{_boot_id()}\n{script}".encode()).hexdigest()
     if not force:
         with contextlib.suppress(OSError):
             if marker.read_text() == stamp:

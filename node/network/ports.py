@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
 
 from node.network.state import ContainerNet, NetworkError, PortBinding
+from oci.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)  # not a dataclass: see state.py; frozen, so hashable (dict.fromkeys below)
 class PortSpec:
     proto: str
     container_port: int
     host_ip: str = ""  # "" = every host address
     host_port: int = 0  # 0 = pick one
+
+    def __init__(self, proto, container_port, host_ip="", host_port=0):
+        object.__setattr__(self, "proto", proto)
+        object.__setattr__(self, "container_port", container_port)
+        object.__setattr__(self, "host_ip", host_ip)
+        object.__setattr__(self, "host_port", host_port)
 
 
 def parse_publish(text: str) -> PortSpec:

@@ -19,17 +19,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
 import signal
 import threading
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from collections.abc import Iterator
 
 from node.atomic import write_json
+from oci.record import MISSING, Factory, record
+
+try:  # hashlib would load OpenSSL (libcrypto, openssl.cnf): 5-20 ms in every attach's monitor
+    from _sha256 import sha256
+except ImportError:  # Python 3.12+ (_sha2), or a build without the builtin module
+    try:
+        from _sha2 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 DEFAULT_NETWORK = "bridge"
@@ -41,7 +48,11 @@ class NetworkError(Exception):
     """A network operation that cannot be done, with a message fit for the user."""
 
 
-@dataclass
+# The records below are oci.record classes (slots, equality, repr) with their __init__ and
+# to_dict written out: not dataclasses, whose import (inspect, ast, dis, tokenize) cost every
+# attach 12-26 ms in the monitor. to_dict is what dataclasses.asdict gave (same JSON on disk).
+
+@record
 class Network:
     name: str
     id: str
@@ -49,14 +60,28 @@ class Network:
     gateway: str
     bridge: str
     created: str
-    allocations: dict[str, str] = field(default_factory=dict)  # ip -> container id
+    allocations: dict[str, str] = Factory(dict)  # ip -> container id
+
+    def __init__(self, name, id, subnet, gateway, bridge, created, allocations=MISSING):  # noqa: A002
+        self.name = name
+        self.id = id
+        self.subnet = subnet
+        self.gateway = gateway
+        self.bridge = bridge
+        self.created = created
+        self.allocations = {} if allocations is MISSING else allocations
 
     @property
     def user_defined(self) -> bool:
         return self.name != DEFAULT_NETWORK
 
+    def to_dict(self) -> dict:
+        return {"name": self.name, "id": self.id, "subnet": self.subnet, "gateway": self.gateway,
+                "bridge": self.bridge, "created": self.created,
+                "allocations": dict(self.allocations)}
 
-@dataclass
+
+@record
 class Endpoint:
     network: str
     ifname: str  # inside the container: eth0, eth1...
@@ -65,29 +90,70 @@ class Endpoint:
     prefixlen: int
     gateway: str
     mac: str
-    aliases: list[str] = field(default_factory=list)
+    aliases: list[str] = Factory(list)
+
+    def __init__(self, network, ifname, host_veth, ip, prefixlen, gateway, mac, aliases=MISSING):
+        self.network = network
+        self.ifname = ifname
+        self.host_veth = host_veth
+        self.ip = ip
+        self.prefixlen = prefixlen
+        self.gateway = gateway
+        self.mac = mac
+        self.aliases = [] if aliases is MISSING else aliases
+
+    def to_dict(self) -> dict:
+        return {"network": self.network, "ifname": self.ifname, "host_veth": self.host_veth,
+                "ip": self.ip, "prefixlen": self.prefixlen, "gateway": self.gateway,
+                "mac": self.mac, "aliases": list(self.aliases)}
 
 
-@dataclass
+@record
 class PortBinding:
     proto: str  # "tcp" | "udp"
     container_port: int
     host_ip: str  # "" means every address of the host
     host_port: int
 
+    def __init__(self, proto, container_port, host_ip, host_port):
+        self.proto = proto
+        self.container_port = container_port
+        self.host_ip = host_ip
+        self.host_port = host_port
 
-@dataclass
+    def to_dict(self) -> dict:
+        return {"proto": self.proto, "container_port": self.container_port,
+                "host_ip": self.host_ip, "host_port": self.host_port}
+
+
+@record
 class ContainerNet:
     container_id: str
     name: str
     hostname: str
     netns_path: str
     created: float
-    endpoints: list[Endpoint] = field(default_factory=list)
-    ports: list[PortBinding] = field(default_factory=list)
+    endpoints: list[Endpoint] = Factory(list)
+    ports: list[PortBinding] = Factory(list)
+
+    def __init__(self, container_id, name, hostname, netns_path, created, endpoints=MISSING,
+                 ports=MISSING):
+        self.container_id = container_id
+        self.name = name
+        self.hostname = hostname
+        self.netns_path = netns_path
+        self.created = created
+        self.endpoints = [] if endpoints is MISSING else endpoints
+        self.ports = [] if ports is MISSING else ports
 
     def endpoint(self, network: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.network == network), None)
+
+    def to_dict(self) -> dict:
+        return {"container_id": self.container_id, "name": self.name, "hostname": self.hostname,
+                "netns_path": self.netns_path, "created": self.created,
+                "endpoints": [e.to_dict() for e in self.endpoints],
+                "ports": [p.to_dict() for p in self.ports]}
 
 
 class Store:
@@ -103,7 +169,7 @@ class Store:
     # agents with different roots (tests do this) never touch each other's kernel objects.
     @property
     def root_key(self) -> str:
-        return hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:10]
+        return sha256(str(self.root.resolve()).encode()).hexdigest()[:10]
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -147,7 +213,7 @@ class Store:
         return self._load_network(path) if path.exists() else None
 
     def save_network(self, net: Network) -> None:
-        _write_json(self.networks_dir / f"{net.name}.json", asdict(net))
+        _write_json(self.networks_dir / f"{net.name}.json", net.to_dict())
 
     def delete_network(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -165,7 +231,7 @@ class Store:
         return self._load_container(path) if path.exists() else None
 
     def save_container(self, c: ContainerNet) -> None:
-        _write_json(self._container_path(c.container_id), asdict(c))
+        _write_json(self._container_path(c.container_id), c.to_dict())
 
     def delete_container(self, container_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -155,6 +155,45 @@ def test_store_round_trip_and_rejects_hostile_ids(tmp_path):
         store.container("../../etc/passwd")
 
 
+def test_records_on_disk_keep_the_dataclass_shape(tmp_path):
+    """The records were dataclasses written with asdict; their JSON must not change."""
+    import json
+    store = Store(tmp_path)
+    net = _net()
+    net.allocations["10.99.0.2"] = "abc123"
+    c = _ctr("abc123", "web", "app", "10.99.0.2", aliases=["db"], ports_=[PortBinding("tcp", 80, "", 8080)])
+    with store.locked():
+        store.save_network(net)
+        store.save_container(c)
+    assert json.loads((store.networks_dir / "app.json").read_text()) == {
+        "name": "app", "id": "f" * 64, "subnet": "10.99.0.0/29", "gateway": "10.99.0.1",
+        "bridge": "dy-app", "created": "now", "allocations": {"10.99.0.2": "abc123"}}
+    assert json.loads((store.endpoints_dir / "abc123.json").read_text()) == {
+        "container_id": "abc123", "name": "web", "hostname": "abc123", "netns_path": "/x",
+        "created": 0.0,
+        "endpoints": [{"network": "app", "ifname": "eth0", "host_veth": "dyvabc123", "ip": "10.99.0.2",
+                       "prefixlen": 24, "gateway": "10.99.0.1", "mac": ipam.mac_for("10.99.0.2"),
+                       "aliases": ["db"]}],
+        "ports": [{"proto": "tcp", "container_port": 80, "host_ip": "", "host_port": 8080}]}
+    assert store.container("abc123") == c and store.network("app") == net
+    assert Network("a", "i", "s", "g", "b", "c").allocations is not Network("a", "i", "s", "g", "b", "c").allocations
+    spec = ports.PortSpec("tcp", 80)
+    assert spec == ports.PortSpec("tcp", 80, "", 0) and len({spec, ports.PortSpec("tcp", 80)}) == 1
+    with pytest.raises(AttributeError):
+        spec.host_port = 1  # frozen
+    with pytest.raises(TypeError):
+        hash(c)  # mutable records are not hashable (as dataclasses)
+
+
+def test_network_modules_import_no_dataclasses_or_openssl():
+    import subprocess
+    import sys
+    code = ("import sys, node.network.api, node.network.userproxy; "
+            "print(sorted({'dataclasses', 'hashlib', '_hashlib', 'inspect'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_store_lock_serialises_threads_and_stops_forked_children(tmp_path):
     import os
     import threading
