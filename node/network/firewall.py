@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from pathlib import Path
 
 from node.network import links
@@ -105,7 +104,7 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
                 return
     nft = links.which("nft", "/usr/sbin/nft")
     try:
-        proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)
+        proc = links.run_tool([nft, "-f", "-"], script, timeout=None)
     except FileNotFoundError:
         raise NetworkError("nft (package nftables) is needed for bridge networking") from None
     if proc.returncode != 0:
@@ -121,8 +120,7 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
 def ruleset(store: Store) -> str:
     """The live table as nft prints it ("" if absent): for inspection and tests."""
     nft = links.which("nft", "/usr/sbin/nft")
-    proc = subprocess.run([nft, "list", "table", "ip", table_name(store)],
-                          capture_output=True, text=True)
+    proc = links.run_tool([nft, "list", "table", "ip", table_name(store)], timeout=None)
     return proc.stdout if proc.returncode == 0 else ""
 
 

@@ -13,10 +13,10 @@ error of `run` and a client that connects right after `run -d` is queued, not re
 without IPv6 gets no proxy (as docker)."""
 from __future__ import annotations
 
+import _socket  # the C type in the starter (socket.py's enums cost ~3 ms); the child wraps them
 import errno
 import os
 import signal
-import socket
 from pathlib import Path
 
 PID_FILE = "userproxy.pid"
@@ -57,18 +57,18 @@ def start(record_dir: Path, bindings, target_ip: str) -> list:
             sock.close()
 
 
-def _listen(proto: str, port: int) -> socket.socket | None:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+def _listen(proto: str, port: int) -> _socket.socket | None:
+    kind = _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM
     try:
-        sock = socket.socket(socket.AF_INET6, kind)
+        sock = _socket.socket(_socket.AF_INET6, kind)
     except OSError:
         return None
     try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # IPv4 stays the kernel's
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)  # IPv4 stays the kernel's
+        if kind == _socket.SOCK_STREAM:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         sock.bind(("::", port))
-        if kind == socket.SOCK_STREAM:
+        if kind == _socket.SOCK_STREAM:
             sock.listen(128)
         sock.setblocking(False)
         return sock
@@ -120,6 +120,8 @@ def _child_main(record_dir: Path, listeners, target_ip: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     import asyncio
+    import socket
+    listeners = [(proto, socket.socket(fileno=sock.detach()), port) for proto, sock, port in listeners]
     asyncio.run(_serve(listeners, target_ip))
 
 

@@ -185,11 +185,12 @@ def test_records_on_disk_keep_the_dataclass_shape(tmp_path):
         hash(c)  # mutable records are not hashable (as dataclasses)
 
 
-def test_network_modules_import_no_dataclasses_or_openssl():
+def test_network_modules_import_no_dataclasses_openssl_or_subprocess():
     import subprocess
     import sys
     code = ("import sys, node.network.api, node.network.userproxy; "
-            "print(sorted({'dataclasses', 'hashlib', '_hashlib', 'inspect'} & set(sys.modules)))")
+            "print(sorted({'dataclasses', 'hashlib', '_hashlib', 'inspect', 'subprocess', 'selectors', 'socket'}"
+            " & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
