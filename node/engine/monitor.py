@@ -138,13 +138,16 @@ def run_once(root, container: Container, attach: bool, on_started=None, attach_f
 # --- the detached monitor: this half in the agent's fork, the resident half in shim.py --------
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+# shim.py's main, imported (its bytecode cached) rather than the script compiled at every start
+_SHIM_BOOT = ("import sys; sys.path.insert(0, {!r}); from node.engine.shim import main; "
+              "main(sys.argv[1:])").format(os.path.dirname(os.path.dirname(os.path.dirname(SHIM))))
 
 
 def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: int, started: float):
     """Become the resident half (never returns). Only the fds named on its command line stay
     open across the exec; the init waits for the shim's `start`."""
     checked = "health" if health.probe_command(container.config.healthcheck) else "-"
-    argv = [sys.executable, "-I", "-S", SHIM, str(root), container.id, str(life.handle.pid),
+    argv = [sys.executable, "-I", "-S", "-c", _SHIM_BOOT, str(root), container.id, str(life.handle.pid),
             str(report_w), life.stdio.handover(), str(backoff), repr(started), checked,
             _prepared_start_event(container), *life.handle.handover()]
     if report_w >= 0:

@@ -12,6 +12,10 @@ the flag; see node/runtime/enter.py for why a monitor must be).
 
     python -I -S shim.py ROOT ID PID REPORT_FD STDIO BACKOFF STARTED HEALTH EVENT STARTER...
 
+(monitor.py runs it as ``python -I -S -c BOOT ARGS...``, BOOT importing this module's main: a
+script given by path is compiled on every start, ~3.5 ms before the init may run; a module's
+bytecode is cached.)
+
 PID is the container's init (already our child: the monitor is its subreaper, a flag execve
 keeps), REPORT_FD the agent's report pipe (-1 on a restart), STDIO node.engine.stdio's
 handover word, BACKOFF/STARTED the restart loop's state, HEALTH "health" when the container has
@@ -20,7 +24,7 @@ only then is the engine imported while it runs) or "-", EVENT "FD:MAX_BYTES" of 
 holds the "start" event's journal line but for its time (or "-"), STARTER the runtime handle's handover
 (``fds START REPORT`` for the built-in runtime, ``argv ...`` for runc/crun).
 
-While the container runs this process holds: os, ctypes (prctl), select, signal, json (the
+While the container runs this process holds: os, _ctypes (prctl), select, signal, json (the
 log's lines) and this module. At the exit, the rest of the engine is imported to release
 what prepare made, record the exit and apply the restart policy (monitor.after_life).
 """
@@ -31,20 +35,51 @@ PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 
 
 def _harden() -> None:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    prctl = _prctl()
+    if prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         os._exit(125)  # never run a container next to a dumpable monitor
 
 
-def _start(starter: list[str]) -> tuple[int, str] | None:
-    """Let the init exec its program; (exit code, message) if it could not."""
+def _prctl():
+    """libc's prctl(2) through _ctypes, as ctypes/__init__.py itself builds a CDLL function:
+    importing ctypes (its ~40 types, struct, _endian) was ~2-3 ms of the shim's start, which
+    the init waits for, and memory kept for the container's life. ctypes if that fails."""
+    try:
+        import _ctypes
+
+        class _Int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class _Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = _Int
+
+        class _Libc:
+            _handle = _ctypes.dlopen(None)
+
+        return _Function(("prctl", _Libc))
+    except Exception:  # noqa: BLE001 - another Python's _ctypes: the public way
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _let_go(starter: list[str]) -> None:
+    """The built-in runtime's init: the word that lets it exec its program (it loads its seccomp
+    filter and execs while we go on); _start then reads how that went."""
+    start_fd = int(starter[1])
+    try:
+        os.write(start_fd, b"S")
+    finally:
+        os.close(start_fd)
+
+
+def _start(starter: list[str], let_go: bool = True) -> tuple[int, str] | None:
+    """Let the init exec its program; (exit code, message) if it could not. ``let_go=False``:
+    _let_go was called already."""
     if starter[0] == "fds":
-        start_fd, report_fd = int(starter[1]), int(starter[2])
-        try:
-            os.write(start_fd, b"S")
-        finally:
-            os.close(start_fd)
+        if let_go:
+            _let_go(starter)
+        report_fd = int(starter[2])
         chunks = []
         while chunk := os.read(report_fd, 4096):
             chunks.append(chunk)
@@ -79,14 +114,23 @@ def main(argv: list[str]) -> None:
     root, cid, pid, report_w, stdio_word, backoff, started, checked, event_word = argv[:9]
     starter = argv[9:]
     pid, report_w = int(pid), int(report_w)
+    # The built-in runtime's start spawns nothing: the init may exec its program as soon as we
+    # are non-dumpable again, and does while the rest of this start-up runs (its output waits in
+    # its pipes). runc/crun's `start` is a child of ours, which must not inherit the pipes that
+    # resume() and _take_prepared() make close-on-exec: it runs after them.
+    failed = None
+    let_go = starter[0] == "fds"
+    if let_go:
+        try:
+            _let_go(starter)
+        except Exception as e:  # noqa: BLE001 - the agent waits for a report either way
+            failed = (125, f"starting the container: {e}")
     from node.engine.logs import LogWriter
     from node.engine.stdio import Stdio
     stdio = Stdio.resume(stdio_word, os.path.join(root, "containers", cid))
-    prepared = _take_prepared(event_word)  # before _start: runc must not inherit that pipe
-    try:
-        failed = _start(starter)
-    except Exception as e:  # noqa: BLE001 - the agent waits for a report either way
-        failed = (125, f"starting the container: {e}")
+    prepared = _take_prepared(event_word)
+    if failed is None:
+        failed = _guarded_start(starter, let_go=not let_go)
     if failed is not None:
         from node.engine import monitor
         monitor.failed_in_shim(root, cid, stdio, pid, failed, report_w, int(backoff))
@@ -111,6 +155,13 @@ def main(argv: list[str]) -> None:
         log.close()
     from node.engine import monitor  # the rest of the engine, only now
     monitor.after_life(root, cid, status, int(backoff), float(started))
+
+
+def _guarded_start(starter: list[str], let_go: bool = True) -> tuple[int, str] | None:
+    try:
+        return _start(starter, let_go)
+    except Exception as e:  # noqa: BLE001 - the agent waits for a report either way
+        return (125, f"starting the container: {e}")
 
 
 def _take_prepared(event_word: str) -> tuple[bytes, int]:
