@@ -124,8 +124,17 @@ def attach(root: Path, container_id: str, container_name: str, network: str, pub
         @own_process  # a library's fork unwinding: the parent owns this attach
         def wire() -> None:
             links.create_netns(c.netns_path, loopback=False)  # create_endpoint brings lo up
-            _add_endpoint(store, c, net, aliases, ip)
-            firewall.apply(store)
+            pending = []  # the rules' nft runs while the veth is made: they need only the records
+            try:
+                _add_endpoint(store, c, net, aliases, ip,
+                              records_saved=lambda: pending.append(firewall.start_apply(store)))
+            except BaseException:
+                if pending and pending[0] is not None:
+                    with contextlib.suppress(Exception):
+                        pending[0].finish()  # reaped before detach re-applies the table
+                raise
+            if pending[0] is not None:
+                pending[0].finish()
             _refresh_hosts(store, c)
         try:
             wire()
@@ -137,7 +146,7 @@ def attach(root: Path, container_id: str, container_name: str, network: str, pub
 
 
 def _add_endpoint(store: Store, c: ContainerNet, net: Network, aliases: list[str],
-                  ip: str | None) -> Endpoint:
+                  ip: str | None, records_saved=None) -> Endpoint:
     address = ipam.allocate(net, c.container_id, ip)
     store.save_network(net)
     prefixlen = int(net.subnet.split("/")[1])
@@ -149,6 +158,8 @@ def _add_endpoint(store: Store, c: ContainerNet, net: Network, aliases: list[str
                   aliases=[a for a in dict.fromkeys(aliases) if a])
     c.endpoints.append(ep)
     store.save_container(c)  # saved before the kernel work so reclaim/detach can undo it
+    if records_saved is not None:
+        records_saved()
     links.ensure_bridge(net.bridge, net.gateway, prefixlen)
     links.create_endpoint(netns_path=c.netns_path, bridge=net.bridge, host_veth=ep.host_veth,
                           ifname=ep.ifname, ip=ep.ip, prefixlen=prefixlen, gateway=net.gateway,

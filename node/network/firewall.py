@@ -94,6 +94,35 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
     A script identical to the one this root last applied since boot is not sent again: most
     attaches publish nothing and change no rule, and ``nft`` is a process per call. ``force``
     (reclaim, `network ls`) re-applies anyway, which repairs a table someone flushed by hand."""
+    pending = start_apply(store, without, force)
+    if pending is not None:
+        pending.finish()
+
+
+class PendingApply:
+    """An ``nft -f`` under way (start_apply); finish() waits for it and says how it went."""
+
+    def __init__(self, running: links.RunningTool, marker: Path, stamp: str) -> None:
+        self.running, self.marker, self.stamp = running, marker, stamp
+
+    def finish(self) -> None:
+        proc = self.running.wait(timeout=None)
+        if proc.returncode != 0:
+            with contextlib.suppress(OSError):
+                self.marker.unlink()
+            raise NetworkError(f"nft refused the dockyard rules: {proc.stderr.strip()}")
+        with contextlib.suppress(OSError):
+            tmp = self.marker.with_name(self.marker.name + ".tmp")
+            tmp.write_text(self.stamp)
+            os.replace(tmp, self.marker)
+
+
+def start_apply(store: Store, without: frozenset[str] = frozenset(),
+                force: bool = False) -> PendingApply | None:
+    """apply() in two halves: the script is rendered from the records now and ``nft`` started,
+    so that its commit (a kernel wait of 12-40 ms for an RCU grace period) overlaps the caller's
+    next steps (attach: the veth's two ``ip`` runs); the caller must finish() it on every path,
+    under the same lock, before anything else changes the table. None: nothing to send."""
     networks = [n for n in store.networks() if n.name not in without]
     script = render(table_name(store), networks, store.containers())
     marker = store.dir / "firewall.applied"
@@ -101,20 +130,13 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
     if not force:
         with contextlib.suppress(OSError):
             if marker.read_text() == stamp:
-                return
+                return None
     nft = links.which("nft", "/usr/sbin/nft")
     try:
-        proc = links.run_tool([nft, "-f", "-"], script, timeout=None)
+        running = links.start_tool([nft, "-f", "-"], script)
     except FileNotFoundError:
         raise NetworkError("nft (package nftables) is needed for bridge networking") from None
-    if proc.returncode != 0:
-        with contextlib.suppress(OSError):
-            marker.unlink()
-        raise NetworkError(f"nft refused the dockyard rules: {proc.stderr.strip()}")
-    with contextlib.suppress(OSError):
-        tmp = marker.with_name(marker.name + ".tmp")
-        tmp.write_text(stamp)
-        os.replace(tmp, marker)
+    return PendingApply(running, marker, stamp)
 
 
 def ruleset(store: Store) -> str:

@@ -87,6 +87,26 @@ def run_tool(argv: list[str], input: str = "", netns: str | None = None,  # noqa
     (None: no limit)."""
     if netns:
         return _in_netns(netns, lambda: run_tool(argv, input, None, timeout))
+    return start_tool(argv, input).wait(timeout)
+
+
+class RunningTool:
+    """A tool started by start_tool; wait() feeds the rest of its input, collects its output
+    and reaps it (call it exactly once, on every path)."""
+
+    def __init__(self, pid: int, in_w: int, out_r: int, err_r: int, rest: bytes) -> None:
+        self.pid, self.in_w, self.out_r, self.err_r, self.rest = pid, in_w, out_r, err_r, rest
+
+    def wait(self, timeout: float | None = 30.0) -> ToolResult:
+        out, err = _communicate(self.pid, self.in_w, self.out_r, self.err_r, self.rest, timeout)
+        _, status = os.waitpid(self.pid, 0)
+        return ToolResult(os.waitstatus_to_exitcode(status), out.decode(errors="replace"),
+                          err.decode(errors="replace"))
+
+
+def start_tool(argv: list[str], input: str = "") -> RunningTool:  # noqa: A002
+    """run_tool's first half, in this namespace: the tool runs (with as much of ``input`` as its
+    pipe takes already written) while the caller does other work, then calls wait()."""
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -103,10 +123,14 @@ def run_tool(argv: list[str], input: str = "", netns: str | None = None,  # noqa
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
-    out, err = _communicate(pid, in_w, out_r, err_r, input.encode(), timeout)
-    _, status = os.waitpid(pid, 0)
-    return ToolResult(os.waitstatus_to_exitcode(status), out.decode(errors="replace"),
-                      err.decode(errors="replace"))
+    data = input.encode()
+    if data:
+        os.set_blocking(in_w, False)
+        try:
+            data = data[os.write(in_w, data):]
+        except (BlockingIOError, BrokenPipeError):
+            pass  # _communicate writes it (or finds the pipe broken) in wait()
+    return RunningTool(pid, in_w, out_r, err_r, data)
 
 
 def _communicate(pid: int, in_w: int, out_r: int, err_r: int, data: bytes, timeout: float | None):
@@ -127,7 +151,7 @@ def _communicate(pid: int, in_w: int, out_r: int, err_r: int, data: bytes, timeo
             os.set_blocking(in_w, False)
             poller.register(in_w, select.POLLOUT)
         else:
-            done(in_w)
+            done(in_w)  # all written: EOF
         pending = memoryview(data)
         deadline = None if timeout is None else time.monotonic() + timeout
         while open_fds:

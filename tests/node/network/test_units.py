@@ -226,3 +226,26 @@ def test_store_lock_serialises_threads_and_stops_forked_children(tmp_path):
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 70
 
+
+
+def test_tools_run_without_subprocess():
+    """links.run_tool / start_tool: input larger than a pipe, both outputs, exit status, only the
+    three pipes open in the child, a missing tool, a timeout."""
+    import os
+    from node.network import links
+    big = "x" * 300_000
+    running = links.start_tool(["/bin/sh", "-c", "cat; echo done >&2; exit 3"], big)
+    res = running.wait()
+    assert (res.returncode, len(res.stdout), res.stderr) == (3, len(big), "done\n")
+    keep_r, keep_w = os.pipe()
+    os.dup2(keep_w, 201, inheritable=True)  # an inheritable descriptor of ours must not reach the tool
+    try:
+        fds = links.run_tool(["/bin/sh", "-c", "ls /proc/self/fd"]).stdout.split()
+    finally:
+        for fd in (keep_r, keep_w, 201):
+            os.close(fd)
+    assert "201" not in fds and {"0", "1", "2"} <= set(fds)
+    with pytest.raises(FileNotFoundError):
+        links.run_tool(["/nonexistent/tool"])
+    with pytest.raises(TimeoutError):
+        links.run_tool(["/bin/sleep", "5"], timeout=0.2)
