@@ -273,7 +273,8 @@ def _nofile() -> int:
 
 
 def write_bundle(container, spec: dict) -> None:
-    write_json(container.bundle / "config.json", spec)
+    # compact: with indent json encodes in Python (0.6 ms for a spec here), without in C (0.1)
+    write_json(container.bundle / "config.json", spec, indent=None)
 
 
 cgroups_path = runtimes.cgroups_path  # the container's cgroup (linux.cgroupsPath), by id
