@@ -13,16 +13,13 @@ def list_documents(root) -> list[dict]:
     """Every container's inspect document, newest first, for `ps`. container.json is already
     Docker's JSON (records.to_json wrote it), so it is used as read: the typed round trip
     (from_json, then to_json of Config and HostConfig) was a third of `ps` with 50 containers."""
-    import json
-    import os
-
-    from node.engine.records import all_ids
+    from node.engine.records import all_ids, loads_json
     docs = []
     for cid in all_ids(root):
         container = _Listed(root, cid)
         try:
             with open(container.dir + "/container.json", "rb") as f:
-                meta = json.loads(f.read())
+                meta = loads_json(f.read())
         except (OSError, ValueError):
             continue
         if isinstance(meta, dict):
@@ -43,12 +40,10 @@ class _Listed:
         self.dir = os.path.join(os.fspath(root), "containers", cid)
 
     def state(self) -> dict:
-        import json
-
-        from node.engine.records import new_state
+        from node.engine.records import loads_json, new_state
         try:
             with open(self.dir + "/state.json", "rb") as f:
-                return json.loads(f.read())
+                return loads_json(f.read())
         except FileNotFoundError:
             return new_state()
 
