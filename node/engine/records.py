@@ -145,6 +145,21 @@ class Container:
             return state
 
 
+def read_bytes(path: str) -> bytes:
+    """The file's bytes by os.open/os.read: open(path, "rb").read() costs ~9 system calls (two
+    fstats, an isatty ioctl, lseeks), this 4 for a small file; `ps` reads two per container."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def loads_json(data: bytes):
     """json.loads(data) for a record this module wrote (UTF-8, an object or array first), without
     importing json: its decoder and encoder import `re` (and with it enum), ~4 ms of every `ps`.
