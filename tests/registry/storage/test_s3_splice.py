@@ -24,12 +24,6 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def no_aws(monkeypatch):
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-
-
-@pytest.fixture
 def spliced(monkeypatch):
     """Records what each spliced read returned: (bytes asked, bytes sent that way)."""
     calls: list[tuple[int, int]] = []
