@@ -6,7 +6,7 @@ not stop the cache from filling). Each chunk goes to the storage driver's upload
 as it is written) and to the queue of every client subscribed so far. Memory stays bounded:
 
 - a fill holds one ``WRITE_BATCH`` (2 MiB) being gathered, ``DISK_QUEUE`` (8) more waiting
-  for the disk and the driver at most two (about 22 MiB);
+  for the disk, the driver at most two and the hashing thread at most one (about 24 MiB);
 - a client's queue holds at most ``MAX_QUEUED`` chunks; a client that falls further behind (or
   one that arrives after the first bytes went by) stops getting chunks and, once the blob is
   committed, reads the rest from storage at its own offset;
@@ -224,6 +224,11 @@ class BlobFetch:
             batch, batched = [], 0
             # Hashed in order on one thread (FIFO), beside the event loop and apart from the
             # disk: the loop streams on while the digest keeps pace (see the module docstring).
+            # At most one batch of this fill waits for that thread: one still unhashed is
+            # waited for first, so a hasher slower than the network (many fills at once) holds
+            # the stream back instead of queueing batches without bound.
+            if hashed is not None and not hashed.done():
+                await hashed
             hashed = loop.run_in_executor(_hashing(), hasher.update, data)
             await disk.put(data)
 
