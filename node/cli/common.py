@@ -1,6 +1,9 @@
 """What every command group shares: the error type that becomes one line on stderr."""
 from __future__ import annotations
 
+import os
+import sys
+
 from node.errors import ExitCodeError
 
 DEFAULT_ROOT = "/var/lib/dockyard"
@@ -22,3 +25,18 @@ def engine_errors(func):
         except EngineError as e:
             raise CliError(str(e), e.exit_code) from None
     return handler
+
+
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (bz2, lzma, zlib...) on
+    every start: argparse asks for it once per add_argument."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80

@@ -8,8 +8,6 @@ Engine modules are imported inside handlers: `run --rm IMG true` must not pay fo
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 from node.cli.common import CliError, engine_errors
@@ -75,6 +73,7 @@ def register(sub) -> None:
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
     p.add_argument("container")
+    import argparse  # here: `ps` runs without argparse (node/cli/quickargs.py)
     p.add_argument("command", nargs=argparse.REMAINDER)
     p = add("inspect", cmd_inspect, "show containers (or images) as JSON")
     p.add_argument("-f", "--format", help="a Go template, as docker's: {{.State.Status}}, {{json .Config}}, {{index .Config.Labels \"k\"}}")
@@ -101,7 +100,7 @@ def _ps_args(p) -> None:
     p.add_argument("--format", default="", metavar="FORMAT", help="table, json, or a Go template")
     p.add_argument("-n", "--last", type=int, default=-1, metavar="N", help="show the N last created containers")
     p.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
-    p.set_defaults(func=_engine_errors(cmd_ps))
+    p.set_defaults(func=ps_handler)
 
 
 def _image(args):
@@ -268,6 +267,9 @@ def cmd_ps(args) -> int:
     return 0
 
 
+ps_handler = engine_errors(cmd_ps)  # one object: set_defaults and node/cli/quickargs.py share it
+
+
 def _image_ids(root, ref: str) -> set[str]:
     """The image IDs an `ancestor=` filter names (unknown: none)."""
     from node.images.store import ImageStore
@@ -344,6 +346,7 @@ def cmd_inspect(args) -> int:
                 print(f"Error: {e}", file=sys.stderr)
                 return 1
     else:
+        import json
         print(json.dumps(results, indent=4))
     return code
 

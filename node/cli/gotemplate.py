@@ -10,18 +10,20 @@ than printed wrong.
 """
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc's own; `collections` costs ~1 ms to import
 
 # Annotations only (postponed): importing typing costs every `ps`/`images` ~2 ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable
 
-_ACTION = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.S)
-_TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<num>-?\d+)|(?P<pipe>\|)'
-                    r'|(?P<field>\.[A-Za-z_][\w.]*|\.)|(?P<name>[A-Za-z_]\w*))')
+# `re` (~4 ms to import, with enum) and `json` (which imports re) are imported where a template
+# needs them: docker's default tables (a field per action) are split and parsed without them.
+_ACTION_PATTERN = r"\{\{(-?)(.*?)(-?)\}\}"
+_TOKEN_PATTERN = (r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<num>-?\d+)|(?P<pipe>\|)'
+                  r'|(?P<field>\.[A-Za-z_][\w.]*|\.)|(?P<name>[A-Za-z_]\w*))')
+_FIELD_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_FIELD_CHARS = _FIELD_START | frozenset("0123456789.")
 
 
 class TemplateError(ValueError):
@@ -31,6 +33,7 @@ class TemplateError(ValueError):
 def _go_json(value: Any) -> str:
     if isinstance(value, Mapping) and "_json" in value:  # a row: docker's keys, not our helpers
         value = value["_json"]
+    import json
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -47,6 +50,8 @@ def _join(value: Any, sep: Any) -> str:
 
 
 def _printf(fmt: Any, *args: Any) -> str:
+    import json
+    import re
     return re.sub(r"%[vsdq]", lambda m, it=iter(args): (json.dumps(str(next(it, ""))) if m.group() == "%q"
                                                          else str(next(it, ""))), str(fmt))
 
@@ -85,10 +90,14 @@ def _field(row: Any, path: str) -> Any:
 
 
 def _tokens(action: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
     action = action.strip()
+    if _plain_field(action):
+        return [("field", action)]  # what _TOKEN_PATTERN reads there: one field token
+    import re
+    token = re.compile(_TOKEN_PATTERN)
+    out, pos = [], 0
     while pos < len(action):
-        m = _TOKEN.match(action, pos)
+        m = token.match(action, pos)
         if not m or m.end() == pos:
             raise TemplateError(f"template: unexpected {action[pos:]!r} in {{{{{action}}}}}")
         pos = m.end()
@@ -97,8 +106,19 @@ def _tokens(action: str) -> list[tuple[str, str]]:
     return out
 
 
+def _plain_field(action: str) -> bool:
+    """``.`` or ``.Name.Sub`` in ASCII letters, digits, "_" and "." (a stripped action): the field
+    alternative of _TOKEN_PATTERN matches it whole (the string, number and pipe ones cannot start
+    there), so the tokens are that one field."""
+    if action == ".":
+        return True
+    return (len(action) > 1 and action[0] == "." and action[1] in _FIELD_START
+            and all(c in _FIELD_CHARS for c in action))
+
+
 def _literal(kind: str, text: str) -> Any:
     if kind == "str":
+        import json
         return text[1:-1] if text.startswith("`") else json.loads(text)
     return int(text)
 
@@ -176,17 +196,36 @@ def _split(template: str) -> tuple[list[tuple[str, str]], str]:
     if template not in _SPLIT:
         text_ = template.replace("\\t", "\t").replace("\\n", "\n")
         pieces, pos = [], 0
-        for m in _ACTION.finditer(text_):
-            text = text_[pos:m.start()]
-            if m.group(1):
+        for start, end, left, action, right in _actions(text_):
+            text = text_[pos:start]
+            if left:
                 text = text.rstrip()
-            pieces.append((text, m.group(2)))
-            pos = m.end()
-            if m.group(3):
+            pieces.append((text, action))
+            pos = end
+            if right:
                 while pos < len(text_) and text_[pos].isspace():
                     pos += 1
         _SPLIT[template] = (pieces, text_[pos:])
     return _SPLIT[template]
+
+
+def _actions(text: str):
+    """What ``re.finditer(_ACTION_PATTERN, text, re.S)`` finds, as (start, end, "-" or "",
+    action, "-" or ""), by hand: each "{{", then an optional "-", then the shortest text up to
+    the first "}}" (with a "-" just before it, if one is there and after the opening)."""
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            return
+        left = "-" if text.startswith("-", start + 2) else ""
+        body = start + 2 + len(left)
+        close = text.find("}}", body)
+        if close < 0:
+            return  # no "}}" after this "{{", so none after any later one either
+        right = "-" if close > body and text[close - 1] == "-" else ""
+        yield start, close + 2, left, text[body:close - len(right)], right
+        pos = close + 2
 
 
 def render(template: str, row: Any) -> str:

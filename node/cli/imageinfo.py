@@ -4,8 +4,6 @@ three import it rather than each other."""
 from __future__ import annotations
 
 import errno
-import re
-from datetime import datetime, timezone
 
 from node.cli.common import CliError
 
@@ -26,11 +24,47 @@ def _errors(func):
     return handler
 
 
+def _datetime():
+    """datetime.datetime and datetime.timezone: the C module's classes, the very objects the
+    datetime module exports, without running datetime.py (~1.5 ms of `images`), whose pure-Python
+    definitions the C module replaces anyway."""
+    try:
+        from _datetime import datetime, timezone
+    except ImportError:
+        from datetime import datetime, timezone
+    return datetime, timezone
+
+
+def micro_fraction(text: str) -> str:
+    r"""``re.sub(r"(\.\d{6})\d+", r"\1", text)`` (fractions of a second cut to the microseconds
+    fromisoformat takes) without importing re (~4 ms with enum): each "." followed by more than
+    six decimal digits keeps six. ``\d`` is any Unicode decimal digit, as str.isdecimal says."""
+    if "." not in text:
+        return text
+    out, i, n = [], 0, len(text)
+    while True:
+        dot = text.find(".", i)
+        if dot < 0:
+            break
+        end = dot + 1
+        while end < n and text[end].isdecimal():
+            end += 1
+        if end - dot - 1 > 6:
+            out.append(text[i:dot + 7])
+            i = end
+        else:
+            out.append(text[i:dot + 1])
+            i = dot + 1
+    out.append(text[i:])
+    return "".join(out)
+
+
 def _since(created: str | None) -> str:
     if not created:
         return "N/A"
+    datetime, timezone = _datetime()
     try:
-        when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", created))
+        when = datetime.fromisoformat(micro_fraction(created))
     except ValueError:
         return "N/A"
     if when.tzinfo is None:

@@ -6,8 +6,6 @@ Library modules are imported inside handlers, so `dockyard run` does not pay for
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -90,7 +88,7 @@ def _images(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filter", action="append", default=[], metavar="NAME=VALUE",
                    help="dangling=true|false, reference=GLOB, label=K[=V], before=IMAGE, since=IMAGE")
     p.add_argument("--format", default="", metavar="FORMAT", help="table, json, or a Go template")
-    p.set_defaults(func=_errors(cmd_images))
+    p.set_defaults(func=images_handler)
 
 
 def _rmi(p: argparse.ArgumentParser) -> None:
@@ -141,11 +139,10 @@ def _rows(images, args):
     """docker's rows: one per tag; an untagged image shows one row per repository it was pulled
     from by digest (TAG <none>), else a single <none> <none> row."""
     from node.cli import listing
-    from oci.reference import Reference
     for image in images:
         digests = {}
         for d in image.repo_digests:
-            digests.setdefault(Reference.parse(d).familiar().rsplit("@", 1)[0], d.rsplit("@", 1)[1])
+            digests.setdefault(familiar_name(d), d.rsplit("@", 1)[1])
         entries = []
         for tag in image.repo_tags:
             repo, _, t = tag.rpartition(":")
@@ -156,6 +153,59 @@ def _rows(images, args):
             if args.repository and not _repository_matches(args.repository, repo, tag):
                 continue
             yield listing.image_row(image, repo, tag, digest, args.no_trunc)
+
+
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_HEX = frozenset("0123456789abcdef")
+
+
+def familiar_name(repo_digest: str) -> str:
+    """``Reference.parse(d).familiar().rsplit("@", 1)[0]`` for a record's repo digest
+    (``host:port/name@sha256:...``): the familiar name (and tag, if any) left of the digest.
+
+    oci.reference costs `images` ~5 ms to import (re, enum, oci.record's generated classes), so
+    the shape store.py writes is checked here by hand: a registry host with a "." or ":" (not
+    docker.io's), a lowercase path that oci.reference's NAME_RE accepts, no tag, a sha256 digest.
+    Then parsing would succeed and give the text left of "@" unchanged. Anything else (docker.io
+    names, tags, odd text) goes to Reference.parse, for its result or its InvalidReference."""
+    rest, at, digest = repo_digest.partition("@")
+    host, slash, path = rest.partition("/")
+    if (at and slash and len(repo_digest) <= 4096 and digest[:7] == "sha256:" and len(digest) == 71
+            and _HEX.issuperset(digest[7:]) and ("." in host or ":" in host)
+            and host not in ("docker.io", "index.docker.io") and _registry_host(host)
+            and len(path) <= 255 and all(_name_component(c) for c in path.split("/"))):
+        return rest
+    from oci.reference import Reference
+    return Reference.parse(repo_digest).familiar().rsplit("@", 1)[0]
+
+
+def _registry_host(host: str) -> bool:
+    """oci.reference's DOMAIN_RE for ``name(.name)*(:port)?`` (the bracketed IPv6 form: no)."""
+    name, colon, port = host.partition(":")
+    if colon and not (port and port.isascii() and port.isdigit()):
+        return False
+    return all(label and _HOST_CHARS.issuperset(label) and label[0] != "-" and label[-1] != "-"
+               for label in name.split("."))
+
+
+def _name_component(text: str) -> bool:
+    """NAME_COMPONENT: ``[a-z0-9]+`` runs joined by ".", "_", "__" or a run of "-"."""
+    if not text or text[0] not in _LOWER_ALNUM or text[-1] not in _LOWER_ALNUM:
+        return False
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in _LOWER_ALNUM:
+            i += 1
+            continue
+        j = i
+        while j < n and text[j] not in _LOWER_ALNUM:
+            j += 1
+        sep = text[i:j]
+        if sep not in (".", "_", "__") and sep.strip("-"):
+            return False
+        i = j
+    return True
 
 
 def _repository_matches(wanted: str, repo: str, tag: str) -> bool:
@@ -188,6 +238,9 @@ def cmd_images(args) -> int:
     for line in lines:
         print(line.rstrip() if args.format in ("", "table") else line)
     return 0
+
+
+images_handler = _errors(cmd_images)  # one object: set_defaults and node/cli/quickargs.py share it
 
 
 def _find_image(store, ref: str):
@@ -223,6 +276,7 @@ def cmd_inspect(args) -> int:
         except ImageNotFound as e:
             print(f"Error: {e}", file=sys.stderr)
             code = 1
+    import json
     print(json.dumps(out, indent=4))
     return code
 

@@ -6,9 +6,6 @@ for `ps` means the same here; ``_json`` holds exactly the keys of docker's ``{{j
 """
 from __future__ import annotations
 
-import json
-import re
-
 from node.cli.common import CliError
 
 # Annotations only (postponed): importing typing costs every `ps`/`images` ~2 ms.
@@ -50,9 +47,10 @@ def go_time(iso: str | None) -> str:
     """docker's CreatedAt: ``2026-12-01 22:50:18 +0000 UTC``."""
     if not iso:
         return ""
-    from datetime import datetime, timezone  # here: the default `ps` table never shows CreatedAt
+    from node.cli.imageinfo import _datetime, micro_fraction
+    datetime, timezone = _datetime()  # here: the default `ps` table never shows CreatedAt
     try:
-        when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", iso.replace("Z", "+00:00")))
+        when = datetime.fromisoformat(micro_fraction(iso.replace("Z", "+00:00")))
     except ValueError:
         return iso
     if when.tzinfo is None:
@@ -64,6 +62,17 @@ def _ago(iso: str | None) -> str:
     from node.engine.records import since
     from node.engine.status import human_duration
     return f"{human_duration(since(iso or ''))} ago" if iso else "N/A"
+
+
+def _json_string(text: str) -> str:
+    """json.dumps(text, ensure_ascii=False), which for a str is _json's encode_basestring: the
+    json package itself imports `re` and enum (~4 ms of every `ps`)."""
+    try:
+        from _json import encode_basestring
+    except ImportError:  # a Python without the C accelerator
+        import json
+        return json.dumps(text, ensure_ascii=False)
+    return encode_basestring(text)
 
 
 def _labels_text(labels: dict) -> str:
@@ -91,7 +100,7 @@ def ps_row(doc: dict, no_trunc: bool = False, image_size: Callable[[str], int | 
     mounts = [m.get("Name") or m.get("Source") or "" for m in doc.get("Mounts") or []]
     labels = config.get("Labels") or {}
     fields = {
-        "Command": json.dumps(_short(command, 20, no_trunc), ensure_ascii=False),
+        "Command": _json_string(_short(command, 20, no_trunc)),
         "CreatedAt": None,  # computed when asked for (_Row): it needs datetime, ~1.5 ms to import
         "ID": doc["Id"] if no_trunc else doc["Id"][:12],
         "Image": config.get("Image") or doc.get("Image", ""),
@@ -163,6 +172,7 @@ def _matches_label(labels: dict, wanted: str) -> bool:
 
 
 def ps_filter(filters: dict[str, list[str]], image_ids: Callable[[str], set[str]]) -> Callable[[dict], bool]:
+    import re  # here: only a filter needs it (name=)
     for status in filters.get("status", []):
         if status not in STATUSES:
             raise CliError(f"invalid filter 'status={status}'", 125)
@@ -245,6 +255,7 @@ def _config_labels(image) -> dict:
 
 def _path_match(pattern: str, text: str) -> bool:
     """Go's path.Match: like a shell glob, but ``*`` and ``?`` never cross a ``/``."""
+    import re
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]

@@ -13,12 +13,18 @@ def current_state(container: Container) -> dict:
     from node.engine import procs
     from node.engine.records import now_iso
     state = container.state()
-    if state.get("Status") in ("running", "paused", "restarting"):
-        pid_alive = procs.alive(state.get("Pid", 0), state.get("PidStart", 0))
-        monitor_alive = procs.alive(state.get("MonitorPid", 0), state.get("MonitorStart", 0))
-        if state.get("Status") == "restarting" and monitor_alive:
-            return state
-        if not pid_alive and not monitor_alive:
+    status = state.get("Status")
+    if status in ("running", "paused", "restarting"):
+        # Each PID is read from /proc only when its answer counts (`ps`: once per running row).
+        pid = (state.get("Pid", 0), state.get("PidStart", 0))
+        monitor = (state.get("MonitorPid", 0), state.get("MonitorStart", 0))
+        if status == "restarting":
+            if procs.alive(*monitor):
+                return state
+            lost = not procs.alive(*pid)
+        else:
+            lost = not procs.alive(*pid) and not procs.alive(*monitor)
+        if lost:
             if hasattr(container, "real"):  # inspect._Listed: `ps`'s read-only stand-in
                 container = container.real()
             state = container.update_state(

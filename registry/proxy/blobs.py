@@ -6,7 +6,7 @@ not stop the cache from filling). Each chunk goes to the storage driver's upload
 as it is written) and to the queue of every client subscribed so far. Memory stays bounded:
 
 - a fill holds one ``WRITE_BATCH`` (2 MiB) being gathered, ``DISK_QUEUE`` (8) more waiting
-  for the disk and the driver at most two (about 22 MiB);
+  for the disk, the driver at most two and the hashing thread at most one (about 24 MiB);
 - a client's queue holds at most ``MAX_QUEUED`` chunks; a client that falls further behind (or
   one that arrives after the first bytes went by) stops getting chunks and, once the blob is
   committed, reads the rest from storage at its own offset;
@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 from aiohttp import web
@@ -48,6 +49,18 @@ OCTET = "application/octet-stream"
 
 class BlobCorrupt(Exception):
     pass
+
+
+_hashing_thread: ThreadPoolExecutor | None = None
+
+
+def _hashing() -> ThreadPoolExecutor:
+    """One thread for every fill's digests: FIFO, so each fill's batches are hashed in order
+    (hashlib drops the GIL while it hashes, so this runs beside the event loop)."""
+    global _hashing_thread
+    if _hashing_thread is None:
+        _hashing_thread = ThreadPoolExecutor(1, thread_name_prefix="proxy-hash")
+    return _hashing_thread
 
 
 class Subscriber:
@@ -202,19 +215,36 @@ class BlobFetch:
         batch: list[bytes] = []
         batched = 0
         hasher = Hasher(self.digest.algorithm)
+        loop = asyncio.get_running_loop()
+        hashed: asyncio.Future | None = None  # the newest batch handed to the hashing thread
+
+        async def flush() -> None:
+            nonlocal batch, batched, hashed
+            data = b"".join(batch)
+            batch, batched = [], 0
+            # Hashed in order on one thread (FIFO), beside the event loop and apart from the
+            # disk: the loop streams on while the digest keeps pace (see the module docstring).
+            # At most one batch of this fill waits for that thread: one still unhashed is
+            # waited for first, so a hasher slower than the network (many fills at once) holds
+            # the stream back instead of queueing batches without bound.
+            if hashed is not None and not hashed.done():
+                await hashed
+            hashed = loop.run_in_executor(_hashing(), hasher.update, data)
+            await disk.put(data)
+
         try:
             async for chunk in resp.content.iter_chunked(CHUNK):
-                hasher.update(chunk)  # here, not in the storage thread: see the module docstring
                 if held:
                     await self._publish(held.pop())
                 held.append(chunk)
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= WRITE_BATCH:
-                    await disk.put(b"".join(batch))
-                    batch, batched = [], 0
+                    await flush()
             if batch:
-                await disk.put(b"".join(batch))
+                await flush()
+            if hashed is not None:
+                await hashed  # FIFO: every batch before it is hashed too
             received = self.sent + sum(map(len, held))
             if hasher.digest() != self.digest or (resp.content_length is not None and received != resp.content_length):
                 raise BlobCorrupt(f"upstream {self.target.upstream.name} sent bytes that do not match {self.digest}")

@@ -27,12 +27,6 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def no_aws(monkeypatch):
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-
-
-@pytest.fixture
 async def replicas(s3_server, s3_prefix, no_aws):
     drivers = [S3Driver(parse_s3_settings(s3_server.settings(prefix=s3_prefix))) for _ in range(3)]
     for d in drivers:

@@ -24,24 +24,35 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def no_aws(monkeypatch):
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-
-
-@pytest.fixture
 def spliced(monkeypatch):
-    """Records what each spliced read returned: (bytes asked, bytes sent that way)."""
-    calls: list[tuple[int, int]] = []
+    """Records what each spliced read returned: (bytes asked, bytes sent that way). A client
+    can have every byte before the server's ``send`` returns (the kernel sent them), so tests
+    ``await spliced.settled()`` before they look."""
+    calls = _Calls()
     real = SpliceSender.send
 
     async def send(self, s3, request, resp, key, offset, length):
-        sent = await real(self, s3, request, resp, key, offset, length)
-        calls.append((length, sent))
-        return sent
+        calls.running += 1
+        try:
+            sent = await real(self, s3, request, resp, key, offset, length)
+            calls.append((length, sent))
+            return sent
+        finally:
+            calls.running -= 1
 
     monkeypatch.setattr(SpliceSender, "send", send)
     return calls
+
+
+class _Calls(list):
+    running = 0
+
+    async def settled(self) -> "_Calls":
+        for _ in range(200):
+            if not self.running:
+                return self
+            await asyncio.sleep(0.01)
+        raise AssertionError("a spliced send is still running")
 
 
 async def _registry(aiohttp_client, tmp_path, settings):
@@ -94,7 +105,7 @@ async def test_whole_blobs_and_ranges_are_spliced(s3_server, s3_prefix, no_aws, 
     assert r.status == 206 and await r.read() == data[-5:]
     r = await client.head(url)
     assert r.status == 200 and r.headers["Content-Length"] == str(len(data)) and await r.read() == b""
-    assert spliced == [(len(data), len(data))] * 3 + [(3 * MiB + 20, 3 * MiB + 20)]
+    assert await spliced.settled() == [(len(data), len(data))] * 3 + [(3 * MiB + 20, 3 * MiB + 20)]
     assert app[state.STORAGE].splicer.idle == s3_splice.THREADS
 
 
@@ -111,7 +122,7 @@ async def test_a_stalled_client_gets_the_rest_on_the_buffered_path(s3_server, s3
     finally:
         sock.close()
     assert head.startswith(b"HTTP/1.1 200") and body == data
-    assert len(spliced) == 1 and 0 < spliced[0][1] < len(data)
+    assert len(await spliced.settled()) == 1 and 0 < spliced[0][1] < len(data)
     assert app[state.STORAGE].splicer.idle == s3_splice.THREADS
 
 
@@ -133,7 +144,7 @@ async def test_a_client_that_leaves_mid_blob_leaves_nothing_for_the_next(s3_serv
     for _ in range(2):                                   # same worker thread: its pipe must be clean
         r = await client.get(f"/v2/splice/repo/blobs/{d2}")
         assert r.status == 200 and await r.read() == second
-    assert spliced[-2:] == [(len(second), len(second))] * 2
+    assert (await spliced.settled())[-2:] == [(len(second), len(second))] * 2
 
 
 class RangeFlaky(FlakyProxy):
@@ -165,7 +176,7 @@ async def test_s3_faults_on_a_spliced_get_are_retried_then_end_the_connection(s3
     proxy.fail_ranges = 2                       # two SlowDowns, the third attempt goes through
     r = await client.get(f"/v2/flaky/repo/blobs/{digest}")
     assert r.status == 200 and await r.read() == data
-    assert proxy.fail_ranges == 0 and spliced == [(len(data), len(data))]
+    assert proxy.fail_ranges == 0 and await spliced.settled() == [(len(data), len(data))]
     proxy.fail_ranges = 3                       # every attempt: the 200 is out, so the body is cut
     r = await client.get(f"/v2/flaky/repo/blobs/{digest}")
     assert r.status == 200
