@@ -67,10 +67,15 @@ class Index:
 
         if self.db.dialect == "sqlite" and not self.db.has_engine:
             # The version check on the reader engine: a current schema (and, with ``in_child``,
-            # one the child upgrades) never creates the async engine (database.py).
-            if await self.db.read(is_current_sync):
+            # one the child upgrades) never creates the async engine (database.py). A database
+            # that cannot even be opened takes the path below, as before (Alembic reports it).
+            try:
+                current: bool | None = await self.db.read(is_current_sync)
+            except Exception:
+                current = None
+            if current:
                 return
-            if in_child:
+            if current is not None and in_child:
                 await upgrade_url_in_child(self.db.url)
                 return
         await (upgrade_in_child if in_child else upgrade)(self.db.engine)
