@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 ENV_PREFIX = "DOCKYARD_REGISTRY_"
 SECTIONS = ("auth", "catalog", "proxy", "storage", "gc", "retention", "notifications")  # lifecycle: registry/lifecycle/settings.py
 LOG_FORMATS = ("text", "json")
@@ -218,6 +216,8 @@ def _apply(cfg: RegistryConfig, values: Mapping[str, Any], origin: str) -> None:
 
 
 def load_file(path: str) -> dict[str, Any]:
+    import yaml  # only with a config file (~1 MiB resident otherwise held for nothing)
+
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)

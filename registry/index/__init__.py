@@ -63,8 +63,21 @@ class Index:
 
     async def migrate(self, in_child: bool = False) -> None:
         """Upgrade the schema to the heads; ``in_child``: in a child process (see migrate.py)."""
-        from .migrate import upgrade, upgrade_in_child
+        from .migrate import is_current_sync, upgrade, upgrade_in_child, upgrade_url_in_child
 
+        if self.db.dialect == "sqlite" and not self.db.has_engine:
+            # The version check on the reader engine: a current schema (and, with ``in_child``,
+            # one the child upgrades) never creates the async engine (database.py). A database
+            # that cannot even be opened takes the path below, as before (Alembic reports it).
+            try:
+                current: bool | None = await self.db.read(is_current_sync)
+            except Exception:
+                current = None
+            if current:
+                return
+            if current is not None and in_child:
+                await upgrade_url_in_child(self.db.url)
+                return
         await (upgrade_in_child if in_child else upgrade)(self.db.engine)
         if self.db.dialect == "sqlite":
             # Queries use their own sync engines (database.py): close the async engine's pooled

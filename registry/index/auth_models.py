@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base, now
+from .models import Base, Mapped, mapped_column, now
 
 
 class User(Base):

@@ -7,9 +7,8 @@ resolves a tag with HEAD and fetches by digest), so a tag's last pull is the lat
 from __future__ import annotations
 
 from sqlalchemy import Float, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import DIGEST, Base
+from .models import Base, DIGEST, Mapped, mapped_column
 
 
 class TagPull(Base):

@@ -17,7 +17,10 @@ A database that cannot be reached or answer (a restart, a lost connection, a ful
 pool timeout) raises ``IndexUnavailable`` with the cause: the API answers 503 + Retry-After
 (clients retry those), never a client error (#13.7).
 
-``engine`` (an AsyncEngine on both dialects) is what Alembic migrations run on.
+``engine`` (an AsyncEngine on both dialects) is what Alembic migrations run on. On SQLite no
+query uses it, so it is created when first asked for (a migration, the GC lock's path): a server
+whose schema is current never imports ``sqlalchemy.ext.asyncio`` (and with it the ORM's session
+machinery, ~6 MiB resident) nor the aiosqlite dialect.
 """
 from __future__ import annotations
 
@@ -26,18 +29,20 @@ import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .group_commit import GroupCommitter, Outcome, run_batch
 from .point_reads import PointReads
 from .unavailable import unavailable_as
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,12 +82,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def _check_sqlite_url(url: str) -> None:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise ValueError("database_url: SQLite needs a file (sqlite+aiosqlite:///PATH)")
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if not parsed.database or parsed.database == ":memory:":
+        raise ValueError("database_url: SQLite needs a file (sqlite+aiosqlite:///PATH)")
+    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if make_url(url).get_backend_name() == "sqlite":
+        _check_sqlite_url(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -111,8 +122,12 @@ def _sqlite_sync_engine(url: str, pool_size: int) -> Engine:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_engine(url)
-        self.dialect = self.engine.dialect.name
+        self.dialect = make_url(url).get_backend_name()
+        self._engine: AsyncEngine | None = None
+        if self.dialect == "sqlite":
+            _check_sqlite_url(url)  # the async engine comes when asked for (``engine``)
+        else:
+            self._engine = create_engine(url)
         self._reader: Engine | None = None
         self._writer: Engine | None = None
         if self.dialect == "sqlite":
@@ -124,9 +139,32 @@ class Database:
             self._committer = GroupCommitter(self._write_thread, lambda fns: self._sync_write(fns))
         self.point = PointReads(self)  # ``await db.point.row(stmt, params)``: the hot one-row reads
 
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_engine(self.url)
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @property
+    def has_engine(self) -> bool:
+        """True once the async engine exists (always on PostgreSQL)."""
+        return self._engine is not None
+
+    def pools(self) -> list[Any]:
+        """The connection pools queries use: the async engine's on PostgreSQL, the reader and
+        writer engines' on SQLite."""
+        if self._reader is not None and self._writer is not None:
+            return [self._reader.pool, self._writer.pool]
+        return [self.engine.sync_engine.pool]
+
     async def close(self) -> None:
         await self.point.close()
-        await self.engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
         if self._reader is not None and self._writer is not None:
             self._read_threads.shutdown(wait=True)
             self._write_thread.shutdown(wait=True)

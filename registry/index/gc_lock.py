@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 GC_LOCK_KEY = 0x646F636B6763  # 'dockgc'
 

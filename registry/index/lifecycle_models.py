@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import DIGEST, Base, now
+from .models import Base, DIGEST, Mapped, mapped_column, now
 
 
 class BlobReview(Base):

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Connection
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATION_LOCK_KEY = 0x646F636B  # 'dock'
 
@@ -72,6 +73,9 @@ def script_heads() -> set[str] | None:
     return (revisions - parents) or None
 
 
+_VERSIONS = "SELECT version_num FROM alembic_version"
+
+
 async def is_current(engine: AsyncEngine) -> bool:
     """True when alembic_version holds exactly the scripts' heads (no Alembic import)."""
     heads = script_heads()
@@ -79,7 +83,19 @@ async def is_current(engine: AsyncEngine) -> bool:
         return False
     try:
         async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+            rows = (await conn.execute(text(_VERSIONS))).scalars().all()
+    except Exception:  # no table yet (fresh database), or anything unexpected: let Alembic look
+        return False
+    return set(rows) == heads
+
+
+def is_current_sync(conn: Connection) -> bool:
+    """``is_current`` on a synchronous connection (SQLite's reader engine: no async engine)."""
+    heads = script_heads()
+    if heads is None:
+        return False
+    try:
+        rows = conn.execute(text(_VERSIONS)).scalars().all()
     except Exception:  # no table yet (fresh database), or anything unexpected: let Alembic look
         return False
     return set(rows) == heads
@@ -138,7 +154,11 @@ async def upgrade_in_child(engine: AsyncEngine) -> None:
     argv where ps shows it) when the schema is behind; nothing when it is current."""
     if await is_current(engine):
         return
-    url = engine.url.render_as_string(hide_password=False)
+    await upgrade_url_in_child(engine.url.render_as_string(hide_password=False))
+
+
+async def upgrade_url_in_child(url: str) -> None:
+    """The child of ``upgrade_in_child``, without its check (the caller found the schema behind)."""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "registry.index.migrate",
                                                 stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     _, err = await proc.communicate(url.encode())

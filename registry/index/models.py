@@ -1,4 +1,4 @@
-"""The index schema: every name the registry knows, as SQLAlchemy 2 declarative models.
+"""The index schema: every name the registry knows, as Core tables declared in the ORM's form.
 
 Other parts of the registry (auth, the catalog) add their own tables by subclassing ``Base``
 in their own ``models`` module; migrations/env.py imports those modules so Alembic sees them.
@@ -12,10 +12,15 @@ order" means, and the primary-key index serves the pagination query directly.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, \
+    UniqueConstraint
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
+else:
+    Mapped = None  # annotations are strings here (``from __future__ import annotations``)
 
 DIGEST = String(200)
 
@@ -28,8 +33,62 @@ def now() -> float:
     return time.time()
 
 
-class Base(DeclarativeBase):
-    pass
+class _Pending:
+    """A column declared by ``mapped_column``: becomes a ``Column`` when its class is made."""
+
+    def __init__(self, args: tuple, kwargs: dict) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+def mapped_column(*args: Any, **kwargs: Any) -> Any:
+    """The declaration form of SQLAlchemy's ORM (``name: Mapped[T] = mapped_column(type, ...)``),
+    for Core tables: every query runs on Core connections, and the ORM (~6 MiB resident, ~40
+    modules) is never imported by the server. As the ORM does, ``nullable`` unless given
+    follows the annotation: ``Mapped[X | None]`` (or ``Optional``) is NULL, anything else NOT
+    NULL (primary keys always)."""
+    return _Pending(args, kwargs)
+
+
+def _optional(annotation: Any) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return "None" in text or "Optional" in text
+
+
+class Base:
+    """The declarative base: a subclass with ``__tablename__`` gets ``__table__`` (a Core
+    ``Table`` in ``Base.metadata``) and its attributes become the table's columns, so
+    ``Tag.name == x``, ``select(Tag)``, ``insert(Tag)`` and ``Tag.__table__`` are all Core."""
+
+    metadata = MetaData()
+    __table__: Table
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("__tablename__")
+        if name is None:
+            return
+        annotations = cls.__dict__.get("__annotations__", {})
+        columns = []
+        for attr, value in list(cls.__dict__.items()):
+            if not isinstance(value, _Pending):
+                continue
+            kw = dict(value.kwargs)
+            if "nullable" not in kw:
+                kw["nullable"] = not kw.get("primary_key", False) and _optional(annotations.get(attr, ""))
+            columns.append(Column(attr, *value.args, **kw))
+        table_args = cls.__dict__.get("__table_args__", ())
+        options: dict[str, Any] = {}
+        if isinstance(table_args, dict):
+            table_args, options = (), table_args
+        elif table_args and isinstance(table_args[-1], dict):
+            table_args, options = table_args[:-1], table_args[-1]
+        cls.__table__ = Table(name, Base.metadata, *columns, *table_args, **options)
+        for column in columns:
+            setattr(cls, column.key, cls.__table__.c[column.key])
+
+    @classmethod
+    def __clause_element__(cls) -> Table:
+        return cls.__table__
 
 
 def load_all_models() -> type[Base]:

@@ -50,8 +50,9 @@ class StatementTimedOut(ConnectionError):
 class PointReads:
     def __init__(self, db: "Database") -> None:
         self.db = db
-        self._dialect = db.engine.dialect
-        self._url = db.engine.url
+        # PostgreSQL only (its async engine exists from the start); on SQLite nothing here is used.
+        self._dialect = db.engine.dialect if db.has_engine else None
+        self._url = db.engine.url if db.has_engine else None
         self._pool: Any = None
         self._opening: asyncio.Lock | None = None
         self._compiled: dict[Any, tuple[str, list[str]]] = {}

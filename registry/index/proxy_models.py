@@ -11,9 +11,8 @@ the cache needs to decide when to ask the upstream again:
 from __future__ import annotations
 
 from sqlalchemy import Float, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base, lexical_name, now
+from .models import Base, Mapped, lexical_name, mapped_column, now
 
 
 class ProxyRepository(Base):

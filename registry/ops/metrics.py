@@ -57,11 +57,13 @@ def _pool_figures(app) -> dict[str, int]:
     idx = app.get(state.INDEX)
     if idx is None:
         return {}
-    pool: Any = idx.engine.sync_engine.pool
+    # PostgreSQL: the async engine's pool. SQLite: the reader and writer engines' pools, the
+    # connections queries actually hold (the async engine there only ever serves a migration).
+    pools: list[Any] = idx.db.pools()
     out = {}
     for name, fn in (("checked_out", "checkedout"), ("idle", "checkedin"), ("size", "size")):
         try:
-            out[name] = int(getattr(pool, fn)())
+            out[name] = sum(int(getattr(pool, fn)()) for pool in pools)
         except Exception:  # a pool class without that figure (NullPool, StaticPool)
             continue
     return out
