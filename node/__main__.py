@@ -11,7 +11,6 @@ import sys
 
 from node import __version__
 from node.cli.common import DEFAULT_ROOT, CliError
-from node.cli.common import terminal_columns as _terminal_columns  # noqa: F401 - tests use this name
 
 # Annotations only (postponed): `ps` and `images` never import argparse (node/cli/quickargs.py).
 TYPE_CHECKING = False

@@ -23,10 +23,11 @@ def send_error(fd: int, code: int, message: object) -> None:
     send(fd, f"E{code} {message}".encode())
 
 
-def read_all(fd: int) -> bytes:
+def read_all(fd: int, chunk_size: int = 4096) -> bytes:
+    """Everything ``fd`` gives until EOF (a pipe's report, or a small file's bytes)."""
     chunks = []
     while True:
-        chunk = os.read(fd, 4096)
+        chunk = os.read(fd, chunk_size)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

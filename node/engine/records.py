@@ -148,14 +148,11 @@ class Container:
 def read_bytes(path: str) -> bytes:
     """The file's bytes by os.open/os.read: open(path, "rb").read() costs ~9 system calls (two
     fstats, an isatty ioctl, lseeks), this 4 for a small file; `ps` reads two per container."""
+    from node.reportpipe import read_all  # os only
+
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        return read_all(fd, 1 << 16)
     finally:
         os.close(fd)
 

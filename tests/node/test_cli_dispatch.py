@@ -99,7 +99,7 @@ def test_one_command_parser_builds_only_that_command():
 def test_help_width_is_what_shutil_would_give(monkeypatch, columns):
     import shutil
 
-    from node.__main__ import _terminal_columns
+    from node.cli.common import terminal_columns as _terminal_columns
     if columns is None:
         monkeypatch.delenv("COLUMNS", raising=False)
     else:

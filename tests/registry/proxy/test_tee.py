@@ -9,6 +9,7 @@ import logging
 import os
 
 from tests.registry.oci_client import push_blob
+from tests.registry.proxy.test_pull_through import _settled
 
 
 async def test_a_client_slower_than_the_upstream_is_streamed_not_dropped(setup, caplog):
@@ -74,11 +75,7 @@ async def test_the_stream_ends_when_the_upstream_does_not_when_the_disk_does(set
     assert not wrote.is_set() and await storage.stat(Digest.parse(digest)) is None
     release.set()
     await asyncio.wait_for(wrote.wait(), 10)
-    from registry.proxy import PROXY
-    for _ in range(200):
-        if not setup.app[PROXY].fetches:
-            break
-        await asyncio.sleep(0.05)
+    await _settled(setup)
     assert await storage.stat(Digest.parse(digest)) is not None
     setup.faulty.reset_counts()
     r = await setup.client.get(f"/v2/up/lib/ahead/blobs/{digest}")
@@ -107,12 +104,7 @@ async def test_a_disk_that_fails_after_the_stream_ended_leaves_nothing_stored(se
     r = await setup.client.get(f"/v2/up/lib/diskfull/blobs/{digest}")
     assert r.status == 200 and await asyncio.wait_for(r.read(), 10) == data
     release.set()
-    from registry.proxy import PROXY
-    for _ in range(200):
-        if not setup.app[PROXY].fetches:
-            break
-        await asyncio.sleep(0.05)
-    assert not setup.app[PROXY].fetches
+    await _settled(setup)
     assert await storage.stat(Digest.parse(digest)) is None
     storage.append_upload = real_append
     setup.faulty.reset_counts()
