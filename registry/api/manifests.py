@@ -180,7 +180,7 @@ async def put_manifest(request: web.Request) -> web.Response:
     artifact_type = manifest.effective_artifact_type
     if artifact_type is not None and (len(artifact_type) > 255 or "\x00" in artifact_type):
         raise ManifestInvalid(message="manifest invalid: artifactType (or config mediaType) is not a valid media type")
-    refs = await check_references(index(request), name, manifest)
+    refs = await check_references(index(request), name, manifest, bytes_of=str(digest))
     refs.raise_if_missing(name)
     if refs.needs_empty_config:
         # The empty config `{}` is well known; store it for clients that never upload it.
@@ -205,7 +205,8 @@ async def put_manifest(request: web.Request) -> web.Response:
     await enforce_quota(request, name, str(digest), len(raw))
     # Bytes first, names second (and again if a sweep took them meanwhile).
     try:
-        await store_and_name(index(request), storage(request), digest, raw, lambda mark: index(request).put_manifest(name, record, mark=mark))
+        await store_and_name(index(request), storage(request), digest, raw,
+                             lambda mark: index(request).put_manifest(name, record, mark=mark), mark=refs.mark)
     except ReferencesGone as e:
         first = sorted(e.missing)[0]
         raise ManifestBlobUnknown(

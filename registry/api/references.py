@@ -29,6 +29,7 @@ class References:
     children: tuple[str, ...]  # child manifest digests (indexes)
     missing: frozenset[str]  # of those, what the repository does not link
     needs_empty_config: bool = False  # only the well-known `{}` config is missing: the caller may store it
+    mark: int | None = None  # before_bytes(bytes_of)'s mark, when check_references was asked to take it
 
     def raise_if_missing(self, name: str) -> None:
         if self.missing:
@@ -65,13 +66,21 @@ def _is_foreign(desc: Descriptor) -> bool:
     return bool(desc.urls) and desc.media_type in FOREIGN_LAYERS
 
 
-async def check_references(index: Index, name: str, manifest: ImageManifest | ImageIndex) -> References:
+async def check_references(index: Index, name: str, manifest: ImageManifest | ImageIndex,
+                           bytes_of: str | None = None) -> References:
+    """``bytes_of``: the manifest's own digest; when nothing is missing, its bytes' GC review is
+    queued in the same transaction as the check (``Index.missing_or_before_bytes``: one thread
+    call, not two) and ``References.mark`` is its mark. Image manifests only; else mark is None."""
     check_urls(manifest)
     if isinstance(manifest, ImageManifest):
         blobs = tuple(dict.fromkeys(str(d.digest) for d in manifest.references() if not _is_foreign(d)))
-        missing = await index.missing_blobs(name, list(blobs))
+        mark = None
+        if bytes_of is not None:
+            missing, mark = await index.missing_or_before_bytes(name, list(blobs), bytes_of)
+        else:
+            missing = await index.missing_blobs(name, list(blobs))
         empty = str(manifest.config.digest) == mt.EMPTY_JSON_DIGEST and mt.EMPTY_JSON_DIGEST in missing
-        return References(blobs, (), frozenset(missing - {mt.EMPTY_JSON_DIGEST} if empty else missing), empty)
+        return References(blobs, (), frozenset(missing - {mt.EMPTY_JSON_DIGEST} if empty else missing), empty, mark)
     children = tuple(dict.fromkeys(str(d.digest) for d in manifest.manifests))
     missing = await index.missing_manifests(name, list(children))
     # Artifact indexes may also list plain blobs.

@@ -12,7 +12,7 @@ import re
 
 from aiohttp import web
 
-from oci.digest import Digest
+from oci.digest import Digest, InvalidDigest
 from oci.reference import InvalidReference, validate_name
 
 from ..lifecycle import enforce_quota
@@ -49,8 +49,25 @@ def _blob_created(name: str, digest: Digest) -> web.Response:
 
 async def _new_session(request: web.Request, name: str) -> str:
     client = client_key(request)
+    sessions = uploads(request)
+    if sessions.local:
+        # One thread call (the index's writer) counts for the caps, creates the staging area
+        # and writes the row, instead of three (a read, a mkdir, a write).
+        cfg = config(request)
+        upload_id = sessions.reserve()
+        try:
+            refused = await index(request).open_upload(
+                upload_id, name, client, (cfg.max_open_uploads_per_repository, cfg.max_open_uploads_per_client),
+                lambda: sessions.create_now(upload_id))
+        except BaseException:
+            sessions.forget(upload_id)
+            raise
+        if refused is not None:
+            sessions.forget(upload_id)
+            _refuse_open_sessions(request, name, *refused)
+        return upload_id
     await _check_open_sessions(request, name, client)
-    upload_id = await uploads(request).start()
+    upload_id = await sessions.start()
     await index(request).create_upload(upload_id, name, client)
     return upload_id
 
@@ -61,7 +78,11 @@ async def _check_open_sessions(request: web.Request, name: str, client: str) -> 
     cfg = config(request)
     if not cfg.max_open_uploads_per_repository and not cfg.max_open_uploads_per_client:
         return
-    by_repo, by_client = await index(request).open_uploads(name, client)
+    _refuse_open_sessions(request, name, *await index(request).open_uploads(name, client))
+
+
+def _refuse_open_sessions(request: web.Request, name: str, by_repo: int, by_client: int) -> None:
+    cfg = config(request)
     for count, limit, whose in ((by_repo, cfg.max_open_uploads_per_repository, f"repository {name}"),
                                 (by_client, cfg.max_open_uploads_per_client, "this client")):
         if limit and count >= limit:
@@ -71,16 +92,25 @@ async def _check_open_sessions(request: web.Request, name: str, client: str) -> 
                         f"some (DELETE their Location), or push in one request (POST ?digest=)")
 
 
-async def _session(request: web.Request, name: str) -> tuple[str, int]:
-    """The (id, staged size) of the session in the URL, or BLOB_UPLOAD_UNKNOWN."""
+async def _session(request: web.Request, name: str, bytes_of: Digest | None = None) -> tuple[str, int, int | None]:
+    """The (id, staged size, mark) of the session in the URL, or BLOB_UPLOAD_UNKNOWN. With
+    ``bytes_of`` on a local driver, an empty session also gets ``before_bytes`` of that digest
+    in the same thread call (mark; else None)."""
     upload_id = request.match_info["uuid"]
     if not UPLOAD_ID_RE.match(upload_id):
         raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
-    # The row (index) and the staged size (storage) are independent: ask both at once.
-    row, size = await asyncio.gather(index(request).get_upload(upload_id), uploads(request).size(upload_id))
+    sessions = uploads(request)
+    mark = None
+    if sessions.local:
+        # The row and the staged size (a stat) in one thread call; see Index.upload_session.
+        row, size, mark = await index(request).upload_session(
+            upload_id, name, sessions.size_now, str(bytes_of) if bytes_of is not None else None)
+    else:
+        # The row (index) and the staged size (storage) are independent: ask both at once.
+        row, size = await asyncio.gather(index(request).get_upload(upload_id), sessions.size(upload_id))
     if row is None or row.repository != name or size is None:
         raise BlobUploadUnknown(detail={"uuid": upload_id})
-    return upload_id, size
+    return upload_id, size, mark
 
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: Digest) -> web.Response:
@@ -104,23 +134,33 @@ def _fits_single_put(request: web.Request) -> bool:
     return length is not None and 0 < length <= limit
 
 
-async def _single_put(request: web.Request, name: str, digest: Digest, upload_id: str | None = None) -> web.Response:
-    """Read the (small) body, write it verified with one put, link it; close the session if any."""
+async def _single_put(request: web.Request, name: str, digest: Digest, upload_id: str | None = None,
+                      mark: int | None = None) -> web.Response:
+    """Read the (small) body, write it verified with one put, link it; close the session if any.
+    ``mark``: ``before_bytes(digest)``'s, when the caller already queued the review."""
     data = await request.read()
     if len(data) != request.content_length:
         raise SizeInvalid(detail={"Content-Length": request.content_length})
     await enforce_quota(request, name, str(digest), len(data))
-    mark = await index(request).before_bytes(str(digest))  # see registry/lifecycle/reviews.py
+    if mark is None:
+        mark = await index(request).before_bytes(str(digest))  # see registry/lifecycle/reviews.py
+    sessions = uploads(request)
     try:
-        await uploads(request).put_whole(digest, data)
+        await sessions.put_whole(digest, data)
     except DigestMismatch as e:
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
     if upload_id is None:
         await _name_blob(request, index(request).link_blob(name, str(digest), len(data), mark=mark), digest)
+    elif sessions.local:
+        # The (empty: we checked) staging area goes in the writer thread once the row's
+        # deletion is committed: no thread hop of its own.
+        await _name_blob(request, index(request).complete_upload(
+            upload_id, name, str(digest), len(data), mark=mark, after=lambda: sessions.discard_now(upload_id)), digest)
+        sessions.forget(upload_id)
     else:
         await _name_blob(request, index(request).complete_upload(upload_id, name, str(digest), len(data), mark=mark),
                          digest)
-        await uploads(request).cancel(upload_id, empty=True)   # it held nothing: we checked
+        await sessions.cancel(upload_id, empty=True)   # it held nothing: we checked
     return _blob_created(name, digest)
 
 
@@ -132,6 +172,13 @@ async def _name_blob(request: web.Request, naming, digest: Digest) -> None:
         await blob_refused(index(request), str(digest))
         raise Unavailable(message="the blob was garbage-collected while this upload stored it; upload it again",
                           headers={"Retry-After": "1"}) from None
+
+
+def _digest_or_none(text: str | None) -> Digest | None:
+    try:
+        return Digest.parse(text) if text else None
+    except InvalidDigest:
+        return None
 
 
 def _check_length(request: web.Request, expected: int | None = None) -> None:
@@ -192,7 +239,7 @@ async def _try_mount(request: web.Request, name: str, digest: Digest, source: st
 
 async def patch_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
-    upload_id, _ = await _session(request, name)
+    upload_id, _, _ = await _session(request, name)
     async with uploads(request).lock(upload_id):
         size = await uploads(request).size(upload_id)
         if size is None:
@@ -222,13 +269,18 @@ async def patch_upload(request: web.Request) -> web.Response:
 
 async def put_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
-    upload_id, size = await _session(request, name)
+    single = _fits_single_put(request)
+    # A whole small body for an (empty) session: its bytes' GC review is queued in the thread
+    # call that reads the session (see _session); an invalid digest is reported after the
+    # session is known, as before.
+    early = _digest_or_none(request.query.get("digest")) if single else None
+    upload_id, size, mark = await _session(request, name, early)
     if "digest" not in request.query:
         raise DigestInvalid(message="the digest query parameter is required to finish an upload")
     digest = parse_digest(request.query["digest"])
     async with uploads(request).lock(upload_id):
-        if size == 0 and _fits_single_put(request):
-            return await _single_put(request, name, digest, upload_id)   # POST + PUT with the body
+        if size == 0 and single:
+            return await _single_put(request, name, digest, upload_id, mark)   # POST + PUT with the body
         if request.body_exists:
             content_range = request.headers.get("Content-Range")
             if content_range:
@@ -241,13 +293,13 @@ async def put_upload(request: web.Request) -> web.Response:
 
 async def get_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
-    upload_id, size = await _session(request, name)
+    upload_id, size, _ = await _session(request, name)
     return web.Response(status=204, headers=_session_headers(name, upload_id, size))
 
 
 async def delete_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
-    upload_id, _ = await _session(request, name)
+    upload_id, _, _ = await _session(request, name)
     async with uploads(request).lock(upload_id):
         await index(request).delete_upload(upload_id)
         await uploads(request).cancel(upload_id)

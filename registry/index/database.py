@@ -37,7 +37,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from .group_commit import GroupCommitter, Outcome, run_batch
+from .group_commit import GroupCommitter, Outcome, run_after, run_batch
 from .point_reads import PointReads
 from .unavailable import unavailable_as
 
@@ -208,22 +208,27 @@ class Database:
                             raise
             raise AssertionError("unreachable")
 
-    async def write(self, fn: Query[T], attempts: int = 5) -> T:
-        """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts."""
+    async def write(self, fn: Query[T], attempts: int = 5, after: Callable[[], None] | None = None) -> T:
+        """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts. ``after``: a
+        clean-up to run (off the event loop) once the transaction is committed, before this
+        returns; on SQLite in the writer thread itself (group_commit.GroupCommitter.submit)."""
         with unavailable_as("write"):
-            return await self._write(fn, attempts)
+            return await self._write(fn, attempts, after)
 
-    async def _write(self, fn: Query[T], attempts: int) -> T:
+    async def _write(self, fn: Query[T], attempts: int, after: Callable[[], None] | None = None) -> T:
         for attempt in range(attempts):
             try:
                 if self._writer is not None:
-                    return await self._committer.submit(fn)
+                    return await self._committer.submit(fn, after)
                 async with self.engine.begin() as conn:
                     try:
-                        return await conn.run_sync(fn)
+                        value = await conn.run_sync(fn)
                     except DBAPIError as e:
                         await _drop_if_broken(conn, e)
                         raise
+                if after is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, run_after, after)
+                return value
             except DBAPIError as e:
                 if attempt == attempts - 1 or not _retryable(e):
                     raise

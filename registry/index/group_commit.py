@@ -23,6 +23,7 @@ order), which is exactly what they would have seen had each committed on its own
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection, Engine
 
+log = logging.getLogger(__name__)
 MAX_BATCH = 64
 BATCH_BUDGET_S = 0.010
 Outcome = tuple[bool, Any]  # (True, value) or (False, exception)
@@ -102,6 +104,7 @@ class _Op:
     fn: Callable[[Connection], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    after: Callable[[], None] | None = None
 
 
 class GroupCommitter:
@@ -114,9 +117,13 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._draining = False
 
-    async def submit(self, fn: Callable[[Connection], Any]) -> Any:
+    async def submit(self, fn: Callable[[Connection], Any], after: Callable[[], None] | None = None) -> Any:
+        """``fn``'s value once the transaction that ran it is committed. ``after``: a small
+        clean-up run in the writer thread once ``fn``'s work is committed and before its caller
+        is answered (removing what the committed rows no longer name), so that it needs no
+        thread hop of its own; its errors are logged, never raised (the commit stands)."""
         loop = asyncio.get_running_loop()
-        op = _Op(fn, loop, loop.create_future())
+        op = _Op(fn, loop, loop.create_future(), after)
         with self._lock:
             self._pending.append(op)
             start, self._draining = not self._draining, True
@@ -145,6 +152,9 @@ class GroupCommitter:
                 with self._lock:
                     self._pending.extendleft(reversed(batch[len(outcomes):]))
                 batch = batch[:len(outcomes)]
+            for op, (ok, _value) in zip(batch, outcomes):
+                if ok and op.after is not None:
+                    run_after(op.after)
             self._answer(batch, outcomes)
 
     @staticmethod
@@ -158,6 +168,13 @@ class GroupCommitter:
                 loop.call_soon_threadsafe(_settle, answers)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
+
+
+def run_after(after: Callable[[], None]) -> None:
+    try:
+        after()
+    except Exception:
+        log.warning("clean-up after a committed write failed", exc_info=True)
 
 
 def _settle(answers: list[tuple[asyncio.Future, Outcome]]) -> None:

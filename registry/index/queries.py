@@ -82,6 +82,11 @@ def repository_id(conn: Connection, name: str) -> int | None:
     return fast.execute(conn, _REPOSITORY_ID, {"repository": name}).scalar_one_or_none()
 
 
+def _open_uploads(conn: Connection, repository: str, client: str | None) -> tuple[int, int]:
+    by_repo = fast.execute(conn, _OPEN_BY_REPOSITORY, {"repository": repository}).scalar_one()
+    return by_repo, (fast.execute(conn, _OPEN_BY_CLIENT, {"client": client}).scalar_one() if client else 0)
+
+
 def _sqlite_tag_names(conn: Connection, repo_id: int, n: int | None, last: str | None) -> list[str]:
     """The same query as the generic path, on the sqlite3 connection itself: a big tag list spent
     half its time building one SQLAlchemy Row per tag (2,000 tags: 2.2 -> 1.0 ms)."""
@@ -146,8 +151,10 @@ class RepositoryQueries:
         return await self.db.write(tx)
 
     async def complete_upload(self, upload_id: str, repository: str, digest: str, size: int,
-                              mark: int | None = None) -> None:
-        """Link the blob an upload produced and close the session, in one transaction."""
+                              mark: int | None = None, after: Callable[[], None] | None = None) -> None:
+        """Link the blob an upload produced and close the session, in one transaction.
+        ``after``: run once that is committed, off the event loop (``Database.write``): the
+        staging area's removal, which then needs no thread hop of its own."""
         life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> None:
@@ -155,7 +162,7 @@ class RepositoryQueries:
             self._link_blob(conn, repository, digest, size)
             fast.execute(conn, _DELETE_UPLOAD, {"id": upload_id})
 
-        await self.db.write(tx)
+        await self.db.write(tx, after=after)
 
     async def before_bytes(self, digest: str) -> int:
         """Call before writing bytes that will be named: queues their GC review (bytes a crash
@@ -163,6 +170,22 @@ class RepositoryQueries:
         ``link_blob`` and ``put_manifest`` take (see registry/lifecycle/reviews.py)."""
         life = self.lifecycle.bind()
         return await self.db.write(lambda conn: life.before_bytes(conn, digest))
+
+    async def missing_or_before_bytes(self, repository: str, digests: list[str],
+                                      digest: str) -> tuple[set[str], int | None]:
+        """``missing_blobs(repository, digests)`` and, when none is missing, ``before_bytes(digest)``
+        in the same transaction (one thread call for a manifest PUT's check of its references
+        and the GC review of its bytes): (missing, mark), mark None when something is missing."""
+        life = self.lifecycle.bind()
+        wanted = sorted(set(digests))
+
+        def tx(conn: Connection) -> tuple[set[str], int | None]:
+            found = set(fast.execute(conn, _LINKED_BLOBS, {"repository": repository, "digests": wanted}).scalars()) \
+                if wanted else set()
+            missing = set(wanted) - found
+            return (missing, None) if missing else (missing, life.before_bytes(conn, digest))
+
+        return await self.db.write(tx)
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""
@@ -190,6 +213,48 @@ class RepositoryQueries:
         return set(digests) - found
 
     # -- upload sessions ----------------------------------------------------------------------
+    async def open_upload(self, upload_id: str, repository: str, client: str | None, caps: tuple[int, int],
+                          create: Callable[[], None]) -> tuple[int, int] | None:
+        """A new session in one thread call: count the open sessions for the caps
+        (``caps``: per repository, per client; 0 = none), and when under them, ``create()`` its
+        staging area (a local driver's plain call) and write its row, in one transaction. The
+        staging area comes first, as with ``create_upload``: a crash leaves an orphan the expiry
+        removes. Returns the counts (by repository, by client) when a cap refuses, else None."""
+        per_repository, per_client = caps
+        t = now()
+        params = {"id": upload_id, "repository": repository, "created_at": t, "updated_at": t, "client": client}
+
+        def tx(conn: Connection) -> tuple[int, int] | None:
+            if per_repository or per_client:
+                counts = _open_uploads(conn, repository, client)
+                if (per_repository and counts[0] >= per_repository) or (per_client and counts[1] >= per_client):
+                    return counts
+            create()
+            upsert(self.db, conn, "upload", params)
+            return None
+
+        return await self.db.write(tx)
+
+    async def upload_session(self, upload_id: str, repository: str, staged: Callable[[str], int | None],
+                             bytes_of: str | None = None) -> tuple[UploadRow | None, int | None, int | None]:
+        """(row, staged size, mark) of a session in one thread call: the row, and when it is
+        ``repository``'s, ``staged(upload_id)`` (a local driver's stat). With ``bytes_of`` (a
+        digest whose bytes the caller writes next, when the session is empty), also
+        ``before_bytes(bytes_of)`` in the same transaction, so mark is then not None."""
+        life = self.lifecycle.bind() if bytes_of is not None else None
+
+        def q(conn: Connection) -> tuple[UploadRow | None, int | None, int | None]:
+            found = fast.execute(conn, _GET_UPLOAD, {"id": upload_id}).first()
+            if found is None or found[1] != repository:
+                return (UploadRow(*found) if found else None), None, None
+            size = staged(upload_id)
+            mark = life.before_bytes(conn, bytes_of) if life is not None and bytes_of and size == 0 else None
+            return UploadRow(*found), size, mark
+
+        if bytes_of is None:
+            return await self.db.read(q)
+        return await self.db.write(q)
+
     async def create_upload(self, upload_id: str, repository: str, client: str | None = None) -> None:
         t = now()
         params = {"id": upload_id, "repository": repository, "created_at": t, "updated_at": t, "client": client}
@@ -197,11 +262,7 @@ class RepositoryQueries:
 
     async def open_uploads(self, repository: str, client: str | None) -> tuple[int, int]:
         """(open sessions of ``repository``, open sessions of ``client``), for the caps."""
-        def q(conn: Connection) -> tuple[int, int]:
-            by_repo = fast.execute(conn, _OPEN_BY_REPOSITORY, {"repository": repository}).scalar_one()
-            return by_repo, (fast.execute(conn, _OPEN_BY_CLIENT, {"client": client}).scalar_one() if client else 0)
-
-        return await self.db.read(q)
+        return await self.db.read(lambda conn: _open_uploads(conn, repository, client))
 
     async def get_upload(self, upload_id: str) -> UploadRow | None:
         row = await self.db.read(lambda conn: fast.execute(conn, _GET_UPLOAD, {"id": upload_id}).first())

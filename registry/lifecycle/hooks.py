@@ -154,13 +154,15 @@ def _target(digest: str, media_type: str, size: int, tag: str | None) -> dict[st
 
 
 async def store_and_name(index, storage, digest, data: bytes, name: Callable[[int], Awaitable[Any]],
-                         attempts: int = 5) -> Any:
+                         attempts: int = 5, mark: int | None = None) -> Any:
     """Write small bytes (a manifest) and name them; when a sweep may have taken them in
-    between (BytesSwept), wait for it to finish and write them again."""
+    between (BytesSwept), wait for it to finish and write them again. ``mark``: the caller
+    already ran ``before_bytes(digest)`` (in a transaction of its own) for the first attempt."""
     from registry.storage.driver import BlobNotFound
 
     for attempt in range(attempts):
-        mark = await index.before_bytes(str(digest))
+        if mark is None or attempt:
+            mark = await index.before_bytes(str(digest))
         if getattr(storage, "put_refreshes_existing", False):
             await storage.put(digest, data)  # writes, or refreshes the mtime of, the bytes
         else:

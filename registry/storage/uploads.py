@@ -33,6 +33,37 @@ class UploadSessions:
         # Monolithic uploads up to this size are read into memory and written with one put
         # (remote stores, where a session costs several requests); 0 = always a session.
         self.single_put_limit = int(getattr(driver, "single_put_limit", 0))
+        self._local = all(callable(getattr(driver, n, None))
+                          for n in ("create_upload_now", "upload_size_now", "delete_upload_now"))
+
+    # -- a local driver's staging steps, to run inside another thread call (the index's) -----
+    @property
+    def local(self) -> bool:
+        """The driver's staging area can be created, sized and removed by plain calls from any
+        thread (the filesystem driver: ``create_upload_now``, ``upload_size_now``,
+        ``delete_upload_now``), so the API runs them inside the index's own thread calls."""
+        return self._local
+
+    def reserve(self) -> str:
+        """A new session id; the caller creates its staging area with ``create_now`` (and calls
+        ``forget`` if it never does)."""
+        upload_id = uuid.uuid4().hex
+        if not self._resumable:
+            self._hashers[upload_id] = Hasher(STREAM_ALGORITHM)
+        return upload_id
+
+    def create_now(self, upload_id: str) -> None:
+        self.driver.create_upload_now(upload_id)  # type: ignore[attr-defined]
+
+    def size_now(self, upload_id: str) -> int | None:
+        return self.driver.upload_size_now(upload_id)  # type: ignore[attr-defined]
+
+    def discard_now(self, upload_id: str) -> None:
+        """Remove the staging area (any thread); the caller then calls ``forget`` on the loop."""
+        self.driver.delete_upload_now(upload_id)  # type: ignore[attr-defined]
+
+    def forget(self, upload_id: str) -> None:
+        self._forget(upload_id)
 
     def lock(self, upload_id: str) -> asyncio.Lock:
         """Serialises the requests of one session inside this process."""
