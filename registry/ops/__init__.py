@@ -5,15 +5,15 @@ envelopes included), so every request is counted, timed and logged once.
 """
 from __future__ import annotations
 
+import os
 import time
-import uuid
 
 from aiohttp import web
 
 from .. import state
 from ..config import RegistryConfig
 from ..lifecycle import record_pull
-from .access_log import format_line, make_access_logger
+from .access_log import format_line, make_access_logger, write_line
 from .context import REQUEST_ID, reset_request, set_request, user_name
 from .health import healthz, readyz
 from .metrics import Metrics
@@ -45,7 +45,7 @@ def make_ops_middleware(config: RegistryConfig):
         received = request.content.total_bytes if request.body_exists else 0
         if metrics is not None and route != "ops.metrics":
             metrics.observe(route, request.method, status, duration, received, sent)
-        logger.info(format_line({
+        write_line(logger, format_line({
             "request_id": request[REQUEST_ID], "client": request.remote, "user": user_name(request),
             "method": request.method, "route": route, "repository": request.match_info.get("name"),
             "status": status, "bytes": sent, "duration_ms": round(duration * 1000, 2),
@@ -54,7 +54,7 @@ def make_ops_middleware(config: RegistryConfig):
     @web.middleware
     async def ops_middleware(request: web.Request, handler):
         started = time.perf_counter()
-        request[REQUEST_ID] = uuid.uuid4().hex[:16]
+        request[REQUEST_ID] = os.urandom(8).hex()  # 16 hex digits, as uuid4().hex[:16] was, at a third of its cost
         token = set_request(request)
         metrics = request.app.get(METRICS)
         route = _route_name(request)
