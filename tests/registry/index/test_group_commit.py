@@ -168,3 +168,26 @@ async def test_concurrent_manifest_puts_through_the_index_share_commits(tmp_path
         assert commits(statements) < 64  # 64 write transactions, fewer commits
     finally:
         await idx.close()
+
+
+async def test_after_runs_in_the_writer_once_committed_and_its_failure_is_only_logged(db, caplog):
+    seen: list[tuple[str, bool, dict]] = []
+
+    def after(key):
+        def run():
+            seen.append((threading.current_thread().name, key, rows(db)))
+            if key == "boom":
+                raise OSError("clean-up failed")
+        return run
+
+    assert await db.write(insert("x", 1), after=after("x")) == "x=1"
+    assert await db.write(insert("boom", 2), after=after("boom")) == "boom=2"  # the commit stands
+    assert any("clean-up after a committed write failed" in r.getMessage() for r in caplog.records)
+
+    def failing(conn):
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await db.write(failing, after=after("never"))
+    assert [(key, committed) for _thread, key, committed in seen] == [("x", {"x": 1}), ("boom", {"x": 1, "boom": 2})]
+    assert all(thread.startswith("index-write") for thread, _key, _rows in seen)

@@ -87,6 +87,37 @@ async def test_access_log_fields_and_no_secrets(aiohttp_client, config, caplog):
         assert secret not in text
 
 
+async def test_access_log_lines_go_straight_to_its_own_stream(aiohttp_client, config, monkeypatch):
+    """The access log's own handler alone: each line is written to its stream (no LogRecord),
+    one line per request, in the text format; another handler added to it still gets them."""
+    import io
+
+    client = await aiohttp_client(create_app(config))
+    logger = logging.getLogger("registry.access.text")
+    (handler,) = logger.handlers
+    stream = io.StringIO()
+    monkeypatch.setattr(handler, "stream", stream)
+    made = []
+    real = logging.Logger.makeRecord
+    monkeypatch.setattr(logging.Logger, "makeRecord",
+                        lambda self, name, *a, **k: (made.append(name), real(self, name, *a, **k))[1])
+    data, _ = blob()
+    await push_blob(client, "team/log", data)
+    assert (await client.get("/v2/team/log/tags/list")).status == 200
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ")[3:6] for line in lines] == [["POST", "v2.upload.start", "team/log"],
+                                                        ["GET", "v2.tags.list", "team/log"]]
+    assert "registry.access.text" not in made
+    extra = logging.Handler()
+    extra.emit = lambda record: made.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(extra)
+    try:
+        assert (await client.get("/v2/team/log/tags/list")).status == 200
+    finally:
+        logger.removeHandler(extra)
+    assert len(stream.getvalue().splitlines()) == 3 and "GET v2.tags.list team/log 200" in made[-1]
+
+
 async def test_health_and_readiness(aiohttp_client, config):
     app = create_app(config)
     client = await aiohttp_client(app)

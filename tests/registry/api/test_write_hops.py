@@ -1,0 +1,129 @@
+"""Thread calls of the write paths (PROFILE.md section 25): on the filesystem driver and SQLite, a
+push's and a manifest PUT's small steps ride the index's own thread calls instead of a thread hop
+each. POST: one index write (cap count, staging mkdir, row); PUT of a small body into an empty
+session: one index write (row, staged size, GC review), the verified put, one index write
+(link, row deletion, then the staging area's removal). Manifest PUT: one index write (reference
+check + GC review), the put, one index write (naming). The order of what is made durable is
+unchanged: review before bytes, bytes before names, staging area after its row."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from oci import mediatypes as mt
+from registry import state
+from registry.app import create_app
+from registry.config import RegistryConfig
+from registry.index.database import Database
+from registry.storage.filesystem import FilesystemDriver
+from tests.registry.oci_client import blob, config_blob, image_manifest, push_blob
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts every index read / write and every thread call of the filesystem driver."""
+    calls = {"read": 0, "write": 0, "storage": 0}
+    real_read, real_write, real_run = Database.read, Database.write, FilesystemDriver._run
+
+    async def read(self, fn):
+        calls["read"] += 1
+        return await real_read(self, fn)
+
+    async def write(self, fn, *a, **k):
+        calls["write"] += 1
+        return await real_write(self, fn, *a, **k)
+
+    async def run(self, fn, *args):
+        calls["storage"] += 1
+        return await real_run(self, fn, *args)
+
+    monkeypatch.setattr(Database, "read", read)
+    monkeypatch.setattr(Database, "write", write)
+    monkeypatch.setattr(FilesystemDriver, "_run", run)
+
+    def take() -> dict[str, int]:
+        out = dict(calls)
+        for k in calls:
+            calls[k] = 0
+        return out
+
+    return take
+
+
+def _config(tmp_path, **extra) -> RegistryConfig:
+    return RegistryConfig(data_dir=str(tmp_path / "data"), database_url=f"sqlite+aiosqlite:///{tmp_path / 'i.db'}",
+                          **extra).finish()
+
+
+def _staging(tmp_path) -> list[str]:
+    return sorted(os.listdir(tmp_path / "data" / "uploads"))
+
+
+async def test_post_and_put_of_a_small_blob_take_three_index_writes_and_one_storage_call(aiohttp_client, tmp_path,
+                                                                                          counted):
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    data, digest = blob(4096)
+    await push_blob(client, "hops/warm", data)  # first requests: quota limits cached, etc.
+    counted()
+    r = await client.post("/v2/hops/a/blobs/uploads/")
+    assert r.status == 202, await r.text()
+    upload_id = r.headers["Docker-Upload-UUID"]
+    assert counted() == {"read": 0, "write": 1, "storage": 0}
+    assert _staging(tmp_path) == [upload_id]  # created in that same thread call, before the 202
+    data, digest = blob(4096)
+    r = await client.put(f"{r.headers['Location']}?digest={digest}", data=data,
+                         headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 201, await r.text()
+    assert counted() == {"read": 0, "write": 2, "storage": 1}
+    assert _staging(tmp_path) == []  # removed after the commit that deleted its row
+    assert await (await client.get(f"/v2/hops/a/blobs/{digest}")).read() == data
+    assert (await client.get(r.headers["Location"].replace(f"blobs/{digest}", f"blobs/uploads/{upload_id}"))).status \
+        == 404
+
+
+async def test_session_reads_take_one_thread_call(aiohttp_client, tmp_path, counted):
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    r = await client.post("/v2/hops/s/blobs/uploads/")
+    loc = r.headers["Location"]
+    counted()
+    r = await client.get(loc)
+    assert r.status == 204 and r.headers["Range"] == "0-0"
+    assert counted() == {"read": 1, "write": 0, "storage": 0}  # the row and the stat together
+    os.remove(tmp_path / "data" / "uploads" / loc.rsplit("/", 1)[1] / "data")  # staging lost: unknown
+    assert (await client.get(loc)).status == 404
+
+
+async def test_open_session_caps_are_counted_in_the_write_that_opens_one(aiohttp_client, tmp_path, counted):
+    app = create_app(_config(tmp_path, max_open_uploads_per_client=2))
+    client = await aiohttp_client(app)
+    for _ in range(2):
+        assert (await client.post("/v2/hops/c/blobs/uploads/")).status == 202
+    counted()
+    r = await client.post("/v2/hops/c/blobs/uploads/")
+    assert r.status == 429
+    assert (await r.json())["errors"][0]["detail"] == {"open_uploads": 2, "limit": 2}
+    assert counted() == {"read": 0, "write": 1, "storage": 0}
+    assert len(_staging(tmp_path)) == 2  # nothing made for the refused one
+    assert len(app[state.UPLOADS]._hashers) == 2  # nor kept in memory
+
+
+async def test_manifest_put_takes_two_index_writes_and_one_storage_call(aiohttp_client, tmp_path, counted):
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    cfg, _ = config_blob()
+    layer, _ = blob(2000)
+    await push_blob(client, "hops/m", cfg)
+    await push_blob(client, "hops/m", layer)
+    r = await client.put("/v2/hops/m/manifests/v0", data=image_manifest(cfg, [layer]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201  # the config is validated (read once) by this one
+    counted()
+    r = await client.put("/v2/hops/m/manifests/v1", data=image_manifest(cfg, [layer], annotations={"n": "1"}),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201, await r.text()
+    assert counted() == {"read": 0, "write": 2, "storage": 1}
+    missing, _ = blob(10)
+    r = await client.put("/v2/hops/m/manifests/v2", data=image_manifest(cfg, [missing]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 404 and (await r.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    assert counted() == {"read": 0, "write": 1, "storage": 0}  # refused before any bytes were written
