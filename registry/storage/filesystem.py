@@ -64,6 +64,7 @@ class FilesystemDriver:
         self.layout = Layout(root)
         self.fsync = fsync
         self._uploads = str(self.layout.uploads)  # joined as str: pathlib was ~4 % of a push (profile)
+        self._tmp = str(self.layout.tmp)
 
     async def _run(self, fn, *args):
         try:
@@ -131,15 +132,18 @@ class FilesystemDriver:
         except FileNotFoundError:
             raise BlobNotFound(str(digest)) from None
 
-    def _write_new_file(self, dest: str, data: bytes) -> None:
-        tmp = os.path.join(self.layout.tmp, secrets.token_hex(16))
+    def _write_new_file(self, dest: str, data: bytes, absent: bool = False) -> None:
+        tmp = os.path.join(self._tmp, secrets.token_hex(16))
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
                 if self.fsync:
                     f.flush()
                     os.fsync(f.fileno())
-            self._install(tmp, dest)
+            if absent:
+                self._install_absent(tmp, dest)
+            else:
+                self._install(tmp, dest)
         except BaseException:
             # A failed write (a full disk) leaves nothing behind, not a 0-byte file until the
             # next restart's clean-up (#13.9).
@@ -166,6 +170,20 @@ class FilesystemDriver:
         if self.fsync:
             _fsync_dir(parent)
 
+    def _install_absent(self, src: str, dest: str) -> None:
+        """``_install`` for a blob the caller just found missing (its utime failed): rename at
+        once, and make the fan-out directory only when the rename says it is missing. A blob
+        that appeared meanwhile is the same bytes (content addressed), and replacing it with a
+        fresh copy keeps what ``_install`` keeps: the bytes, with a new mtime."""
+        parent = os.path.dirname(dest)
+        try:
+            os.rename(src, dest)
+        except FileNotFoundError:
+            os.makedirs(parent, exist_ok=True)
+            os.rename(src, dest)
+        if self.fsync:
+            _fsync_dir(parent)
+
     async def put(self, digest: Digest, data: bytes) -> None:
         actual = Digest.of(data, digest.algorithm)
         if actual != digest:
@@ -182,7 +200,7 @@ class FilesystemDriver:
             return
         except FileNotFoundError:
             pass
-        self._write_new_file(dest, data)
+        self._write_new_file(dest, data, absent=True)
 
     async def touch(self, digest: Digest) -> None:
         try:

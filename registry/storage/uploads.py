@@ -46,11 +46,10 @@ class UploadSessions:
 
     def reserve(self) -> str:
         """A new session id; the caller creates its staging area with ``create_now`` (and calls
-        ``forget`` if it never does)."""
-        upload_id = uuid.uuid4().hex
-        if not self._resumable:
-            self._hashers[upload_id] = Hasher(STREAM_ALGORITHM)
-        return upload_id
+        ``forget`` once it is finished or refused)."""
+        # No hasher yet: ``append`` starts one for an empty session, and a POST + PUT of a
+        # small body (the common push of configs and small layers) never needs one.
+        return uuid.uuid4().hex
 
     def create_now(self, upload_id: str) -> None:
         self.driver.create_upload_now(upload_id)  # type: ignore[attr-defined]
