@@ -65,6 +65,7 @@ class FilesystemDriver:
         self.fsync = fsync
         self._uploads = str(self.layout.uploads)  # joined as str: pathlib was ~4 % of a push (profile)
         self._tmp = str(self.layout.tmp)
+        self._blobs = str(self.layout.blobs)
 
     async def _run(self, fn, *args):
         try:
@@ -95,13 +96,17 @@ class FilesystemDriver:
     # -- blobs --------------------------------------------------------------------------------
     async def stat(self, digest: Digest) -> int | None:
         try:
-            st = await self._run(os.stat, self.layout.blob_path(digest))
+            st = await self._run(os.stat, self._blob_file(digest))
         except FileNotFoundError:
             return None
         return st.st_size
 
     def local_path(self, digest: Digest) -> str | None:
-        return str(self.layout.blob_path(digest))
+        return self._blob_file(digest)
+
+    def _blob_file(self, digest: Digest) -> str:
+        """``str(layout.blob_path(digest))`` without pathlib (a few % of a small push, profile)."""
+        return f"{self._blobs}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
@@ -124,7 +129,7 @@ class FilesystemDriver:
 
     async def get(self, digest: Digest) -> bytes:
         def _read() -> bytes:
-            with open(self.layout.blob_path(digest), "rb") as f:
+            with open(self._blob_file(digest), "rb") as f:
                 return f.read()
 
         try:
@@ -188,7 +193,7 @@ class FilesystemDriver:
         actual = Digest.of(data, digest.algorithm)
         if actual != digest:
             raise DigestMismatch(digest, actual)
-        await self._run(self._put, str(self.layout.blob_path(digest)), data)
+        await self._run(self._put, self._blob_file(digest), data)
 
     # put() of bytes already stored only refreshes their mtime (as touch), in the same worker
     # call: a manifest PUT needs one thread hop instead of touch + put (lifecycle.hooks).
@@ -204,7 +209,7 @@ class FilesystemDriver:
 
     async def touch(self, digest: Digest) -> None:
         try:
-            await self._run(os.utime, self.layout.blob_path(digest))
+            await self._run(os.utime, self._blob_file(digest))
         except FileNotFoundError:
             raise BlobNotFound(str(digest)) from None
 
