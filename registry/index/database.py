@@ -37,7 +37,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from .group_commit import GroupCommitter, Outcome, run_after, run_batch
+from .group_commit import GroupCommitter, Outcome, WriterConnection, run_after, run_batch
 from .point_reads import PointReads
 from .unavailable import unavailable_as
 
@@ -137,6 +137,7 @@ class Database:
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="index-write")
             # Looked up per batch (not bound here) so that tests can make the writer fail.
             self._committer = GroupCommitter(self._write_thread, lambda fns: self._sync_write(fns))
+            self._write_conn = WriterConnection(self._writer)  # used by the writer thread only
         self.point = PointReads(self)  # ``await db.point.row(stmt, params)``: the hot one-row reads
 
     @property
@@ -168,6 +169,7 @@ class Database:
         if self._reader is not None and self._writer is not None:
             self._read_threads.shutdown(wait=True)
             self._write_thread.shutdown(wait=True)
+            self._write_conn.close()  # the writer thread is done with it
             self._reader.dispose()
             self._writer.dispose()
 
@@ -187,7 +189,7 @@ class Database:
 
     def _sync_write(self, fns: list[Query[Any]]) -> list[Outcome]:
         assert self._writer is not None
-        return run_batch(self._writer, fns, _retryable)
+        return run_batch(self._write_conn, fns, _retryable)
 
     async def read(self, fn: Query[T]) -> T:
         """Run a read-only query function."""

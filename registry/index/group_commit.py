@@ -46,33 +46,75 @@ class _BatchLost(Exception):
     """The batch's transaction cannot be committed: ``__cause__`` goes to every caller."""
 
 
-def run_batch(engine: Engine, fns: Sequence[Callable[[Connection], Any]],
+class WriterConnection:
+    """The writer thread's one Connection, kept from batch to batch: checking a connection out
+    of the pool and wrapping it again for every batch was a sixth of the writer thread's time
+    (profile, PROFILE.md section 25). Opened again when the engine's pool was replaced
+    (``dispose``), or the connection was invalidated or closed after a failure."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+        self._pool: Any = None
+
+    def get(self) -> Connection:
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated or self._pool is not self.engine.pool:
+            self.close()
+            conn = self._conn = self.engine.connect()
+            self._pool = self.engine.pool
+        return conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+def run_batch(engine: Engine | WriterConnection, fns: Sequence[Callable[[Connection], Any]],
               retryable: Callable[[BaseException], bool]) -> list[Outcome]:
     """Run ``fns`` in order in one transaction and commit it; one outcome per function run
     (fewer than ``len(fns)`` if the time budget ran out: the caller queues the rest again).
-    Raises if the batch as a whole failed (nothing of it is committed)."""
+    Raises if the batch as a whole failed (nothing of it is committed). ``engine``: a
+    connection is checked out for the batch; a WriterConnection: its kept one is used."""
+    if isinstance(engine, WriterConnection):
+        kept = engine
+        try:
+            return _run_batch(kept.get(), fns, retryable)
+        except BaseException:
+            if kept._conn is not None and (kept._conn.invalidated or kept._conn.in_transaction()):
+                kept.close()  # not known to be clean: the next batch opens a fresh one
+            raise
+    with engine.connect() as conn:
+        return _run_batch(conn, fns, retryable)
+
+
+def _run_batch(conn: Connection, fns: Sequence[Callable[[Connection], Any]],
+               retryable: Callable[[BaseException], bool]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     single = len(fns) == 1
     lost: BaseException | None = None
-    with engine.connect() as conn:
-        try:
-            # Explicit BEGIN: the stdlib driver would otherwise begin only at the first DML,
-            # and a SAVEPOINT outside a transaction would commit at its RELEASE. IMMEDIATE
-            # takes the write lock now (waiting on the busy timeout) so that the reads of
-            # every function in the batch are inside the transaction too.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            started = time.monotonic()
-            for fn in fns:
-                if outcomes and time.monotonic() - started > BATCH_BUDGET_S:
-                    break
-                outcomes.append(_run_one(conn, fn, single, retryable))
-            conn.commit()
-        except _BatchLost as e:
-            conn.rollback()
-            lost = e.__cause__
-        except BaseException:
-            conn.rollback()
-            raise
+    try:
+        # Explicit BEGIN: the stdlib driver would otherwise begin only at the first DML,
+        # and a SAVEPOINT outside a transaction would commit at its RELEASE. IMMEDIATE
+        # takes the write lock now (waiting on the busy timeout) so that the reads of
+        # every function in the batch are inside the transaction too.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        for fn in fns:
+            if outcomes and time.monotonic() - started > BATCH_BUDGET_S:
+                break
+            outcomes.append(_run_one(conn, fn, single, retryable))
+        conn.commit()
+    except _BatchLost as e:
+        conn.rollback()
+        lost = e.__cause__
+    except BaseException:
+        conn.rollback()
+        raise
     if lost is not None:
         raise lost  # the function's own exception, outside the handler (no chained context)
     return outcomes
