@@ -12,7 +12,8 @@ import sys
 from node import __version__
 from node.cli.common import DEFAULT_ROOT, CliError
 
-# Annotations only (postponed): `ps` and `images` never import argparse (node/cli/quickargs.py).
+# Annotations only (postponed): `ps`, `images` and `run` never import argparse (node/cli/quickargs.py,
+# node/cli/quickrun.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -104,9 +105,23 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line's status. Called as the `dockyard` command (no ``argv``), the process
+    ends here once the command is done and its output flushed (node/cli/exitnow.py); a caller
+    that passes ``argv`` (the tests' launchers) gets the status back."""
+    code = _run(argv)
+    if argv is None:
+        from node.cli.exitnow import exit_now
+        exit_now(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     words = sys.argv[1:] if argv is None else argv
     from node.cli.quickargs import listing_args
     args = listing_args(words)  # `ps` and `images` plainly spelt: no argparse (node/cli/quickargs.py)
+    if args is None and "run" in words:
+        from node.cli.quickrun import run_args
+        args = run_args(words)  # so is `run` (node/cli/quickrun.py)
     if args is None:
         from node.cli.argparsing import unknown_flags_of_the_command
         parser = build_parser(requested_command(words))
