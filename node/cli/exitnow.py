@@ -4,7 +4,7 @@ A normal exit tears down every module and object the command loaded: ~7-9 ms of 
 ~140 modules of `dockyard run` (bench/results/PROFILE.md sections 20 and 23), for nothing the
 kernel would not do anyway. ``os._exit`` skips that, and with it the work an exit is for; so it
 is taken only when none of that work is pending: no atexit callback (logging, weakref.finalize,
-tempfile and multiprocessing register one), no thread that the interpreter would wait for (a
+tempfile and multiprocessing register one), no profiler or tracer (cProfile, trace), no thread that the interpreter would wait for (a
 live non-daemon thread, or threading's own exit hooks, as concurrent.futures leaves), and the
 two standard streams flushed. Files the commands write are closed (and fsynced where that is
 promised) by the code that writes them, never left to finalization; tests/node/test_exitnow.py
@@ -21,6 +21,8 @@ def pending_exit_work() -> str | None:
     import atexit  # built in: no file to load
     if atexit._ncallbacks():
         return "atexit callbacks"
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return "a profiler or tracer"  # `python -m cProfile`/`trace` write their report after main
     threading = sys.modules.get("threading")
     if threading is not None:
         if getattr(threading, "_threading_atexits", None):

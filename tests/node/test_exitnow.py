@@ -59,6 +59,11 @@ def test_pending_exit_work_keeps_the_normal_exit(tmp_path, before):
         assert proc.stdout.rstrip().endswith("atexit ran")
 
 
+def test_a_profiler_still_writes_its_report(tmp_path):
+    proc = _as_command(tmp_path, ["ps"], before="import cProfile\ncProfile.Profile().enable()")
+    assert "main returned" in proc.stdout
+
+
 def test_a_daemon_thread_does_not_hold_the_exit(tmp_path):
     proc = _as_command(tmp_path, ["ps"], before=(
         "import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()"))
@@ -79,3 +84,18 @@ def test_exit_status_is_what_sys_exit_would_give(code, status):
                 f"raise SystemExit({code})"):
         proc = subprocess.run([sys.executable, "-c", how], capture_output=True, timeout=60)
         assert proc.returncode == status, how
+
+
+def test_the_command_collects_young_objects_less_often(tmp_path):
+    """main() as the command raises the GC's young threshold; called with argv it leaves it."""
+    from node.__main__ import GC_YOUNG_THRESHOLD
+    show = ("import node.cli.containers as c, gc\n"
+            "c.ps_handler = lambda args: print('threshold', gc.get_threshold()[0]) or 0\n"
+            "import node.cli.quickargs as q\n"
+            "q._handler = lambda ps: c.ps_handler\n")
+    proc = _as_command(tmp_path, ["ps"], before=show)
+    assert f"threshold {GC_YOUNG_THRESHOLD}" in proc.stdout
+    code = (show + "import gc\nfrom node.__main__ import main\n"
+            f"before = gc.get_threshold()[0]\nmain(['--root', {str(tmp_path)!r}, 'ps'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "threshold 700"
