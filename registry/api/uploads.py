@@ -50,7 +50,7 @@ def _blob_created(name: str, digest: Digest) -> web.Response:
 async def _new_session(request: web.Request, name: str) -> str:
     client = client_key(request)
     sessions = uploads(request)
-    if sessions.local:
+    if _inline(request):
         # One thread call (the index's writer) counts for the caps, creates the staging area
         # and writes the row, instead of three (a read, a mkdir, a write).
         cfg = config(request)
@@ -92,6 +92,13 @@ def _refuse_open_sessions(request: web.Request, name: str, by_repo: int, by_clie
                         f"some (DELETE their Location), or push in one request (POST ?digest=)")
 
 
+def _inline(request: web.Request) -> bool:
+    """Run the staging area's small steps inside the index's thread calls: a local driver
+    (filesystem) and an index whose queries run in threads (SQLite). On PostgreSQL the query
+    functions run on the event loop (``run_sync``), where a mkdir or a stat must not."""
+    return uploads(request).local and index(request).db.dialect == "sqlite"
+
+
 async def _session(request: web.Request, name: str, bytes_of: Digest | None = None) -> tuple[str, int, int | None]:
     """The (id, staged size, mark) of the session in the URL, or BLOB_UPLOAD_UNKNOWN. With
     ``bytes_of`` on a local driver, an empty session also gets ``before_bytes`` of that digest
@@ -101,7 +108,7 @@ async def _session(request: web.Request, name: str, bytes_of: Digest | None = No
         raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
     sessions = uploads(request)
     mark = None
-    if sessions.local:
+    if _inline(request):
         # The row and the staged size (a stat) in one thread call; see Index.upload_session.
         row, size, mark = await index(request).upload_session(
             upload_id, name, sessions.size_now, str(bytes_of) if bytes_of is not None else None)
@@ -151,7 +158,7 @@ async def _single_put(request: web.Request, name: str, digest: Digest, upload_id
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
     if upload_id is None:
         await _name_blob(request, index(request).link_blob(name, str(digest), len(data), mark=mark), digest)
-    elif sessions.local:
+    elif _inline(request):
         # The (empty: we checked) staging area goes in the writer thread once the row's
         # deletion is committed: no thread hop of its own.
         await _name_blob(request, index(request).complete_upload(
