@@ -117,18 +117,13 @@ class BuiltinRuntime:
             spec = specfile.load(os.path.join(bundle, "config.json"))
         linux = spec.get("linux") or {}
         ns_list = linux.get("namespaces") or []
-        cgroup = None
+        cgroup = resources = None
         if linux.get("cgroupsPath"):
             cgroup = cgroups.open_cgroup(linux["cgroupsPath"], self.cgroup_root)
             resources = dict(linux.get("resources") or {})
             if resources.get("devices"):
                 # the nodes every runtime creates must stay usable, whatever the spec's filter says
                 resources["devices"] = list(resources["devices"]) + RUNTIME_DEVICE_RULES
-            try:
-                cgroup.create(resources)
-            except OSError as e:
-                self._remove_cgroup(cgroup)
-                raise RuntimeError_(f"cgroup {linux['cgroupsPath']}: {e}") from None
         console_master = console_slave = None
         console_path = None
         if (spec.get("process") or {}).get("terminal"):
@@ -177,12 +172,24 @@ class BuiltinRuntime:
         os.close(pid_w), os.close(report_w), os.close(start_r)
         if console_slave is not None:
             os.close(console_slave)
+        # The cgroup is made here, after the fork, while A unshares and B builds its mounts: its
+        # mkdirs wait for the kernel's cgroup_mutex, which a cgroup.procs write elsewhere (the
+        # agent's prewarm thread, another container's join) holds through an RCU grace period
+        # (measured 1-16 ms). B joins it below, limits already written, and cannot exec before
+        # our "S": the container's program starts under exactly the same limits as before.
+        cgroup_error = self._make_cgroup(cgroup, resources) if cgroup is not None else None
         if new_userns:
             os.close(maps_r)
             _write_maps(a, linux, pid_r, maps_w)
         raw_pid = report.read_all(pid_r)
         os.close(pid_r)
         os.waitpid(a, 0)
+        if cgroup_error is not None:
+            if raw_pid:  # B waits for "S", never runs the program: end it before saying why
+                os.kill(int(raw_pid), 9)
+                os.waitpid(int(raw_pid), 0)
+            self._fail_cleanup([report_r, start_w, console_master], cgroup)
+            raise RuntimeError_(f"cgroup {linux['cgroupsPath']}: {cgroup_error}") from None
         if not raw_pid:
             data = report.read_all(report_r)
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
@@ -207,6 +214,14 @@ class BuiltinRuntime:
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
             _raise_report(data, "create")
         return Created(pid, report_r, start_w, console_master)
+
+    @staticmethod
+    def _make_cgroup(cgroup, resources: dict) -> OSError | None:
+        try:
+            cgroup.create(resources)
+        except OSError as e:
+            return e
+        return None
 
     def _fail_cleanup(self, fds, cgroup) -> None:
         for fd in fds:
