@@ -207,14 +207,22 @@ def test_failed_cgroup_ends_the_waiting_init(tmp_path, rootfs, monkeypatch):
     def refuse(self, resources=None):
         self.make_dirs()
         raise OSError(28, "No space left on device")
+    killed = []
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        killed.append((pid, sig))
+        real_kill(pid, sig)
     monkeypatch.setattr(cgroups.V1Cgroup, "create", refuse)
     monkeypatch.setattr(cgroups.V2Cgroup, "create", refuse)
+    monkeypatch.setattr(os, "kill", kill)
     try:
         with pytest.raises(RuntimeError_, match=f"cgroup {path}: .*No space left"):
             BuiltinRuntime().create("nocg", bundle, None)
         assert not cgroups.open_cgroup(path).exists()
+        assert len(killed) == 1 and killed[0][1] == 9
         with pytest.raises(ChildProcessError):
-            os.waitpid(-1, os.WNOHANG)  # no child left behind, not even a zombie
+            os.waitpid(killed[0][0], os.WNOHANG)  # the init is gone and reaped, not left a zombie
     finally:
         for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
             d.rmdir()
