@@ -74,6 +74,7 @@ def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
                                MonitorStart=procs.start_time(os.getpid()),
                                Network=_attachment_json(network))
     except BaseException as e:
+        network.close_proxy()  # a restart binds the ports again
         _failed(root, container, runtime, stdio, handle.pid if handle else None, e)
         raise
     return Life(runtime, network, stdio, handle)
@@ -112,8 +113,10 @@ def run_once(root, container: Container, attach: bool, on_started=None, attach_f
     record the exit (the attached `run`, builds)."""
     life = begin(root, container, attach, attach_fds)
     try:
+        life.network.spawn_proxy(container.dir)
         life.runtime.start(life.handle)
     except BaseException as e:
+        life.network.close_proxy()
         _failed(root, container, life.runtime, life.stdio, life.handle.pid, e)
         raise
     events.container_event(container, "start")
@@ -149,7 +152,7 @@ def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: i
     checked = "health" if health.probe_command(container.config.healthcheck) else "-"
     argv = [sys.executable, "-I", "-S", "-c", _SHIM_BOOT, str(root), container.id, str(life.handle.pid),
             str(report_w), life.stdio.handover(), str(backoff), repr(started), checked,
-            _prepared_start_event(container), *life.handle.handover()]
+            _prepared_start_event(container), life.network.proxy_handover(), *life.handle.handover()]
     if report_w >= 0:
         os.set_inheritable(report_w, True)
     sys.stdout.flush()
@@ -157,6 +160,7 @@ def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: i
     try:
         os.execv(sys.executable, argv)
     except OSError as e:  # no interpreter to exec: undo this life, say why
+        life.network.close_proxy()
         _failed(root, container, life.runtime, life.stdio, life.handle.pid,
                 EngineError(f"cannot exec the container's monitor: {e}", 125))
         raise EngineError(f"cannot exec the container's monitor: {e}", 125) from None
