@@ -49,9 +49,11 @@ class Life:
         self.runtime, self.network, self.stdio, self.handle = runtime, network, stdio, handle
 
 
-def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
+def begin(root, container: Container, attach: bool, attach_fds=(), ready: bool = True) -> Life:
     """Prepare and create: the init exists and waits for `start`; state.json says running.
-    attach_fds: sockets of clients attached from the start (node/engine/attach.py)."""
+    attach_fds: sockets of clients attached from the start (node/engine/attach.py).
+    ready=False (the detached monitor, built-in runtime): the init may still be setting up; the
+    shim reads its b"R" (node/runtime/builtin.py create)."""
     runtimes.make_non_dumpable()
     stdio = Stdio(container, attach, attach_fds)
     try:
@@ -65,7 +67,10 @@ def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
     handle = None
     try:
         runtimes.become_subreaper()  # the init must become our child
-        handle = runtime.create(container.id, str(container.bundle), stdio.container_fds)
+        if ready or runtime.name != "builtin":
+            handle = runtime.create(container.id, str(container.bundle), stdio.container_fds)
+        else:
+            handle = runtime.create(container.id, str(container.bundle), stdio.container_fds, ready=False)
         runtimes.prewarm_done()  # node.engine.start.warm_up's thread, if this is the agent
         stdio.created(handle.console_master)
         container.update_state(Status="running", Running=True, Paused=False, Restarting=False,
@@ -80,15 +85,18 @@ def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
     return Life(runtime, network, stdio, handle)
 
 
-def _failed(root, container: Container, runtime, stdio: Stdio, pid: int | None, e: BaseException) -> None:
-    """Create or start failed: release what prepare made, record why."""
+def _failed(root, container: Container, runtime, stdio: Stdio, pid: int | None, e: BaseException,
+            created_only: bool = False) -> None:
+    """Create or start failed: release what prepare made, record why. created_only: the init
+    (pid, reaped here) failed in its set-up, before it was ready to start: "created", as a
+    failed create."""
     stdio.created(None)
     stdio.finish()
     release(root, container, runtime)  # kills what is left in the cgroup
     if pid is not None:
         _reap(pid)
     code = e.exit_code if isinstance(e, EngineError) else 125
-    container.update_state(Status="exited" if pid else "created", Running=False, Pid=0,
+    container.update_state(Status="exited" if pid and not created_only else "created", Running=False, Pid=0,
                            ExitCode=code, Error=str(e), FinishedAt=now_iso())
 
 
@@ -187,7 +195,7 @@ def _prepared_start_event(container: Container) -> str:
 
 def _detached_life(root, container: Container, report_w: int, backoff: int, started: float,
                    attach_fds=()) -> None:
-    life = begin(root, container, attach=False, attach_fds=attach_fds)
+    life = begin(root, container, attach=False, attach_fds=attach_fds, ready=False)
     _exec_shim(root, container, life, report_w, backoff, started)
 
 
@@ -202,12 +210,14 @@ def after_life(root, cid: str, status: int, backoff: int, started: float) -> Non
 
 
 def failed_in_shim(root, cid: str, stdio: Stdio, pid: int, failed: tuple[int, str], report_w: int,
-                   backoff: int) -> None:
-    """The shim's `start` failed: as run_once's failure, then the restart policy on a restart."""
+                   backoff: int, created_only: bool = False) -> None:
+    """The shim's `start` failed: as run_once's failure, then the restart policy on a restart.
+    created_only: the init failed before it was ready (as a failed create in begin)."""
     container = Container(root, cid)
     code, message = failed
     try:
-        _failed(root, container, runtimes.runtime_of(container), stdio, pid, EngineError(message, code))
+        _failed(root, container, runtimes.runtime_of(container), stdio, pid, EngineError(message, code),
+                created_only)
     finally:
         if report_w >= 0:
             report.send_error(report_w, code, message)

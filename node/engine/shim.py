@@ -25,7 +25,8 @@ holds the "start" event's journal line but for its time (or "-"), PROXY the list
 the published ports' IPv6 proxy (node/network/userproxy.py's handover word, or "-"): forked from
 here once the agent has its OK, so that its start-up is off the path to the container's first
 answer (clients meanwhile wait in the listen backlog), STARTER the runtime handle's handover
-(``fds START REPORT`` for the built-in runtime, ``argv ...`` for runc/crun).
+(``fds START REPORT [unready]`` for the built-in runtime — "unready": its init may still be
+setting up, its b"R" is read here before b"S" —, ``argv ...`` for runc/crun).
 
 While the container runs this process holds: os, _ctypes (prctl), select, signal, json (the
 log's lines) and this module. At the exit, the rest of the engine is imported to release
@@ -64,6 +65,22 @@ def _prctl():
     except Exception:  # noqa: BLE001 - another Python's _ctypes: the public way
         import ctypes
         return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _await_ready(report_fd: int) -> tuple[int, str] | None:
+    """The built-in init's b"R", when the fork exec'd us before it came (create(ready=False):
+    our interpreter started while the init set up): None, or (exit code, message) if the init
+    failed instead (node/runtime/builtin.py await_ready, with os only)."""
+    data = b""
+    while data != b"R":
+        chunk = os.read(report_fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    if data == b"R":
+        return None
+    from node import reportpipe
+    return reportpipe.parse_error(data) or (125, "container init exited during create without a reason")
 
 
 def _let_go(starter: list[str]) -> None:
@@ -123,9 +140,14 @@ def main(argv: list[str]) -> None:
     # resume() and _take_prepared() make close-on-exec: it runs after them.
     failed = None
     let_go = starter[0] == "fds"
+    created_only = False  # the init failed in its set-up: a failed create, not a failed start
     if let_go:
         try:
-            _let_go(starter)
+            if starter[3:] == ["unready"]:
+                failed = _await_ready(int(starter[2]))
+                created_only = failed is not None
+            if failed is None:
+                _let_go(starter)
         except Exception as e:  # noqa: BLE001 - the agent waits for a report either way
             failed = (125, f"starting the container: {e}")
     from node.engine.logs import LogWriter
@@ -137,7 +159,7 @@ def main(argv: list[str]) -> None:
     if failed is not None:
         _close_proxy(proxy_word)  # a restart binds the ports again
         from node.engine import monitor
-        monitor.failed_in_shim(root, cid, stdio, pid, failed, report_w, int(backoff))
+        monitor.failed_in_shim(root, cid, stdio, pid, failed, report_w, int(backoff), created_only)
         return
     _start_event(root, cid, prepared)
     log = LogWriter(os.path.join(root, "containers", cid, f"{cid}-json.log"))
