@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from bench.rows import Row, dockyard_is_better, ratio
+from bench import targets
 
 AREA_TITLES = {
     "limits": "Physical limits (same run)",
@@ -54,7 +55,7 @@ def table(rows: list[Row]) -> list[str]:
     areas = list(dict.fromkeys(r["area"] for r in rows))
     for area in areas:
         lines += ["", f"### {AREA_TITLES.get(area, area)}", "",
-                  "| metric | Dockyard | reference | ratio | limit |", "|---|---:|---:|---:|---|"]
+                  "| metric | Dockyard | reference | ratio | target | limit |", "|---|---:|---:|---:|---|---|"]
         for r in (r for r in rows if r["area"] == area):
             better = "higher" if r["better"] == "higher" else "lower"
             metric = f"{r['metric']} ({r['unit']}, {better} is better)"
@@ -64,7 +65,7 @@ def table(rows: list[Row]) -> list[str]:
             if area == "limits":
                 metric, ref = f"{r['metric']} ({r['unit']})", ""
             lines.append(f"| {metric} | {fmt(r.get('dockyard')) if area != 'limits' else ''} | {ref} | "
-                         f"{_ratio_cell(r)} | {_limit_cell(r)} |")
+                         f"{_ratio_cell(r)} | {targets.cell(r)} | {_limit_cell(r)} |")
     return lines
 
 
@@ -140,7 +141,8 @@ def write(rows: list[Row], machine: list[tuple[str, str]], out_dir: Path, mode: 
               "Each value is the median of alternating rounds (Dockyard, reference, reference, Dockyard, ...). "
               "ratio = Dockyard / reference; ✓ when that is the better side of 1 for the metric "
               "(higher-is-better or lower-is-better as stated), ✗ otherwise. The limit column is what "
-              "the machine allows for that metric, measured in the same run."]
+              "the machine allows for that metric, measured in the same run. The target column is the "
+              "issue's target for the row (bench/targets.py): a ratio unless marked (value)."]
     lines += table(rows)
     if have_png:
         lines += ["", f"![ratios]({png.name})"]

@@ -120,8 +120,28 @@ def test_report_writer_keeps_unavailable_rows_and_odd_ratios(tmp_path):
     from bench.rows import normalise
     path = report.write([normalise(r) for r in rows], [("CPU", "test")], tmp_path, "quick", 1.0, [])
     text = path.read_text()
-    assert "| push blob (MB/s, higher is better) | 200 | 100 (ref) | 2.00 ✓ | 400 (disk) |" in text
-    assert "| daemons (MiB, lower is better) | 0 | 90.0 (dockerd) | 0.00 ✓ |" in text
+    assert "| push blob (MB/s, higher is better) | 200 | 100 (ref) | 2.00 ✓ |  | 400 (disk) |" in text
+    assert "| daemons (MiB, lower is better) | 0 | 90.0 (dockerd) | 0.00 ✓ |  |" in text
     assert "n/a (not available: `dockyard pull` is not built yet)" in text
     assert "| page (ms, higher is better) | 12.0 | n/a | – |" in text
     assert (tmp_path / "ratios.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_judges_rows_against_their_issue_targets(tmp_path):
+    """Better than the reference is not the target: a row at 0.37 of docker passes "better side
+    of 1" but misses #18's ≤ 0.3, and the report must say so; value targets use the figure."""
+    from bench import report
+    from bench.rows import normalise, row
+
+    none_metric = "run --rm --network none IMG /bin/true, start to exit"
+    rows = [
+        row("node", none_metric, "ms", "lower", 105.0, 286.0, ref_name="docker"),
+        row("registry", "manifest PUT, 8 concurrent clients", "PUTs/s", "higher", 900.0, 550.0),
+        row("node", "`ps` with 50 running containers", "ms", "lower", 61.0, 24.0),
+        row("node", "some row without a target", "ms", "lower", 1.0, 2.0),
+    ]
+    text = report.write([normalise(r) for r in rows], [("CPU", "test")], tmp_path, "quick", 1.0, []).read_text()
+    assert f"| {none_metric} (ms, lower is better) | 105 | 286 (docker) | 0.37 ✓ | ≤ 0.3 (#18) **not met** |" in text
+    assert "| 1.64 ✓ | ≥ 1.5 (#18) met |" in text
+    assert "| 2.54 ✗ | ≤ 50 (value) (#18) **not met** |" in text
+    assert "| some row without a target (ms, lower is better) | 1.00 | 2.00 | 0.50 ✓ |  |" in text

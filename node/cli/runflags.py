@@ -4,7 +4,12 @@ Apart from node/cli/containers.py (the commands) because they are half of what `
 grow with every docker flag we take on; the parser is built only for the command asked for."""
 from __future__ import annotations
 
-import argparse
+# argparse.REMAINDER, spelt out: node/cli/quickrun.py records these options without argparse
+REMAINDER = "..."
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -83,7 +88,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
     p.add_argument("--platform", metavar="OS/ARCH", help="platform to pull if the image is missing")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
 
 
 def run_options(args):

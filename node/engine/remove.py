@@ -3,7 +3,6 @@ the cgroup), the cgroup, the rootfs mount, runtime state, the network attachment
 with -v (and for --rm) its anonymous volumes too."""
 from __future__ import annotations
 
-import signal
 import time
 
 from node.engine import EngineError, events, procs
@@ -12,8 +11,6 @@ from node.engine.records import Container, list_containers, remove_tree
 from node.engine.rootfs import detach_mounts_under
 from node.engine.runtimes import get_runtime, runtime_of
 from node.engine.status import current_state
-from node.engine.kill import signal_init
-from node.engine.stop import wait_stopped
 from node.engine.volumes import remove_volume
 
 
@@ -24,6 +21,11 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
         if not force:
             raise EngineError(f"You cannot remove a {status} container {container.id}. "
                               "Stop the container before attempting removal or force remove", 1)
+        # only a running container needs these (`run --rm` removes an exited one)
+        import signal
+
+        from node.engine.kill import signal_init
+        from node.engine.stop import wait_stopped
         container.update_state(StoppedByUser=True)
         if status == "paused":
             try:

@@ -64,10 +64,13 @@ def detach_mounts_under(path) -> None:
 
     def mounted() -> list[str]:
         with open("/proc/self/mountinfo") as f:
-            points = [line.split()[4].encode().decode("unicode_escape") for line in f]
+            points = [_unescaped(line.split()[4]) for line in f]
         return sorted({p for p in points if p.startswith(prefix)}, key=len, reverse=True)
 
-    for point in mounted():
+    found = mounted()
+    if not found:
+        return  # the usual case (`run --rm`: the rootfs is already unmounted): no second read
+    for point in found:
         try:
             runtimes.unmount(point, detach=True)
         except OSError:
@@ -75,6 +78,14 @@ def detach_mounts_under(path) -> None:
     left = mounted()
     if left:
         raise OSError(16, f"still mounted, not deleting: {', '.join(left)}")
+
+
+def _unescaped(field: str) -> str:
+    """A mount point as mountinfo escapes it (\\040 for a space...), decoded as before; a plain
+    ASCII field is its own decoding, and skipping the codec spares importing it on every `rm`."""
+    if field.isascii() and "\\" not in field:
+        return field
+    return field.encode().decode("unicode_escape")
 
 
 def _unmount_lowers(container) -> None:

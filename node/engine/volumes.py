@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from node.atomic import write_json
@@ -33,7 +34,7 @@ def create_volume(root: str | Path, name: str | None = None, anonymous: bool = F
                   labels: dict | None = None, options: dict | None = None) -> dict:
     if name is None:
         name = os.urandom(32).hex()
-    if not _NAME.match(name) or len(name) > 255:
+    if not re.match(_NAME, name) or len(name) > 255:
         raise EngineError(f"invalid volume name {name!r}", 1)
     d = volumes_dir(root) / name
     if (d / "volume.json").exists():

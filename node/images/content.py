@@ -17,7 +17,6 @@ file (resumed next time) and a temp dir (removed by the next unpack of that laye
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -60,8 +59,7 @@ class ContentStore:
         ``hashed``: digest and size the caller computed while writing every byte of ``tmp``."""
         actual, actual_size = hashed or hash_file(str(tmp), digest.algorithm)
         if actual != digest or (size is not None and actual_size != size):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            tmp.unlink(missing_ok=True)
             raise DigestMismatch(f"blob {digest} failed verification: got {actual} ({actual_size} bytes"
                                  + (f", expected {size})" if size is not None else ")"))
         with open(tmp, "rb+") as f:
@@ -81,15 +79,16 @@ class ContentStore:
         return actual
 
     def remove_blob(self, digest: Digest) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.blob_path(digest).unlink()
+        self.blob_path(digest).unlink(missing_ok=True)
 
     def list_blobs(self) -> list[Digest]:
         out = []
         for alg_dir in self.blobs.glob("*"):
             for p in alg_dir.iterdir():
-                with contextlib.suppress(ValueError):
+                try:
                     out.append(Digest.parse(f"{alg_dir.name}:{p.name}"))
+                except ValueError:
+                    pass
         return out
 
     # -- snapshots ------------------------------------------------------------------------

@@ -1,13 +1,11 @@
 """Small file-system primitives the store relies on: atomic replace and advisory locks."""
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 from pathlib import Path
 
 from node.atomic import write_atomic
-from collections.abc import Iterator
 
 
 def fsync_dir(path: Path) -> None:
@@ -24,14 +22,26 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     write_atomic(path, data, durable=True, mode=mode, durable_dir=True)
 
 
-@contextlib.contextmanager
-def locked(path: Path, shared: bool = False) -> Iterator[None]:
-    """An flock on ``path`` (created if needed) for the duration of the block. Locks are held by
-    the open file, so a killed process never leaves one behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
-    finally:
+class locked:
+    """An flock on ``path`` (created if needed) for the duration of a ``with`` block. Locks are
+    held by the open file, so a killed process never leaves one behind. A class, not
+    contextlib.contextmanager: importing contextlib was ~0.5 ms of every `dockyard run`."""
+
+    __slots__ = ("path", "shared", "fd")
+
+    def __init__(self, path: Path, shared: bool = False) -> None:
+        self.path, self.shared, self.fd = path, shared, None
+
+    def __enter__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __exit__(self, *exc) -> None:
+        fd, self.fd = self.fd, None
         os.close(fd)

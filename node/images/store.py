@@ -57,6 +57,22 @@ class Image:
     platform: str = ""
     _snapshots: Path = Path(".")
 
+    # written out: a generated one costs an exec at every `dockyard run` (oci/record.py checks
+    # that these parameters and defaults are the fields')
+    def __init__(self, id, config, repo_tags, repo_digests, size, created, manifest_digest,
+                 manifest_media_type, layers, platform="", _snapshots=Path(".")):
+        self.id = id
+        self.config = config
+        self.repo_tags = repo_tags
+        self.repo_digests = repo_digests
+        self.size = size
+        self.created = created
+        self.manifest_digest = manifest_digest
+        self.manifest_media_type = manifest_media_type
+        self.layers = layers
+        self.platform = platform
+        self._snapshots = _snapshots
+
     @property
     def chain_ids(self) -> list[Digest]:
         return chain_ids(self.config.diff_ids)
