@@ -135,6 +135,17 @@ def test_no_restart_policy_and_rm_flag_detached(dy):
     assert leaks(dy.root) == []
 
 
+def test_rm_force_of_a_running_auto_remove_container(dy):
+    """docker rm -f on a `run -d --rm` container prints its id and succeeds, although the
+    monitor's own --rm removal races it for the record once the init is killed."""
+    for _ in range(10):  # without the fix the race failed 1 run in 1-10
+        cid = dy.out("run", "-d", "--rm", "busybox", "sleep", "300").strip()
+        r = dy("rm", "-f", cid)
+        assert (r.returncode, r.stdout.strip(), r.stderr) == (0, cid, ""), r
+        _wait_for(lambda: not (dy.root / "containers" / cid).exists())
+        assert leaks(dy.root, cid) == []
+
+
 def test_lost_processes_show_exited(dy):
     dy.out("run", "-d", "--name", "lost", "busybox", "sleep", "300")
     state = json.loads((dy.root / "containers" / dy.inspect("lost")["Id"] / "state.json").read_text())
