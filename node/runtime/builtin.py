@@ -77,21 +77,33 @@ def _write_maps(a: int, linux: dict, pid_r: int, maps_w: int) -> None:
 
 
 class Created:
-    """A created container: init waiting for `start`."""
+    """A created container: init waiting for `start`. ``ready`` False: the init may still be
+    setting up (create(ready=False)); its b"R" (or why it failed) is still on the report pipe."""
 
-    def __init__(self, pid: int, report_fd: int, start_fd: int, console_master: int | None) -> None:
+    def __init__(self, pid: int, report_fd: int, start_fd: int, console_master: int | None,
+                 ready: bool = True) -> None:
         self.pid = pid
         self.console_master = console_master
+        self.ready = ready
         self._report_fd = report_fd
         self._start_fd = start_fd
 
     def handover(self) -> list[str]:
-        """How node/engine/shim.py starts this init after an exec: the two fds (made inheritable)."""
+        """How node/engine/shim.py starts this init after an exec: the two fds (made inheritable),
+        and "unready" if the shim must read the init's b"R" first (await_ready)."""
         os.set_inheritable(self._start_fd, True)
         os.set_inheritable(self._report_fd, True)
-        return ["fds", str(self._start_fd), str(self._report_fd)]
+        return ["fds", str(self._start_fd), str(self._report_fd), *([] if self.ready else ["unready"])]
 
     def start(self) -> None:
+        if not self.ready:
+            try:
+                await_ready(self._report_fd)
+            except BaseException:
+                os.close(self._start_fd)  # the init, if alive, exits on EOF without running anything
+                os.close(self._report_fd)
+                raise
+            self.ready = True
         try:
             os.write(self._start_fd, b"S")
         finally:
@@ -104,6 +116,14 @@ class Created:
             _raise_report(data, "start")
 
 
+def await_ready(report_fd: int) -> None:
+    """Read the init's b"R" (its set-up is done, it waits for b"S"); raises RuntimeError_ with
+    the init's own report if it failed instead (os only: the shim calls it)."""
+    data = _read_report(report_fd, stop_at_ready=True)
+    if data != b"R":
+        _raise_report(data, "create")
+
+
 class BuiltinRuntime:
     name = "builtin"
 
@@ -111,8 +131,13 @@ class BuiltinRuntime:
         self.cgroup_root = cgroup_root
 
     def create(self, container_id: str, bundle: str, stdio: tuple[int, int, int] | None,
-               spec: dict | None = None) -> Created:
-        """`spec`: the bundle's config.json when the caller has read it already."""
+               spec: dict | None = None, ready: bool = True) -> Created:
+        """`spec`: the bundle's config.json when the caller has read it already. ``ready=False``:
+        return once the init exists and is in its cgroup, without waiting for the end of its
+        set-up (mounts, pivot_root, user, the program's lookup): the detached monitor execs its
+        resident program meanwhile, whose interpreter start then overlaps that set-up, and which
+        reads the b"R" (or the failure) before it writes b"S" (node/engine/shim.py). Nothing of
+        the image runs before b"S" either way."""
         if spec is None:
             spec = specfile.load(os.path.join(bundle, "config.json"))
         linux = spec.get("linux") or {}
@@ -205,6 +230,8 @@ class BuiltinRuntime:
                 os.waitpid(pid, 0)
                 self._fail_cleanup([report_r, start_w, console_master], cgroup)
                 raise RuntimeError_(f"joining cgroup {linux['cgroupsPath']}: {e}") from None
+        if not ready:
+            return Created(pid, report_r, start_w, console_master, ready=False)
         data = _read_report(report_r, stop_at_ready=True)
         if data != b"R":
             try:

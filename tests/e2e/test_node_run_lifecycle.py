@@ -191,3 +191,16 @@ def test_volume_commands(dy):
     assert anonymous and anonymous[0] not in dy.out("volume", "ls", "-q")
     dy.out("volume", "rm", "v1")
     assert dy.out("volume", "ls", "-q") == ""
+
+
+def test_detached_run_of_a_missing_program_is_a_failed_create(dy):
+    """The detached monitor execs its resident program before the init has finished its set-up
+    (node/runtime/builtin.py create(ready=False)); a set-up failure read there is still what a
+    failed create was: the exit code and message to `run -d`, "created", nothing left behind."""
+    r = dy("run", "-d", "--name", "nothing", "busybox", "/no/such/program")
+    assert r.returncode == 127 and 'exec: "/no/such/program"' in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    state = dy.inspect("nothing")["State"]
+    assert state["Status"] == "created" and state["ExitCode"] == 127 and "/no/such/program" in state["Error"]
+    assert not state["Running"] and state["Pid"] == 0
+    dy.out("rm", "nothing")
+    assert leaks(dy.root) == []

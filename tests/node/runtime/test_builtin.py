@@ -226,3 +226,40 @@ def test_failed_cgroup_ends_the_waiting_init(tmp_path, rootfs, monkeypatch):
     finally:
         for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
             d.rmdir()
+
+
+def test_create_unready_returns_before_the_init_is_set_up_and_start_waits_for_it(tmp_path, rootfs):
+    """create(ready=False) returns with the init in its cgroup but its b"R" still on the report
+    pipe (the detached monitor's shim reads it); start() reads it first, and a failure of the
+    init's set-up comes out of start() as create's would have."""
+    need_root()
+    path = f"/dockyard-rt-test-{os.getpid()}/unready"
+    bundle = _bundle(tmp_path, rootfs, _spec(["sh", "-c", "echo hi; exit 3"], path))
+    runtime = BuiltinRuntime()
+    out_r, out_w = os.pipe()
+    try:
+        created = runtime.create("unready", bundle, (out_w, out_w, out_w), ready=False)
+        os.close(out_w)
+        assert not created.ready
+        assert created.handover()[3:] == ["unready"]
+        created.start()
+        assert os.read(out_r, 100) == b"hi\n"
+        _, status = os.waitpid(created.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+        runtime.delete("unready", bundle)
+        spec = _spec(["true"], path)
+        spec["mounts"].append({"destination": "/broken", "type": "no-such-fs", "source": "none"})
+        (Path(bundle) / "config.json").write_text(json.dumps(spec))
+        created = runtime.create("unready", bundle, None, ready=False)
+        with pytest.raises(RuntimeError_) as e:
+            created.start()
+        assert "/broken" in str(e.value) and "no-such-fs" in str(e.value)
+        os.waitpid(created.pid, 0)
+        runtime.delete("unready", bundle)
+    finally:
+        os.close(out_r)
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            for sub in d.iterdir():
+                if sub.is_dir():
+                    sub.rmdir()
+            d.rmdir()
