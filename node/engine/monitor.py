@@ -49,13 +49,20 @@ class Life:
         self.runtime, self.network, self.stdio, self.handle = runtime, network, stdio, handle
 
 
-def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
+def begin(root, container: Container, attach: bool, attach_fds=(), ready: bool = True) -> Life:
     """Prepare and create: the init exists and waits for `start`; state.json says running.
-    attach_fds: sockets of clients attached from the start (node/engine/attach.py)."""
+    attach_fds: sockets of clients attached from the start (node/engine/attach.py).
+    ready=False (the detached monitor, built-in runtime): the init may still be setting up; the
+    shim reads its b"R" (node/runtime/builtin.py create)."""
     runtimes.make_non_dumpable()
     stdio = Stdio(container, attach, attach_fds)
+    ahead = _import_ahead(container)
     try:
-        runtime, network = prepare(root, container)
+        try:
+            runtime, network = prepare(root, container)
+        finally:
+            if ahead is not None:
+                ahead.join()  # before create forks: no import may be half done in a child
     except BaseException as e:
         stdio.created(None)
         stdio.finish()
@@ -65,7 +72,10 @@ def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
     handle = None
     try:
         runtimes.become_subreaper()  # the init must become our child
-        handle = runtime.create(container.id, str(container.bundle), stdio.container_fds)
+        if ready or runtime.name != "builtin":
+            handle = runtime.create(container.id, str(container.bundle), stdio.container_fds)
+        else:
+            handle = runtime.create(container.id, str(container.bundle), stdio.container_fds, ready=False)
         runtimes.prewarm_done()  # node.engine.start.warm_up's thread, if this is the agent
         stdio.created(handle.console_master)
         container.update_state(Status="running", Running=True, Paused=False, Restarting=False,
@@ -74,20 +84,60 @@ def begin(root, container: Container, attach: bool, attach_fds=()) -> Life:
                                MonitorStart=procs.start_time(os.getpid()),
                                Network=_attachment_json(network))
     except BaseException as e:
+        network.close_proxy()  # a restart binds the ports again
         _failed(root, container, runtime, stdio, handle.pid if handle else None, e)
         raise
     return Life(runtime, network, stdio, handle)
 
 
-def _failed(root, container: Container, runtime, stdio: Stdio, pid: int | None, e: BaseException) -> None:
-    """Create or start failed: release what prepare made, record why."""
+# What the run path imports after the network set-up (and the init, B, after its fork): imported
+# by a thread while the main one waits on the kernel during prepare (the rootfs mount, fsyncs,
+# `ip` and `nft` runs: ~10 ms with the GIL released), not after it. ~10-15 ms of imports on a
+# bridge network's path (-X importtime of the monitor: node.network.api 10.8, seccomp 2.5,
+# init 1.2). Only on a bridge network, where those waits are; `none` has little to overlap.
+_AHEAD = ("node.network.api", "node.runtime.builtin", "node.runtime.init", "node.engine.etcfiles")
+
+
+def _import_ahead(container: Container):
+    mode = container.host_config.network_mode or "none"
+    if mode in ("none", "host") or mode.startswith("container:"):
+        return None
+    if container.spec.id_mappings:  # --userns=private forks during prepare (node/engine/userns.py)
+        return None
+    names = list(_AHEAD)
+    if (container.host_config.runtime or "builtin") == "builtin":
+        names.append("node.runtime.seccomp")
+    if container.host_config.port_bindings or container.host_config.publish_all_ports:
+        names.append("node.network.userproxy")
+    names = [n for n in names if n not in sys.modules]
+    if not names:
+        return None
+    import importlib
+    import threading
+
+    def body() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the main thread's own import says why
+                return
+    ahead = threading.Thread(target=body, name="import-ahead", daemon=True)
+    ahead.start()
+    return ahead
+
+
+def _failed(root, container: Container, runtime, stdio: Stdio, pid: int | None, e: BaseException,
+            created_only: bool = False) -> None:
+    """Create or start failed: release what prepare made, record why. created_only: the init
+    (pid, reaped here) failed in its set-up, before it was ready to start: "created", as a
+    failed create."""
     stdio.created(None)
     stdio.finish()
     release(root, container, runtime)  # kills what is left in the cgroup
     if pid is not None:
         _reap(pid)
     code = e.exit_code if isinstance(e, EngineError) else 125
-    container.update_state(Status="exited" if pid else "created", Running=False, Pid=0,
+    container.update_state(Status="exited" if pid and not created_only else "created", Running=False, Pid=0,
                            ExitCode=code, Error=str(e), FinishedAt=now_iso())
 
 
@@ -112,8 +162,10 @@ def run_once(root, container: Container, attach: bool, on_started=None, attach_f
     record the exit (the attached `run`, builds)."""
     life = begin(root, container, attach, attach_fds)
     try:
+        life.network.spawn_proxy(container.dir)
         life.runtime.start(life.handle)
     except BaseException as e:
+        life.network.close_proxy()
         _failed(root, container, life.runtime, life.stdio, life.handle.pid, e)
         raise
     events.container_event(container, "start")
@@ -149,7 +201,7 @@ def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: i
     checked = "health" if health.probe_command(container.config.healthcheck) else "-"
     argv = [sys.executable, "-I", "-S", "-c", _SHIM_BOOT, str(root), container.id, str(life.handle.pid),
             str(report_w), life.stdio.handover(), str(backoff), repr(started), checked,
-            _prepared_start_event(container), *life.handle.handover()]
+            _prepared_start_event(container), life.network.proxy_handover(), *life.handle.handover()]
     if report_w >= 0:
         os.set_inheritable(report_w, True)
     sys.stdout.flush()
@@ -157,6 +209,7 @@ def _exec_shim(root, container: Container, life: Life, report_w: int, backoff: i
     try:
         os.execv(sys.executable, argv)
     except OSError as e:  # no interpreter to exec: undo this life, say why
+        life.network.close_proxy()
         _failed(root, container, life.runtime, life.stdio, life.handle.pid,
                 EngineError(f"cannot exec the container's monitor: {e}", 125))
         raise EngineError(f"cannot exec the container's monitor: {e}", 125) from None
@@ -183,7 +236,7 @@ def _prepared_start_event(container: Container) -> str:
 
 def _detached_life(root, container: Container, report_w: int, backoff: int, started: float,
                    attach_fds=()) -> None:
-    life = begin(root, container, attach=False, attach_fds=attach_fds)
+    life = begin(root, container, attach=False, attach_fds=attach_fds, ready=False)
     _exec_shim(root, container, life, report_w, backoff, started)
 
 
@@ -198,12 +251,14 @@ def after_life(root, cid: str, status: int, backoff: int, started: float) -> Non
 
 
 def failed_in_shim(root, cid: str, stdio: Stdio, pid: int, failed: tuple[int, str], report_w: int,
-                   backoff: int) -> None:
-    """The shim's `start` failed: as run_once's failure, then the restart policy on a restart."""
+                   backoff: int, created_only: bool = False) -> None:
+    """The shim's `start` failed: as run_once's failure, then the restart policy on a restart.
+    created_only: the init failed before it was ready (as a failed create in begin)."""
     container = Container(root, cid)
     code, message = failed
     try:
-        _failed(root, container, runtimes.runtime_of(container), stdio, pid, EngineError(message, code))
+        _failed(root, container, runtimes.runtime_of(container), stdio, pid, EngineError(message, code),
+                created_only)
     finally:
         if report_w >= 0:
             report.send_error(report_w, code, message)

@@ -26,6 +26,29 @@ class NetworkSetup:
         self.mode = mode
         self.netns_path = netns_path
         self.attachment = attachment
+        # the IPv6 proxy's listening sockets (node/network/userproxy.py), until spawn_proxy or
+        # proxy_handover takes them or close_proxy closes them
+        self.proxy_listeners: list = []
+
+    def spawn_proxy(self, record_dir) -> None:
+        """Fork the published ports' IPv6 proxy in this process (the attached `run`)."""
+        if self.proxy_listeners:
+            from node.network import userproxy
+            listeners, self.proxy_listeners = self.proxy_listeners, []
+            userproxy.spawn(record_dir, listeners, self.attachment.ip_address)
+
+    def proxy_handover(self) -> str:
+        """The listeners as a word for the shim, which spawns the proxy ("-": none)."""
+        if not self.proxy_listeners:
+            return "-"
+        from node.network import userproxy
+        return userproxy.handover(self.proxy_listeners, self.attachment.ip_address)
+
+    def close_proxy(self) -> None:
+        if self.proxy_listeners:
+            from node.network import userproxy
+            listeners, self.proxy_listeners = self.proxy_listeners, []
+            userproxy.close(listeners)
 
     def namespace_entry(self) -> dict | None:
         if self.mode == "host":
@@ -89,22 +112,25 @@ def _setup(root, container) -> NetworkSetup:
     (d / "hosts").write_text("".join(lines))
     (d / "resolv.conf").write_text(attachment.resolv_conf or host_resolv_conf())
     _network_events(root, container, "connect", attachment)
+    result = NetworkSetup(mode, attachment.netns_path, attachment)
     if attachment.bindings:
-        _start_userproxy(root, container, attachment)
-    return NetworkSetup(mode, attachment.netns_path, attachment)
+        result.proxy_listeners = _listen_userproxy(root, container, attachment)
+    return result
 
 
-def _start_userproxy(root, container, attachment) -> None:
-    """Published ports on [::] too (node/network/userproxy.py), shown as docker shows them."""
+def _listen_userproxy(root, container, attachment) -> list:
+    """Published ports on [::] too (node/network/userproxy.py), shown as docker shows them: the
+    sockets listen now; the proxy that serves them is forked once the container runs."""
     from node.network import userproxy
     try:
-        served = userproxy.start(container.dir, attachment.bindings, attachment.ip_address)
+        listeners, served = userproxy.listen(attachment.bindings)
     except userproxy.ProxyError as e:
         teardown(root, container)
         raise EngineError(str(e), 125) from None
     for b in served:
         key = f"{b.container_port}/{b.proto}"
         attachment.ports[key] = (attachment.ports.get(key) or []) + [{"HostIp": "::", "HostPort": str(b.host_port)}]
+    return listeners
 
 
 def teardown(root, container) -> None:

@@ -34,7 +34,9 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
                 pass
         signal_init(container, signal.SIGKILL)
         wait_stopped(container, 10)
-        _wait_monitor(container)
+        _wait_monitor(state)
+        if not container.dir.exists():
+            return  # `run --rm`: the monitor's own removal (monitor.auto_remove) finished first
     try:
         runtime = runtime_of(container)
     except EngineError:
@@ -58,16 +60,13 @@ def remove_container(root, container: Container, force: bool = False, volumes: b
                 pass
 
 
-def _wait_monitor(container: Container, timeout: float = 10) -> None:
+def _wait_monitor(state: dict, timeout: float = 10) -> None:
+    """Until the monitor named in ``state`` (read before the kill) has exited. Not re-read from
+    the record: a `run --rm` monitor removes the record, state.json first, on its way out, and
+    a record read then says "no monitor" while that monitor still deletes the directory."""
+    monitor = (state.get("MonitorPid", 0), state.get("MonitorStart", 0))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = container.state()
-        if not procs.alive(state.get("MonitorPid", 0), state.get("MonitorStart", 0)):
-            return
-        if state.get("Status") == "exited" and not state.get("Restarting"):
-            time.sleep(0.02)
-            if not procs.alive(state.get("MonitorPid", 0), state.get("MonitorStart", 0)):
-                return
+    while procs.alive(*monitor) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 

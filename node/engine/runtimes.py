@@ -124,8 +124,8 @@ class BuiltinRuntime(Runtime):
         from node.runtime.builtin import BuiltinRuntime as Implementation
         self._rt = Implementation()
 
-    def create(self, container_id: str, bundle: str, stdio):
-        return _engine_errors(self._rt.create, container_id, bundle, stdio)
+    def create(self, container_id: str, bundle: str, stdio, ready: bool = True):
+        return _engine_errors(self._rt.create, container_id, bundle, stdio, None, ready)
 
     def delete(self, container_id: str, bundle: str) -> None:
         self._rt.delete(container_id, bundle)

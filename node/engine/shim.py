@@ -10,7 +10,7 @@ the standard library only). Nothing of the image has run yet at that point: the 
 until `start`, which is done from here, after this process is non-dumpable again (execve resets
 the flag; see node/runtime/enter.py for why a monitor must be).
 
-    python -I -S shim.py ROOT ID PID REPORT_FD STDIO BACKOFF STARTED HEALTH EVENT STARTER...
+    python -I -S shim.py ROOT ID PID REPORT_FD STDIO BACKOFF STARTED HEALTH EVENT PROXY STARTER...
 
 (monitor.py runs it as ``python -I -S -c BOOT ARGS...``, BOOT importing this module's main: a
 script given by path is compiled on every start, ~3.5 ms before the init may run; a module's
@@ -21,8 +21,12 @@ keeps), REPORT_FD the agent's report pipe (-1 on a restart), STDIO node.engine.s
 handover word, BACKOFF/STARTED the restart loop's state, HEALTH "health" when the container has
 a health check (its checker, node/engine/health.py, is forked from here once the program runs;
 only then is the engine imported while it runs) or "-", EVENT "FD:MAX_BYTES" of a pipe that
-holds the "start" event's journal line but for its time (or "-"), STARTER the runtime handle's handover
-(``fds START REPORT`` for the built-in runtime, ``argv ...`` for runc/crun).
+holds the "start" event's journal line but for its time (or "-"), PROXY the listening sockets of
+the published ports' IPv6 proxy (node/network/userproxy.py's handover word, or "-"): forked from
+here once the agent has its OK, so that its start-up is off the path to the container's first
+answer (clients meanwhile wait in the listen backlog), STARTER the runtime handle's handover
+(``fds START REPORT [unready]`` for the built-in runtime — "unready": its init may still be
+setting up, its b"R" is read here before b"S" —, ``argv ...`` for runc/crun).
 
 While the container runs this process holds: os, _ctypes (prctl), select, signal, json (the
 log's lines) and this module. At the exit, the rest of the engine is imported to release
@@ -61,6 +65,22 @@ def _prctl():
     except Exception:  # noqa: BLE001 - another Python's _ctypes: the public way
         import ctypes
         return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _await_ready(report_fd: int) -> tuple[int, str] | None:
+    """The built-in init's b"R", when the fork exec'd us before it came (create(ready=False):
+    our interpreter started while the init set up): None, or (exit code, message) if the init
+    failed instead (node/runtime/builtin.py await_ready, with os only)."""
+    data = b""
+    while data != b"R":
+        chunk = os.read(report_fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    if data == b"R":
+        return None
+    from node import reportpipe
+    return reportpipe.parse_error(data) or (125, "container init exited during create without a reason")
 
 
 def _let_go(starter: list[str]) -> None:
@@ -111,8 +131,8 @@ def _start(starter: list[str], let_go: bool = True) -> tuple[int, str] | None:
 def main(argv: list[str]) -> None:
     _harden()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    root, cid, pid, report_w, stdio_word, backoff, started, checked, event_word = argv[:9]
-    starter = argv[9:]
+    root, cid, pid, report_w, stdio_word, backoff, started, checked, event_word, proxy_word = argv[:10]
+    starter = argv[10:]
     pid, report_w = int(pid), int(report_w)
     # The built-in runtime's start spawns nothing: the init may exec its program as soon as we
     # are non-dumpable again, and does while the rest of this start-up runs (its output waits in
@@ -120,9 +140,14 @@ def main(argv: list[str]) -> None:
     # resume() and _take_prepared() make close-on-exec: it runs after them.
     failed = None
     let_go = starter[0] == "fds"
+    created_only = False  # the init failed in its set-up: a failed create, not a failed start
     if let_go:
         try:
-            _let_go(starter)
+            if starter[3:] == ["unready"]:
+                failed = _await_ready(int(starter[2]))
+                created_only = failed is not None
+            if failed is None:
+                _let_go(starter)
         except Exception as e:  # noqa: BLE001 - the agent waits for a report either way
             failed = (125, f"starting the container: {e}")
     from node.engine.logs import LogWriter
@@ -132,8 +157,9 @@ def main(argv: list[str]) -> None:
     if failed is None:
         failed = _guarded_start(starter, let_go=not let_go)
     if failed is not None:
+        _close_proxy(proxy_word)  # a restart binds the ports again
         from node.engine import monitor
-        monitor.failed_in_shim(root, cid, stdio, pid, failed, report_w, int(backoff))
+        monitor.failed_in_shim(root, cid, stdio, pid, failed, report_w, int(backoff), created_only)
         return
     _start_event(root, cid, prepared)
     log = LogWriter(os.path.join(root, "containers", cid, f"{cid}-json.log"))
@@ -143,6 +169,8 @@ def main(argv: list[str]) -> None:
         except OSError:
             pass  # the agent went away: nobody to tell
         os.close(report_w)
+    if proxy_word != "-":
+        _spawn_proxy(os.path.join(root, "containers", cid), proxy_word)
     stop_health = _start_health(root, cid) if checked == "health" else None
     try:
         stdio.carry(log)
@@ -214,6 +242,38 @@ def _start_event(root: str, cid: str, prepared: tuple[bytes, int]) -> None:
         finally:
             os._exit(0)
     os.waitpid(child, 0)
+
+
+def _spawn_proxy(record_dir: str, word: str) -> None:
+    """The IPv6 proxy of the published ports, a child of ours (it dies with us, and teardown
+    stops it); this process only forks it and writes its pid file: the proxy's modules are
+    imported in the child, not kept here for the container's life."""
+    try:
+        child = os.fork()
+    except OSError:
+        _close_proxy(word)
+        return  # as a proxy that died: IPv4 (the kernel's DNAT) still serves
+    if child == 0:
+        code = 1
+        try:
+            from node.network import userproxy
+            userproxy.serve_handed_over(record_dir, word)
+            code = 0
+        finally:
+            os._exit(code)
+    _close_proxy(word)
+    from node.network import proxypid  # os only
+    proxypid.write(record_dir, child)
+
+
+def _close_proxy(word: str) -> None:
+    if word == "-":
+        return
+    for part in word.partition("/")[2].split(","):
+        try:
+            os.close(int(part.rsplit(":", 1)[1]))
+        except (OSError, ValueError, IndexError):
+            pass
 
 
 def _start_health(root: str, cid: str):

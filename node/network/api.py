@@ -127,7 +127,8 @@ def attach(root: Path, container_id: str, container_name: str, network: str, pub
             pending = []  # the rules' nft runs while the veth is made: they need only the records
             try:
                 _add_endpoint(store, c, net, aliases, ip,
-                              records_saved=lambda: pending.append(firewall.start_apply(store)))
+                              records_saved=lambda: pending.append(
+                                  firewall.start_apply(store, added=container_id)))
             except BaseException:
                 if pending and pending[0] is not None:
                     with contextlib.suppress(Exception):

@@ -56,15 +56,7 @@ def render(table: str, networks: list[Network], containers: list[ContainerNet]) 
         if others:
             forward.append(f"iifname {b} oifname {{ {', '.join(others)} }} drop")
     for c in containers:
-        if not c.endpoints:
-            continue
-        target = c.endpoints[0].ip  # ports are published on the first (primary) network
-        for p in c.ports:
-            match = f"ip daddr {p.host_ip} " if p.host_ip else ""
-            publish.append(
-                f"{match}{p.proto} dport {p.host_port} dnat to {target}:{p.container_port}"
-                f' comment "{_comment(c.container_id)}"'
-            )
+        publish += _publish_rules(c)
     lines.append(f"table ip {table} {{")
     lines += _chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
                     ["fib daddr type local jump publish"])
@@ -77,6 +69,21 @@ def render(table: str, networks: list[Network], containers: list[ContainerNet]) 
                     (["ct status dnat accept"] + forward) if forward else [])
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _publish_rules(c: ContainerNet) -> list[str]:
+    """The DNAT rules of one container's published ports (chain ``publish``). Rules of different
+    containers never overlap (ports.bind_ports refuses a port two could match), so their order
+    in the chain does not change what the table does."""
+    if not c.endpoints:
+        return []
+    target = c.endpoints[0].ip  # ports are published on the first (primary) network
+    rules = []
+    for p in c.ports:
+        match = f"ip daddr {p.host_ip} " if p.host_ip else ""
+        rules.append(f"{match}{p.proto} dport {p.host_port} dnat to {target}:{p.container_port}"
+                     f' comment "{_comment(c.container_id)}"')
+    return rules
 
 
 def _boot_id() -> str:
@@ -100,13 +107,17 @@ def apply(store: Store, without: frozenset[str] = frozenset(), force: bool = Fal
 
 
 class PendingApply:
-    """An ``nft -f`` under way (start_apply); finish() waits for it and says how it went."""
+    """An ``nft -f`` under way (start_apply); finish() waits for it and says how it went.
+    ``full``: the whole script, sent if ``running`` was only the added rules and nft refused them
+    (the table is not what the marker says: flushed by hand, say)."""
 
-    def __init__(self, running: links.RunningTool, marker: Path, stamp: str) -> None:
-        self.running, self.marker, self.stamp = running, marker, stamp
+    def __init__(self, running: links.RunningTool, marker: Path, stamp: str, full: str = "") -> None:
+        self.running, self.marker, self.stamp, self.full = running, marker, stamp, full
 
     def finish(self) -> None:
         proc = self.running.wait(timeout=None)
+        if proc.returncode != 0 and self.full:
+            proc = _start_nft(self.full).wait(timeout=None)
         if proc.returncode != 0:
             with contextlib.suppress(OSError):
                 self.marker.unlink()
@@ -118,25 +129,49 @@ class PendingApply:
 
 
 def start_apply(store: Store, without: frozenset[str] = frozenset(),
-                force: bool = False) -> PendingApply | None:
+                force: bool = False, added: str | None = None) -> PendingApply | None:
     """apply() in two halves: the script is rendered from the records now and ``nft`` started,
     so that its commit (a kernel wait of 12-40 ms for an RCU grace period) overlaps the caller's
     next steps (attach: the veth's two ``ip`` runs); the caller must finish() it on every path,
-    under the same lock, before anything else changes the table. None: nothing to send."""
+    under the same lock, before anything else changes the table. None: nothing to send.
+
+    ``added``: the id of a container whose record was just saved (attach). If the kernel's table
+    is, by the marker, the one rendered from the records without it, only its DNAT rules are
+    added (``add rule``) instead of the table being replaced: replacing deletes the old rules and
+    chains, and an nf_tables transaction that deletes waits for the kernel (~12 ms of a 14 ms
+    ``nft -f`` on a quiet machine, against 2 ms for a transaction that only adds) — on the path
+    of every `run -p` before its port answers. The result is the table the full script makes
+    but for the order of the publish rules, which never overlap (_publish_rules)."""
     networks = [n for n in store.networks() if n.name not in without]
-    script = render(table_name(store), networks, store.containers())
+    containers = store.containers()
+    table = table_name(store)
+    script = render(table, networks, containers)
     marker = store.dir / "firewall.applied"
-    stamp = sha256(f"{_boot_id()}\n{script}".encode()).hexdigest()
+    boot = _boot_id()
+    stamp = sha256(f"{boot}\n{script}".encode()).hexdigest()
+    applied = None
     if not force:
         with contextlib.suppress(OSError):
-            if marker.read_text() == stamp:
-                return None
+            applied = marker.read_text()
+        if applied == stamp:
+            return None
+    if added is not None and applied is not None and networks:
+        others = [c for c in containers if c.container_id != added]
+        before = render(table, networks, others)
+        if applied == sha256(f"{boot}\n{before}".encode()).hexdigest():
+            rules = [r for c in containers if c.container_id == added for r in _publish_rules(c)]
+            if rules:
+                delta = "".join(f"add rule ip {table} publish {r}\n" for r in rules)
+                return PendingApply(_start_nft(delta), marker, stamp, full=script)
+    return PendingApply(_start_nft(script), marker, stamp)
+
+
+def _start_nft(script: str) -> links.RunningTool:
     nft = links.which("nft", "/usr/sbin/nft")
     try:
-        running = links.start_tool([nft, "-f", "-"], script)
+        return links.start_tool([nft, "-f", "-"], script)
     except FileNotFoundError:
         raise NetworkError("nft (package nftables) is needed for bridge networking") from None
-    return PendingApply(running, marker, stamp)
 
 
 def ruleset(store: Store) -> str:

@@ -8,18 +8,24 @@ by whoever starts the container (its monitor), serving all its ports with one as
 gone with the container: it dies with its parent (PR_SET_PDEATHSIG) and `stop()` kills it at
 teardown from any process (its pid and start time are in the container's record dir).
 
-The listening sockets are bound before the fork, by the starter, so a port taken on `::` is an
-error of `run` and a client that connects right after `run -d` is queued, not refused. A host
-without IPv6 gets no proxy (as docker)."""
+The listening sockets are bound by the starter while it prepares the container (listen), so a
+port taken on `::` is an error of `run`, and a client that connects from then on is queued in
+the listen backlog, not refused, until the proxy serves it. The proxy itself (spawn) is forked
+once the container runs: by the detached monitor's resident program (node/engine/shim.py) after
+it told the agent OK, the listeners handed to it across its exec (handover) — its start-up
+(asyncio: 30-80 ms of CPU) then no longer competes with the container's on a small machine —
+or by the attached `run` before it starts the init. A host without IPv6 gets no proxy (as docker)."""
 from __future__ import annotations
 
 import _socket  # the C type in the starter (socket.py's enums cost ~3 ms); the child wraps them
+import contextlib
 import errno
 import os
 import signal
-from pathlib import Path
 
-PID_FILE = "userproxy.pid"
+from node.network import proxypid
+from node.network.proxypid import PID_FILE
+
 UDP_IDLE_SECONDS = 90  # docker-proxy's UDP connection timeout
 
 
@@ -27,8 +33,19 @@ class ProxyError(Exception):
     pass
 
 
-def start(record_dir: Path, bindings, target_ip: str) -> list:
-    """Listen on [::] for each binding published on every address; returns the bindings served."""
+def start(record_dir, bindings, target_ip: str) -> list:
+    """Listen on [::] for each binding published on every address and fork the proxy that serves
+    them; returns the bindings served (listen, then spawn)."""
+    listeners, served = listen(bindings)
+    if listeners:
+        spawn(record_dir, listeners, target_ip)
+    return served
+
+
+def listen(bindings) -> tuple[list, list]:
+    """The starter's half: (listeners, bindings served). Each listener is (proto, socket,
+    container port), bound and listening; whoever holds them passes them to spawn() (or closes
+    them). Raises ProxyError, with nothing left open, if a port is taken on [::]."""
     listeners, served = [], []
     try:
         for b in bindings:
@@ -39,22 +56,59 @@ def start(record_dir: Path, bindings, target_ip: str) -> list:
                 break  # no IPv6 on this host
             listeners.append((b.proto, sock, b.container_port))
             served.append(b)
-        if not listeners:
-            return []
+    except BaseException:
+        close(listeners)
+        raise
+    return listeners, served
+
+
+def close(listeners) -> None:
+    for _proto, sock, _port in listeners:
+        sock.close()
+
+
+def spawn(record_dir, listeners, target_ip: str) -> int:
+    """Fork the proxy serving ``listeners`` (closed here, the child has them); its pid file is
+    written before this returns, so stop() finds it."""
+    try:
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                _child_main(Path(record_dir), listeners, target_ip)
+                _child_main(str(record_dir), listeners, target_ip)
             except BaseException:  # noqa: BLE001 - never unwind into the starter's code
                 code = 1
             finally:
                 os._exit(code)
-        Path(record_dir, PID_FILE).write_text(f"{pid} {_start_time(pid)}\n")
-        return served
+        proxypid.write(str(record_dir), pid)
+        return pid
     finally:
-        for _proto, sock, _port in listeners:
-            sock.close()
+        close(listeners)
+
+
+def handover(listeners, target_ip: str) -> str:
+    """The listeners as one word for a program this process execs (the fds made inheritable):
+    ``TARGET_IP/PROTO:CONTAINER_PORT:FD,...``; serve_handed_over() is the other end."""
+    parts = []
+    for proto, sock, port in listeners:
+        os.set_inheritable(sock.fileno(), True)
+        parts.append(f"{proto}:{port}:{sock.fileno()}")
+    return f"{target_ip}/{','.join(parts)}"
+
+
+def handed_over_fds(word: str) -> list[int]:
+    return [int(part.rsplit(":", 1)[1]) for part in word.partition("/")[2].split(",") if part]
+
+
+def serve_handed_over(record_dir: str, word: str) -> None:
+    """In a child forked for it: serve the listeners a handover() word names (never returns)."""
+    target_ip, _, parts = word.partition("/")
+    listeners = []
+    for part in parts.split(","):
+        proto, port, fd = part.split(":")
+        kind = _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM
+        listeners.append((proto, _socket.socket(_socket.AF_INET6, kind, 0, int(fd)), int(port)))
+    _child_main(record_dir, listeners, target_ip)
 
 
 def _listen(proto: str, port: int) -> _socket.socket | None:
@@ -79,34 +133,31 @@ def _listen(proto: str, port: int) -> _socket.socket | None:
         raise ProxyError(f"Bind for [::]:{port} failed: {e.strerror.lower()}") from None
 
 
-def stop(record_dir: Path) -> None:
+def stop(record_dir) -> None:
     """Kill the container's proxy if it is still the process that was started."""
-    path = Path(record_dir, PID_FILE)
+    path = os.path.join(record_dir, PID_FILE)
     try:
-        pid_text, start = path.read_text().split()
+        with open(path) as f:
+            pid_text, start = f.read().split()
         pid = int(pid_text)
     except (OSError, ValueError):
         return
     if _start_time(pid) == start:
         from node.forkguard import kill_and_reap
         kill_and_reap(pid)  # not our child (stopped from another process): its parent reaps it
-    path.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
-def _start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return ""
+_start_time = proxypid.start_time
 
 
-def _child_main(record_dir: Path, listeners, target_ip: str) -> None:
+def _child_main(record_dir: str, listeners, target_ip: str) -> None:
     import ctypes
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: gone with the monitor
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
-    log = os.open(record_dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    log = os.open(os.path.join(record_dir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     for fd, src in ((0, devnull), (1, log), (2, log)):
         os.dup2(src, fd)
     keep = {sock.fileno() for _p, sock, _c in listeners}

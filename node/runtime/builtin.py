@@ -77,21 +77,33 @@ def _write_maps(a: int, linux: dict, pid_r: int, maps_w: int) -> None:
 
 
 class Created:
-    """A created container: init waiting for `start`."""
+    """A created container: init waiting for `start`. ``ready`` False: the init may still be
+    setting up (create(ready=False)); its b"R" (or why it failed) is still on the report pipe."""
 
-    def __init__(self, pid: int, report_fd: int, start_fd: int, console_master: int | None) -> None:
+    def __init__(self, pid: int, report_fd: int, start_fd: int, console_master: int | None,
+                 ready: bool = True) -> None:
         self.pid = pid
         self.console_master = console_master
+        self.ready = ready
         self._report_fd = report_fd
         self._start_fd = start_fd
 
     def handover(self) -> list[str]:
-        """How node/engine/shim.py starts this init after an exec: the two fds (made inheritable)."""
+        """How node/engine/shim.py starts this init after an exec: the two fds (made inheritable),
+        and "unready" if the shim must read the init's b"R" first (await_ready)."""
         os.set_inheritable(self._start_fd, True)
         os.set_inheritable(self._report_fd, True)
-        return ["fds", str(self._start_fd), str(self._report_fd)]
+        return ["fds", str(self._start_fd), str(self._report_fd), *([] if self.ready else ["unready"])]
 
     def start(self) -> None:
+        if not self.ready:
+            try:
+                await_ready(self._report_fd)
+            except BaseException:
+                os.close(self._start_fd)  # the init, if alive, exits on EOF without running anything
+                os.close(self._report_fd)
+                raise
+            self.ready = True
         try:
             os.write(self._start_fd, b"S")
         finally:
@@ -104,6 +116,14 @@ class Created:
             _raise_report(data, "start")
 
 
+def await_ready(report_fd: int) -> None:
+    """Read the init's b"R" (its set-up is done, it waits for b"S"); raises RuntimeError_ with
+    the init's own report if it failed instead (os only: the shim calls it)."""
+    data = _read_report(report_fd, stop_at_ready=True)
+    if data != b"R":
+        _raise_report(data, "create")
+
+
 class BuiltinRuntime:
     name = "builtin"
 
@@ -111,24 +131,24 @@ class BuiltinRuntime:
         self.cgroup_root = cgroup_root
 
     def create(self, container_id: str, bundle: str, stdio: tuple[int, int, int] | None,
-               spec: dict | None = None) -> Created:
-        """`spec`: the bundle's config.json when the caller has read it already."""
+               spec: dict | None = None, ready: bool = True) -> Created:
+        """`spec`: the bundle's config.json when the caller has read it already. ``ready=False``:
+        return once the init exists and is in its cgroup, without waiting for the end of its
+        set-up (mounts, pivot_root, user, the program's lookup): the detached monitor execs its
+        resident program meanwhile, whose interpreter start then overlaps that set-up, and which
+        reads the b"R" (or the failure) before it writes b"S" (node/engine/shim.py). Nothing of
+        the image runs before b"S" either way."""
         if spec is None:
             spec = specfile.load(os.path.join(bundle, "config.json"))
         linux = spec.get("linux") or {}
         ns_list = linux.get("namespaces") or []
-        cgroup = None
+        cgroup = resources = None
         if linux.get("cgroupsPath"):
             cgroup = cgroups.open_cgroup(linux["cgroupsPath"], self.cgroup_root)
             resources = dict(linux.get("resources") or {})
             if resources.get("devices"):
                 # the nodes every runtime creates must stay usable, whatever the spec's filter says
                 resources["devices"] = list(resources["devices"]) + RUNTIME_DEVICE_RULES
-            try:
-                cgroup.create(resources)
-            except OSError as e:
-                self._remove_cgroup(cgroup)
-                raise RuntimeError_(f"cgroup {linux['cgroupsPath']}: {e}") from None
         console_master = console_slave = None
         console_path = None
         if (spec.get("process") or {}).get("terminal"):
@@ -177,12 +197,24 @@ class BuiltinRuntime:
         os.close(pid_w), os.close(report_w), os.close(start_r)
         if console_slave is not None:
             os.close(console_slave)
+        # The cgroup is made here, after the fork, while A unshares and B builds its mounts: its
+        # mkdirs wait for the kernel's cgroup_mutex, which a cgroup.procs write elsewhere (the
+        # agent's prewarm thread, another container's join) holds through an RCU grace period
+        # (measured 1-16 ms). B joins it below, limits already written, and cannot exec before
+        # our "S": the container's program starts under exactly the same limits as before.
+        cgroup_error = self._make_cgroup(cgroup, resources) if cgroup is not None else None
         if new_userns:
             os.close(maps_r)
             _write_maps(a, linux, pid_r, maps_w)
         raw_pid = report.read_all(pid_r)
         os.close(pid_r)
         os.waitpid(a, 0)
+        if cgroup_error is not None:
+            if raw_pid:  # B waits for "S", never runs the program: end it before saying why
+                os.kill(int(raw_pid), 9)
+                os.waitpid(int(raw_pid), 0)
+            self._fail_cleanup([report_r, start_w, console_master], cgroup)
+            raise RuntimeError_(f"cgroup {linux['cgroupsPath']}: {cgroup_error}") from None
         if not raw_pid:
             data = report.read_all(report_r)
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
@@ -198,6 +230,8 @@ class BuiltinRuntime:
                 os.waitpid(pid, 0)
                 self._fail_cleanup([report_r, start_w, console_master], cgroup)
                 raise RuntimeError_(f"joining cgroup {linux['cgroupsPath']}: {e}") from None
+        if not ready:
+            return Created(pid, report_r, start_w, console_master, ready=False)
         data = _read_report(report_r, stop_at_ready=True)
         if data != b"R":
             try:
@@ -207,6 +241,14 @@ class BuiltinRuntime:
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
             _raise_report(data, "create")
         return Created(pid, report_r, start_w, console_master)
+
+    @staticmethod
+    def _make_cgroup(cgroup, resources: dict) -> OSError | None:
+        try:
+            cgroup.create(resources)
+        except OSError as e:
+            return e
+        return None
 
     def _fail_cleanup(self, fds, cgroup) -> None:
         for fd in fds:

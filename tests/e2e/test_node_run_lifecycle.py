@@ -135,6 +135,17 @@ def test_no_restart_policy_and_rm_flag_detached(dy):
     assert leaks(dy.root) == []
 
 
+def test_rm_force_of_a_running_auto_remove_container(dy):
+    """docker rm -f on a `run -d --rm` container prints its id and succeeds, although the
+    monitor's own --rm removal races it for the record once the init is killed."""
+    for _ in range(10):  # without the fix the race failed 1 run in 1-10
+        cid = dy.out("run", "-d", "--rm", "busybox", "sleep", "300").strip()
+        r = dy("rm", "-f", cid)
+        assert (r.returncode, r.stdout.strip(), r.stderr) == (0, cid, ""), r
+        _wait_for(lambda: not (dy.root / "containers" / cid).exists())
+        assert leaks(dy.root, cid) == []
+
+
 def test_lost_processes_show_exited(dy):
     dy.out("run", "-d", "--name", "lost", "busybox", "sleep", "300")
     state = json.loads((dy.root / "containers" / dy.inspect("lost")["Id"] / "state.json").read_text())
@@ -180,3 +191,16 @@ def test_volume_commands(dy):
     assert anonymous and anonymous[0] not in dy.out("volume", "ls", "-q")
     dy.out("volume", "rm", "v1")
     assert dy.out("volume", "ls", "-q") == ""
+
+
+def test_detached_run_of_a_missing_program_is_a_failed_create(dy):
+    """The detached monitor execs its resident program before the init has finished its set-up
+    (node/runtime/builtin.py create(ready=False)); a set-up failure read there is still what a
+    failed create was: the exit code and message to `run -d`, "created", nothing left behind."""
+    r = dy("run", "-d", "--name", "nothing", "busybox", "/no/such/program")
+    assert r.returncode == 127 and 'exec: "/no/such/program"' in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    state = dy.inspect("nothing")["State"]
+    assert state["Status"] == "created" and state["ExitCode"] == 127 and "/no/such/program" in state["Error"]
+    assert not state["Running"] and state["Pid"] == 0
+    dy.out("rm", "nothing")
+    assert leaks(dy.root) == []

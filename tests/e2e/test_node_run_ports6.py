@@ -104,3 +104,43 @@ def test_a_port_taken_on_ipv6_is_refused_in_one_line(dy):
         if ids:
             dy("rm", "-f", *ids)
         api.purge(dy.root)
+
+
+def _proxy_of(dy, cid: str) -> int:
+    return int((dy.root / "containers" / cid / "userproxy.pid").read_text().split()[0])
+
+
+def test_the_proxy_is_forked_by_the_resident_monitor_and_comes_back_with_a_restart(dy):
+    """The IPv6 proxy is started by the container's resident monitor (node/engine/shim.py) once
+    `run -d` has its OK, off the path to the first answer; a restart (each life a new shim, the
+    ports bound again) gets a new one that answers."""
+    need(_has_ipv6_loopback(), "needs IPv6 on lo")
+    need_tool("nft")
+    import os
+    from node.network import api
+    tcp = free_port()
+    serve_a_while = "mkdir -p /www && echo hello-v6 > /www/index.html && httpd -p 80 -h /www && sleep 2"
+    try:
+        cid = dy.out("run", "-d", "--restart", "always", "-p", f"{tcp}:80", "busybox",
+                     "sh", "-c", serve_a_while).strip()
+        assert "hello-v6" in _http_get("::1", tcp, socket.AF_INET6)
+        first = _proxy_of(dy, cid)
+        import json
+        state = json.loads((dy.root / "containers" / cid / "state.json").read_text())
+        with open(f"/proc/{first}/stat") as f:
+            assert int(f.read().rpartition(")")[2].split()[1]) == state["MonitorPid"]  # its parent
+        with open(f"/proc/{first}/cmdline", "rb") as f:  # a fork of the resident program (after
+            assert b"node.engine.shim" in f.read()     # the exec), not of the agent's fork
+        deadline = time.monotonic() + 20
+        while dy.inspect(cid)["RestartCount"] < 1 or not (dy.root / "containers" / cid / "userproxy.pid").exists() \
+                or _proxy_of(dy, cid) == first:
+            assert time.monotonic() < deadline, "no restart with a new proxy"
+            time.sleep(0.1)
+        assert "hello-v6" in _http_get("::1", tcp, socket.AF_INET6)
+        with pytest.raises(ProcessLookupError):
+            os.kill(first, 0)
+    finally:
+        ids = dy.out("ps", "-aq").split()
+        if ids:
+            dy("rm", "-f", *ids)
+        api.purge(dy.root)

@@ -252,3 +252,55 @@ def test_reclaim_removes_namespace_of_an_attach_killed_midway(net_root):
     links.create_netns(path)  # namespace made, record never saved
     api.reclaim(root)
     assert not os.path.exists(path)
+
+
+def _nft_scripts(monkeypatch) -> list[str]:
+    """Every script attach/detach hands to nft from now on."""
+    sent: list[str] = []
+    start = firewall._start_nft
+
+    def spy(script: str):
+        sent.append(script)
+        return start(script)
+    monkeypatch.setattr(firewall, "_start_nft", spy)
+    return sent
+
+
+def test_a_published_port_is_added_to_the_table_not_replacing_it(net_root, tmp_path, monkeypatch):
+    """The second attach with a port sends only `add rule` (a transaction that deletes nothing:
+    no kernel wait); both ports answer, and the next full apply (detach) renders the same rules."""
+    root, procs = net_root
+    one, two = free_port(), free_port()
+    a = attach(root, "web1", publish=[f"{one}:80"])
+    sent = _nft_scripts(monkeypatch)
+    b = attach(root, "web2", publish=[f"{two}:80"])
+    table = firewall.table_name(Store(root))
+    assert len(sent) == 1 and sent[0].splitlines() == [
+        f'add rule ip {table} publish tcp dport {two} dnat to {b.ip_address}:80 '
+        f'comment "dockyard container web2"']
+    serve(procs, a.netns_path, tmp_path / "wa", "I am a")
+    serve(procs, b.netns_path, tmp_path / "wb", "I am b")
+    assert fetch(f"http://127.0.0.1:{one}/") == "I am a"
+    assert fetch(f"http://127.0.0.1:{two}/") == "I am b"
+    # no nft at all for an attach that publishes nothing
+    attach(root, "quiet1")
+    assert len(sent) == 1
+    api.detach(root, "web1")
+    assert "delete table" in sent[-1] and "web2" in sent[-1] and "web1" not in sent[-1]
+    assert fetch(f"http://127.0.0.1:{two}/") == "I am b"
+
+
+def test_a_table_changed_behind_our_back_is_replaced_whole(net_root, tmp_path, monkeypatch):
+    """The marker says the kernel has the table; someone deleted it: the added rule is refused
+    and the whole table is sent instead, so the port still answers."""
+    root, procs = net_root
+    attach(root, "web1", publish=["80"])
+    table = firewall.table_name(Store(root))
+    subprocess.run(["nft", "delete", "table", "ip", table], check=True)
+    sent = _nft_scripts(monkeypatch)
+    port = free_port()
+    b = attach(root, "web2", publish=[f"{port}:80"])
+    assert sent[0].startswith("add rule") and "delete table" in sent[1]
+    serve(procs, b.netns_path, tmp_path / "wb", "I am b")
+    assert fetch(f"http://127.0.0.1:{port}/") == "I am b"
+    assert "web1" in firewall.ruleset(Store(root))

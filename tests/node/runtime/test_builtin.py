@@ -143,3 +143,123 @@ def test_failed_create_says_why_and_removes_the_cgroup(tmp_path, rootfs):
     finally:
         for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
             d.rmdir()
+
+
+DOCKER_DEVICE_RULES = [{"allow": False, "access": "rwm"}] + [
+    {"allow": True, "type": t, "major": ma, "minor": mi, "access": "rwm" if ma is not None else "m"}
+    for t, ma, mi in (("c", None, None), ("b", None, None), ("c", 1, 3), ("c", 1, 8), ("c", 1, 7),
+                      ("c", 5, 0), ("c", 1, 5), ("c", 1, 9), ("c", 5, 1), ("c", 136, None),
+                      ("c", 5, 2), ("c", 10, 200))]
+
+
+def test_cgroup_is_made_after_the_fork_and_complete_before_start(tmp_path, rootfs, monkeypatch):
+    """The cgroup set-up overlaps the init's namespaces and mounts (made after P's fork), yet the
+    init is in it, with the whole device filter, before `start` lets the program run."""
+    need_root()
+    need(not cgroups.is_v2(), "this machine's root hierarchy is v2")
+    path = f"/dockyard-rt-test-{os.getpid()}/order"
+    spec = _spec(["true"], path)
+    spec["linux"]["resources"]["devices"] = DOCKER_DEVICE_RULES
+    bundle = _bundle(tmp_path, rootfs, spec)
+    events = []
+    real_fork, real_create = os.fork, cgroups.V1Cgroup.create
+    me = os.getpid()
+
+    def fork():
+        if os.getpid() == me:
+            events.append("fork")
+        return real_fork()
+
+    def create(self, resources=None):
+        events.append("cgroup")
+        return real_create(self, resources)
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(cgroups.V1Cgroup, "create", create)
+    runtime = BuiltinRuntime()
+    try:
+        created = runtime.create("order", bundle, None)
+        assert events == ["fork", "cgroup"]
+        cg = cgroups.open_cgroup(path)
+        assert created.pid in cg.pids()
+        listed = Path(cg.dirs["devices"], "devices.list").read_text().split("\n")
+        assert sorted(x for x in listed if x) == sorted([
+            "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm",
+            "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"])
+        assert Path(cg.dirs["pids"], "pids.max").read_text().strip() == "20"
+        created.start()
+        os.waitpid(created.pid, 0)
+        runtime.delete("order", bundle)
+    finally:
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            for child in d.iterdir():
+                if child.is_dir():
+                    child.rmdir()
+            d.rmdir()
+
+
+def test_failed_cgroup_ends_the_waiting_init(tmp_path, rootfs, monkeypatch):
+    """A cgroup that cannot be made (after the fork, now) fails create with its reason; the init,
+    already forked and waiting, is killed and reaped, and nothing of the cgroup is left."""
+    need_root()
+    path = f"/dockyard-rt-test-{os.getpid()}/nocg"
+    bundle = _bundle(tmp_path, rootfs, _spec(["true"], path))
+
+    def refuse(self, resources=None):
+        self.make_dirs()
+        raise OSError(28, "No space left on device")
+    killed = []
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        killed.append((pid, sig))
+        real_kill(pid, sig)
+    monkeypatch.setattr(cgroups.V1Cgroup, "create", refuse)
+    monkeypatch.setattr(cgroups.V2Cgroup, "create", refuse)
+    monkeypatch.setattr(os, "kill", kill)
+    try:
+        with pytest.raises(RuntimeError_, match=f"cgroup {path}: .*No space left"):
+            BuiltinRuntime().create("nocg", bundle, None)
+        assert not cgroups.open_cgroup(path).exists()
+        assert len(killed) == 1 and killed[0][1] == 9
+        with pytest.raises(ChildProcessError):
+            os.waitpid(killed[0][0], os.WNOHANG)  # the init is gone and reaped, not left a zombie
+    finally:
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            d.rmdir()
+
+
+def test_create_unready_returns_before_the_init_is_set_up_and_start_waits_for_it(tmp_path, rootfs):
+    """create(ready=False) returns with the init in its cgroup but its b"R" still on the report
+    pipe (the detached monitor's shim reads it); start() reads it first, and a failure of the
+    init's set-up comes out of start() as create's would have."""
+    need_root()
+    path = f"/dockyard-rt-test-{os.getpid()}/unready"
+    bundle = _bundle(tmp_path, rootfs, _spec(["sh", "-c", "echo hi; exit 3"], path))
+    runtime = BuiltinRuntime()
+    out_r, out_w = os.pipe()
+    try:
+        created = runtime.create("unready", bundle, (out_w, out_w, out_w), ready=False)
+        os.close(out_w)
+        assert not created.ready
+        assert created.handover()[3:] == ["unready"]
+        created.start()
+        assert os.read(out_r, 100) == b"hi\n"
+        _, status = os.waitpid(created.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+        runtime.delete("unready", bundle)
+        spec = _spec(["true"], path)
+        spec["mounts"].append({"destination": "/broken", "type": "no-such-fs", "source": "none"})
+        (Path(bundle) / "config.json").write_text(json.dumps(spec))
+        created = runtime.create("unready", bundle, None, ready=False)
+        with pytest.raises(RuntimeError_) as e:
+            created.start()
+        assert "/broken" in str(e.value) and "no-such-fs" in str(e.value)
+        os.waitpid(created.pid, 0)
+        runtime.delete("unready", bundle)
+    finally:
+        os.close(out_r)
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            for sub in d.iterdir():
+                if sub.is_dir():
+                    sub.rmdir()
+            d.rmdir()
