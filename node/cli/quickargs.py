@@ -41,9 +41,9 @@ _IMAGES_DEFAULTS = {"repository": None, "all": False, "digests": False, "no_trun
                     "quiet": False, "filter": None, "format": ""}
 
 
-def listing_args(argv: list[str]) -> Namespace | None:
-    """The namespace build_parser().parse_args(argv) would give for `ps`, `container ls`,
-    `images` or `image ls`, or None for anything else (or anything not plainly valid)."""
+def global_options(argv: list[str]) -> tuple[str, bool, int] | None:
+    """The top-level `--root`/`--debug` before the command, as argparse reads them plainly
+    spelt: (root, debug, index of the command word), or None when it would read them otherwise."""
     root = os.environ.get("DOCKYARD_ROOT", DEFAULT_ROOT)
     debug = False
     i = 0
@@ -59,6 +59,16 @@ def listing_args(argv: list[str]) -> Namespace | None:
             debug, i = True, i + 1
         else:
             break
+    return root, debug, i
+
+
+def listing_args(argv: list[str]) -> Namespace | None:
+    """The namespace build_parser().parse_args(argv) would give for `ps`, `container ls`,
+    `images` or `image ls`, or None for anything else (or anything not plainly valid)."""
+    leading = global_options(argv)
+    if leading is None:
+        return None
+    root, debug, i = leading
     words = argv[i:]
     fields: dict = {"root": root, "debug": debug}
     if words[:1] == ["ps"]:

@@ -14,10 +14,7 @@ checks each accepted form against build_parser().
 """
 from __future__ import annotations
 
-import os
-
-from node.cli.common import DEFAULT_ROOT
-from node.cli.quickargs import Namespace
+from node.cli.quickargs import Namespace, global_options
 
 FLAG, APPEND, VALUE, OTHER = "flag", "append", "value", "other"
 
@@ -88,21 +85,10 @@ def _table() -> _Recorder:
 def run_args(argv: list[str]) -> Namespace | None:
     """The namespace build_parser().parse_args(argv) would give for `run`, but ``func``, which is
     the same handler wrapped anew; or None for anything else (or anything not plainly valid)."""
-    root = os.environ.get("DOCKYARD_ROOT", DEFAULT_ROOT)
-    debug = False
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word == "--root":
-            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
-                return None
-            root, i = argv[i + 1], i + 2
-        elif word.startswith("--root="):
-            root, i = word[len("--root="):], i + 1
-        elif word == "--debug":
-            debug, i = True, i + 1
-        else:
-            break
+    leading = global_options(argv)
+    if leading is None:
+        return None
+    root, debug, i = leading
     if argv[i:i + 1] != ["run"]:
         return None
     table = _table()
