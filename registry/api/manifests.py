@@ -6,6 +6,7 @@ transaction. Parsing is per media type in oci.manifest; schema1 is refused there
 """
 from __future__ import annotations
 
+import asyncio
 import json
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from oci.reference import is_tag
 
 from ..index import ManifestRecord
 from ..lifecycle import enforce_quota
-from ..lifecycle.hooks import ReferencesGone, store_and_name
+from ..lifecycle.hooks import BytesSwept, ReferencesGone, blob_refused, store_and_name
 from ..storage.driver import BlobNotFound
 from .common import config, index, manifest_cache, manifest_location, parse_digest, repo_name, storage
 from .errors import (
@@ -35,6 +36,7 @@ MAX_CONFIG_CHECKED = 4 << 20  # the catalog shows configs up to this size (regis
 # fixes the bytes), so pushes of more manifests of one image (tags, annotations, rebuilt
 # indexes) skip re-reading and re-parsing the config. Oldest first, bounded.
 VALID_CONFIGS_KEPT = 4096
+STORE_ATTEMPTS = 5  # store_and_name's default: writes of the bytes when sweeps keep taking them
 _VALID_CONFIGS: dict[str, None] = {}
 
 
@@ -205,8 +207,7 @@ async def put_manifest(request: web.Request) -> web.Response:
     await enforce_quota(request, name, str(digest), len(raw))
     # Bytes first, names second (and again if a sweep took them meanwhile).
     try:
-        await store_and_name(index(request), storage(request), digest, raw,
-                             lambda mark: index(request).put_manifest(name, record, mark=mark), mark=refs.mark)
+        await _store_and_name(request, name, digest, raw, record, refs.mark)
     except ReferencesGone as e:
         first = sorted(e.missing)[0]
         raise ManifestBlobUnknown(
@@ -220,6 +221,31 @@ async def put_manifest(request: web.Request) -> web.Response:
     for applied in record.tags if request.query.getall("tag", []) else ():
         response.headers.add("OCI-Tag", applied)  # distribution-spec: the tags the push applied
     return response
+
+
+async def _store_and_name(request: web.Request, name: str, digest: Digest, raw: bytes, record: ManifestRecord,
+                          mark: int | None) -> None:
+    """``store_and_name`` of the manifest's bytes and its record. On a driver with a blocking
+    ``put_now`` (the filesystem), the first attempt chains the put before the record's write
+    (``put_manifest(before=)``: the put's thread queues the write itself, one event-loop wake-up
+    less); a sweep that took the bytes meanwhile (BytesSwept) sends the rest of the attempts
+    through ``store_and_name``, as they always went."""
+    idx, store = index(request), storage(request)
+    put_now = getattr(store, "put_now", None)
+    if put_now is not None and mark is not None:
+        try:
+            await idx.put_manifest(name, record, mark=mark, before=lambda: put_now(digest, raw))
+            return
+        except BytesSwept:
+            await asyncio.sleep(0.05)  # store_and_name's pause after a first attempt
+        except ReferencesGone:
+            await blob_refused(idx, str(digest))  # written but not named: reviewed as usual
+            raise
+        await store_and_name(idx, store, digest, raw, lambda m: idx.put_manifest(name, record, mark=m),
+                             attempts=STORE_ATTEMPTS - 1)
+        return
+    await store_and_name(idx, store, digest, raw, lambda m: idx.put_manifest(name, record, mark=m), mark=mark,
+                         attempts=STORE_ATTEMPTS)
 
 
 def _tags(request: web.Request, url_tag: str | None) -> tuple[str, ...]:

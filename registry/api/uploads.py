@@ -152,22 +152,28 @@ async def _single_put(request: web.Request, name: str, digest: Digest, upload_id
     if mark is None:
         mark = await index(request).before_bytes(str(digest))  # see registry/lifecycle/reviews.py
     sessions = uploads(request)
+    # On a local driver the verified put runs in the thread that then queues the naming write
+    # (``before=``): bytes still before names, one event-loop wake-up less.
+    put_now = sessions.put_whole_now(digest, data)
     try:
-        await sessions.put_whole(digest, data)
+        if put_now is None:
+            await sessions.put_whole(digest, data)
+        if upload_id is None:
+            await _name_blob(request, index(request).link_blob(name, str(digest), len(data), mark=mark,
+                                                               before=put_now), digest)
+        elif _inline(request):
+            # The (empty: we checked) staging area goes in the writer thread once the row's
+            # deletion is committed: no thread hop of its own.
+            await _name_blob(request, index(request).complete_upload(
+                upload_id, name, str(digest), len(data), mark=mark, after=lambda: sessions.discard_now(upload_id),
+                before=put_now), digest)
+            sessions.forget(upload_id)
+        else:
+            await _name_blob(request, index(request).complete_upload(upload_id, name, str(digest), len(data),
+                                                                     mark=mark, before=put_now), digest)
+            await sessions.cancel(upload_id, empty=True)   # it held nothing: we checked
     except DigestMismatch as e:
         raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
-    if upload_id is None:
-        await _name_blob(request, index(request).link_blob(name, str(digest), len(data), mark=mark), digest)
-    elif _inline(request):
-        # The (empty: we checked) staging area goes in the writer thread once the row's
-        # deletion is committed: no thread hop of its own.
-        await _name_blob(request, index(request).complete_upload(
-            upload_id, name, str(digest), len(data), mark=mark, after=lambda: sessions.discard_now(upload_id)), digest)
-        sessions.forget(upload_id)
-    else:
-        await _name_blob(request, index(request).complete_upload(upload_id, name, str(digest), len(data), mark=mark),
-                         digest)
-        await sessions.cancel(upload_id, empty=True)   # it held nothing: we checked
     return _blob_created(name, digest)
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from .group_commit import GroupCommitter, Outcome, WriterConnection, run_after, run_batch
+from .group_commit import BeforeFailed, GroupCommitter, Outcome, WriterConnection, run_after, run_batch
 from .point_reads import PointReads
 from .unavailable import unavailable_as
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 READERS = 4
+BEFORE_THREADS = 6  # a write's chained storage step (an fsync-ed put): as many as the default executor's
 RETRYABLE = ("deadlock detected", "could not serialize", "database is locked", "40P01", "40001")
 Query = Callable[[Connection], T]
 
@@ -130,6 +131,7 @@ class Database:
             self._engine = create_engine(url)
         self._reader: Engine | None = None
         self._writer: Engine | None = None
+        self._before_pool: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite":
             self._reader = _sqlite_sync_engine(url, READERS)
             self._writer = _sqlite_sync_engine(url, 1)
@@ -164,6 +166,8 @@ class Database:
 
     async def close(self) -> None:
         await self.point.close()
+        if self._before_pool is not None:
+            self._before_pool.shutdown(wait=True)
         if self._engine is not None:
             await self._engine.dispose()
         if self._reader is not None and self._writer is not None:
@@ -210,18 +214,39 @@ class Database:
                             raise
             raise AssertionError("unreachable")
 
-    async def write(self, fn: Query[T], attempts: int = 5, after: Callable[[], None] | None = None) -> T:
+    async def write(self, fn: Query[T], attempts: int = 5, after: Callable[[], None] | None = None,
+                    before: Callable[[], Any] | None = None) -> T:
         """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts. ``after``: a
         clean-up to run (off the event loop) once the transaction is committed, before this
-        returns; on SQLite in the writer thread itself (group_commit.GroupCommitter.submit)."""
-        with unavailable_as("write"):
-            return await self._write(fn, attempts, after)
+        returns; on SQLite in the writer thread itself (group_commit.GroupCommitter.submit).
+        ``before``: blocking work (a storage write) done off the event loop before ``fn``'s
+        first attempt, whose errors are raised as they are and stop the write; on SQLite its
+        thread queues ``fn`` to the writer itself (one event-loop wake-up less)."""
+        try:
+            with unavailable_as("write"):
+                return await self._write(fn, attempts, after, before)
+        except BeforeFailed as e:
+            raise e.error from None
 
-    async def _write(self, fn: Query[T], attempts: int, after: Callable[[], None] | None = None) -> T:
+    def _before_threads(self) -> ThreadPoolExecutor:
+        if self._before_pool is None:  # threads start when first used, as the default executor's
+            self._before_pool = ThreadPoolExecutor(BEFORE_THREADS, thread_name_prefix="index-before")
+        return self._before_pool
+
+    async def _write(self, fn: Query[T], attempts: int, after: Callable[[], None] | None = None,
+                     before: Callable[[], Any] | None = None) -> T:
+        if before is not None and self._writer is None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._before_threads(), before)
+            except BaseException as e:
+                raise BeforeFailed(e) from None
+            before = None
         for attempt in range(attempts):
             try:
                 if self._writer is not None:
-                    return await self._committer.submit(fn, after)
+                    chained, before = before, None  # done by the first attempt, whatever it does next
+                    return await self._committer.submit(fn, after, chained,
+                                                        self._before_threads() if chained is not None else None)
                 async with self.engine.begin() as conn:
                     try:
                         value = await conn.run_sync(fn)

@@ -46,6 +46,16 @@ class _BatchLost(Exception):
     """The batch's transaction cannot be committed: ``__cause__`` goes to every caller."""
 
 
+class BeforeFailed(Exception):
+    """The step chained before a write (``submit(before=)``) raised ``error``; the write was not
+    queued. Carried apart from the write's own errors so that the caller raises ``error`` as it
+    is (a storage error is not the index's, and is never retried as a write)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class WriterConnection:
     """The writer thread's one Connection, kept from batch to batch: checking a connection out
     of the pool and wrapping it again for every batch was a sixth of the writer thread's time
@@ -175,13 +185,29 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._draining = False
 
-    async def submit(self, fn: Callable[[Connection], Any], after: Callable[[], None] | None = None) -> Any:
+    async def submit(self, fn: Callable[[Connection], Any], after: Callable[[], None] | None = None,
+                     before: Callable[[], Any] | None = None, before_in: Executor | None = None) -> Any:
         """``fn``'s value once the transaction that ran it is committed. ``after``: a small
         clean-up run in the writer thread once ``fn``'s work is committed and before its caller
         is answered (removing what the committed rows no longer name), so that it needs no
-        thread hop of its own; its errors are logged, never raised (the commit stands)."""
+        thread hop of its own; its errors are logged, never raised (the commit stands).
+
+        ``before``: blocking work that must be done before ``fn`` is queued (the verified write
+        of the bytes ``fn`` names). It runs in a thread of ``before_in``, which then queues
+        ``fn`` itself: the event loop is woken once, by the commit's answer, instead of once for
+        ``before``'s result and once more for the commit's. If it raises, ``fn`` is not queued
+        and the caller gets ``BeforeFailed``. Once started, both run whatever the caller does
+        (as a queued write always did): bytes written are named, as they would have been."""
         loop = asyncio.get_running_loop()
         op = _Op(fn, loop, loop.create_future(), after)
+        if before is None:
+            self._enqueue(op)
+        else:
+            assert before_in is not None
+            before_in.submit(self._before_then_enqueue, before, op)  # RuntimeError once shut down
+        return await op.future
+
+    def _enqueue(self, op: _Op) -> None:
         with self._lock:
             self._pending.append(op)
             start, self._draining = not self._draining, True
@@ -193,7 +219,18 @@ class GroupCommitter:
                     self._draining = False
                     self._pending.remove(op)
                 raise
-        return await op.future
+
+    def _before_then_enqueue(self, before: Callable[[], Any], op: _Op) -> None:
+        """In a ``before_in`` thread: ``before()``, then ``op`` goes to the writer from here."""
+        try:
+            before()
+        except BaseException as e:
+            _answer_one(op, BeforeFailed(e))
+            return
+        try:
+            self._enqueue(op)
+        except RuntimeError as e:
+            _answer_one(op, e)
 
     def _drain(self) -> None:
         while True:
@@ -226,6 +263,13 @@ class GroupCommitter:
                 loop.call_soon_threadsafe(_settle, answers)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
+
+
+def _answer_one(op: _Op, error: BaseException) -> None:
+    try:
+        op.loop.call_soon_threadsafe(_settle, [(op.future, (False, error))])
+    except RuntimeError:  # that loop is closed: nobody is waiting any more
+        pass
 
 
 def run_after(after: Callable[[], None]) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Connection, bindparam, delete, select, union
 
@@ -58,9 +58,12 @@ class ManifestQueries:
     def __init__(self, db: Database, lifecycle: "Lifecycle", repositories: RepositoryQueries) -> None:
         self.db, self.lifecycle, self.repositories = db, lifecycle, repositories
 
-    async def put_manifest(self, repository: str, rec: ManifestRecord, mark: int | None = None) -> None:
+    async def put_manifest(self, repository: str, rec: ManifestRecord, mark: int | None = None,
+                           before: Callable[[], Any] | None = None) -> None:
         """Record a manifest, its references, its subject and its tags in one transaction.
-        ``mark``: ``sweep_mark()`` read before the manifest's bytes were written."""
+        ``mark``: ``sweep_mark()`` read before the manifest's bytes were written. ``before``:
+        the blocking write of those bytes, chained before the transaction (``Database.write``:
+        its errors are raised as they are and nothing is recorded)."""
         life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> None:
@@ -84,7 +87,7 @@ class ManifestQueries:
             if tags:
                 prepared.execute(conn, "tag", self._upsert_tag, tags)
 
-        await self.db.write(tx)
+        await self.db.write(tx, before=before)
 
     # Statement builders for prepared.execute (compiled once per process).
     def _insert_manifest(self) -> Any:

@@ -127,16 +127,19 @@ class RepositoryQueries:
         upsert(self.db, conn, "blob", {"digest": digest, "size": size, "created_at": now()})
         upsert(self.db, conn, "repository_blob", {"repository_id": repo_id, "digest": digest, "created_at": now()})
 
-    async def link_blob(self, repository: str, digest: str, size: int, mark: int | None = None) -> None:
+    async def link_blob(self, repository: str, digest: str, size: int, mark: int | None = None,
+                        before: Callable[[], Any] | None = None) -> None:
         """Record stored bytes and make them visible in ``repository`` (after the bytes exist).
-        ``mark``: ``sweep_mark()`` read before the bytes were written (lifecycle/reviews.py)."""
+        ``mark``: ``sweep_mark()`` read before the bytes were written (lifecycle/reviews.py).
+        ``before``: the blocking write of those bytes, chained before the transaction
+        (``Database.write``); its errors are raised as they are and nothing is linked."""
         life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> None:
             life.blob_linking(conn, digest, mark)
             self._link_blob(conn, repository, digest, size)
 
-        await self.db.write(tx)
+        await self.db.write(tx, before=before)
 
     async def mount_blob(self, repository: str, digest: str, size: int) -> bool:
         """Link an existing blob into ``repository``; False when it is gone or being collected."""
@@ -151,10 +154,12 @@ class RepositoryQueries:
         return await self.db.write(tx)
 
     async def complete_upload(self, upload_id: str, repository: str, digest: str, size: int,
-                              mark: int | None = None, after: Callable[[], None] | None = None) -> None:
+                              mark: int | None = None, after: Callable[[], None] | None = None,
+                              before: Callable[[], Any] | None = None) -> None:
         """Link the blob an upload produced and close the session, in one transaction.
         ``after``: run once that is committed, off the event loop (``Database.write``): the
-        staging area's removal, which then needs no thread hop of its own."""
+        staging area's removal, which then needs no thread hop of its own. ``before``: the
+        blocking write of the bytes, chained before the transaction (as ``link_blob``'s)."""
         life = self.lifecycle.bind()
 
         def tx(conn: Connection) -> None:
@@ -162,7 +167,7 @@ class RepositoryQueries:
             self._link_blob(conn, repository, digest, size)
             fast.execute(conn, _DELETE_UPLOAD, {"id": upload_id})
 
-        await self.db.write(tx, after=after)
+        await self.db.write(tx, after=after, before=before)
 
     async def before_bytes(self, digest: str) -> int:
         """Call before writing bytes that will be named: queues their GC review (bytes a crash

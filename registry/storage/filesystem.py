@@ -195,6 +195,21 @@ class FilesystemDriver:
             raise DigestMismatch(digest, actual)
         await self._run(self._put, self._blob_file(digest), data)
 
+    def put_now(self, digest: Digest, data: bytes) -> None:
+        """``put`` as a plain blocking call any thread may make (the index chains it before the
+        write that names the bytes: ``Database.write(before=)``): verify, then write or refresh.
+        Errors are the driver's (storage_error), as ``put``'s."""
+        actual = Digest.of(data, digest.algorithm)
+        if actual != digest:
+            raise DigestMismatch(digest, actual)
+        try:
+            self._put(self._blob_file(digest), data)
+        except OSError as e:
+            err = storage_error(e)
+            if err is e:
+                raise
+            raise err from e
+
     # put() of bytes already stored only refreshes their mtime (as touch), in the same worker
     # call: a manifest PUT needs one thread hop instead of touch + put (lifecycle.hooks).
     put_refreshes_existing = True

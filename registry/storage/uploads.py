@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from oci.digest import Digest, Hasher
 
@@ -35,6 +35,7 @@ class UploadSessions:
         self.single_put_limit = int(getattr(driver, "single_put_limit", 0))
         self._local = all(callable(getattr(driver, n, None))
                           for n in ("create_upload_now", "upload_size_now", "delete_upload_now"))
+        self._has_put_now = callable(getattr(driver, "put_now", None))
 
     # -- a local driver's staging steps, to run inside another thread call (the index's) -----
     @property
@@ -63,6 +64,15 @@ class UploadSessions:
 
     def forget(self, upload_id: str) -> None:
         self._forget(upload_id)
+
+    def put_whole_now(self, digest: Digest, data: bytes) -> Callable[[], None] | None:
+        """The verified write of a small whole blob as a blocking call for another thread call to
+        make (the index's write that names it: ``before=``), or None when the driver has none
+        (then ``put_whole``)."""
+        if not self._has_put_now:
+            return None
+        driver = self.driver
+        return lambda: driver.put_now(digest, data)  # type: ignore[attr-defined]
 
     def lock(self, upload_id: str) -> asyncio.Lock:
         """Serialises the requests of one session inside this process."""

@@ -91,6 +91,7 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_security_headers)
     from . import actions, api, files_views, views
+    from .middleware import catalog_middleware
     from ..auth.login import PAGE_RENDERER
 
     app[PAGE_RENDERER] = views.login_page
@@ -100,8 +101,7 @@ def setup_catalog(app: web.Application, config: RegistryConfig) -> None:
     views.add_routes(app)
     api.add_routes(app)
     app.router.add_static("/ui/static/", STATIC_DIR, name="ui.static", append_version=True)
-    app.middlewares.append(views.html_errors)
-    app.middlewares.append(csrf.csrf_guard)
+    app.middlewares.append(catalog_middleware)  # the HTML 404 and the CSRF guard, one layer
 
 
 __all__ = ["SERVICE", "setup_catalog", "may_pull_filter"]

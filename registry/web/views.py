@@ -279,17 +279,6 @@ async def to_home(request: web.Request) -> web.Response:
     raise web.HTTPFound("/ui/")
 
 
-@web.middleware
-async def html_errors(request: web.Request, handler):
-    """Unknown paths under /ui/ get the catalog's HTML 404 instead of aiohttp's text one."""
-    try:
-        return await handler(request)
-    except web.HTTPNotFound:
-        if request.path.startswith("/ui"):
-            return not_found(request, request.path)
-        raise
-
-
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/", to_home, name="ui.root")

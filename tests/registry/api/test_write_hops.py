@@ -1,9 +1,10 @@
 """Thread calls of the write paths (PROFILE.md section 25): on the filesystem driver and SQLite, a
 push's and a manifest PUT's small steps ride the index's own thread calls instead of a thread hop
 each. POST: one index write (cap count, staging mkdir, row); PUT of a small body into an empty
-session: one index write (row, staged size, GC review), the verified put, one index write
-(link, row deletion, then the staging area's removal). Manifest PUT: one index write (reference
-check + GC review), the put, one index write (naming). The order of what is made durable is
+session: one index write (row, staged size, GC review), then the verified put chained before one
+index write (link, row deletion, then the staging area's removal): the put's thread queues that
+write itself. Manifest PUT: one index write (reference check + GC review), then the put chained
+before the naming write. The order of what is made durable is
 unchanged: review before bytes, bytes before names, staging area after its row."""
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def _staging(tmp_path) -> list[str]:
     return sorted(os.listdir(tmp_path / "data" / "uploads"))
 
 
-async def test_post_and_put_of_a_small_blob_take_three_index_writes_and_one_storage_call(aiohttp_client, tmp_path,
+async def test_post_and_put_of_a_small_blob_take_three_index_writes_and_no_storage_call(aiohttp_client, tmp_path,
                                                                                           counted):
     client = await aiohttp_client(create_app(_config(tmp_path)))
     data, digest = blob(4096)
@@ -81,7 +82,9 @@ async def test_post_and_put_of_a_small_blob_take_three_index_writes_and_one_stor
     r = await client.put(f"{r.headers['Location']}?digest={digest}", data=data,
                          headers={"Content-Type": "application/octet-stream"})
     assert r.status == 201, await r.text()
-    assert counted() == {"read": 0, "write": 2, "storage": 1}
+    # The verified put is chained before the naming write (Database.write(before=)): its thread
+    # queues the write itself, so it is no thread call (and no event-loop wake-up) of its own.
+    assert counted() == {"read": 0, "write": 2, "storage": 0}
     assert _staging(tmp_path) == []  # removed after the commit that deleted its row
     assert await (await client.get(f"/v2/hops/a/blobs/{digest}")).read() == data
     assert (await client.get(r.headers["Location"].replace(f"blobs/{digest}", f"blobs/uploads/{upload_id}"))).status \
@@ -114,7 +117,7 @@ async def test_open_session_caps_are_counted_in_the_write_that_opens_one(aiohttp
     assert not app[state.UPLOADS]._hashers  # nor anything kept in memory
 
 
-async def test_manifest_put_takes_two_index_writes_and_one_storage_call(aiohttp_client, tmp_path, counted):
+async def test_manifest_put_takes_two_index_writes_and_no_storage_call(aiohttp_client, tmp_path, counted):
     client = await aiohttp_client(create_app(_config(tmp_path)))
     cfg, _ = config_blob()
     layer, _ = blob(2000)
@@ -127,9 +130,65 @@ async def test_manifest_put_takes_two_index_writes_and_one_storage_call(aiohttp_
     r = await client.put("/v2/hops/m/manifests/v1", data=image_manifest(cfg, [layer], annotations={"n": "1"}),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201, await r.text()
-    assert counted() == {"read": 0, "write": 2, "storage": 1}
+    assert counted() == {"read": 0, "write": 2, "storage": 0}  # the put chained before the naming write
     missing, _ = blob(10)
     r = await client.put("/v2/hops/m/manifests/v2", data=image_manifest(cfg, [missing]),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 404 and (await r.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
     assert counted() == {"read": 0, "write": 1, "storage": 0}  # refused before any bytes were written
+
+
+async def test_a_chained_put_that_fails_names_nothing_and_leaves_the_session_usable(aiohttp_client, tmp_path,
+                                                                                   monkeypatch):
+    """The put chained before the naming write fails (a full disk): the answer is the storage's
+    (507), no write is queued (nothing linked, the row and staging area stay), and the same
+    session takes the retried PUT."""
+    from registry.storage.driver import StorageFull
+
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    real = FilesystemDriver.put_now
+    threads: list[str] = []
+
+    def full(self, digest, data):
+        import threading
+        threads.append(threading.current_thread().name)
+        raise StorageFull("storage is full (No space left on device)")
+
+    r = await client.post("/v2/hops/f/blobs/uploads/")
+    loc, upload_id = r.headers["Location"], r.headers["Docker-Upload-UUID"]
+    data, digest = blob(4096)
+    monkeypatch.setattr(FilesystemDriver, "put_now", full)
+    r = await client.put(f"{loc}?digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 507, await r.text()
+    assert threads and threads[0].startswith("index-before")
+    assert (await client.head(f"/v2/hops/f/blobs/{digest}")).status == 404
+    assert _staging(tmp_path) == [upload_id]
+    monkeypatch.setattr(FilesystemDriver, "put_now", real)
+    r = await client.put(f"{loc}?digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 201, await r.text()
+    assert await (await client.get(f"/v2/hops/f/blobs/{digest}")).read() == data
+    assert _staging(tmp_path) == []
+
+
+async def test_a_manifest_put_whose_chained_put_fails_records_nothing(aiohttp_client, tmp_path, monkeypatch):
+    from registry.storage.driver import StorageUnavailable
+
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    cfg, _ = config_blob()
+    layer, _ = blob(2000)
+    await push_blob(client, "hops/mf", cfg)
+    await push_blob(client, "hops/mf", layer)
+
+    def broken(self, digest, data):
+        raise StorageUnavailable("storage failed (Input/output error)")
+
+    monkeypatch.setattr(FilesystemDriver, "put_now", broken)
+    r = await client.put("/v2/hops/mf/manifests/v1", data=image_manifest(cfg, [layer]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 503 and r.headers["Retry-After"], await r.text()
+    assert (await client.get("/v2/hops/mf/manifests/v1")).status == 404  # nothing recorded
+    assert not (await (await client.get("/v2/hops/mf/tags/list")).json()).get("tags")
+    monkeypatch.undo()
+    r = await client.put("/v2/hops/mf/manifests/v1", data=image_manifest(cfg, [layer]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201, await r.text()

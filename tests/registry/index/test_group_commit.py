@@ -191,3 +191,67 @@ async def test_after_runs_in_the_writer_once_committed_and_its_failure_is_only_l
         await db.write(failing, after=after("never"))
     assert [(key, committed) for _thread, key, committed in seen] == [("x", {"x": 1}), ("boom", {"x": 1, "boom": 2})]
     assert all(thread.startswith("index-write") for thread, _key, _rows in seen)
+
+
+async def test_before_runs_in_a_thread_that_queues_the_write_itself(db, monkeypatch):
+    """``write(fn, before=)``: the blocking step runs off the loop and its thread queues ``fn``;
+    the event loop is woken once (the commit's answer), not also for ``before``'s result."""
+    seen: list[tuple[str, str, dict]] = []
+    wakes: list[int] = []
+    loop = asyncio.get_running_loop()
+    real = type(loop).call_soon_threadsafe
+
+    def counting(self, *a, **k):
+        wakes.append(1)
+        return real(self, *a, **k)
+
+    def before():
+        seen.append(("before", threading.current_thread().name, rows(db)))
+
+    def fn(conn):
+        seen.append(("fn", threading.current_thread().name, rows(db)))
+        return insert("y", 1)(conn)
+
+    monkeypatch.setattr(type(loop), "call_soon_threadsafe", counting)
+    assert await db.write(fn, before=before) == "y=1"
+    monkeypatch.undo()
+    assert [(what, thread.split("_")[0]) for what, thread, _ in seen] == [("before", "index-before"),
+                                                                          ("fn", "index-write")]
+    assert len(wakes) == 1
+    assert rows(db) == {"y": 1}
+
+
+async def test_a_failing_before_is_raised_as_it_is_and_queues_nothing(db):
+    ran: list[str] = []
+
+    def fn(conn):
+        ran.append("fn")
+        return insert("z", 1)(conn)
+
+    for error in (OSError(28, "No space left on device"), ValueError("digest mismatch")):
+        def before(error=error):
+            raise error
+
+        with pytest.raises(type(error)) as raised:
+            await db.write(fn, before=before)
+        assert raised.value is error  # not IndexUnavailable: a storage error is not the index's
+    assert ran == [] and rows(db) == {}
+    assert await db.write(fn) == "z=1"  # the writer is fine
+
+
+async def test_a_write_conflict_after_before_reruns_only_the_write(db):
+    """A retryable conflict makes ``Database.write`` run ``fn`` again; the bytes ``before`` wrote
+    are written once."""
+    befores, attempts = [], []
+
+    def before():
+        befores.append(1)
+
+    def fn(conn):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+        return insert("w", 1)(conn)
+
+    assert await db.write(fn, before=before) == "w=1"
+    assert len(befores) == 1 and len(attempts) == 2
