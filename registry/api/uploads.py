@@ -15,7 +15,8 @@ from aiohttp import web
 from oci.digest import Digest, InvalidDigest
 from oci.reference import InvalidReference, validate_name
 
-from ..lifecycle import enforce_quota
+from ..lifecycle import QUOTAS, enforce_quota
+from ..lifecycle.quotas import namespace_of
 from ..lifecycle.hooks import BytesSwept, blob_refused
 from ..storage.driver import BlobNotFound, DigestMismatch, UploadNotFound
 from ..storage.layout import UPLOAD_ID_RE
@@ -103,9 +104,7 @@ async def _session(request: web.Request, name: str, bytes_of: Digest | None = No
     """The (id, staged size, mark) of the session in the URL, or BLOB_UPLOAD_UNKNOWN. With
     ``bytes_of`` on a local driver, an empty session also gets ``before_bytes`` of that digest
     in the same thread call (mark; else None)."""
-    upload_id = request.match_info["uuid"]
-    if not UPLOAD_ID_RE.match(upload_id):
-        raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
+    upload_id = _upload_id(request)
     sessions = uploads(request)
     mark = None
     if _inline(request):
@@ -115,9 +114,21 @@ async def _session(request: web.Request, name: str, bytes_of: Digest | None = No
     else:
         # The row (index) and the staged size (storage) are independent: ask both at once.
         row, size = await asyncio.gather(index(request).get_upload(upload_id), sessions.size(upload_id))
+    _check_session(upload_id, name, row, size)
+    return upload_id, size, mark  # type: ignore[return-value]
+
+
+def _upload_id(request: web.Request) -> str:
+    upload_id = request.match_info["uuid"]
+    if not UPLOAD_ID_RE.match(upload_id):
+        raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
+    return upload_id
+
+
+def _check_session(upload_id: str, name: str, row, size: int | None) -> None:
+    """BLOB_UPLOAD_UNKNOWN unless the session is ``name``'s and its staging area is there."""
     if row is None or row.repository != name or size is None:
         raise BlobUploadUnknown(detail={"uuid": upload_id})
-    return upload_id, size, mark
 
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: Digest) -> web.Response:
@@ -177,10 +188,10 @@ async def _single_put(request: web.Request, name: str, digest: Digest, upload_id
     return _blob_created(name, digest)
 
 
-async def _name_blob(request: web.Request, naming, digest: Digest) -> None:
+async def _name_blob(request: web.Request, naming, digest: Digest):
     """Run the index write that names just-written bytes; a concurrent sweep may have taken them."""
     try:
-        await naming
+        return await naming
     except BytesSwept:
         await blob_refused(index(request), str(digest))
         raise Unavailable(message="the blob was garbage-collected while this upload stored it; upload it again",
@@ -287,21 +298,70 @@ async def put_upload(request: web.Request) -> web.Response:
     # call that reads the session (see _session); an invalid digest is reported after the
     # session is known, as before.
     early = _digest_or_none(request.query.get("digest")) if single else None
+    if early is not None and _inline(request) and await _quota_free(request, name):
+        upload_id = _upload_id(request)
+        async with uploads(request).lock(upload_id):
+            named, body = await _put_into_empty_session(request, name, upload_id, early)
+            if named is None:
+                return _blob_created(name, early)
+            row, size, mark = named
+            _check_session(upload_id, name, row, size)
+            return await _put_rest(request, name, upload_id, size, single, mark, body)
     upload_id, size, mark = await _session(request, name, early)
+    async with uploads(request).lock(upload_id):
+        return await _put_rest(request, name, upload_id, size, single, mark)
+
+
+async def _quota_free(request: web.Request, name: str) -> bool:
+    """No quota applies to ``name``'s namespace (``enforce_quota`` would return at once)."""
+    quotas = request.app.get(QUOTAS)
+    return quotas is None or await quotas.limit(namespace_of(name)) is None
+
+
+async def _put_into_empty_session(request: web.Request, name: str, upload_id: str, digest: Digest):
+    """The body, then one index call (``Index.put_into_empty_session``): the session's row and
+    staged size with the bytes' GC review, and when it is empty, the verified put and the
+    naming chained after it without the event loop. (None, body) when named; else
+    ((row, size, mark), body): the body is read already."""
+    data = await request.read()
+    if len(data) != request.content_length:
+        raise SizeInvalid(detail={"Content-Length": request.content_length})
+    sessions = uploads(request)
+    put_now = sessions.put_whole_now(digest, data)
+    assert put_now is not None  # _inline: a local driver
+    try:
+        named = await _name_blob(request, index(request).put_into_empty_session(
+            upload_id, name, sessions.size_now, str(digest), len(data), put_now,
+            after=lambda: sessions.discard_now(upload_id)), digest)
+    except DigestMismatch as e:
+        raise DigestInvalid(detail={"digest": str(digest)}, message=str(e)) from None
+    if named is None:
+        sessions.forget(upload_id)
+    return named, data
+
+
+async def _put_rest(request: web.Request, name: str, upload_id: str, size: int, single: bool,
+                    mark: int | None, body: bytes | None = None) -> web.Response:
+    """PUT of a known session, under its lock: digest, then the body (if any) and the commit.
+    ``body``: the request's body when it was read already (else it is streamed)."""
     if "digest" not in request.query:
         raise DigestInvalid(message="the digest query parameter is required to finish an upload")
     digest = parse_digest(request.query["digest"])
-    async with uploads(request).lock(upload_id):
-        if size == 0 and single:
-            return await _single_put(request, name, digest, upload_id, mark)   # POST + PUT with the body
-        if request.body_exists:
-            content_range = request.headers.get("Content-Range")
-            if content_range:
-                m = CONTENT_RANGE_RE.match(content_range.strip())
-                if not m or int(m.group(1)) != size:
-                    raise RangeInvalid(headers=_session_headers(name, upload_id, size))
-            await uploads(request).append(upload_id, request.content.iter_chunked(READ_CHUNK))
-        return await _finish(request, name, upload_id, digest)
+    if size == 0 and single:
+        return await _single_put(request, name, digest, upload_id, mark)   # POST + PUT with the body
+    if request.body_exists:
+        content_range = request.headers.get("Content-Range")
+        if content_range:
+            m = CONTENT_RANGE_RE.match(content_range.strip())
+            if not m or int(m.group(1)) != size:
+                raise RangeInvalid(headers=_session_headers(name, upload_id, size))
+        chunks = _one_chunk(body) if body is not None else request.content.iter_chunked(READ_CHUNK)
+        await uploads(request).append(upload_id, chunks)
+    return await _finish(request, name, upload_id, digest)
+
+
+async def _one_chunk(data: bytes):
+    yield data
 
 
 async def get_upload(request: web.Request) -> web.Response:

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from .group_commit import BeforeFailed, GroupCommitter, Outcome, WriterConnection, run_after, run_batch
+from .group_commit import BeforeFailed, Chain, GroupCommitter, Outcome, WriterConnection, run_after, run_batch
 from .point_reads import PointReads
 from .unavailable import unavailable_as
 
@@ -215,18 +215,34 @@ class Database:
             raise AssertionError("unreachable")
 
     async def write(self, fn: Query[T], attempts: int = 5, after: Callable[[], None] | None = None,
-                    before: Callable[[], Any] | None = None) -> T:
+                    before: Callable[[], Any] | None = None, then: Callable[[Any], Chain | None] | None = None) -> T:
         """Run ``fn(conn)`` in one transaction, retrying transient lock conflicts. ``after``: a
         clean-up to run (off the event loop) once the transaction is committed, before this
         returns; on SQLite in the writer thread itself (group_commit.GroupCommitter.submit).
         ``before``: blocking work (a storage write) done off the event loop before ``fn``'s
         first attempt, whose errors are raised as they are and stop the write; on SQLite its
-        thread queues ``fn`` to the writer itself (one event-loop wake-up less)."""
+        thread queues ``fn`` to the writer itself (one event-loop wake-up less). ``then``: given
+        ``fn``'s value once committed, None (that value is the answer) or a ``Chain`` (a blocking
+        step, then a write, whose value is the answer instead); on SQLite decided in the writer
+        thread and run without the event loop. A retried conflict runs ``fn`` (and its chain)
+        again from the start: nothing of a rolled-back batch was kept."""
         try:
             with unavailable_as("write"):
+                if then is not None:
+                    return await self._write_then(fn, attempts, after, then)
                 return await self._write(fn, attempts, after, before)
         except BeforeFailed as e:
             raise e.error from None
+
+    async def _write_then(self, fn: Query[Any], attempts: int, after: Callable[[], None] | None,
+                          then: Callable[[Any], Chain | None]) -> Any:
+        if self._writer is not None:
+            return await self._write(fn, attempts, after, then=then)
+        value = await self._write(fn, attempts, after)
+        chain = then(value)
+        if chain is None:
+            return value
+        return await self._write(chain.fn, attempts, chain.after, chain.before)
 
     def _before_threads(self) -> ThreadPoolExecutor:
         if self._before_pool is None:  # threads start when first used, as the default executor's
@@ -234,7 +250,7 @@ class Database:
         return self._before_pool
 
     async def _write(self, fn: Query[T], attempts: int, after: Callable[[], None] | None = None,
-                     before: Callable[[], Any] | None = None) -> T:
+                     before: Callable[[], Any] | None = None, then: Callable[[Any], Chain | None] | None = None) -> T:
         if before is not None and self._writer is None:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._before_threads(), before)
@@ -245,8 +261,8 @@ class Database:
             try:
                 if self._writer is not None:
                     chained, before = before, None  # done by the first attempt, whatever it does next
-                    return await self._committer.submit(fn, after, chained,
-                                                        self._before_threads() if chained is not None else None)
+                    return await self._committer.submit(
+                        fn, after, chained, self._before_threads() if chained is not None or then else None, then)
                 async with self.engine.begin() as conn:
                     try:
                         value = await conn.run_sync(fn)

@@ -168,11 +168,22 @@ def _savepoint_sql(conn: Connection, sql: str) -> None:
 
 
 @dataclass
+class Chain:
+    """What a write's ``then`` hands on: ``before()`` (blocking, in a ``before_in`` thread), then
+    the write ``fn`` (``after`` once it is committed); its outcome is the caller's answer."""
+    before: Callable[[], Any]
+    fn: Callable[[Connection], Any]
+    after: Callable[[], None] | None = None
+
+
+@dataclass
 class _Op:
     fn: Callable[[Connection], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     after: Callable[[], None] | None = None
+    then: Callable[[Any], Chain | None] | None = None
+    before_in: Executor | None = None
 
 
 class GroupCommitter:
@@ -186,7 +197,8 @@ class GroupCommitter:
         self._draining = False
 
     async def submit(self, fn: Callable[[Connection], Any], after: Callable[[], None] | None = None,
-                     before: Callable[[], Any] | None = None, before_in: Executor | None = None) -> Any:
+                     before: Callable[[], Any] | None = None, before_in: Executor | None = None,
+                     then: Callable[[Any], Chain | None] | None = None) -> Any:
         """``fn``'s value once the transaction that ran it is committed. ``after``: a small
         clean-up run in the writer thread once ``fn``'s work is committed and before its caller
         is answered (removing what the committed rows no longer name), so that it needs no
@@ -197,9 +209,15 @@ class GroupCommitter:
         ``fn`` itself: the event loop is woken once, by the commit's answer, instead of once for
         ``before``'s result and once more for the commit's. If it raises, ``fn`` is not queued
         and the caller gets ``BeforeFailed``. Once started, both run whatever the caller does
-        (as a queued write always did): bytes written are named, as they would have been."""
+        (as a queued write always did): bytes written are named, as they would have been.
+
+        ``then``: called in the writer thread with ``fn``'s value once it is committed (quick: it
+        only decides). None answers the caller with that value; a ``Chain`` goes on without the
+        event loop (its ``before`` in a ``before_in`` thread, then its write) and the caller is
+        answered with the chained write's outcome instead: a whole small push's PUT (its GC
+        review, the verified put, the naming) wakes the loop once."""
         loop = asyncio.get_running_loop()
-        op = _Op(fn, loop, loop.create_future(), after)
+        op = _Op(fn, loop, loop.create_future(), after, then, before_in)
         if before is None:
             self._enqueue(op)
         else:
@@ -247,10 +265,31 @@ class GroupCommitter:
                 with self._lock:
                     self._pending.extendleft(reversed(batch[len(outcomes):]))
                 batch = batch[:len(outcomes)]
-            for op, (ok, _value) in zip(batch, outcomes):
-                if ok and op.after is not None:
+            answered: list[_Op] = []
+            answers: list[Outcome] = []
+            for op, outcome in zip(batch, outcomes):
+                if outcome[0] and op.after is not None:
                     run_after(op.after)
-            self._answer(batch, outcomes)
+                if outcome[0] and op.then is not None and self._chained(op, outcome[1]):
+                    continue  # answered by the chained write
+                answered.append(op)
+                answers.append(outcome)
+            self._answer(answered, answers)
+
+    def _chained(self, op: _Op, value: Any) -> bool:
+        """Start what ``op.then`` hands on; False when the caller is to be answered now (with
+        ``value``). A ``then`` that raises answers the caller with its error."""
+        assert op.then is not None
+        try:
+            chain = op.then(value)
+            if chain is None:
+                return False
+            assert op.before_in is not None
+            nxt = _Op(chain.fn, op.loop, op.future, chain.after)
+            op.before_in.submit(self._before_then_enqueue, chain.before, nxt)
+        except Exception as e:
+            _answer_one(op, e)
+        return True
 
     @staticmethod
     def _answer(batch: list[_Op], outcomes: list[Outcome]) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from . import fast, prepared
 from .database import Database
+from .group_commit import Chain
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, UploadSession, now
 
 TYPE_CHECKING = False
@@ -259,6 +260,42 @@ class RepositoryQueries:
         if bytes_of is None:
             return await self.db.read(q)
         return await self.db.write(q)
+
+    async def put_into_empty_session(self, upload_id: str, repository: str, staged: Callable[[str], int | None],
+                                     digest: str, size: int, put: Callable[[], Any],
+                                     after: Callable[[], None] | None = None
+                                     ) -> tuple[UploadRow | None, int | None, int | None] | None:
+        """A small blob's PUT into its session, woken for once: ``upload_session(bytes_of=digest)``
+        and, when the session is ``repository``'s and empty, chained after that commit without
+        the event loop (``Database.write(then=)``): ``put()`` (the verified bytes), then
+        ``complete_upload``'s transaction, then ``after()`` (the staging area's removal). None
+        when the blob is named; else what ``upload_session`` says of the session (nothing
+        written but its review, if any), for the caller to answer from. The durable order is
+        ``upload_session`` + put + ``complete_upload``'s: review, bytes, names."""
+        life = self.lifecycle.bind()
+
+        def q(conn: Connection) -> tuple[UploadRow | None, int | None, int | None]:
+            found = fast.execute(conn, _GET_UPLOAD, {"id": upload_id}).first()
+            if found is None or found[1] != repository:
+                return (UploadRow(*found) if found else None), None, None
+            staged_size = staged(upload_id)
+            mark = life.before_bytes(conn, digest) if staged_size == 0 else None
+            return UploadRow(*found), staged_size, mark
+
+        def then(value: tuple[UploadRow | None, int | None, int | None]) -> Chain | None:
+            _row, staged_size, mark = value
+            if mark is None or staged_size != 0:
+                return None
+
+            def tx(conn: Connection) -> None:
+                life.blob_linking(conn, digest, mark)
+                self._link_blob(conn, repository, digest, size)
+                fast.execute(conn, _DELETE_UPLOAD, {"id": upload_id})
+                return None
+
+            return Chain(put, tx, after)
+
+        return await self.db.write(q, then=then)
 
     async def create_upload(self, upload_id: str, repository: str, client: str | None = None) -> None:
         t = now()

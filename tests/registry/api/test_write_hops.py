@@ -1,9 +1,9 @@
 """Thread calls of the write paths (PROFILE.md section 25): on the filesystem driver and SQLite, a
 push's and a manifest PUT's small steps ride the index's own thread calls instead of a thread hop
 each. POST: one index write (cap count, staging mkdir, row); PUT of a small body into an empty
-session: one index write (row, staged size, GC review), then the verified put chained before one
-index write (link, row deletion, then the staging area's removal): the put's thread queues that
-write itself. Manifest PUT: one index write (reference check + GC review), then the put chained
+session: one index call from the event loop: a write (row, staged size, GC review), after whose
+commit the verified put and then the write naming the blob (link, row deletion, then the staging
+area's removal) are chained without the loop. Manifest PUT: one index write (reference check + GC review), then the put chained
 before the naming write. The order of what is made durable is
 unchanged: review before bytes, bytes before names, staging area after its row."""
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _staging(tmp_path) -> list[str]:
     return sorted(os.listdir(tmp_path / "data" / "uploads"))
 
 
-async def test_post_and_put_of_a_small_blob_take_three_index_writes_and_no_storage_call(aiohttp_client, tmp_path,
+async def test_post_and_put_of_a_small_blob_take_two_index_calls_and_no_storage_call(aiohttp_client, tmp_path,
                                                                                           counted):
     client = await aiohttp_client(create_app(_config(tmp_path)))
     data, digest = blob(4096)
@@ -82,9 +82,9 @@ async def test_post_and_put_of_a_small_blob_take_three_index_writes_and_no_stora
     r = await client.put(f"{r.headers['Location']}?digest={digest}", data=data,
                          headers={"Content-Type": "application/octet-stream"})
     assert r.status == 201, await r.text()
-    # The verified put is chained before the naming write (Database.write(before=)): its thread
-    # queues the write itself, so it is no thread call (and no event-loop wake-up) of its own.
-    assert counted() == {"read": 0, "write": 2, "storage": 0}
+    # One index call from the event loop: the session's row, staged size and GC review; the
+    # verified put and the naming write are chained after its commit (Database.write(then=)).
+    assert counted() == {"read": 0, "write": 1, "storage": 0}
     assert _staging(tmp_path) == []  # removed after the commit that deleted its row
     assert await (await client.get(f"/v2/hops/a/blobs/{digest}")).read() == data
     assert (await client.get(r.headers["Location"].replace(f"blobs/{digest}", f"blobs/uploads/{upload_id}"))).status \
@@ -192,3 +192,20 @@ async def test_a_manifest_put_whose_chained_put_fails_records_nothing(aiohttp_cl
     r = await client.put("/v2/hops/mf/manifests/v1", data=image_manifest(cfg, [layer]),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201, await r.text()
+
+
+async def test_a_small_last_chunk_put_into_a_non_empty_session_is_appended(aiohttp_client, tmp_path):
+    """The chained PUT reads the small body before it knows the session holds bytes already:
+    that body is then appended, as a streamed one would be."""
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    r = await client.post("/v2/hops/n/blobs/uploads/")
+    loc = r.headers["Location"]
+    data, digest = blob(6000)
+    r = await client.patch(loc, data=data[:4000], headers={"Content-Type": "application/octet-stream",
+                                                           "Content-Range": "0-3999"})
+    assert r.status == 202, await r.text()
+    r = await client.put(f"{r.headers['Location']}?digest={digest}", data=data[4000:],
+                         headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 201, await r.text()
+    assert await (await client.get(f"/v2/hops/n/blobs/{digest}")).read() == data
+    assert _staging(tmp_path) == []

@@ -255,3 +255,68 @@ async def test_a_write_conflict_after_before_reruns_only_the_write(db):
 
     assert await db.write(fn, before=before) == "w=1"
     assert len(befores) == 1 and len(attempts) == 2
+
+
+
+async def test_then_chains_a_blocking_step_and_a_second_write_without_the_loop(db, monkeypatch):
+    """``write(fn, then=)``: once ``fn`` is committed, ``then`` (in the writer) hands on a Chain:
+    its step in an ``index-before`` thread, then its write; the caller gets that write's value,
+    and the event loop is woken once for the three."""
+    seen: list[tuple[str, str, dict]] = []
+    wakes: list[int] = []
+    loop = asyncio.get_running_loop()
+    real = type(loop).call_soon_threadsafe
+
+    def counting(self, *a, **k):
+        wakes.append(1)
+        return real(self, *a, **k)
+
+    def step():
+        seen.append(("step", threading.current_thread().name, rows(db)))
+
+    def then(value):
+        seen.append(("then", threading.current_thread().name, rows(db)))
+        return group_commit.Chain(step, insert("b", 2)) if value == "a=1" else None
+
+    monkeypatch.setattr(type(loop), "call_soon_threadsafe", counting)
+    assert await db.write(insert("a", 1), then=then) == "b=2"
+    monkeypatch.undo()
+    assert [(what, thread.split("_")[0], committed) for what, thread, committed in seen] == [
+        ("then", "index-write", {"a": 1}), ("step", "index-before", {"a": 1})]
+    assert len(wakes) == 1 and rows(db) == {"a": 1, "b": 2}
+    assert await db.write(insert("c", 3), then=then) == "c=3"  # None: answered with fn's value
+
+
+async def test_a_chained_step_that_fails_is_raised_and_its_write_never_runs(db):
+    ran: list[str] = []
+
+    def step():
+        raise OSError(5, "Input/output error")
+
+    def then(value):
+        return group_commit.Chain(step, lambda conn: ran.append("chained"))
+
+    with pytest.raises(OSError) as raised:
+        await db.write(insert("a", 1), then=then)
+    assert raised.value.errno == 5 and ran == []
+    assert rows(db) == {"a": 1}  # the first write stands (committed before the step ran)
+
+
+async def test_a_conflict_in_the_chained_write_reruns_the_whole_chain(db):
+    calls: list[str] = []
+
+    def first(conn):
+        calls.append("first")
+        return "first"
+
+    def chained(conn):
+        calls.append("chained")
+        if calls.count("chained") == 1:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+        return insert("k", 1)(conn)
+
+    def then(value):
+        return group_commit.Chain(lambda: calls.append("step"), chained)
+
+    assert await db.write(first, then=then) == "k=1"
+    assert calls == ["first", "step", "chained", "first", "step", "chained"]
