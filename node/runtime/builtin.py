@@ -10,7 +10,8 @@ container's init (B):
   A fork -> B: PID 1 in the new PID namespace. A writes B's host PID on `pid pipe` and exits;
      B is re-parented to P (the subreaper), so P reaps B's exit status directly.
   v1: B moves itself into the cgroup first thing, through the `tasks` files P opened
-     (cgroups.join_through: no RCU grace period), and says b"J". v2: P moves B in (cgroup.procs)
+     (cgroups.join_through: no RCU grace period), and says b"J" if P returns before b"R"
+     (create(ready=False)). v2: P moves B in (cgroup.procs)
      while B works on. Either way B runs nothing of the image before `start`.
   B: stdio/console, mounts, pivot_root, hostname, rlimits, user, capabilities, no_new_privs,
      looks up the program, then reports b"R" on the report pipe and blocks on the start pipe.
@@ -212,7 +213,8 @@ class BuiltinRuntime:
                 if b == 0:  # B
                     os.close(pid_w)
                     from node.runtime import init
-                    init.run(spec, bundle, stdio, console_slave, console_path, report_w, start_r, join_fds)
+                    init.run(spec, bundle, stdio, console_slave, console_path, report_w, start_r, join_fds,
+                             announce_join=not ready)
                 os.write(pid_w, b"%d\n" % b)
                 os._exit(0)
             except BaseException as e:  # noqa: BLE001
@@ -264,8 +266,10 @@ class BuiltinRuntime:
         # for it, after B's set-up), so that its exit (the kernel unmapping A's copy of our
         # memory) runs beside them instead of before. Once it is reaped B is our child, as every
         # waitpid(pid) needs.
-        if join_fds is not None:
-            try:  # B's b"J": it is in its cgroup (what create() promises), or why it is not
+        if join_fds is not None and not ready:
+            # B's b"J": it is in its cgroup (what create() promises), or why it is not. (When we
+            # wait for its b"R" below, that comes after the join anyway: no J, one wake-up less.)
+            try:
                 data = os.read(report_r, 1)
                 if data == b"J":
                     data = b""
