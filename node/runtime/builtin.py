@@ -6,8 +6,9 @@ container's init (B):
   P: create the cgroup (linux.cgroupsPath, linux.resources); on v1 open its `tasks` files for
      B; become a child subreaper.
   P fork -> A: join namespaces given by path, unshare the new ones (the PID namespace applies
-     to A's children only); bring lo up in a new netns.
-  A fork -> B: PID 1 in the new PID namespace. A writes B's host PID on `pid pipe` and exits;
+     to A's children only).
+  A fork -> B: PID 1 in the new PID namespace. A brings lo up in a new netns (while B sets up),
+     then writes B's host PID on `pid pipe` and exits;
      B is re-parented to P (the subreaper), so P reaps B's exit status directly.
   v1: B moves itself into the cgroup first thing, through the `tasks` files P opened
      (cgroups.join_through: no RCU grace period), and says b"J" if P returns before b"R"
@@ -207,14 +208,21 @@ class BuiltinRuntime:
                 created = namespaces.enter(ns_list)
                 if created & sc.CLONE_NEWUSER:
                     _wait_for_maps(pid_w, maps_r)
-                if created & sc.CLONE_NEWNET:
-                    namespaces.loopback_up()
                 b = os.fork()
                 if b == 0:  # B
                     os.close(pid_w)
                     from node.runtime import init
                     init.run(spec, bundle, stdio, console_slave, console_path, report_w, start_r, join_fds,
                              announce_join=not ready)
+                if created & sc.CLONE_NEWNET:
+                    # here, beside B's set-up (B is in this netns too, and cannot exec before
+                    # our PID reaches P, which comes after this); failed, B is ended first
+                    try:
+                        namespaces.loopback_up()
+                    except BaseException:
+                        os.kill(b, 9)
+                        os.waitpid(b, 0)
+                        raise
                 os.write(pid_w, b"%d\n" % b)
                 os._exit(0)
             except BaseException as e:  # noqa: BLE001

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from node.runtime import cgroups
+from node.runtime import cgroups, namespaces
 from node.runtime.builtin import BuiltinRuntime, RuntimeError_
 from tests.e2e.node_run_support import build_busybox_layer
 from tests.helpers import need, need_root
@@ -279,4 +279,51 @@ def test_create_unready_returns_before_the_init_is_set_up_and_start_waits_for_it
             for sub in d.iterdir():
                 if sub.is_dir():
                     sub.rmdir()
+            d.rmdir()
+
+
+def test_loopback_comes_up_beside_the_init_and_its_failure_ends_it(tmp_path, rootfs, monkeypatch):
+    """A brings lo up after forking B (beside B's set-up, not before it), still before B's PID
+    reaches P; if that fails, B is ended and create fails with the reason, cgroup removed."""
+    need_root()
+    path = f"/dockyard-rt-test-{os.getpid()}/lo"
+    bundle = _bundle(tmp_path, rootfs, _spec(["true"], path))
+    log = tmp_path / "order"
+    real_fork, real_up = os.fork, namespaces.loopback_up
+    me = os.getpid()
+
+    def note(what):
+        with open(log, "a") as f:
+            f.write(what + "\n")
+
+    def fork():
+        pid = real_fork()
+        if pid and os.getpid() != me:
+            note("fork B")
+        return pid
+
+    def up():
+        note("lo")
+        real_up()
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(namespaces, "loopback_up", up)
+    runtime = BuiltinRuntime()
+    try:
+        created = runtime.create("lo", bundle, None)
+        assert log.read_text().split("\n")[:2] == ["fork B", "lo"]
+        created.start()
+        os.waitpid(created.pid, 0)
+        runtime.delete("lo", bundle)
+
+        def refuse():
+            raise OSError(19, "no lo here")
+        monkeypatch.setattr(namespaces, "loopback_up", refuse)
+        with pytest.raises(RuntimeError_, match="no lo here"):
+            runtime.create("lo", bundle, None)
+        assert not cgroups.open_cgroup(path).exists()
+    finally:
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            for child in d.iterdir():
+                if child.is_dir():
+                    child.rmdir()
             d.rmdir()
