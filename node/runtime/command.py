@@ -13,7 +13,7 @@ container exists is the interpreter and its imports (bench/results/PROFILE.md se
 runpy and importlib.util (~10 ms of CPU), `-I` keeps PYTHON* variables and the script's directory
 off sys.path (this directory's module names must not shadow the standard library's). Only the
 standard library's C modules beyond os are loaded: no json (node/runtime/specfile.py), no re,
-enum or signal.py; ctypes is the one sizeable import, for the system calls os lacks.
+enum or signal.py, no ctypes package (node/runtime/libc.py calls libc through `_ctypes`).
 """
 import os
 import sys
