@@ -27,6 +27,10 @@ from . import auth
 from .content import ContentStore
 from .errors import AuthError, DigestMismatch, ImageError, RegistryError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .layerpipe import ChunkPipe
+
 MANIFEST_ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST])
 CHUNK_SIZE = 16 << 20
 DOWNLOAD_RETRIES = 5
@@ -223,8 +227,22 @@ class RegistryClient:
     # -- blobs down -----------------------------------------------------------------------
 
     async def fetch_blob(self, repo: str, digest: Digest, size: int, store: ContentStore,
-                         progress: Progress | None = None) -> Path:
-        """Download into the store (resuming a partial file), verify size and digest, commit."""
+                         progress: Progress | None = None, tee: ChunkPipe | None = None) -> Path:
+        """Download into the store (resuming a partial file), verify size and digest, commit.
+
+        ``tee`` also gets every byte of the blob, in order from the first, as it arrives, and is
+        closed after the last (node/images/layerpipe.py: the layer unpacks while it downloads).
+        Whenever it cannot have them all from one response (a resumed partial file, a retry,
+        the blob already stored by another pull, a failure) it is aborted instead; it is never
+        told anything about the digest: the caller acts on it only after this returns."""
+        try:
+            return await self._fetch_blob(repo, digest, size, store, progress, tee)
+        finally:
+            if tee is not None:
+                tee.abort()  # no-op once closed
+
+    async def _fetch_blob(self, repo: str, digest: Digest, size: int, store: ContentStore,
+                          progress: Progress | None, tee: ChunkPipe | None) -> Path:
         # One downloader per blob across processes: a second pull waits, then finds it stored.
         store.locks.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(store.locks / f"blob-{digest.hex}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -239,7 +257,7 @@ class RegistryClient:
             hasher: Hasher | None = None
             for attempt in range(DOWNLOAD_RETRIES):
                 try:
-                    hasher = await self._download(repo, digest, size, part, progress)
+                    hasher = await self._download(repo, digest, size, part, progress, tee)
                     last_error = None
                     break
                 except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError,
@@ -247,6 +265,9 @@ class RegistryClient:
                     if isinstance(e, (AuthError, DigestMismatch)):
                         raise
                     last_error = e
+                    if tee is not None:  # the next attempt resumes mid-blob: the tee saw a prefix
+                        tee.abort()
+                        tee = None
                     await asyncio.sleep(min(0.2 * 2 ** attempt, 3))
             if last_error is not None:
                 raise RegistryError(f"download of {digest} from {self.host} failed after {DOWNLOAD_RETRIES} "
@@ -257,14 +278,17 @@ class RegistryClient:
             os.close(lock_fd)
 
     async def _download(self, repo: str, digest: Digest, size: int, part: Path,
-                        progress: Progress | None) -> Hasher | None:
+                        progress: Progress | None, tee: ChunkPipe | None = None) -> Hasher | None:
         """Fill ``part`` up to ``size`` bytes; returns a hasher over all of them (the bytes are
         hashed as they arrive, so the commit needs no second pass), or None if it did not see
-        them all."""
+        them all. ``tee``: see fetch_blob (aborted here unless this response starts at byte 0)."""
         offset = part.stat().st_size if part.exists() else 0
         if offset > size:
             part.unlink()
             offset = 0
+        if offset and tee is not None:
+            tee.abort()
+            tee = None
         if offset == size and size > 0:
             return None
         headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -278,6 +302,9 @@ class RegistryClient:
                 raise RegistryError("range not satisfiable")
             mode = "ab" if resp.status == 206 else "wb"
             done = offset if resp.status == 206 else 0
+            if done and tee is not None:
+                tee.abort()
+                tee = None
             # A resumed file's first bytes came from an earlier attempt: hash them from disk.
             hasher = await asyncio.to_thread(_hash_prefix, part, digest.algorithm) if done else Hasher(digest.algorithm)
             # Each chunk is written and hashed in a worker thread while the event loop receives
@@ -294,6 +321,8 @@ class RegistryClient:
                         if pending is not None:
                             await pending
                         pending = loop.run_in_executor(None, _write_and_hash, f, hasher, chunk)
+                        if tee is not None:
+                            await tee.feed(chunk)
                         if progress:
                             progress(done)
                 finally:
@@ -306,6 +335,8 @@ class RegistryClient:
                 raise DigestMismatch(f"blob {digest} is larger than its descriptor's {size} bytes")
             if done < size:
                 raise RegistryError(f"connection closed after {done} of {size} bytes")
+        if tee is not None:
+            tee.close()
         return hasher
 
     # -- blobs up -------------------------------------------------------------------------
