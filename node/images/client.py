@@ -395,9 +395,22 @@ class RegistryClient:
         resp.release()
 
 
+WRITEBACK_STEP = 8 << 20  # bytes of a download between two writeback kicks (_write_and_hash)
+
+
 def _write_and_hash(f, hasher: Hasher, chunk: bytes) -> None:
     f.write(chunk)
     hasher.update(chunk)
+    # The commit fsyncs the whole blob, and that wait was the last thing on a pull's critical
+    # path (~0.1 s for 210 MB). Ask the kernel to start writing each 8 MiB back as soon as it is
+    # written (POSIX_FADV_DONTNEED starts writeback of dirty pages without waiting for it, and
+    # drops the pages already clean: the streamed unpack never reads the blob back), so the
+    # fsync finds most of it on disk already. Durability still rests on that fsync alone.
+    written = hasher.size
+    if written // WRITEBACK_STEP != (written - len(chunk)) // WRITEBACK_STEP:
+        f.flush()
+        start = (written // WRITEBACK_STEP - 1) * WRITEBACK_STEP
+        os.posix_fadvise(f.fileno(), max(start - WRITEBACK_STEP, 0), 2 * WRITEBACK_STEP, os.POSIX_FADV_DONTNEED)
 
 
 def _hash_prefix(path: Path, algorithm: str) -> Hasher:

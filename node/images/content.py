@@ -205,6 +205,25 @@ class ContentStore:
             os.rename(final, trash)  # gone from view at once; the delete may take a while
             _rmtree(trash, ignore_errors=True)
 
+    def remove_stale_temps(self) -> None:
+        """Delete the temporary dirs of unpacks that were killed (``.tmp-<chain>-<pid>``):
+        a layer is unpacked while it downloads, so a pull killed mid-download leaves its
+        partly unpacked dir behind (the next unpack of that layer would also remove it). One
+        whose snapshot lock is held belongs to a live unpack and stays."""
+        if not self.snapshots.is_dir():
+            return
+        for tmp in self.snapshots.glob(".tmp-*"):
+            chain_hex = tmp.name[len(".tmp-"):].split("-", 1)[0]
+            if len(chain_hex) != 64:
+                continue
+            fd = try_lock(self.locks / f"snap-{chain_hex}.lock")
+            if fd is None:
+                continue
+            try:
+                _rmtree(tmp, ignore_errors=True)
+            finally:
+                os.close(fd)
+
     def list_snapshots(self) -> list[Digest]:
         if not self.snapshots.is_dir():
             return []

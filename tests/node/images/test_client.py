@@ -337,3 +337,38 @@ async def test_snapshot_lock_held_elsewhere_does_not_stall_the_download(aiohttp_
         await asyncio.to_thread(t.join)
     assert blob_done.is_set(), "the blob was stored while the snapshot's lock was held elsewhere"
     assert (image.layer_dirs()[0] / "big.bin").stat().st_size == 3 << 20
+
+
+async def test_a_pull_killed_mid_download_leaves_a_temp_dir_that_gc_removes(aiohttp_server, tmp_path):
+    """kill -9 while a layer downloads (and so unpacks): its partly unpacked temp dir is never a
+    snapshot, and the store's sweep removes it unless a live unpack holds its lock."""
+    need_root()
+    import fcntl
+    fake = FakeRegistry()
+    fake.slow = True
+    host = await start(aiohttp_server, fake)
+    dockyard = Path(sys.executable).parent / "dockyard"
+    proc = await asyncio.create_subprocess_exec(str(dockyard), "--root", str(tmp_path), "pull", "-q",
+                                                f"{host}/test/img:1", stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    store = ImageStore(tmp_path)
+    big_chain = Digest.of(fake.layers[0][2])
+    temps = lambda: list(store.content.snapshots.glob(f".tmp-{big_chain.hex}-*"))  # noqa: E731
+    for _ in range(600):
+        if temps() and any((t / "fs" / "big.bin").exists() for t in temps()):
+            break
+        await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    assert temps(), "the layer was being unpacked while it downloaded"
+    assert not store.content.has_snapshot(big_chain) and not store.content.snapshot_dir(big_chain).exists()
+    # one more temp dir, of a live unpack (its lock held): the sweep leaves that one
+    live = store.content.snapshots / f".tmp-{'ab' * 32}-1"
+    (live / "fs").mkdir(parents=True)
+    fd = os.open(store.content.locks / f"snap-{'ab' * 32}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        store.collect()
+    finally:
+        os.close(fd)
+    assert not temps() and live.is_dir()
