@@ -112,77 +112,38 @@ class ContentStore:
         """Unpack the stored blob ``layer`` as snapshot ``chain_id`` (once; concurrent callers
         wait for the first one). Returns the snapshot's fs dir."""
         final = self.snapshot_dir(chain_id)
-        with locked(self._snap_lock(chain_id)):
+        with locked(self.locks / f"snap-{chain_id.hex}.lock"):
             if self.has_snapshot(chain_id):
                 return final / "fs"
-            with open(self.blob_path(layer), "rb") as src:
-                tmp = self._unpack_tmp(src, layer, diff_id, chain_id, max_size)
-            self._publish(tmp, chain_id)
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            for stale in self.snapshots.glob(f".tmp-{chain_id.hex}-*"):  # a killed earlier unpack
+                _rmtree(stale, ignore_errors=True)
+            if final.exists():  # no meta.json: incomplete leftover of an older layout
+                _rmtree(final, ignore_errors=True)
+            from .unpack import unpack_layer  # here: `dockyard run` reads the store, never unpacks
+
+            tmp = self.snapshots / f".tmp-{chain_id.hex}-{os.getpid()}"
+            (tmp / "fs").mkdir(parents=True)
+            try:
+                with open(self.blob_path(layer), "rb") as src:
+                    kwargs = {"max_size": max_size} if max_size else {}
+                    result = unpack_layer(src, tmp / "fs", diff_id, **kwargs)
+                (tmp / "meta.json").write_text(json.dumps({"diff_id": str(result.diff_id), "size": result.size,
+                                                           "content_size": content_size(tmp / "fs"),
+                                                           "layer": str(layer)}))
+                os.rename(tmp, final)
+                fsync_dir(self.snapshots)
+            except BaseException:
+                _rmtree(tmp, ignore_errors=True)
+                raise
         return final / "fs"
-
-    def unpack_streamed(self, src, layer: Digest, diff_id: Digest, chain_id: Digest,
-                        max_size: int | None = None) -> "PendingSnapshot | None":
-        """Unpack ``layer`` from ``src`` (its bytes as they download, node/images/layerpipe.py)
-        into a temporary snapshot, not yet visible: the caller publishes it once the blob is
-        verified and committed (``PendingSnapshot.publish``), or discards it. None, having read
-        nothing, when another process holds the snapshot's lock (it is making it: waiting here
-        would stall this pull's download) or the snapshot exists."""
-        fd = try_lock(self._snap_lock(chain_id))
-        if fd is None:
-            return None
-        try:
-            if self.has_snapshot(chain_id):
-                os.close(fd)
-                return None
-            return PendingSnapshot(self, chain_id, self._unpack_tmp(src, layer, diff_id, chain_id, max_size), fd)
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _snap_lock(self, chain_id: Digest) -> Path:
-        return self.locks / f"snap-{chain_id.hex}.lock"
-
-    def _unpack_tmp(self, src, layer: Digest, diff_id: Digest, chain_id: Digest, max_size: int | None) -> Path:
-        """The layer read from ``src`` unpacked into a fresh temporary dir with its meta.json
-        (its diff_id checked): everything of the snapshot but its name. Under the snapshot's lock."""
-        final = self.snapshot_dir(chain_id)
-        self.snapshots.mkdir(parents=True, exist_ok=True)
-        for stale in self.snapshots.glob(f".tmp-{chain_id.hex}-*"):  # a killed earlier unpack
-            _rmtree(stale, ignore_errors=True)
-        if final.exists():  # no meta.json: incomplete leftover of an older layout
-            _rmtree(final, ignore_errors=True)
-        from .unpack import unpack_layer  # here: `dockyard run` reads the store, never unpacks
-
-        tmp = self.snapshots / f".tmp-{chain_id.hex}-{os.getpid()}"
-        (tmp / "fs").mkdir(parents=True)
-        try:
-            kwargs = {"max_size": max_size} if max_size else {}
-            result = unpack_layer(src, tmp / "fs", diff_id, **kwargs)
-            (tmp / "meta.json").write_text(json.dumps({"diff_id": str(result.diff_id), "size": result.size,
-                                                       "content_size": content_size(tmp / "fs"),
-                                                       "layer": str(layer)}))
-        except BaseException:
-            _rmtree(tmp, ignore_errors=True)
-            raise
-        return tmp
-
-    def _publish(self, tmp: Path, chain_id: Digest) -> None:
-        """Give the unpacked ``tmp`` its snapshot name. Only after the layer's blob is committed
-        (fsynced under its digest) and its diff_id checked: a snapshot never exists without
-        the verified blob it came from."""
-        try:
-            os.rename(tmp, self.snapshot_dir(chain_id))
-            fsync_dir(self.snapshots)
-        except BaseException:
-            _rmtree(tmp, ignore_errors=True)
-            raise
 
     def adopt_snapshot(self, chain_id: Digest, fs_dir: Path, diff_id: Digest, size: int, layer: Digest) -> bool:
         """Make the finished directory ``fs_dir`` (overlay form, on this filesystem) the snapshot
         ``chain_id`` by renaming it: what `dockyard build` does with a step's upper dir instead
         of unpacking the layer it just wrote. False (``fs_dir`` left alone) if one exists."""
         final = self.snapshot_dir(chain_id)
-        with locked(self._snap_lock(chain_id)):
+        with locked(self.locks / f"snap-{chain_id.hex}.lock"):
             if self.has_snapshot(chain_id):
                 return False
             self.snapshots.mkdir(parents=True, exist_ok=True)
@@ -197,7 +158,7 @@ class ContentStore:
         return True
 
     def remove_snapshot(self, chain_id: Digest) -> None:
-        with locked(self._snap_lock(chain_id)):
+        with locked(self.locks / f"snap-{chain_id.hex}.lock"):
             final = self.snapshot_dir(chain_id)
             if not final.exists():
                 return
@@ -206,10 +167,9 @@ class ContentStore:
             _rmtree(trash, ignore_errors=True)
 
     def remove_stale_temps(self) -> None:
-        """Delete the temporary dirs of unpacks that were killed (``.tmp-<chain>-<pid>``):
-        a layer is unpacked while it downloads, so a pull killed mid-download leaves its
-        partly unpacked dir behind (the next unpack of that layer would also remove it). One
-        whose snapshot lock is held belongs to a live unpack and stays."""
+        """Delete the temporary dirs of unpacks that were killed (``.tmp-<chain>-<pid>``; until
+        now only the next unpack of that same layer removed them). One whose snapshot lock is
+        held belongs to a live unpack and stays."""
         if not self.snapshots.is_dir():
             return
         for tmp in self.snapshots.glob(".tmp-*"):
@@ -229,31 +189,6 @@ class ContentStore:
             return []
         return [Digest("sha256", p.name) for p in self.snapshots.iterdir()
                 if not p.name.startswith(".") and len(p.name) == 64]
-
-
-class PendingSnapshot:
-    """An unpacked layer waiting for its blob's commit, holding the snapshot's lock (``fd``)."""
-
-    def __init__(self, content: ContentStore, chain_id: Digest, tmp: Path, fd: int) -> None:
-        self.content, self.chain_id, self.tmp, self.fd = content, chain_id, tmp, fd
-
-    def publish(self) -> None:
-        """Call only once the layer's blob is committed (ContentStore.commit_file)."""
-        try:
-            self.content._publish(self.tmp, self.chain_id)
-        finally:
-            self._release()
-
-    def discard(self) -> None:
-        try:
-            _rmtree(self.tmp, ignore_errors=True)
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
 
 
 def _rmtree(path, ignore_errors: bool = False) -> None:

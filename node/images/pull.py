@@ -1,9 +1,9 @@
 """`dockyard pull`: resolve a reference, download what is missing, unpack, record the image.
 
 Order: manifest (an index resolves to this machine's platform or ``--platform``) -> config ->
-layers, up to ``PARALLEL`` downloads at a time; each layer is unpacked (in a worker thread) while
-it downloads and published once its blob is verified (node/images/streamed.py), since snapshots
-are independent directories stacked only by overlayfs. The image record is written last: until then nothing names the new blobs.
+layers, up to ``PARALLEL`` downloads at a time; each layer is unpacked (in a worker thread) as
+soon as its blob is verified, since snapshots are independent directories stacked only by
+overlayfs. The image record is written last: until then nothing names the new blobs.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import asyncio
 import errno
 import platform as host_platform
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
@@ -23,7 +22,6 @@ from .client import RegistryClient
 from .errors import ImageError
 from .progress import Progress, for_terminal, line_writer
 from .store import Image, ImageStore
-from .streamed import fetch_and_unpack
 
 PARALLEL = 6
 MAX_CONFIG_SIZE = 8 << 20  # configs are read whole; real ones are a few KiB
@@ -129,26 +127,16 @@ async def _pull(client: RegistryClient, store: ImageStore, ref: Reference, want:
             return
         fresh = True
         progress.add(key, desc.size, "Pulling fs layer")
-        unpacked = False
         async with gate:
             if not store.content.has_blob(desc.digest):
-                def downloaded(done: int) -> None:
-                    progress.update(key, done, "Verifying Checksum" if done >= desc.size else "Downloading")
-                unpacked = await fetch_and_unpack(client, store.content, repo, desc.digest, desc.size,
-                                                  config.diff_ids[i], chains[i], unpackers, downloaded)
+                await client.fetch_blob(repo, desc.digest, desc.size, store.content, lambda done: progress.update(
+                    key, done, "Verifying Checksum" if done >= desc.size else "Downloading"))
                 progress.update(key, desc.size, "Download complete")
         progress.update(key, desc.size, "Extracting")
-        if not unpacked:  # stored already, or not streamed (see streamed.py): from the blob
-            await asyncio.to_thread(store.content.unpack, desc.digest, config.diff_ids[i], chains[i])
+        await asyncio.to_thread(store.content.unpack, desc.digest, config.diff_ids[i], chains[i])
         progress.finish(key, "Pull complete")
 
-    # The streamed unpacks wait on their downloads for minutes at worst: threads of their own,
-    # never the default executor's, which the downloads' writes need meanwhile.
-    unpackers = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="unpack")
-    try:
-        results = await asyncio.gather(*(layer(i) for i in range(len(manifest.layers))), return_exceptions=True)
-    finally:
-        unpackers.shutdown(wait=False)
+    results = await asyncio.gather(*(layer(i) for i in range(len(manifest.layers))), return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):
             raise r

@@ -128,12 +128,8 @@ class _CountingReader:
 
 def _decompressor(src: BinaryIO) -> BinaryIO:
     """Choose by magic bytes, not media type: registries and tools mislabel layers."""
-    peek = getattr(src, "peek_head", None)  # a layer streamed from its download (layerpipe.py)
-    if peek is not None:
-        head = peek(4)
-    else:
-        head = src.read(4)
-        src.seek(0)
+    head = src.read(4)
+    src.seek(0)
     if head[:2] == b"\x1f\x8b":
         # ISA-L's inflate (isal, a dependency) through the same GzipFile interface: ~7x the
         # throughput of the gzip module's inflate + Python reader on layer-sized data.
