@@ -136,9 +136,13 @@ class Container:
         """A with-block holding the record's lock (flock on ``lock``)."""
         return _Flock(self.dir / "lock")
 
-    def update_state(self, **changes) -> dict:
+    def update_state(self, unless=None, **changes) -> dict:
+        """Apply `changes` to state.json under the record's lock; if `unless(current state)` is
+        true there, the record is left as it is and returned."""
         with self.locked():
             state = self.state()
+            if unless is not None and unless(state):
+                return state
             state.update(changes)
             from node.atomic import write_json
             write_json(self.dir / "state.json", state)

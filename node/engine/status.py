@@ -27,11 +27,47 @@ def current_state(container: Container) -> dict:
         if lost:
             if hasattr(container, "real"):  # inspect._Listed: `ps`'s read-only stand-in
                 container = container.real()
-            state = container.update_state(
-                Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
-                ExitCode=state.get("ExitCode") or 255, FinishedAt=now_iso(),
-                Error=state.get("Error") or "container processes lost (monitor not running)")
-            _release_lost(container)
+            state = _record_lost(container, state, now_iso)
+    return state
+
+
+_LIVE = ("running", "paused", "restarting")
+
+
+def _processes(state: dict) -> tuple:
+    return (state.get("Pid", 0), state.get("PidStart", 0),
+            state.get("MonitorPid", 0), state.get("MonitorStart", 0))
+
+
+def _moved_on(state: dict, seen: dict) -> bool:
+    return state.get("Status") not in _LIVE or _processes(state) != _processes(seen)
+
+
+def settled(container: Container, seen: dict) -> dict | None:
+    """The record as it is now if it moved on from `seen`, the live state read before its
+    processes were found dead; None if it still names them.
+
+    A monitor records the exit (state.json, under the record's lock) and only then exits. So a
+    reader that read "running" and then found the init and the monitor gone may simply have
+    read before that write: the container exited normally, with its own code. Only a record
+    that still names the same dead processes, read again after they are known dead, is lost."""
+    state = container.state()
+    return state if _moved_on(state, seen) else None
+
+
+def _record_lost(container: Container, seen: dict, now_iso) -> dict:
+    moved = []
+
+    def moved_on(state: dict) -> bool:  # checked under the record's lock, against the file
+        moved.append(_moved_on(state, seen))
+        return moved[-1]
+    state = container.update_state(
+        unless=moved_on,
+        Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+        ExitCode=seen.get("ExitCode") or 255, FinishedAt=now_iso(),
+        Error=seen.get("Error") or "container processes lost (monitor not running)")
+    if not moved[-1]:
+        _release_lost(container)
     return state
 
 

@@ -97,6 +97,11 @@ def state(container) -> dict:
         lost = raw.get("Status") in ("running", "paused", "restarting") and \
             not procs.alive(raw.get("Pid", 0), raw.get("PidStart", 0)) and \
             not procs.alive(raw.get("MonitorPid", 0), raw.get("MonitorStart", 0))
+        if lost:
+            from node.engine.status import settled
+            moved_on = settled(container, raw)  # the monitor recorded the exit after our read
+            if moved_on is not None:
+                return moved_on
         if lost and _in_event_loop():
             # current_state would release the lost container (mounts, network: pyroute2, which
             # runs an event loop of its own) right here, on the server's loop: a thread does it
