@@ -115,6 +115,12 @@ def cmd_pull(args) -> int:
     from node.images.pull import pull_image
     _apply_tls(args)
     pull_image(args.root, args.ref, platform=args.platform, quiet=args.quiet, out=sys.stdout)
+    # The process ends next, through the interpreter's exit (the pull's thread pools leave
+    # exit hooks: node/cli/exitnow.py declines), whose last full collection traversed the
+    # ~35k objects of aiohttp and asyncio: 30-45 ms, up to 130 ms under load, after the pull
+    # was done. Frozen, they are left to the kernel; nothing of the pull is left open to finalize.
+    import gc
+    gc.freeze()
     return 0
 
 

@@ -364,9 +364,22 @@ class RegistryClient:
         resp.release()
 
 
+WRITEBACK_STEP = 8 << 20  # bytes of a download between two writeback kicks (_write_and_hash)
+
+
 def _write_and_hash(f, hasher: Hasher, chunk: bytes) -> None:
     f.write(chunk)
     hasher.update(chunk)
+    # The commit fsyncs the whole blob after its last byte: 0.07-0.11 s for 210 MB, all of it
+    # on the pull's critical path. Start writing each 8 MiB back as soon as it is written:
+    # POSIX_FADV_DONTNEED starts writeback of the range's dirty pages without waiting for it
+    # (and drops the pages already clean, the 8 MiB before), so the fsync finds most of the
+    # blob on disk. Durability still rests on that fsync alone.
+    written = hasher.size
+    if written // WRITEBACK_STEP != (written - len(chunk)) // WRITEBACK_STEP:
+        f.flush()
+        start = (written // WRITEBACK_STEP - 1) * WRITEBACK_STEP
+        os.posix_fadvise(f.fileno(), max(start - WRITEBACK_STEP, 0), 2 * WRITEBACK_STEP, os.POSIX_FADV_DONTNEED)
 
 
 def _hash_prefix(path: Path, algorithm: str) -> Hasher:

@@ -24,7 +24,7 @@ from pathlib import Path
 from oci.digest import Digest, hash_file
 
 from .errors import DigestMismatch
-from .fsutil import atomic_write, fsync_dir, locked
+from .fsutil import atomic_write, fsync_dir, locked, try_lock
 
 
 class ContentStore:
@@ -165,6 +165,24 @@ class ContentStore:
             trash = self.snapshots / f".trash-{chain_id.hex}-{os.getpid()}"
             os.rename(final, trash)  # gone from view at once; the delete may take a while
             _rmtree(trash, ignore_errors=True)
+
+    def remove_stale_temps(self) -> None:
+        """Delete the temporary dirs of unpacks that were killed (``.tmp-<chain>-<pid>``; until
+        now only the next unpack of that same layer removed them). One whose snapshot lock is
+        held belongs to a live unpack and stays."""
+        if not self.snapshots.is_dir():
+            return
+        for tmp in self.snapshots.glob(".tmp-*"):
+            chain_hex = tmp.name[len(".tmp-"):].split("-", 1)[0]
+            if len(chain_hex) != 64:
+                continue
+            fd = try_lock(self.locks / f"snap-{chain_hex}.lock")
+            if fd is None:
+                continue
+            try:
+                _rmtree(tmp, ignore_errors=True)
+            finally:
+                os.close(fd)
 
     def list_snapshots(self) -> list[Digest]:
         if not self.snapshots.is_dir():

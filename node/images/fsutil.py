@@ -45,3 +45,19 @@ class locked:
     def __exit__(self, *exc) -> None:
         fd, self.fd = self.fd, None
         os.close(fd)
+
+
+def try_lock(path: Path) -> int | None:
+    """The fd holding an exclusive flock on ``path`` (created if needed), or None at once if
+    another open file holds it. The caller closes the fd to release it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

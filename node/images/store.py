@@ -271,6 +271,7 @@ class ImageStore:
         for snap in self.content.list_snapshots():
             if snap.hex not in keep_snaps:
                 self.content.remove_snapshot(snap)
+        self.content.remove_stale_temps()
         for blob in self.content.list_blobs():
             if str(blob) not in keep_blobs:
                 self.content.remove_blob(blob)

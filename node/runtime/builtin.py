@@ -3,12 +3,17 @@
 Protocol between the caller (the engine's monitor, P), an intermediate child (A) and the
 container's init (B):
 
-  P: create the cgroup (linux.cgroupsPath, linux.resources); become a child subreaper.
+  P: create the cgroup (linux.cgroupsPath, linux.resources); on v1 open its `tasks` files for
+     B; become a child subreaper.
   P fork -> A: join namespaces given by path, unshare the new ones (the PID namespace applies
-     to A's children only); bring lo up in a new netns.
-  A fork -> B: PID 1 in the new PID namespace. A writes B's host PID on `pid pipe` and exits;
+     to A's children only).
+  A fork -> B: PID 1 in the new PID namespace. A brings lo up in a new netns (while B sets up),
+     then writes B's host PID on `pid pipe` and exits;
      B is re-parented to P (the subreaper), so P reaps B's exit status directly.
-  P moves B into the cgroup while B works on (B runs nothing of the image before `start`).
+  v1: B moves itself into the cgroup first thing, through the `tasks` files P opened
+     (cgroups.join_through: no RCU grace period), and says b"J" if P returns before b"R"
+     (create(ready=False)). v2: P moves B in (cgroup.procs)
+     while B works on. Either way B runs nothing of the image before `start`.
   B: stdio/console, mounts, pivot_root, hostname, rlimits, user, capabilities, no_new_privs,
      looks up the program, then reports b"R" on the report pipe and blocks on the start pipe.
   P `start`: writes b"S"; B execs. The report pipe is close-on-exec: EOF means the program runs,
@@ -21,7 +26,7 @@ from __future__ import annotations
 import os
 
 from node import reportpipe as report
-from node.runtime import RuntimeError_, cgroups, namespaces, specfile, syscalls as sc
+from node.runtime import RuntimeError_, cgroups, init, namespaces, specfile, syscalls as sc
 
 
 RUNTIME_DEVICE_RULES = [
@@ -39,6 +44,18 @@ def _read_report(fd: int, stop_at_ready: bool) -> bytes:
         data += chunk
         if stop_at_ready and data == b"R":
             return data
+
+
+def _read_pid(fd: int) -> bytes:
+    """B's PID as A writes it (digits, newline), b"" if A failed first. Read up to the newline,
+    not to EOF: EOF comes only once A's exit has torn down its memory (0.3-1 ms measured)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 32)
+        if not chunk:
+            break
+        data += chunk
+    return data.strip()
 
 
 def _raise_report(data: bytes, what: str) -> None:
@@ -149,6 +166,15 @@ class BuiltinRuntime:
             if resources.get("devices"):
                 # the nodes every runtime creates must stay usable, whatever the spec's filter says
                 resources["devices"] = list(resources["devices"]) + RUNTIME_DEVICE_RULES
+        join_fds = None
+        if cgroup is not None and cgroup.version == 1:
+            # made whole before the fork: B joins it through these files as its first step
+            try:
+                cgroup.create(resources)
+                join_fds = cgroup.open_join()
+            except OSError as e:
+                self._remove_cgroup(cgroup)
+                raise RuntimeError_(f"cgroup {linux['cgroupsPath']}: {e}") from None
         console_master = console_slave = None
         console_path = None
         if (spec.get("process") or {}).get("terminal"):
@@ -182,14 +208,22 @@ class BuiltinRuntime:
                 created = namespaces.enter(ns_list)
                 if created & sc.CLONE_NEWUSER:
                     _wait_for_maps(pid_w, maps_r)
-                if created & sc.CLONE_NEWNET:
-                    namespaces.loopback_up()
                 b = os.fork()
                 if b == 0:  # B
                     os.close(pid_w)
                     from node.runtime import init
-                    init.run(spec, bundle, stdio, console_slave, console_path, report_w, start_r)
-                os.write(pid_w, str(b).encode())
+                    init.run(spec, bundle, stdio, console_slave, console_path, report_w, start_r, join_fds,
+                             announce_join=not ready)
+                if created & sc.CLONE_NEWNET:
+                    # here, beside B's set-up (B is in this netns too, and cannot exec before
+                    # our PID reaches P, which comes after this); failed, B is ended first
+                    try:
+                        namespaces.loopback_up()
+                    except BaseException:
+                        os.kill(b, 9)
+                        os.waitpid(b, 0)
+                        raise
+                os.write(pid_w, b"%d\n" % b)
                 os._exit(0)
             except BaseException as e:  # noqa: BLE001
                 report.send_error(report_w, 125, e)
@@ -197,18 +231,23 @@ class BuiltinRuntime:
         os.close(pid_w), os.close(report_w), os.close(start_r)
         if console_slave is not None:
             os.close(console_slave)
-        # The cgroup is made here, after the fork, while A unshares and B builds its mounts: its
-        # mkdirs wait for the kernel's cgroup_mutex, which a cgroup.procs write elsewhere (the
+        for fd in join_fds or ():
+            os.close(fd)  # B's copies are the ones that count
+        # v2: the cgroup is made here, after the fork, while A unshares and B builds its mounts:
+        # its mkdirs wait for the kernel's cgroup_mutex, which a cgroup.procs write elsewhere (the
         # agent's prewarm thread, another container's join) holds through an RCU grace period
         # (measured 1-16 ms). B joins it below, limits already written, and cannot exec before
         # our "S": the container's program starts under exactly the same limits as before.
-        cgroup_error = self._make_cgroup(cgroup, resources) if cgroup is not None else None
+        cgroup_error = None
+        if cgroup is not None and join_fds is None:
+            cgroup_error = self._make_cgroup(cgroup, resources)
         if new_userns:
             os.close(maps_r)
             _write_maps(a, linux, pid_r, maps_w)
-        raw_pid = report.read_all(pid_r)
+        raw_pid = _read_pid(pid_r)
         os.close(pid_r)
-        os.waitpid(a, 0)
+        if cgroup_error is not None or not raw_pid:
+            os.waitpid(a, 0)  # A is gone: B, if forked, is our child (we are its subreaper)
         if cgroup_error is not None:
             if raw_pid:  # B waits for "S", never runs the program: end it before saying why
                 os.kill(int(raw_pid), 9)
@@ -220,27 +259,56 @@ class BuiltinRuntime:
             self._fail_cleanup([report_r, start_w, console_master], cgroup)
             _raise_report(data, "create")
         pid = int(raw_pid)
-        if cgroup is not None:
+        if cgroup is not None and join_fds is None:
             # Joining a fresh cgroup costs the kernel milliseconds (RCU sync): do it here while B
             # builds its mounts. B cannot exec before our "S", which comes after this.
             try:
                 cgroup.add(pid)
             except OSError as e:
+                os.waitpid(a, 0)
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
                 self._fail_cleanup([report_r, start_w, console_master], cgroup)
                 raise RuntimeError_(f"joining cgroup {linux['cgroupsPath']}: {e}") from None
-        if not ready:
-            return Created(pid, report_r, start_w, console_master, ready=False)
-        data = _read_report(report_r, stop_at_ready=True)
-        if data != b"R":
+        # A exits right after writing B's PID; it is reaped only after the join (and, when we wait
+        # for it, after B's set-up), so that its exit (the kernel unmapping A's copy of our
+        # memory) runs beside them instead of before. Once it is reaped B is our child, as every
+        # waitpid(pid) needs.
+        if join_fds is not None and not ready:
+            # B's b"J": it is in its cgroup (what create() promises), or why it is not. (When we
+            # wait for its b"R" below, that comes after the join anyway: no J, one wake-up less.)
             try:
-                os.waitpid(pid, 0)  # B exits right after reporting; reap it
-            except ChildProcessError:
-                pass
-            self._fail_cleanup([report_r, start_w, console_master], cgroup)
-            _raise_report(data, "create")
+                data = os.read(report_r, 1)
+                if data == b"J":
+                    data = b""
+                elif data:
+                    data += report.read_all(report_r)
+                else:
+                    data = b"E125 container init exited before joining its cgroup"
+            except BaseException:
+                os.waitpid(a, 0)
+                raise
+            if data:
+                os.waitpid(a, 0)
+                self._fail_create(pid, data, [report_r, start_w, console_master], cgroup)
+        if not ready:
+            os.waitpid(a, 0)
+            return Created(pid, report_r, start_w, console_master, ready=False)
+        try:
+            data = _read_report(report_r, stop_at_ready=True)
+        finally:
+            os.waitpid(a, 0)
+        if data != b"R":
+            self._fail_create(pid, data, [report_r, start_w, console_master], cgroup)
         return Created(pid, report_r, start_w, console_master)
+
+    def _fail_create(self, pid: int, data: bytes, fds, cgroup) -> None:
+        try:
+            os.waitpid(pid, 0)  # B exits right after reporting; reap it
+        except ChildProcessError:
+            pass
+        self._fail_cleanup(fds, cgroup)
+        _raise_report(data, "create")
 
     @staticmethod
     def _make_cgroup(cgroup, resources: dict) -> OSError | None:

@@ -13,7 +13,7 @@ container exists is the interpreter and its imports (bench/results/PROFILE.md se
 runpy and importlib.util (~10 ms of CPU), `-I` keeps PYTHON* variables and the script's directory
 off sys.path (this directory's module names must not shadow the standard library's). Only the
 standard library's C modules beyond os are loaded: no json (node/runtime/specfile.py), no re,
-enum or signal.py; ctypes is the one sizeable import, for the system calls os lacks.
+enum or signal.py, no ctypes package (node/runtime/libc.py calls libc through `_ctypes`).
 """
 import os
 import sys
@@ -25,12 +25,14 @@ def run(bundle: str, container_id: str) -> int:
     from node.runtime import cgroups, specfile
     spec = specfile.load(os.path.join(bundle, "config.json"))
     path = (spec.get("linux") or {}).get("cgroupsPath")
-    if path:
+    cgroup = cgroups.open_cgroup(path) if path else None
+    prewarm = cgroup is not None and cgroup.version == 2
+    if prewarm:
+        # v2 only (on v1 the init joins through `tasks`, with no slow part: cgroups.join_through).
         # The first cgroup join after a quiet spell waits for an RCU grace period (10-15 ms
         # here); a no-op join on a thread starts that wait now and it passes while we import and
         # create, so the container's own join finds it done. A mkdir waits behind it (cgroup
         # lock): the directories are made first.
-        cgroup = cgroups.open_cgroup(path)
         try:
             cgroup.make_dirs()
         except OSError:
@@ -41,14 +43,14 @@ def run(bundle: str, container_id: str) -> int:
         runtime = BuiltinRuntime()
         created = runtime.create(container_id, bundle, (0, 1, 2), spec=spec)
     except BaseException:
-        if path:  # create() removes what it made; this is for a failure before it ran
+        if prewarm:  # create() removes what it made; this is for a failure before it ran
             try:
                 cgroup.destroy()
             except OSError:
                 pass
         raise
     finally:
-        if path:
+        if prewarm:
             cgroups.stop_prewarm()  # the init joined its cgroup (or never will)
     try:
         created.start()

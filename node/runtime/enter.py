@@ -132,7 +132,7 @@ def _helper(plan: dict, target: int, report_w: int, tty: bool, control, stdin_r,
         if plan.get("cgroupsPath"):
             cgroup = cgroups.open_cgroup(plan["cgroupsPath"])
             if cgroup.exists():
-                cgroup.add(os.getpid())
+                cgroup.add_self()  # we are a fresh fork, single-threaded: v1 needs no grace period
         order = [t for t in JOIN_ORDER if t in plan["namespaces"]]
         if "user" in order:  # --userns=private: a hard limit cannot be raised once inside
             set_rlimits(plan["process"].get("rlimits") or [])

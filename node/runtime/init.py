@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from node import reportpipe as report
-from node.runtime import mounts, syscalls as sc
+from node.runtime import cgroups, mounts, syscalls as sc
 from node.runtime.process import ProcessError, execute, forget_host_environment, prepare
 
 
@@ -29,10 +29,17 @@ def _stdio(stdio: tuple[int, int, int] | None, console_slave: int | None) -> Non
 
 
 def run(spec: dict, bundle: str, stdio, console_slave: int | None, console_path: str | None,
-        report_fd: int, start_fd: int) -> None:
+        report_fd: int, start_fd: int, join_fds: list[int] | None = None, announce_join: bool = False) -> None:
+    """`join_fds`: the cgroup v1 `tasks` files the runtime opened; we move in through them before
+    anything else, and say b"J" if `announce_join` (the runtime waits for it when it returns
+    before our b"R": node/runtime/builtin.py)."""
     code = 125
     debug = None
     try:
+        if join_fds is not None:
+            cgroups.join_through(join_fds)
+            if announce_join:
+                report.send(report_fd, b"J")
         _stdio(stdio, console_slave)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # A set it; say it again here, where it matters

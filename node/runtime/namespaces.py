@@ -2,14 +2,10 @@
 given by path (a bind-mounted netns file from the network layer, /proc/PID/ns/* for exec)."""
 from __future__ import annotations
 
-import fcntl
 import os
-import struct
 
 from node.runtime import syscalls as sc
 
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 
@@ -39,9 +35,7 @@ def loopback_up() -> None:
     """A new network namespace has `lo` down; bring it up as every runtime does."""
     fd = sc.inet_dgram_socket()
     try:
-        request = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(fd, SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(fd, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+        sc.set_interface_flags(fd, "lo", sc.interface_flags(fd, "lo") | IFF_UP)
     finally:
         os.close(fd)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import _signal  # the C module: signal.py wraps it in enums, ~5 ms of import for a one-shot command
-import resource
 import stat
 
 from node.errors import ExitCodeError
@@ -45,14 +44,17 @@ def find_program(name: str, env: list[str]) -> str:
 
 
 def set_rlimits(rlimits: list[dict]) -> None:
+    """OCI process.rlimits through libc (syscalls.setrlimit), not the `resource` module."""
     for item in rlimits or []:
-        kind = getattr(resource, str(item.get("type", "")), None)
+        kind = sc.RLIMITS.get(str(item.get("type", "")))
         if kind is None:
             raise ProcessError(f"unknown rlimit {item.get('type')!r}")
         try:
-            # the spec's uint64 RLIM_INFINITY is Python's -1
-            soft, hard = (resource.RLIM_INFINITY if int(v) >= 1 << 63 else int(v) for v in (item["soft"], item["hard"]))
-            resource.setrlimit(kind, (soft, hard))
+            # the spec's values are uint64; from 2**63 on they mean RLIM_INFINITY, as before
+            soft, hard = (sc.RLIM_INFINITY if int(v) >= 1 << 63 else int(v) for v in (item["soft"], item["hard"]))
+            if soft < 0 or hard < 0:
+                raise ValueError("negative limit")
+            sc.setrlimit(kind, soft, hard)
         except (ValueError, OSError) as e:
             raise ProcessError(f"setrlimit {item['type']}: {e}") from None
 

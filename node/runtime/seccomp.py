@@ -1,5 +1,6 @@
 """The OCI `linux.seccomp` filter, loaded through libseccomp (Debian's libseccomp2, the library
-runc and crun use) with ctypes: no Python binding is needed, so it works in any interpreter.
+runc and crun use) through node/runtime/libc.py (_ctypes without the ctypes package): no Python
+binding is needed, so it works in any interpreter.
 
 Supported: defaultAction, architectures, and syscall rules by name with actions ALLOW, ERRNO
 (errnoRet), KILL, KILL_PROCESS, TRAP, LOG, with argument conditions (`args`: index, value,
@@ -8,8 +9,9 @@ as runc reads it). The filter is loaded last, right before exec, after no_new_pr
 """
 from __future__ import annotations
 
-import ctypes
 import errno
+
+from node.runtime import libc as C
 
 ACT_KILL_THREAD = 0x00000000
 ACT_KILL_PROCESS = 0x80000000
@@ -25,29 +27,33 @@ COMPARE = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 
            "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 
 
-class _ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
+class _ArgCmp(C.Structure):  # struct scmp_arg_cmp
+    _fields_ = [("arg", C.c_uint), ("op", C.c_int), ("datum_a", C.c_uint64), ("datum_b", C.c_uint64)]
+
+
+class _Libseccomp:
+    """The functions this module calls, with their C signatures (seccomp.h)."""
+
+    def __init__(self, lib: C.Library) -> None:
+        f = lib.function
+        self.seccomp_init = f("seccomp_init", [C.c_uint32], C.c_void_p)
+        self.seccomp_release = f("seccomp_release", [C.c_void_p], None)
+        self.seccomp_load = f("seccomp_load", [C.c_void_p])
+        self.seccomp_arch_add = f("seccomp_arch_add", [C.c_void_p, C.c_uint32])
+        self.seccomp_arch_resolve_name = f("seccomp_arch_resolve_name", [C.c_char_p], C.c_uint32)
+        self.seccomp_syscall_resolve_name = f("seccomp_syscall_resolve_name", [C.c_char_p])
+        self.seccomp_rule_add_array = f("seccomp_rule_add_array",
+                                        [C.c_void_p, C.c_uint32, C.c_int, C.c_uint, C.POINTER(_ArgCmp)])
 
 
 def _libseccomp():
     global _lib
     if _lib is None:
         try:
-            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+            lib = C.Library("libseccomp.so.2")
         except OSError:
             raise OSError(errno.ENOSYS, "seccomp: libseccomp.so.2 is not installed (Debian: libseccomp2)") from None
-        lib.seccomp_init.restype = ctypes.c_void_p
-        lib.seccomp_init.argtypes = [ctypes.c_uint32]
-        lib.seccomp_release.argtypes = [ctypes.c_void_p]
-        lib.seccomp_load.argtypes = [ctypes.c_void_p]
-        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
-        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                               ctypes.POINTER(_ArgCmp)]
+        lib = _Libseccomp(lib)
         _lib = lib
     return _lib
 

@@ -14,6 +14,10 @@ client must not hold a thread for the length of its download): the caller writes
 already taken from S3 and continues on the buffered path from there. So at most ``THREADS``
 reads are spliced at once, each holding one pipe (kernel memory, ``PIPE_BYTES``) and no buffer.
 
+The client socket's send queue is cut to what its path needs (``fit_send_queue``): with the
+kernel's autotuned 4 MiB, a spliced byte waited behind megabytes of others and reached the
+client's copy cache-cold (PROFILE.md section 30).
+
 S3 faults: connection errors, timeouts and 5xx/429 answers are retried with backoff, each retry
 a ranged GET from the first byte the client has not been sent (storage.retries, like botocore's
 standard mode); 404 is Missing. A fault after the 200 went out can only end the connection,
@@ -25,9 +29,11 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import select
 import socket
+import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,10 +53,51 @@ HEADER_LIMIT = 64 << 10
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+SEND_QUEUE_MIN = 128 << 10   # SO_SNDBUF floor for a spliced GET (the kernel doubles it for its bookkeeping)
+PATH_CEILING = 4e9           # bytes/s: the fastest client path the send queue is sized for
+_TCP_INFO_MIN_RTT = 148      # offset of tcpi_min_rtt (u32, microseconds) in struct tcp_info
 
 
 def available() -> bool:
     return hasattr(os, "splice")
+
+
+def fit_send_queue(sock: Any) -> int:
+    """Sizes the client socket's send buffer to its bandwidth-delay product at PATH_CEILING
+    (lowest RTT seen x ceiling, at least SEND_QUEUE_MIN), when that is below what autotuning
+    may grow it to; returns the value set (0: left alone).
+
+    Why: spliced bytes are never touched by the registry, so the client's receive copy is the
+    first to read them since S3's server wrote them. With the autotuned send queue (up to
+    net.ipv4.tcp_wmem's 4 MiB) plus the S3 socket's, megabytes sat in between and that copy
+    ran cache-cold: the client spent ~1.7x the CPU per byte it does behind distribution
+    (perf, section 30). A queue of one BDP keeps any path full (a 20 ms path gets no cap: its
+    BDP is above what autotuning gives) and a local client's bytes hot. Setting SO_SNDBUF ends
+    autotuning for this connection; later responses on it keep the BDP-sized queue."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_MIN_RTT + 4)
+        if len(info) < _TCP_INFO_MIN_RTT + 4:
+            return 0
+        min_rtt_us = struct.unpack_from("I", info, _TCP_INFO_MIN_RTT)[0]
+        if not min_rtt_us:            # no RTT sample yet: nothing to size by
+            return 0
+        want = max(SEND_QUEUE_MIN, int(PATH_CEILING * min_rtt_us / 1e6))
+        if 2 * want >= _autotune_max():   # the kernel doubles it: no smaller than autotuning's reach
+            return 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
+        return want
+    except (OSError, AttributeError):
+        return 0
+
+
+@functools.cache
+def _autotune_max() -> int:
+    """The most the kernel's send-buffer autotuning may give a TCP socket (tcp_wmem's max)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            return int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 << 20
 
 
 class _Retry(Exception):
@@ -101,6 +148,7 @@ class SpliceSender:
                                                      ExpiresIn=3600)
         parts = urlsplit(url)
         target = parts.path + ("?" + parts.query if parts.query else "")
+        fit_send_queue(sock)
         client_fd = os.dup(sock.fileno())   # ours: the transport closing it cannot reuse the number
         stop = threading.Event()
         self.idle -= 1

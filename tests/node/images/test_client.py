@@ -249,3 +249,27 @@ async def test_retry_answered_from_byte_zero_still_pulls_the_right_bytes(aiohttp
         expected = tar.extractfile("big.bin").read()
     assert (image.layer_dirs()[0] / "big.bin").read_bytes() == expected
     assert (image.layer_dirs()[1] / "etc" / "hello").read_bytes() == b"hello\n"
+
+
+async def test_the_sweep_removes_killed_unpacks_temp_dirs_not_live_ones(aiohttp_server, tmp_path):
+    """A `.tmp-<chain>-<pid>` left by a killed unpack is never a snapshot; the store's sweep
+    (rmi, prune) removes it, unless a live unpack holds that snapshot's lock."""
+    need_root()
+    import fcntl
+    fake = FakeRegistry()
+    host = await start(aiohttp_server, fake)
+    await pull_async(tmp_path, f"{host}/test/img:1", None, True, io.StringIO())
+    store = ImageStore(tmp_path)
+    stale = store.content.snapshots / f".tmp-{'cd' * 32}-999999"
+    (stale / "fs" / "usr").mkdir(parents=True)
+    (stale / "fs" / "usr" / "half").write_bytes(b"x" * 1000)
+    live = store.content.snapshots / f".tmp-{'ab' * 32}-1"
+    (live / "fs").mkdir(parents=True)
+    fd = os.open(store.content.locks / f"snap-{'ab' * 32}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        store.collect()
+    finally:
+        os.close(fd)
+    assert not stale.exists() and live.is_dir()
+    assert len(store.list()) == 1 and all(d.is_dir() for d in store.list()[0].layer_dirs())

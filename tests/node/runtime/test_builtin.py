@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from node.runtime import cgroups
+from node.runtime import cgroups, namespaces
 from node.runtime.builtin import BuiltinRuntime, RuntimeError_
 from tests.e2e.node_run_support import build_busybox_layer
 from tests.helpers import need, need_root
@@ -152,13 +152,15 @@ DOCKER_DEVICE_RULES = [{"allow": False, "access": "rwm"}] + [
                       ("c", 5, 2), ("c", 10, 200))]
 
 
-def test_cgroup_is_made_after_the_fork_and_complete_before_start(tmp_path, rootfs, monkeypatch):
-    """The cgroup set-up overlaps the init's namespaces and mounts (made after P's fork), yet the
-    init is in it, with the whole device filter, before `start` lets the program run."""
+def test_v1_init_joins_its_cgroup_itself_complete_before_start(tmp_path, rootfs, monkeypatch):
+    """On v1 the cgroup is made whole (limits, the whole device filter) before P forks, and the
+    init moves itself in through the `tasks` files P opened (no cgroup.procs write by P, whose
+    first one after a quiet spell waits for an RCU grace period): it is in every hierarchy when
+    create() returns, before `start` lets the program run, and no such fd reaches the program."""
     need_root()
     need(not cgroups.is_v2(), "this machine's root hierarchy is v2")
     path = f"/dockyard-rt-test-{os.getpid()}/order"
-    spec = _spec(["true"], path)
+    spec = _spec(["sh", "-c", "ls /proc/self/fd"], path)
     spec["linux"]["resources"]["devices"] = DOCKER_DEVICE_RULES
     bundle = _bundle(tmp_path, rootfs, spec)
     events = []
@@ -173,23 +175,34 @@ def test_cgroup_is_made_after_the_fork_and_complete_before_start(tmp_path, rootf
     def create(self, resources=None):
         events.append("cgroup")
         return real_create(self, resources)
+
+    def add(self, pid):
+        raise AssertionError("P wrote cgroup.procs")
     monkeypatch.setattr(os, "fork", fork)
     monkeypatch.setattr(cgroups.V1Cgroup, "create", create)
+    monkeypatch.setattr(cgroups.V1Cgroup, "add", add)
     runtime = BuiltinRuntime()
+    out_r, out_w = os.pipe()
     try:
-        created = runtime.create("order", bundle, None)
-        assert events == ["fork", "cgroup"]
+        created = runtime.create("order", bundle, (out_w, out_w, out_w))
+        os.close(out_w)
+        assert events == ["cgroup", "fork"]
         cg = cgroups.open_cgroup(path)
-        assert created.pid in cg.pids()
+        for d in cg.dirs.values():
+            assert str(created.pid) in Path(d, "cgroup.procs").read_text().split(), d
         listed = Path(cg.dirs["devices"], "devices.list").read_text().split("\n")
         assert sorted(x for x in listed if x) == sorted([
             "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm",
             "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"])
         assert Path(cg.dirs["pids"], "pids.max").read_text().strip() == "20"
         created.start()
+        fds = os.read(out_r, 1000).split()
+        assert sorted(fds) == [b"0", b"1", b"2", b"3"]  # stdio and ls's own directory fd
         os.waitpid(created.pid, 0)
         runtime.delete("order", bundle)
+        assert not cg.exists()
     finally:
+        os.close(out_r)
         for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
             for child in d.iterdir():
                 if child.is_dir():
@@ -198,8 +211,9 @@ def test_cgroup_is_made_after_the_fork_and_complete_before_start(tmp_path, rootf
 
 
 def test_failed_cgroup_ends_the_waiting_init(tmp_path, rootfs, monkeypatch):
-    """A cgroup that cannot be made (after the fork, now) fails create with its reason; the init,
-    already forked and waiting, is killed and reaped, and nothing of the cgroup is left."""
+    """A cgroup that cannot be made fails create with its reason and nothing of it is left; on
+    v2 (made after the fork) the init, already forked and waiting, is killed and reaped; on v1
+    (made before the fork) there is no init yet."""
     need_root()
     path = f"/dockyard-rt-test-{os.getpid()}/nocg"
     bundle = _bundle(tmp_path, rootfs, _spec(["true"], path))
@@ -220,9 +234,12 @@ def test_failed_cgroup_ends_the_waiting_init(tmp_path, rootfs, monkeypatch):
         with pytest.raises(RuntimeError_, match=f"cgroup {path}: .*No space left"):
             BuiltinRuntime().create("nocg", bundle, None)
         assert not cgroups.open_cgroup(path).exists()
-        assert len(killed) == 1 and killed[0][1] == 9
-        with pytest.raises(ChildProcessError):
-            os.waitpid(killed[0][0], os.WNOHANG)  # the init is gone and reaped, not left a zombie
+        if cgroups.is_v2():
+            assert len(killed) == 1 and killed[0][1] == 9
+            with pytest.raises(ChildProcessError):
+                os.waitpid(killed[0][0], os.WNOHANG)  # the init is gone and reaped, not a zombie
+        else:
+            assert killed == []  # nothing was forked
     finally:
         for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
             d.rmdir()
@@ -262,4 +279,51 @@ def test_create_unready_returns_before_the_init_is_set_up_and_start_waits_for_it
             for sub in d.iterdir():
                 if sub.is_dir():
                     sub.rmdir()
+            d.rmdir()
+
+
+def test_loopback_comes_up_beside_the_init_and_its_failure_ends_it(tmp_path, rootfs, monkeypatch):
+    """A brings lo up after forking B (beside B's set-up, not before it), still before B's PID
+    reaches P; if that fails, B is ended and create fails with the reason, cgroup removed."""
+    need_root()
+    path = f"/dockyard-rt-test-{os.getpid()}/lo"
+    bundle = _bundle(tmp_path, rootfs, _spec(["true"], path))
+    log = tmp_path / "order"
+    real_fork, real_up = os.fork, namespaces.loopback_up
+    me = os.getpid()
+
+    def note(what):
+        with open(log, "a") as f:
+            f.write(what + "\n")
+
+    def fork():
+        pid = real_fork()
+        if pid and os.getpid() != me:
+            note("fork B")
+        return pid
+
+    def up():
+        note("lo")
+        real_up()
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(namespaces, "loopback_up", up)
+    runtime = BuiltinRuntime()
+    try:
+        created = runtime.create("lo", bundle, None)
+        assert log.read_text().split("\n")[:2] == ["fork B", "lo"]
+        created.start()
+        os.waitpid(created.pid, 0)
+        runtime.delete("lo", bundle)
+
+        def refuse():
+            raise OSError(19, "no lo here")
+        monkeypatch.setattr(namespaces, "loopback_up", refuse)
+        with pytest.raises(RuntimeError_, match="no lo here"):
+            runtime.create("lo", bundle, None)
+        assert not cgroups.open_cgroup(path).exists()
+    finally:
+        for d in Path("/sys/fs/cgroup").glob(f"*/dockyard-rt-test-{os.getpid()}"):
+            for child in d.iterdir():
+                if child.is_dir():
+                    child.rmdir()
             d.rmdir()

@@ -182,3 +182,63 @@ async def test_s3_faults_on_a_spliced_get_are_retried_then_end_the_connection(s3
     assert r.status == 200
     with pytest.raises(aiohttp.ClientPayloadError):
         await r.read()
+
+
+async def test_a_local_clients_send_queue_is_sized_to_its_path(s3_server, s3_prefix, no_aws, aiohttp_client,
+                                                                tmp_path, monkeypatch):
+    """A loopback client's socket (RTT of microseconds) gets SEND_QUEUE_MIN, not the 4 MiB the
+    kernel's autotuning grows it to during a pull (section 30: those bytes reached the client's
+    copy cache-cold); bytes, ranges and the connection's next request are unchanged."""
+    queues: list[int] = []
+    real = SpliceSender.send
+
+    async def send(self, s3, request, resp, key, offset, length):
+        try:
+            return await real(self, s3, request, resp, key, offset, length)
+        finally:
+            queues.append(request.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+
+    monkeypatch.setattr(SpliceSender, "send", send)
+    client, _ = await _registry(aiohttp_client, tmp_path, s3_server.settings(prefix=s3_prefix))
+    data = os.urandom(24 * MiB)
+    digest = await push_blob(client, "splice/repo", data)
+    url = f"/v2/splice/repo/blobs/{digest}"
+    for _ in range(2):
+        r = await client.get(url)
+        assert r.status == 200 and await r.read() == data
+    r = await client.get(url, headers={"Range": f"bytes={3 * MiB}-{20 * MiB - 1}"})
+    assert r.status == 206 and await r.read() == data[3 * MiB:20 * MiB]
+    for _ in range(200):          # the client can have every byte before the server's send returns
+        if len(queues) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert len(queues) == 3 and all(q <= 2 * s3_splice.SEND_QUEUE_MIN for q in queues), queues
+
+
+class _FakeSock:
+    def __init__(self, min_rtt_us: int, info_len: int = 232) -> None:
+        info = bytearray(info_len)
+        if info_len >= 152:
+            struct.pack_into("I", info, 148, min_rtt_us)
+        self.info, self.set = bytes(info), []
+
+    def getsockopt(self, level, option, size=0):
+        assert (level, option) == (socket.IPPROTO_TCP, socket.TCP_INFO)
+        return self.info[:size]
+
+    def setsockopt(self, level, option, value):
+        self.set.append((level, option, value))
+
+
+@pytest.mark.parametrize("min_rtt_us,expected", [
+    (2, s3_splice.SEND_QUEUE_MIN),          # loopback: the floor
+    (100, 400_000),                         # a LAN: one BDP at PATH_CEILING
+    (20_000, 0),                            # a 20 ms path: its BDP is beyond autotuning's reach, left alone
+    (0, 0),                                 # no RTT sample yet
+])
+def test_the_send_queue_is_one_bdp_at_the_path_ceiling(min_rtt_us, expected):
+    sock = _FakeSock(min_rtt_us)
+    assert s3_splice.fit_send_queue(sock) == expected
+    assert sock.set == ([(socket.SOL_SOCKET, socket.SO_SNDBUF, expected)] if expected else [])
+    old_kernel = _FakeSock(2, info_len=104)       # a tcp_info without tcpi_min_rtt: left alone
+    assert s3_splice.fit_send_queue(old_kernel) == 0 and old_kernel.set == []
