@@ -104,6 +104,7 @@ class Builder(StepServices):
     # -- entry point -------------------------------------------------------------------------
 
     def build(self):
+        self.store.content.settle()  # earlier commands' snapshots (node/images/content.py)
         opts = self.opts
         context = Path(opts.context)
         if not context.is_dir():

@@ -5,7 +5,10 @@ Layout under ``<root>/images``::
     content/blobs/sha256/<hex>        verified blobs: manifests, configs, compressed layers
     content/ingest/<hex>.part         a download in progress (resumed with Range)
     snapshots/<chain-hex>/fs/         one unpacked layer: an overlayfs lowerdir as is
-    snapshots/<chain-hex>/meta.json   {"diff_id", "size"}: written before the rename
+    snapshots/<chain-hex>/meta.json   {"diff_id", "size"}: a settled snapshot (its files are on disk)
+    snapshots/<chain-hex>/meta.<boot>.json  the same for a snapshot made in boot <boot> whose
+                                      files may still be only in the page cache (see settle)
+    snapshots.pending                 some snapshot of this boot is not settled yet
     snapshots/.tmp-<chain-hex>-<pid>  an unpack in progress (never a visible snapshot)
     locks/                            flock files: one per blob and snapshot being made
     gc.lock, images.lock              (store.py) sweep vs pulls; the records file
@@ -14,6 +17,15 @@ Blobs are hashed before they are renamed into place; snapshots are unpacked into
 and renamed when complete. Whoever holds a blob's or snapshot's lock makes it; a concurrent
 puller waits on the lock, then finds it done. So an interrupted pull leaves at most an ingest
 file (resumed next time) and a temp dir (removed by the next unpack of that layer).
+
+A power cut is another matter. Blobs are fsynced before their rename, but an unpacked layer is
+thousands of files, and fsyncing them, or one syncfs, before the rename would put the disk's
+write speed on every pull's critical path (containerd's opt-in sync_fs is the same trade). Left
+alone, the rename's metadata can reach the journal before the files' data: after the crash the
+snapshot looks complete and holds empty files, forever. So a new snapshot's meta is named
+after the boot that made it: it counts only in that boot, until ``settle`` (one syncfs, later,
+by the next command that writes the store) renames it meta.json. A snapshot left unsettled by
+a reboot counts as missing and is unpacked again from its blob, which is durable.
 """
 from __future__ import annotations
 
@@ -97,13 +109,46 @@ class ContentStore:
         return self.snapshots / chain_id.hex
 
     def has_snapshot(self, chain_id: Digest) -> bool:
-        return (self.snapshot_dir(chain_id) / "meta.json").is_file()
+        return snapshot_meta(self.snapshot_dir(chain_id)) is not None
+
+    def settle(self) -> int:
+        """Make this boot's unsettled snapshots durable: one syncfs of the store's filesystem,
+        then their meta.<boot>.json becomes meta.json. Returns how many were settled.
+
+        Only snapshots already in place before the sync are renamed (their files were written
+        before their meta, their meta before the rename into place). One made meanwhile
+        re-creates the marker after its rename, so the next settle finds it."""
+        marker = self.dir / "snapshots.pending"
+        if not marker.exists():
+            return 0
+        with locked(self.locks / "settle.lock"):
+            try:
+                os.unlink(marker)
+            except FileNotFoundError:
+                return 0  # another process settled them while we waited
+            name = _pending_name()
+            found = [d for d in self.snapshots.iterdir()
+                     if not d.name.startswith(".") and (d / name).is_file()]
+            if found:
+                _syncfs(self.snapshots)
+            for d in found:
+                os.rename(d / name, d / "meta.json")
+            if found:
+                fsync_dir(self.snapshots)  # not needed for safety: a lost rename is re-unpacked
+            return len(found)
+
+    def _placed(self, tmp: Path, final: Path, meta: dict) -> None:
+        """Write the meta of the snapshot in ``tmp`` and rename it to ``final``, unsettled."""
+        (tmp / _pending_name()).write_text(json.dumps(meta))
+        os.rename(tmp, final)
+        fsync_dir(self.snapshots)
+        (self.dir / "snapshots.pending").touch()  # after the rename: see settle
 
     def snapshot_size(self, chain_id: Digest) -> int:
         """The layer's size as docker counts it (``content_size``); snapshots unpacked by an
         older version only know their tar size."""
         try:
-            meta = json.loads((self.snapshot_dir(chain_id) / "meta.json").read_text())
+            meta = json.loads(snapshot_meta(self.snapshot_dir(chain_id)).read_text())
             return int(meta.get("content_size", meta["size"]))
         except (OSError, ValueError, KeyError, AttributeError):
             return 0
@@ -118,7 +163,7 @@ class ContentStore:
             self.snapshots.mkdir(parents=True, exist_ok=True)
             for stale in self.snapshots.glob(f".tmp-{chain_id.hex}-*"):  # a killed earlier unpack
                 _rmtree(stale, ignore_errors=True)
-            if final.exists():  # no meta.json: incomplete leftover of an older layout
+            if final.exists():  # no meta: incomplete leftover, or not settled before a reboot
                 _rmtree(final, ignore_errors=True)
             from .unpack import unpack_layer  # here: `dockyard run` reads the store, never unpacks
 
@@ -128,11 +173,8 @@ class ContentStore:
                 with open(self.blob_path(layer), "rb") as src:
                     kwargs = {"max_size": max_size} if max_size else {}
                     result = unpack_layer(src, tmp / "fs", diff_id, **kwargs)
-                (tmp / "meta.json").write_text(json.dumps({"diff_id": str(result.diff_id), "size": result.size,
-                                                           "content_size": content_size(tmp / "fs"),
-                                                           "layer": str(layer)}))
-                os.rename(tmp, final)
-                fsync_dir(self.snapshots)
+                self._placed(tmp, final, {"diff_id": str(result.diff_id), "size": result.size,
+                                          "content_size": content_size(tmp / "fs"), "layer": str(layer)})
             except BaseException:
                 _rmtree(tmp, ignore_errors=True)
                 raise
@@ -152,9 +194,7 @@ class ContentStore:
             tmp = self.snapshots / f".tmp-{chain_id.hex}-{os.getpid()}"
             tmp.mkdir()
             os.rename(fs_dir, tmp / "fs")
-            (tmp / "meta.json").write_text(json.dumps({"diff_id": str(diff_id), "size": size, "layer": str(layer)}))
-            os.rename(tmp, final)
-            fsync_dir(self.snapshots)
+            self._placed(tmp, final, {"diff_id": str(diff_id), "size": size, "layer": str(layer)})
         return True
 
     def remove_snapshot(self, chain_id: Digest) -> None:
@@ -189,6 +229,44 @@ class ContentStore:
             return []
         return [Digest("sha256", p.name) for p in self.snapshots.iterdir()
                 if not p.name.startswith(".") and len(p.name) == 64]
+
+
+_BOOT: list[str] = []
+
+
+def boot_id() -> str:
+    """This boot's id (the kernel's random boot_id, without dashes)."""
+    if not _BOOT:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            _BOOT.append(f.read().strip().replace("-", ""))
+    return _BOOT[0]
+
+
+def _pending_name() -> str:
+    return f"meta.{boot_id()}.json"
+
+
+def snapshot_meta(snapshot_dir: Path) -> Path | None:
+    """The meta file that makes ``snapshot_dir`` a usable snapshot, or None: meta.json once
+    settled, meta.<this boot>.json before; one made in an earlier boot and never settled may
+    have lost its files' data in a crash."""
+    settled = snapshot_dir / "meta.json"
+    if settled.is_file():
+        return settled
+    pending = snapshot_dir / _pending_name()
+    return pending if pending.is_file() else None
+
+
+def _syncfs(path: Path) -> None:
+    import ctypes  # here: only a settle that has work loads it
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs {path}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 def _rmtree(path, ignore_errors: bool = False) -> None:

@@ -62,6 +62,7 @@ async def pull_async(root: Path, ref: str, platform: str | None, quiet: bool, ou
     except (InvalidReference, ValueError) as e:
         raise ImageError(str(e)) from None
     store = ImageStore(root)
+    store.content.settle()  # what earlier commands unpacked: by now mostly written back already
     say = line_writer(out, quiet)
     say(f"{reference.reference if not reference.digest else reference.digest}: Pulling from {reference.repository}")
     progress = for_terminal(quiet, out)

@@ -78,8 +78,30 @@ class Image:
         return chain_ids(self.config.diff_ids)
 
     def layer_dirs(self) -> list[Path]:
-        """Snapshot dirs, lowest layer first, each usable as an overlayfs lowerdir."""
-        return [self._snapshots / c.hex / "fs" for c in self.chain_ids]
+        """Snapshot dirs, lowest layer first, each usable as an overlayfs lowerdir. A snapshot
+        that a reboot left unsettled (content.py: its files may be empty after a crash) is
+        unpacked again from its blob first."""
+        from .content import snapshot_meta
+        chains = self.chain_ids
+        dirs = [self._snapshots / c.hex / "fs" for c in chains]
+        for i, d in enumerate(dirs):
+            if snapshot_meta(d.parent) is None:
+                self._unpack_again(i, chains[i])
+        return dirs
+
+    def _unpack_again(self, i: int, chain: Digest) -> None:
+        from .errors import ImageError
+        try:
+            layer = self.layers[i]
+            blob, diff_id = Digest.parse(layer["digest"]), Digest.parse(layer["diff_id"])
+        except (IndexError, KeyError, InvalidDigest):
+            raise ImageError(f"image {self.short_id}: layer {i + 1} has no snapshot and its record "
+                             "does not name its blob; pull the image again") from None
+        content = ContentStore(self._snapshots.parent)
+        if not content.has_blob(blob):
+            raise ImageError(f"image {self.short_id}: the snapshot of layer {blob} is missing and so "
+                             "is its blob; pull the image again")
+        content.unpack(blob, diff_id, chain)
 
     @property
     def short_id(self) -> str:
@@ -252,6 +274,7 @@ class ImageStore:
 
     def collect(self) -> None:
         """Delete blobs and snapshots that no record names."""
+        self.content.settle()
         with locked(self.dir / "gc.lock"), locked(self.lock_path):
             self._sweep(self._load())
 
