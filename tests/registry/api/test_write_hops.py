@@ -117,12 +117,18 @@ async def test_open_session_caps_are_counted_in_the_write_that_opens_one(aiohttp
     assert not app[state.UPLOADS]._hashers  # nor anything kept in memory
 
 
-async def test_manifest_put_takes_two_index_writes_and_no_storage_call(aiohttp_client, tmp_path, counted):
-    client = await aiohttp_client(create_app(_config(tmp_path)))
+async def _image_blobs(client, repo: str) -> tuple[bytes, bytes]:
+    """A config and a layer pushed to ``repo``, for the manifests a test PUTs."""
     cfg, _ = config_blob()
     layer, _ = blob(2000)
-    await push_blob(client, "hops/m", cfg)
-    await push_blob(client, "hops/m", layer)
+    await push_blob(client, repo, cfg)
+    await push_blob(client, repo, layer)
+    return cfg, layer
+
+
+async def test_manifest_put_takes_two_index_writes_and_no_storage_call(aiohttp_client, tmp_path, counted):
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    cfg, layer = await _image_blobs(client, "hops/m")
     r = await client.put("/v2/hops/m/manifests/v0", data=image_manifest(cfg, [layer]),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201  # the config is validated (read once) by this one
@@ -174,10 +180,7 @@ async def test_a_manifest_put_whose_chained_put_fails_records_nothing(aiohttp_cl
     from registry.storage.driver import StorageUnavailable
 
     client = await aiohttp_client(create_app(_config(tmp_path)))
-    cfg, _ = config_blob()
-    layer, _ = blob(2000)
-    await push_blob(client, "hops/mf", cfg)
-    await push_blob(client, "hops/mf", layer)
+    cfg, layer = await _image_blobs(client, "hops/mf")
 
     def broken(self, digest, data):
         raise StorageUnavailable("storage failed (Input/output error)")

@@ -193,10 +193,8 @@ async def test_after_runs_in_the_writer_once_committed_and_its_failure_is_only_l
     assert all(thread.startswith("index-write") for thread, _key, _rows in seen)
 
 
-async def test_before_runs_in_a_thread_that_queues_the_write_itself(db, monkeypatch):
-    """``write(fn, before=)``: the blocking step runs off the loop and its thread queues ``fn``;
-    the event loop is woken once (the commit's answer), not also for ``before``'s result."""
-    seen: list[tuple[str, str, dict]] = []
+def _count_loop_wakes(monkeypatch) -> list[int]:
+    """One entry per call_soon_threadsafe on the running loop: a worker thread waking it."""
     wakes: list[int] = []
     loop = asyncio.get_running_loop()
     real = type(loop).call_soon_threadsafe
@@ -204,6 +202,14 @@ async def test_before_runs_in_a_thread_that_queues_the_write_itself(db, monkeypa
     def counting(self, *a, **k):
         wakes.append(1)
         return real(self, *a, **k)
+    monkeypatch.setattr(type(loop), "call_soon_threadsafe", counting)
+    return wakes
+
+
+async def test_before_runs_in_a_thread_that_queues_the_write_itself(db, monkeypatch):
+    """``write(fn, before=)``: the blocking step runs off the loop and its thread queues ``fn``;
+    the event loop is woken once (the commit's answer), not also for ``before``'s result."""
+    seen: list[tuple[str, str, dict]] = []
 
     def before():
         seen.append(("before", threading.current_thread().name, rows(db)))
@@ -212,7 +218,7 @@ async def test_before_runs_in_a_thread_that_queues_the_write_itself(db, monkeypa
         seen.append(("fn", threading.current_thread().name, rows(db)))
         return insert("y", 1)(conn)
 
-    monkeypatch.setattr(type(loop), "call_soon_threadsafe", counting)
+    wakes = _count_loop_wakes(monkeypatch)
     assert await db.write(fn, before=before) == "y=1"
     monkeypatch.undo()
     assert [(what, thread.split("_")[0]) for what, thread, _ in seen] == [("before", "index-before"),
@@ -257,19 +263,11 @@ async def test_a_write_conflict_after_before_reruns_only_the_write(db):
     assert len(befores) == 1 and len(attempts) == 2
 
 
-
 async def test_then_chains_a_blocking_step_and_a_second_write_without_the_loop(db, monkeypatch):
     """``write(fn, then=)``: once ``fn`` is committed, ``then`` (in the writer) hands on a Chain:
     its step in an ``index-before`` thread, then its write; the caller gets that write's value,
     and the event loop is woken once for the three."""
     seen: list[tuple[str, str, dict]] = []
-    wakes: list[int] = []
-    loop = asyncio.get_running_loop()
-    real = type(loop).call_soon_threadsafe
-
-    def counting(self, *a, **k):
-        wakes.append(1)
-        return real(self, *a, **k)
 
     def step():
         seen.append(("step", threading.current_thread().name, rows(db)))
@@ -278,7 +276,7 @@ async def test_then_chains_a_blocking_step_and_a_second_write_without_the_loop(d
         seen.append(("then", threading.current_thread().name, rows(db)))
         return group_commit.Chain(step, insert("b", 2)) if value == "a=1" else None
 
-    monkeypatch.setattr(type(loop), "call_soon_threadsafe", counting)
+    wakes = _count_loop_wakes(monkeypatch)
     assert await db.write(insert("a", 1), then=then) == "b=2"
     monkeypatch.undo()
     assert [(what, thread.split("_")[0], committed) for what, thread, committed in seen] == [
