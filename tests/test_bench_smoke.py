@@ -145,3 +145,43 @@ def test_report_judges_rows_against_their_issue_targets(tmp_path):
     assert "| 1.64 ✓ | ≥ 1.5 (#18) met |" in text
     assert "| 2.54 ✗ | ≤ 50 (value) (#18) **not met** |" in text
     assert "| some row without a target (ms, lower is better) | 1.00 | 2.00 | 0.50 ✓ |  |" in text
+
+
+def test_alternate_settles_the_disk_before_every_sample_and_keeps_what_each_left(monkeypatch):
+    """One side's deferred writeback must not land in the other side's timing: the disk is
+    synced before each sample, what each sample left dirty is recorded per side, and the row's
+    note names it only when it was enough to matter."""
+    from bench import alternate as alt
+
+    events: list[str] = []
+    dirty = {"dy": 2.0, "ref": 17.0}
+    monkeypatch.setattr(alt, "settle", lambda: events.append("settle"))
+    last = {"side": ""}
+    monkeypatch.setattr(alt, "unwritten_mib", lambda meminfo=None: dirty[last["side"]])
+
+    def measure(side: str, r: int) -> float:
+        events.append(f"measure:{side}")
+        last["side"] = side
+        if side == "broken":
+            raise RuntimeError("no daemon")
+        return 100.0 + r
+
+    res = alt.alternate(("dy", "ref", "broken"), 3, measure)
+    samples = [e for e in events if e.startswith("measure")]
+    assert len(samples) == 7  # 3 rounds x 2 sides + the one failure, then "broken" is dropped
+    assert all(events[events.index(e, i) - 1] == "settle" for i, e in enumerate(events) if e.startswith("measure"))
+    assert res.left_dirty_mib == {"dy": [2.0] * 3, "ref": [17.0] * 3}
+    assert "broken" in res.errors and "broken" not in res.left_dirty_mib
+    note = alt.settle_note(res, ("dy", "ref"), ("dockyard", "distribution"))
+    assert note == "synced before each sample; left unwritten by a sample: dockyard up to 2 MiB, distribution up to 17 MiB"
+    dirty["ref"] = 3.0
+    quiet = alt.alternate(("dy", "ref"), 1, measure)
+    assert alt.settle_note(quiet, ("dy", "ref"), ("dockyard", "distribution")) == ""
+
+
+def test_unwritten_mib_adds_dirty_and_writeback_pages():
+    from bench.alternate import unwritten_mib
+
+    meminfo = "MemTotal:  24000000 kB\nDirty:       10240 kB\nWriteback:    2048 kB\nWritebackTmp: 999 kB\n"
+    assert unwritten_mib(meminfo) == 12.0
+    assert isinstance(unwritten_mib(), float)  # the real /proc/meminfo parses too
