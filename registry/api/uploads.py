@@ -1,9 +1,11 @@
 """Blob uploads: monolithic POST, POST+PUT, chunked and streamed PATCH, status, cancel, mount.
 
 The session lives in two places: a row in the index (which repository it belongs to, when it
-was last used) and a staging file in storage (its bytes; the size is the file's size). Both
-survive a restart. Every response about a session carries Location, Range and
-Docker-Upload-UUID, as Docker clients and the spec expect.
+was last used, whether its staging area was made) and a staging file in storage (its bytes; the
+size is the file's size). Both survive a restart. On the filesystem driver with SQLite the
+staging area is made only when the first bytes are appended (``_stage``): the common push of a
+small blob (POST, then PUT with the body) makes and removes none. Every response about a
+session carries Location, Range and Docker-Upload-UUID, as Docker clients and the spec expect.
 """
 from __future__ import annotations
 
@@ -52,14 +54,13 @@ async def _new_session(request: web.Request, name: str) -> str:
     client = client_key(request)
     sessions = uploads(request)
     if _inline(request):
-        # One thread call (the index's writer) counts for the caps, creates the staging area
-        # and writes the row, instead of three (a read, a mkdir, a write).
+        # One thread call (the index's writer) counts for the caps and writes the row; the
+        # staging area waits for the first appended byte (_stage).
         cfg = config(request)
         upload_id = sessions.reserve()
         try:
             refused = await index(request).open_upload(
-                upload_id, name, client, (cfg.max_open_uploads_per_repository, cfg.max_open_uploads_per_client),
-                lambda: sessions.create_now(upload_id))
+                upload_id, name, client, (cfg.max_open_uploads_per_repository, cfg.max_open_uploads_per_client))
         except BaseException:
             sessions.forget(upload_id)
             raise
@@ -100,22 +101,39 @@ def _inline(request: web.Request) -> bool:
     return uploads(request).local and index(request).db.dialect == "sqlite"
 
 
-async def _session(request: web.Request, name: str, bytes_of: Digest | None = None) -> tuple[str, int, int | None]:
-    """The (id, staged size, mark) of the session in the URL, or BLOB_UPLOAD_UNKNOWN. With
-    ``bytes_of`` on a local driver, an empty session also gets ``before_bytes`` of that digest
-    in the same thread call (mark; else None)."""
+async def _session(request: web.Request, name: str,
+                   bytes_of: Digest | None = None) -> tuple[str, int, int | None, bool]:
+    """The (id, staged size, mark, has a staging area) of the session in the URL, or
+    BLOB_UPLOAD_UNKNOWN. With ``bytes_of`` on a local driver, an empty session also gets
+    ``before_bytes`` of that digest in the same thread call (mark; else None)."""
     upload_id = _upload_id(request)
     sessions = uploads(request)
     mark = None
     if _inline(request):
         # The row and the staged size (a stat) in one thread call; see Index.upload_session.
-        row, size, mark = await index(request).upload_session(
+        row, found, mark = await index(request).upload_session(
             upload_id, name, sessions.size_now, str(bytes_of) if bytes_of is not None else None)
     else:
         # The row (index) and the staged size (storage) are independent: ask both at once.
-        row, size = await asyncio.gather(index(request).get_upload(upload_id), sessions.size(upload_id))
-    _check_session(upload_id, name, row, size)
-    return upload_id, size, mark  # type: ignore[return-value]
+        row, found = await asyncio.gather(index(request).get_upload(upload_id), sessions.size(upload_id))
+    size = _check_session(upload_id, name, row, found)
+    return upload_id, size, mark, found is not None
+
+
+async def _stage(request: web.Request, upload_id: str) -> None:
+    """Make the staging area of a session that has none yet, before bytes are appended to it
+    (or an empty one is finished); its row says so in the same index write (``stage_upload``)."""
+    sessions = uploads(request)
+    if _inline(request):
+        staged = await index(request).stage_upload(upload_id, lambda: sessions.create_now(upload_id))
+    else:
+        # The area first: a crash before the row says so leaves an area read as the session's
+        # size, never a row that counts on an area that is not there.
+        await sessions.create(upload_id)
+        staged = await index(request).stage_upload(upload_id)
+    if not staged:
+        await sessions.cancel(upload_id)
+        raise BlobUploadUnknown(detail={"uuid": upload_id})
 
 
 def _upload_id(request: web.Request) -> str:
@@ -125,10 +143,14 @@ def _upload_id(request: web.Request) -> str:
     return upload_id
 
 
-def _check_session(upload_id: str, name: str, row, size: int | None) -> None:
-    """BLOB_UPLOAD_UNKNOWN unless the session is ``name``'s and its staging area is there."""
-    if row is None or row.repository != name or size is None:
+def _check_session(upload_id: str, name: str, row, found: int | None) -> int:
+    """The session's size (``found``: its staging area's, None without one), or
+    BLOB_UPLOAD_UNKNOWN unless the session is ``name``'s and its staging area is there or was
+    never made."""
+    size = row.staged_size(found) if row is not None and row.repository == name else None
+    if size is None:
         raise BlobUploadUnknown(detail={"uuid": upload_id})
+    return size
 
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: Digest) -> web.Response:
@@ -153,9 +175,10 @@ def _fits_single_put(request: web.Request) -> bool:
 
 
 async def _single_put(request: web.Request, name: str, digest: Digest, upload_id: str | None = None,
-                      mark: int | None = None) -> web.Response:
+                      mark: int | None = None, staged: bool = True) -> web.Response:
     """Read the (small) body, write it verified with one put, link it; close the session if any.
-    ``mark``: ``before_bytes(digest)``'s, when the caller already queued the review."""
+    ``mark``: ``before_bytes(digest)``'s, when the caller already queued the review.
+    ``staged``: the session has a staging area to remove."""
     data = await request.read()
     if len(data) != request.content_length:
         raise SizeInvalid(detail={"Content-Length": request.content_length})
@@ -173,11 +196,11 @@ async def _single_put(request: web.Request, name: str, digest: Digest, upload_id
             await _name_blob(request, index(request).link_blob(name, str(digest), len(data), mark=mark,
                                                                before=put_now), digest)
         elif _inline(request):
-            # The (empty: we checked) staging area goes in the writer thread once the row's
-            # deletion is committed: no thread hop of its own.
+            # The (empty: we checked) staging area, if any, goes in the writer thread once the
+            # row's deletion is committed: no thread hop of its own.
+            discard = (lambda: sessions.discard_now(upload_id)) if staged else None
             await _name_blob(request, index(request).complete_upload(
-                upload_id, name, str(digest), len(data), mark=mark, after=lambda: sessions.discard_now(upload_id),
-                before=put_now), digest)
+                upload_id, name, str(digest), len(data), mark=mark, after=discard, before=put_now), digest)
             sessions.forget(upload_id)
         else:
             await _name_blob(request, index(request).complete_upload(upload_id, name, str(digest), len(data),
@@ -263,9 +286,12 @@ async def _try_mount(request: web.Request, name: str, digest: Digest, source: st
 
 async def patch_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
-    upload_id, _, _ = await _session(request, name)
+    upload_id, _, _, staged = await _session(request, name)
     async with uploads(request).lock(upload_id):
         size = await uploads(request).size(upload_id)
+        if size is None and not staged:
+            await _stage(request, upload_id)  # the session's first bytes (or another request's)
+            size = 0
         if size is None:
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         content_range = request.headers.get("Content-Range")
@@ -304,12 +330,12 @@ async def put_upload(request: web.Request) -> web.Response:
             named, body = await _put_into_empty_session(request, name, upload_id, early)
             if named is None:
                 return _blob_created(name, early)
-            row, size, mark = named
-            _check_session(upload_id, name, row, size)
-            return await _put_rest(request, name, upload_id, size, single, mark, body)
-    upload_id, size, mark = await _session(request, name, early)
+            row, found, mark = named
+            size = _check_session(upload_id, name, row, found)
+            return await _put_rest(request, name, upload_id, size, single, mark, found is not None, body)
+    upload_id, size, mark, staged = await _session(request, name, early)
     async with uploads(request).lock(upload_id):
-        return await _put_rest(request, name, upload_id, size, single, mark)
+        return await _put_rest(request, name, upload_id, size, single, mark, staged)
 
 
 async def _quota_free(request: web.Request, name: str) -> bool:
@@ -341,14 +367,17 @@ async def _put_into_empty_session(request: web.Request, name: str, upload_id: st
 
 
 async def _put_rest(request: web.Request, name: str, upload_id: str, size: int, single: bool,
-                    mark: int | None, body: bytes | None = None) -> web.Response:
+                    mark: int | None, staged: bool, body: bytes | None = None) -> web.Response:
     """PUT of a known session, under its lock: digest, then the body (if any) and the commit.
-    ``body``: the request's body when it was read already (else it is streamed)."""
+    ``staged``: the session has a staging area. ``body``: the request's body when it was read
+    already (else it is streamed)."""
     if "digest" not in request.query:
         raise DigestInvalid(message="the digest query parameter is required to finish an upload")
     digest = parse_digest(request.query["digest"])
     if size == 0 and single:
-        return await _single_put(request, name, digest, upload_id, mark)   # POST + PUT with the body
+        return await _single_put(request, name, digest, upload_id, mark, staged)   # POST + PUT with the body
+    if not staged:
+        await _stage(request, upload_id)  # a streamed body, or an empty session finished as it is
     if request.body_exists:
         content_range = request.headers.get("Content-Range")
         if content_range:
@@ -366,13 +395,13 @@ async def _one_chunk(data: bytes):
 
 async def get_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
-    upload_id, size, _ = await _session(request, name)
+    upload_id, size, _, _ = await _session(request, name)
     return web.Response(status=204, headers=_session_headers(name, upload_id, size))
 
 
 async def delete_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
-    upload_id, _, _ = await _session(request, name)
+    upload_id, _, _, _ = await _session(request, name)
     async with uploads(request).lock(upload_id):
         await index(request).delete_upload(upload_id)
         await uploads(request).cancel(upload_id)

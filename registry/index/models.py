@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, \
-    UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, \
+    Table, UniqueConstraint, true
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Mapped
@@ -176,7 +176,12 @@ class Tag(Base):
 
 
 class UploadSession(Base):
-    """An upload in progress. The staged bytes are in storage; their size is the file's size."""
+    """An upload in progress. The staged bytes are in storage; their size is the file's size.
+
+    ``staged``: the session's staging area was made. A session opened on the filesystem driver
+    with SQLite is only this row until its first appended byte (POST + PUT of a small blob, the
+    common push, never makes one), so a missing staging area means "empty" while ``staged`` is
+    false and "lost" (BLOB_UPLOAD_UNKNOWN) once it is true."""
 
     __tablename__ = "upload_sessions"
     __table_args__ = (Index("ix_upload_sessions_updated", "updated_at"),
@@ -189,3 +194,4 @@ class UploadSession(Base):
     client: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now)
+    staged: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

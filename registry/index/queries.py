@@ -29,6 +29,14 @@ class UploadRow:
     repository: str
     created_at: float
     updated_at: float
+    staged: bool  # its staging area was made: a missing one is lost, not empty (models.UploadSession)
+
+    def staged_size(self, found: int | None) -> int | None:
+        """The session's size from its staging area's (``found``: None when there is none):
+        0 for a session whose area was never made, None (unknown) for one whose area was lost."""
+        if found is None and not self.staged:
+            return 0
+        return found
 
 
 # The pull path's queries are built once: building a statement costs as much as running it.
@@ -54,13 +62,15 @@ _LINKED_BLOBS = (
 _OPEN_BY_REPOSITORY = select(func.count()).select_from(UploadSession).where(
     UploadSession.repository == bindparam("repository"))
 _OPEN_BY_CLIENT = select(func.count()).select_from(UploadSession).where(UploadSession.client == bindparam("client"))
-_GET_UPLOAD = select(UploadSession.id, UploadSession.repository, UploadSession.created_at, UploadSession.updated_at).where(
-    UploadSession.id == bindparam("id")
-)
+_GET_UPLOAD = select(UploadSession.id, UploadSession.repository, UploadSession.created_at, UploadSession.updated_at,
+                     UploadSession.staged).where(UploadSession.id == bindparam("id"))
 _DELETE_UPLOAD = delete(UploadSession).where(UploadSession.id == bindparam("id"))
 # (bind names differ from column names: an UPDATE reserves those for its SET clause)
 _TOUCH_UPLOAD = update(UploadSession).where(UploadSession.id == bindparam("upload_id")).values(
     updated_at=bindparam("touched_at")
+)
+_STAGE_UPLOAD = update(UploadSession).where(UploadSession.id == bindparam("upload_id")).values(
+    staged=True, updated_at=bindparam("touched_at")
 )
 
 # The push path's upserts, one builder each (the ON CONFLICT construct is dialect-specific).
@@ -219,32 +229,48 @@ class RepositoryQueries:
         return set(digests) - found
 
     # -- upload sessions ----------------------------------------------------------------------
-    async def open_upload(self, upload_id: str, repository: str, client: str | None, caps: tuple[int, int],
-                          create: Callable[[], None]) -> tuple[int, int] | None:
-        """A new session in one thread call: count the open sessions for the caps
-        (``caps``: per repository, per client; 0 = none), and when under them, ``create()`` its
-        staging area (a local driver's plain call) and write its row, in one transaction. The
-        staging area comes first, as with ``create_upload``: a crash leaves an orphan the expiry
-        removes. Returns the counts (by repository, by client) when a cap refuses, else None."""
+    async def open_upload(self, upload_id: str, repository: str, client: str | None,
+                          caps: tuple[int, int]) -> tuple[int, int] | None:
+        """A new session whose staging area is made only when bytes are appended (``stage_upload``;
+        a small blob's POST + PUT never needs one): count the open sessions for the caps
+        (``caps``: per repository, per client; 0 = none), and when under them write its row
+        (``staged`` false), in one transaction. Returns the counts (by repository, by client)
+        when a cap refuses, else None."""
         per_repository, per_client = caps
         t = now()
-        params = {"id": upload_id, "repository": repository, "created_at": t, "updated_at": t, "client": client}
+        params = {"id": upload_id, "repository": repository, "created_at": t, "updated_at": t, "client": client,
+                  "staged": False}
 
         def tx(conn: Connection) -> tuple[int, int] | None:
             if per_repository or per_client:
                 counts = _open_uploads(conn, repository, client)
                 if (per_repository and counts[0] >= per_repository) or (per_client and counts[1] >= per_client):
                     return counts
-            create()
             upsert(self.db, conn, "upload", params)
             return None
 
         return await self.db.write(tx)
 
+    async def stage_upload(self, upload_id: str, create: Callable[[], None] | None = None) -> bool:
+        """Record that the session's staging area exists, before its first byte is appended.
+        ``create``: a local driver's plain call that makes it, run inside the transaction (so a
+        crash before the commit leaves an area the row does not count on yet: still read as
+        its size, never as lost); without it the caller made the area already. False when the
+        session is gone (expired or finished meanwhile)."""
+        params = {"upload_id": upload_id, "touched_at": now()}
+
+        def tx(conn: Connection) -> bool:
+            if create is not None:
+                create()
+            return fast.execute(conn, _STAGE_UPLOAD, params).rowcount > 0
+
+        return await self.db.write(tx)
+
     async def upload_session(self, upload_id: str, repository: str, staged: Callable[[str], int | None],
                              bytes_of: str | None = None) -> tuple[UploadRow | None, int | None, int | None]:
-        """(row, staged size, mark) of a session in one thread call: the row, and when it is
-        ``repository``'s, ``staged(upload_id)`` (a local driver's stat). With ``bytes_of`` (a
+        """(row, staging area's size, mark) of a session in one thread call: the row, and when it
+        is ``repository``'s, ``staged(upload_id)`` (a local driver's stat: None when there is no
+        staging area; ``UploadRow.staged_size`` tells empty from lost). With ``bytes_of`` (a
         digest whose bytes the caller writes next, when the session is empty), also
         ``before_bytes(bytes_of)`` in the same transaction, so mark is then not None."""
         life = self.lifecycle.bind() if bytes_of is not None else None
@@ -253,9 +279,11 @@ class RepositoryQueries:
             found = fast.execute(conn, _GET_UPLOAD, {"id": upload_id}).first()
             if found is None or found[1] != repository:
                 return (UploadRow(*found) if found else None), None, None
+            row = UploadRow(*found)
             size = staged(upload_id)
-            mark = life.before_bytes(conn, bytes_of) if life is not None and bytes_of and size == 0 else None
-            return UploadRow(*found), size, mark
+            empty = row.staged_size(size) == 0
+            mark = life.before_bytes(conn, bytes_of) if life is not None and bytes_of and empty else None
+            return row, size, mark
 
         if bytes_of is None:
             return await self.db.read(q)
@@ -271,20 +299,22 @@ class RepositoryQueries:
         ``complete_upload``'s transaction, then ``after()`` (the staging area's removal). None
         when the blob is named; else what ``upload_session`` says of the session (nothing
         written but its review, if any), for the caller to answer from. The durable order is
-        ``upload_session`` + put + ``complete_upload``'s: review, bytes, names."""
+        ``upload_session`` + put + ``complete_upload``'s: review, bytes, names. ``after`` runs
+        only when the session has a staging area (one never made has nothing to remove)."""
         life = self.lifecycle.bind()
 
         def q(conn: Connection) -> tuple[UploadRow | None, int | None, int | None]:
             found = fast.execute(conn, _GET_UPLOAD, {"id": upload_id}).first()
             if found is None or found[1] != repository:
                 return (UploadRow(*found) if found else None), None, None
-            staged_size = staged(upload_id)
-            mark = life.before_bytes(conn, digest) if staged_size == 0 else None
-            return UploadRow(*found), staged_size, mark
+            row = UploadRow(*found)
+            found_size = staged(upload_id)
+            mark = life.before_bytes(conn, digest) if row.staged_size(found_size) == 0 else None
+            return row, found_size, mark
 
         def then(value: tuple[UploadRow | None, int | None, int | None]) -> Chain | None:
-            _row, staged_size, mark = value
-            if mark is None or staged_size != 0:
+            row, found_size, mark = value
+            if mark is None or row is None or row.staged_size(found_size) != 0:
                 return None
 
             def tx(conn: Connection) -> None:
@@ -293,7 +323,7 @@ class RepositoryQueries:
                 fast.execute(conn, _DELETE_UPLOAD, {"id": upload_id})
                 return None
 
-            return Chain(put, tx, after)
+            return Chain(put, tx, after if found_size is not None else None)
 
         return await self.db.write(q, then=then)
 

@@ -46,8 +46,8 @@ class UploadSessions:
         return self._local
 
     def reserve(self) -> str:
-        """A new session id; the caller creates its staging area with ``create_now`` (and calls
-        ``forget`` once it is finished or refused)."""
+        """A new session id, with no staging area yet: the caller makes it with ``create_now``
+        when the first bytes come (and calls ``forget`` once it is finished or refused)."""
         # No hasher yet: ``append`` starts one for an empty session, and a POST + PUT of a
         # small body (the common push of configs and small layers) never needs one.
         return uuid.uuid4().hex
@@ -91,6 +91,10 @@ class UploadSessions:
         if not self._resumable:
             self._hashers[upload_id] = Hasher(STREAM_ALGORITHM)
         return upload_id
+
+    async def create(self, upload_id: str) -> None:
+        """Make the staging area of a session ``reserve`` named (on the event loop)."""
+        await self.driver.create_upload(upload_id)
 
     async def put_whole(self, digest: Digest, data: bytes) -> int:
         """A small monolithic upload already in memory: one verified write, no session."""

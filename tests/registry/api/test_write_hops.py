@@ -1,9 +1,9 @@
 """Thread calls of the write paths (PROFILE.md section 25): on the filesystem driver and SQLite, a
 push's and a manifest PUT's small steps ride the index's own thread calls instead of a thread hop
-each. POST: one index write (cap count, staging mkdir, row); PUT of a small body into an empty
-session: one index call from the event loop: a write (row, staged size, GC review), after whose
-commit the verified put and then the write naming the blob (link, row deletion, then the staging
-area's removal) are chained without the loop. Manifest PUT: one index write (reference check + GC review), then the put chained
+each. POST: one index write (cap count, row; no staging area: that is made with the first appended
+byte, PROFILE 37); PUT of a small body into an empty session: one index call from the event loop:
+a write (row, staged size, GC review), after whose commit the verified put and then the write
+naming the blob (link, row deletion) are chained without the loop. Manifest PUT: one index write (reference check + GC review), then the put chained
 before the naming write. The order of what is made durable is
 unchanged: review before bytes, bytes before names, staging area after its row."""
 from __future__ import annotations
@@ -77,7 +77,7 @@ async def test_post_and_put_of_a_small_blob_take_two_index_calls_and_no_storage_
     assert r.status == 202, await r.text()
     upload_id = r.headers["Docker-Upload-UUID"]
     assert counted() == {"read": 0, "write": 1, "storage": 0}
-    assert _staging(tmp_path) == [upload_id]  # created in that same thread call, before the 202
+    assert _staging(tmp_path) == []  # the session is its row: no staging area until bytes are appended
     data, digest = blob(4096)
     r = await client.put(f"{r.headers['Location']}?digest={digest}", data=data,
                          headers={"Content-Type": "application/octet-stream"})
@@ -85,7 +85,7 @@ async def test_post_and_put_of_a_small_blob_take_two_index_calls_and_no_storage_
     # One index call from the event loop: the session's row, staged size and GC review; the
     # verified put and the naming write are chained after its commit (Database.write(then=)).
     assert counted() == {"read": 0, "write": 1, "storage": 0}
-    assert _staging(tmp_path) == []  # removed after the commit that deleted its row
+    assert _staging(tmp_path) == []  # none was ever made
     assert await (await client.get(f"/v2/hops/a/blobs/{digest}")).read() == data
     assert (await client.get(r.headers["Location"].replace(f"blobs/{digest}", f"blobs/uploads/{upload_id}"))).status \
         == 404
@@ -97,8 +97,14 @@ async def test_session_reads_take_one_thread_call(aiohttp_client, tmp_path, coun
     loc = r.headers["Location"]
     counted()
     r = await client.get(loc)
-    assert r.status == 204 and r.headers["Range"] == "0-0"
+    assert r.status == 204 and r.headers["Range"] == "0-0"  # no staging area yet: empty
     assert counted() == {"read": 1, "write": 0, "storage": 0}  # the row and the stat together
+    r = await client.patch(loc, data=b"x" * 100, headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 202 and r.headers["Range"] == "0-99", await r.text()
+    counted()
+    r = await client.get(loc)
+    assert r.status == 204 and r.headers["Range"] == "0-99"
+    assert counted() == {"read": 1, "write": 0, "storage": 0}
     os.remove(tmp_path / "data" / "uploads" / loc.rsplit("/", 1)[1] / "data")  # staging lost: unknown
     assert (await client.get(loc)).status == 404
 
@@ -113,7 +119,8 @@ async def test_open_session_caps_are_counted_in_the_write_that_opens_one(aiohttp
     assert r.status == 429
     assert (await r.json())["errors"][0]["detail"] == {"open_uploads": 2, "limit": 2}
     assert counted() == {"read": 0, "write": 1, "storage": 0}
-    assert len(_staging(tmp_path)) == 2  # nothing made for the refused one
+    assert (await app[state.INDEX].open_uploads("hops/c", None))[0] == 2  # no row for the refused one
+    assert _staging(tmp_path) == []  # nor a staging area (the open ones have none yet either)
     assert not app[state.UPLOADS]._hashers  # nor anything kept in memory
 
 
@@ -168,7 +175,9 @@ async def test_a_chained_put_that_fails_names_nothing_and_leaves_the_session_usa
     assert r.status == 507, await r.text()
     assert threads and threads[0].startswith("index-before")
     assert (await client.head(f"/v2/hops/f/blobs/{digest}")).status == 404
-    assert _staging(tmp_path) == [upload_id]
+    r = await client.get(loc)
+    assert r.status == 204 and r.headers["Docker-Upload-UUID"] == upload_id  # the session is still open
+    assert _staging(tmp_path) == []  # and still has no staging area
     monkeypatch.setattr(FilesystemDriver, "put_now", real)
     r = await client.put(f"{loc}?digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"})
     assert r.status == 201, await r.text()
@@ -212,3 +221,121 @@ async def test_a_small_last_chunk_put_into_a_non_empty_session_is_appended(aioht
     assert r.status == 201, await r.text()
     assert await (await client.get(f"/v2/hops/n/blobs/{digest}")).read() == data
     assert _staging(tmp_path) == []
+
+
+async def test_the_first_patch_makes_the_staging_area_in_one_index_write(aiohttp_client, tmp_path, counted):
+    """A session's staging area is made with its first bytes, in the index write that marks the
+    row staged (so a missing area is "lost" from then on); the bytes then go as before."""
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    r = await client.post("/v2/hops/p/blobs/uploads/")
+    loc, upload_id = r.headers["Location"], r.headers["Docker-Upload-UUID"]
+    data, digest = blob(3000)
+    counted()
+    r = await client.patch(loc, data=data[:1000], headers={"Content-Type": "application/octet-stream",
+                                                           "Content-Range": "0-999"})
+    assert r.status == 202 and r.headers["Range"] == "0-999", await r.text()
+    calls = counted()
+    assert calls["write"] == 1 and calls["read"] == 1  # the session's read, then the one staging write
+    assert _staging(tmp_path) == [upload_id]
+    r = await client.patch(loc, data=data[1000:], headers={"Content-Type": "application/octet-stream",
+                                                           "Content-Range": "1000-2999"})
+    assert r.status == 202 and r.headers["Range"] == "0-2999"
+    assert counted()["write"] == 0  # later chunks touch only the staging file, as before
+    r = await client.put(f"{loc}?digest={digest}")
+    assert r.status == 201, await r.text()
+    assert await (await client.get(f"/v2/hops/p/blobs/{digest}")).read() == data
+    assert _staging(tmp_path) == []
+
+
+async def test_a_session_without_a_staging_area_takes_every_kind_of_put(aiohttp_client, tmp_path):
+    """The PUTs that need a staging area make it first: an empty blob finished with no body, and
+    a body streamed because it is larger than a single put takes; an out-of-order PATCH into a
+    session without one is answered with its true (empty) range."""
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    empty, empty_digest = blob(0)
+    r = await client.post("/v2/hops/e/blobs/uploads/")
+    r = await client.put(f"{r.headers['Location']}?digest={empty_digest}")
+    assert r.status == 201, await r.text()
+    r = await client.get(f"/v2/hops/e/blobs/{empty_digest}")
+    assert r.status == 200 and await r.read() == b""
+
+    big, big_digest = blob(3 * 1024 * 1024)  # above the single put's limit: streamed into the session
+    r = await client.post("/v2/hops/e/blobs/uploads/")
+    r = await client.put(f"{r.headers['Location']}?digest={big_digest}", data=big,
+                         headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 201, await r.text()
+    assert await (await client.get(f"/v2/hops/e/blobs/{big_digest}")).read() == big
+
+    r = await client.post("/v2/hops/e/blobs/uploads/")
+    loc = r.headers["Location"]
+    r = await client.patch(loc, data=b"abc", headers={"Content-Type": "application/octet-stream",
+                                                      "Content-Range": "5-7"})
+    assert r.status == 416 and r.headers["Range"] == "0-0"
+    r = await client.delete(loc)
+    assert r.status == 204
+    assert (await client.get(loc)).status == 404
+    assert _staging(tmp_path) == []
+
+
+async def test_a_session_without_a_staging_area_survives_a_restart(aiohttp_client, tmp_path):
+    app = create_app(_config(tmp_path))
+    client = await aiohttp_client(app)
+    r = await client.post("/v2/hops/r/blobs/uploads/")
+    path = r.headers["Location"]
+    await client.close()
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    r = await client.get(path)
+    assert r.status == 204 and r.headers["Range"] == "0-0"
+    data, digest = blob(4096)
+    r = await client.put(f"{path}?digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 201, await r.text()
+    assert await (await client.get(f"/v2/hops/r/blobs/{digest}")).read() == data
+
+
+async def test_a_staging_area_made_before_a_crash_is_read_as_the_sessions_bytes(aiohttp_client, tmp_path):
+    """The staging area is made inside the index write that marks the row staged: a crash before
+    that commit leaves an area whose row still says "not made". Its bytes are the session's
+    (never a session read as empty while it holds some); the next PATCH goes on from there."""
+    app = create_app(_config(tmp_path))
+    client = await aiohttp_client(app)
+    r = await client.post("/v2/hops/k/blobs/uploads/")
+    loc, upload_id = r.headers["Location"], r.headers["Docker-Upload-UUID"]
+    app[state.UPLOADS].create_now(upload_id)  # as the crashed write left it: area made, row not marked
+    (tmp_path / "data" / "uploads" / upload_id / "data").write_bytes(b"12345")
+    r = await client.get(loc)
+    assert r.status == 204 and r.headers["Range"] == "0-4"
+    data = b"12345" + b"6" * 95
+    r = await client.patch(loc, data=data[5:], headers={"Content-Type": "application/octet-stream",
+                                                        "Content-Range": "5-99"})
+    assert r.status == 202 and r.headers["Range"] == "0-99", await r.text()
+    import hashlib
+    r = await client.put(f"{loc}?digest=sha256:{hashlib.sha256(data).hexdigest()}")
+    assert r.status == 201, await r.text()
+
+
+async def test_sessions_opened_before_the_staged_column_count_on_their_staging_area(aiohttp_client, tmp_path):
+    """Migration 0008: a session opened by an older server had its staging area made at POST;
+    the column's default (true) keeps "area missing = lost" for it."""
+    import asyncio
+    import sqlite3
+
+    from alembic import command
+
+    from registry.index.migrate import alembic_config
+
+    cfg = _config(tmp_path)
+    url = cfg.database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0003_lifecycle")
+    kept, lost = "a" * 32, "b" * 32
+    with sqlite3.connect(tmp_path / "i.db") as db:
+        for upload_id in (kept, lost):
+            db.execute("INSERT INTO upload_sessions (id, repository, created_at, updated_at) VALUES (?, ?, 0, 1e12)",
+                       (upload_id, "hops/old"))
+    app = create_app(cfg)
+    client = await aiohttp_client(app)  # the server migrates the index to the head on start
+    app[state.UPLOADS].create_now(kept)
+    (tmp_path / "data" / "uploads" / kept / "data").write_bytes(b"abc")
+    r = await client.get(f"/v2/hops/old/blobs/uploads/{kept}")
+    assert r.status == 204 and r.headers["Range"] == "0-2"
+    r = await client.get(f"/v2/hops/old/blobs/uploads/{lost}")
+    assert r.status == 404 and (await r.json())["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
