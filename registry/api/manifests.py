@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Awaitable, TypeVar
 
 from aiohttp import web
 
@@ -17,7 +18,8 @@ from oci.manifest import ImageIndex, ImageManifest, ManifestError, parse_manifes
 from oci.reference import is_tag
 
 from ..index import ManifestRecord
-from ..lifecycle import enforce_quota
+from ..lifecycle import QUOTAS, enforce_quota
+from ..lifecycle.quotas import namespace_of
 from ..lifecycle.hooks import BytesSwept, ReferencesGone, blob_refused, store_and_name
 from ..storage.driver import BlobNotFound
 from .common import config, index, manifest_cache, manifest_location, parse_digest, repo_name, storage
@@ -29,7 +31,7 @@ from .errors import (
     TagInvalid,
     Unsupported,
 )
-from .references import check_references
+from .references import check_references, check_urls, image_blobs, image_references
 
 MAX_CONFIG_CHECKED = 4 << 20  # the catalog shows configs up to this size (registry/web/images.py)
 # Config digests that passed validate_image_config: a validity that cannot change (the digest
@@ -38,6 +40,7 @@ MAX_CONFIG_CHECKED = 4 << 20  # the catalog shows configs up to this size (regis
 VALID_CONFIGS_KEPT = 4096
 STORE_ATTEMPTS = 5  # store_and_name's default: writes of the bytes when sweeps keep taking them
 _VALID_CONFIGS: dict[str, None] = {}
+T = TypeVar("T")
 
 
 def _reference(request: web.Request, for_write: bool = False) -> tuple[Digest | None, str | None]:
@@ -182,7 +185,23 @@ async def put_manifest(request: web.Request) -> web.Response:
     artifact_type = manifest.effective_artifact_type
     if artifact_type is not None and (len(artifact_type) > 255 or "\x00" in artifact_type):
         raise ManifestInvalid(message="manifest invalid: artifactType (or config mediaType) is not a valid media type")
-    refs = await check_references(index(request), name, manifest, bytes_of=str(digest))
+    refs = None
+    if await _chainable(request, name, manifest):
+        # Nothing for the event loop to do between the reference check and the naming: one
+        # index call does both, with the put chained between them (Index.check_and_put_manifest).
+        assert isinstance(manifest, ImageManifest)
+        check_urls(manifest)
+        blobs = image_blobs(manifest)
+        record = _record(request, manifest, digest, raw, artifact_type, tag, blobs, ())
+        put_now = storage(request).put_now  # type: ignore[attr-defined]
+        missing = await _first_then_store_and_name(request, name, digest, raw, record, index(request)
+                                                   .check_and_put_manifest(name, record, lambda: put_now(digest, raw)))
+        if missing is None:
+            manifest_cache(request).put(str(digest), raw)
+            return _created(request, name, digest, manifest, record)
+        refs = image_references(manifest, blobs, missing)  # refused below, or the empty config stored
+    if refs is None:
+        refs = await check_references(index(request), name, manifest, bytes_of=str(digest))
     refs.raise_if_missing(name)
     if refs.needs_empty_config:
         # The empty config `{}` is well known; store it for clients that never upload it.
@@ -192,28 +211,47 @@ async def put_manifest(request: web.Request) -> web.Response:
             lambda mark: idx.link_blob(name, mt.EMPTY_JSON_DIGEST, len(mt.EMPTY_JSON), mark=mark))
     await _check_config(request, manifest)
     manifest_cache(request).put(str(digest), raw)
+    record = _record(request, manifest, digest, raw, artifact_type, tag, refs.blobs, refs.children)
+    await enforce_quota(request, name, str(digest), len(raw))
+    # Bytes first, names second (and again if a sweep took them meanwhile).
+    await _store_and_name(request, name, digest, raw, record, refs.mark)
+    return _created(request, name, digest, manifest, record)
+
+
+async def _chainable(request: web.Request, name: str, manifest: ImageManifest | ImageIndex) -> bool:
+    """Whether the PUT may go as one index call: an image manifest on a driver with a blocking
+    ``put_now`` whose steps between the check and the naming would do nothing (its config known
+    valid or not checked, valid ``?tag=``s, no quota on the namespace), so that the answer to
+    every request is what the steps one at a time give, errors and their precedence included."""
+    if not isinstance(manifest, ImageManifest) or getattr(storage(request), "put_now", None) is None:
+        return False
+    if manifest.config.media_type in mt.CONFIGS and str(manifest.config.digest) not in _VALID_CONFIGS:
+        return False  # _check_config reads and parses it first (once per config)
+    if not all(is_tag(extra) for extra in request.query.getall("tag", [])):
+        return False  # refused by _tags, after the references' check
+    quotas = request.app.get(QUOTAS)
+    return quotas is None or await quotas.limit(namespace_of(name)) is None
+
+
+def _record(request: web.Request, manifest: ImageManifest | ImageIndex, digest: Digest, raw: bytes,
+            artifact_type: str | None, tag: str | None, blobs: tuple[str, ...],
+            children: tuple[str, ...]) -> ManifestRecord:
     annotations = manifest.annotations if isinstance(manifest.annotations, dict) else None
-    record = ManifestRecord(
+    return ManifestRecord(
         digest=str(digest),
         media_type=manifest.media_type,
         size=len(raw),
         artifact_type=artifact_type,
         subject=str(manifest.subject.digest) if manifest.subject else None,
         annotations=json.loads(json.dumps(annotations)) if annotations else None,
-        blobs=refs.blobs,
-        children=refs.children,
+        blobs=blobs,
+        children=children,
         tags=_tags(request, tag),
     )
-    await enforce_quota(request, name, str(digest), len(raw))
-    # Bytes first, names second (and again if a sweep took them meanwhile).
-    try:
-        await _store_and_name(request, name, digest, raw, record, refs.mark)
-    except ReferencesGone as e:
-        first = sorted(e.missing)[0]
-        raise ManifestBlobUnknown(
-            detail={"digest": first, "missing": sorted(e.missing)[:20]},
-            message=f"manifest references {len(e.missing)} blob(s) or manifest(s) being garbage-collected, e.g. {first}",
-        ) from None
+
+
+def _created(request: web.Request, name: str, digest: Digest, manifest: ImageManifest | ImageIndex,
+             record: ManifestRecord) -> web.Response:
     headers = {"Location": manifest_location(name, digest), "Docker-Content-Digest": str(digest)}
     if manifest.subject:
         headers["OCI-Subject"] = str(manifest.subject.digest)
@@ -228,14 +266,30 @@ async def _store_and_name(request: web.Request, name: str, digest: Digest, raw: 
     """``store_and_name`` of the manifest's bytes and its record. On a driver with a blocking
     ``put_now`` (the filesystem), the first attempt chains the put before the record's write
     (``put_manifest(before=)``: the put's thread queues the write itself, one event-loop wake-up
-    less); a sweep that took the bytes meanwhile (BytesSwept) sends the rest of the attempts
-    through ``store_and_name``, as they always went."""
+    less)."""
     idx, store = index(request), storage(request)
     put_now = getattr(store, "put_now", None)
     if put_now is not None and mark is not None:
+        await _first_then_store_and_name(request, name, digest, raw, record,
+                                         idx.put_manifest(name, record, mark=mark, before=lambda: put_now(digest, raw)))
+        return
+    try:
+        await store_and_name(idx, store, digest, raw, lambda m: idx.put_manifest(name, record, mark=m), mark=mark,
+                             attempts=STORE_ATTEMPTS)
+    except ReferencesGone as e:
+        raise _references_gone(e) from None
+
+
+async def _first_then_store_and_name(request: web.Request, name: str, digest: Digest, raw: bytes,
+                                     record: ManifestRecord, first: Awaitable[T]) -> T | None:
+    """``first``: store_and_name's first attempt as one chained index call (the put before the
+    naming write). A sweep that took the bytes meanwhile (BytesSwept) sends the rest of the
+    attempts through ``store_and_name``, as they always went (then None: recorded); references
+    found gone are refused as store_and_name refuses them."""
+    idx, store = index(request), storage(request)
+    try:
         try:
-            await idx.put_manifest(name, record, mark=mark, before=lambda: put_now(digest, raw))
-            return
+            return await first
         except BytesSwept:
             await asyncio.sleep(0.05)  # store_and_name's pause after a first attempt
         except ReferencesGone:
@@ -243,9 +297,17 @@ async def _store_and_name(request: web.Request, name: str, digest: Digest, raw: 
             raise
         await store_and_name(idx, store, digest, raw, lambda m: idx.put_manifest(name, record, mark=m),
                              attempts=STORE_ATTEMPTS - 1)
-        return
-    await store_and_name(idx, store, digest, raw, lambda m: idx.put_manifest(name, record, mark=m), mark=mark,
-                         attempts=STORE_ATTEMPTS)
+        return None
+    except ReferencesGone as e:
+        raise _references_gone(e) from None
+
+
+def _references_gone(e: ReferencesGone) -> ManifestBlobUnknown:
+    first = sorted(e.missing)[0]
+    return ManifestBlobUnknown(
+        detail={"digest": first, "missing": sorted(e.missing)[:20]},
+        message=f"manifest references {len(e.missing)} blob(s) or manifest(s) being garbage-collected, e.g. {first}",
+    )
 
 
 def _tags(request: web.Request, url_tag: str | None) -> tuple[str, ...]:

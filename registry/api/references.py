@@ -66,6 +66,18 @@ def _is_foreign(desc: Descriptor) -> bool:
     return bool(desc.urls) and desc.media_type in FOREIGN_LAYERS
 
 
+def image_blobs(manifest: ImageManifest) -> tuple[str, ...]:
+    """The blobs (config, layers) an image manifest needs in its repository, in order, once each."""
+    return tuple(dict.fromkeys(str(d.digest) for d in manifest.references() if not _is_foreign(d)))
+
+
+def image_references(manifest: ImageManifest, blobs: tuple[str, ...], missing: set[str],
+                     mark: int | None = None) -> References:
+    """An image manifest's References from what the index said is missing of ``blobs``."""
+    empty = str(manifest.config.digest) == mt.EMPTY_JSON_DIGEST and mt.EMPTY_JSON_DIGEST in missing
+    return References(blobs, (), frozenset(missing - {mt.EMPTY_JSON_DIGEST} if empty else missing), empty, mark)
+
+
 async def check_references(index: Index, name: str, manifest: ImageManifest | ImageIndex,
                            bytes_of: str | None = None) -> References:
     """``bytes_of``: the manifest's own digest; when nothing is missing, its bytes' GC review is
@@ -73,14 +85,13 @@ async def check_references(index: Index, name: str, manifest: ImageManifest | Im
     call, not two) and ``References.mark`` is its mark. Image manifests only; else mark is None."""
     check_urls(manifest)
     if isinstance(manifest, ImageManifest):
-        blobs = tuple(dict.fromkeys(str(d.digest) for d in manifest.references() if not _is_foreign(d)))
+        blobs = image_blobs(manifest)
         mark = None
         if bytes_of is not None:
             missing, mark = await index.missing_or_before_bytes(name, list(blobs), bytes_of)
         else:
             missing = await index.missing_blobs(name, list(blobs))
-        empty = str(manifest.config.digest) == mt.EMPTY_JSON_DIGEST and mt.EMPTY_JSON_DIGEST in missing
-        return References(blobs, (), frozenset(missing - {mt.EMPTY_JSON_DIGEST} if empty else missing), empty, mark)
+        return image_references(manifest, blobs, missing, mark)
     children = tuple(dict.fromkeys(str(d.digest) for d in manifest.manifests))
     missing = await index.missing_manifests(name, list(children))
     # Artifact indexes may also list plain blobs.

@@ -8,12 +8,13 @@ from sqlalchemy import Connection, bindparam, delete, select, union
 
 from . import fast, prepared
 from .database import Database
+from .group_commit import Chain
 from .models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, now
-from .queries import RepositoryQueries, repository_id, upsert
+from .queries import RepositoryQueries, missing_or_before_bytes, repository_id, upsert
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from registry.lifecycle.hooks import Lifecycle
+    from registry.lifecycle.hooks import BoundLifecycle, Lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,31 @@ class ManifestQueries:
         ``mark``: ``sweep_mark()`` read before the manifest's bytes were written. ``before``:
         the blocking write of those bytes, chained before the transaction (``Database.write``:
         its errors are raised as they are and nothing is recorded)."""
-        life = self.lifecycle.bind()
+        await self.db.write(self._put_tx(repository, rec, mark, self.lifecycle.bind()), before=before)
 
+    async def check_and_put_manifest(self, repository: str, rec: ManifestRecord,
+                                     put: Callable[[], Any]) -> set[str] | None:
+        """An image manifest's PUT, woken for once: the check of ``rec.blobs`` and its bytes' GC
+        review in one write (``missing_or_before_bytes``) and, when nothing is missing, chained
+        after that commit without the event loop (``Database.write(then=)``): ``put()`` (the
+        verified bytes), then ``put_manifest``'s transaction with the review's mark. None when
+        the manifest is recorded; else the missing digests (nothing queued, written or recorded).
+        The durable order is ``put_manifest(before=)``'s after the check: review, bytes, names.
+        The chained put's errors are raised as they are (nothing recorded); ``BytesSwept`` and
+        ``ReferencesGone`` as ``put_manifest`` raises them."""
+        life = self.lifecycle.bind()
+        wanted = sorted(set(rec.blobs))
+
+        def then(value: tuple[set[str], int | None]) -> Chain | None:
+            missing, mark = value
+            return None if missing else Chain(put, self._put_tx(repository, rec, mark, life))
+
+        found = await self.db.write(lambda conn: missing_or_before_bytes(conn, life, repository, wanted, rec.digest),
+                                    then=then)
+        return found[0] if found is not None else None
+
+    def _put_tx(self, repository: str, rec: ManifestRecord, mark: int | None,
+                life: "BoundLifecycle") -> Callable[[Connection], None]:
         def tx(conn: Connection) -> None:
             repo_id = self.repositories._ensure_repository(conn, repository)
             life.manifest_putting(conn, repo_id, repository, rec.digest, rec.media_type, rec.size, rec.blobs,
@@ -87,7 +111,7 @@ class ManifestQueries:
             if tags:
                 prepared.execute(conn, "tag", self._upsert_tag, tags)
 
-        await self.db.write(tx, before=before)
+        return tx
 
     # Statement builders for prepared.execute (compiled once per process).
     def _insert_manifest(self) -> Any:

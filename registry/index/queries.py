@@ -20,7 +20,7 @@ from .models import Blob, Manifest, Repository, RepositoryBlob, Tag, UploadSessi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from registry.lifecycle.hooks import Lifecycle
+    from registry.lifecycle.hooks import BoundLifecycle, Lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +112,16 @@ def _sqlite_tag_names(conn: Connection, repo_id: int, n: int | None, last: str |
     return [name for (name,) in conn.connection.dbapi_connection.execute(sql, params).fetchall()]
 
 
+def missing_or_before_bytes(conn: Connection, life: "BoundLifecycle", repository: str, wanted: list[str],
+                            digest: str) -> tuple[set[str], int | None]:
+    """In a write transaction: which of ``wanted`` (sorted, distinct) ``repository`` does not
+    link, and when none is missing, ``before_bytes(digest)``'s mark (else None, nothing queued)."""
+    found = set(fast.execute(conn, _LINKED_BLOBS, {"repository": repository, "digests": wanted}).scalars()) \
+        if wanted else set()
+    missing = set(wanted) - found
+    return (missing, None) if missing else (missing, life.before_bytes(conn, digest))
+
+
 class RepositoryQueries:
     """Repositories, blob links, upload sessions and tags."""
 
@@ -194,14 +204,7 @@ class RepositoryQueries:
         and the GC review of its bytes): (missing, mark), mark None when something is missing."""
         life = self.lifecycle.bind()
         wanted = sorted(set(digests))
-
-        def tx(conn: Connection) -> tuple[set[str], int | None]:
-            found = set(fast.execute(conn, _LINKED_BLOBS, {"repository": repository, "digests": wanted}).scalars()) \
-                if wanted else set()
-            missing = set(wanted) - found
-            return (missing, None) if missing else (missing, life.before_bytes(conn, digest))
-
-        return await self.db.write(tx)
+        return await self.db.write(lambda conn: missing_or_before_bytes(conn, life, repository, wanted, digest))
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob visible in the repository, else None."""

@@ -8,11 +8,13 @@ before the naming write. The order of what is made durable is
 unchanged: review before bytes, bytes before names, staging area after its row."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from oci import mediatypes as mt
+from oci.digest import Digest
 from registry import state
 from registry.app import create_app
 from registry.config import RegistryConfig
@@ -133,22 +135,125 @@ async def _image_blobs(client, repo: str) -> tuple[bytes, bytes]:
     return cfg, layer
 
 
-async def test_manifest_put_takes_two_index_writes_and_no_storage_call(aiohttp_client, tmp_path, counted):
+async def test_manifest_put_takes_one_index_write_and_no_storage_call(aiohttp_client, tmp_path, counted):
     client = await aiohttp_client(create_app(_config(tmp_path)))
     cfg, layer = await _image_blobs(client, "hops/m")
+    counted()
     r = await client.put("/v2/hops/m/manifests/v0", data=image_manifest(cfg, [layer]),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201  # the config is validated (read once) by this one
-    counted()
+    assert counted()["write"] == 2  # check + review, then the put chained before the naming write
     r = await client.put("/v2/hops/m/manifests/v1", data=image_manifest(cfg, [layer], annotations={"n": "1"}),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201, await r.text()
-    assert counted() == {"read": 0, "write": 2, "storage": 0}  # the put chained before the naming write
+    # check + review, then the put and the naming chained after its commit (PROFILE 36)
+    assert counted() == {"read": 0, "write": 1, "storage": 0}
+    r = await client.get("/v2/hops/m/manifests/v1", headers={"Accept": mt.OCI_MANIFEST})
+    assert r.status == 200 and json.loads(await r.read())["annotations"] == {"n": "1"}
+    r = await client.put("/v2/hops/m/manifests/v2?tag=v2b&tag=v2c",
+                         data=image_manifest(cfg, [layer], annotations={"n": "2"}),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201 and r.headers.getall("OCI-Tag") == ["v2", "v2b", "v2c"], await r.text()
+    assert counted()["write"] == 1
+    tags = (await (await client.get("/v2/hops/m/tags/list")).json())["tags"]
+    assert sorted(tags) == ["v0", "v1", "v2", "v2b", "v2c"]
     missing, _ = blob(10)
-    r = await client.put("/v2/hops/m/manifests/v2", data=image_manifest(cfg, [missing]),
+    counted()
+    r = await client.put("/v2/hops/m/manifests/v3", data=image_manifest(cfg, [missing]),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 404 and (await r.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
     assert counted() == {"read": 0, "write": 1, "storage": 0}  # refused before any bytes were written
+    assert (await client.get("/v2/hops/m/manifests/v3")).status == 404
+
+
+async def test_a_manifest_put_that_must_stop_between_its_steps_takes_them_one_at_a_time(aiohttp_client, tmp_path,
+                                                                                         counted):
+    """What runs between the check and the naming keeps its place: an invalid ``?tag=`` is still
+    refused after the references (unknown blobs first), a namespace's quota is checked before
+    the bytes are written."""
+    from registry.lifecycle.quotas import set_quota
+
+    app = create_app(_config(tmp_path))
+    client = await aiohttp_client(app)
+    cfg, layer = await _image_blobs(client, "hops/q")
+    r = await client.put("/v2/hops/q/manifests/v0", data=image_manifest(cfg, [layer]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201
+    missing, _ = blob(11)
+    r = await client.put("/v2/hops/q/manifests/v1?tag=-bad", data=image_manifest(cfg, [missing]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 404 and (await r.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    r = await client.put("/v2/hops/q/manifests/v1?tag=-bad", data=image_manifest(cfg, [layer]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 400 and (await r.json())["errors"][0]["code"] == "TAG_INVALID"
+    # Another namespace, with a quota from its first request on: its blobs fit, no manifest does.
+    await set_quota(app[state.INDEX], "quota", len(cfg) + len(layer) + 10)
+    await push_blob(client, "quota/q", cfg)  # the same config, known valid by now
+    await push_blob(client, "quota/q", layer)
+    counted()
+    r = await client.put("/v2/quota/q/manifests/v2", data=image_manifest(cfg, [layer], annotations={"n": "2"}),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 403 and (await r.json())["errors"][0]["code"] == "DENIED", await r.text()
+    assert counted()["write"] == 1  # the check and review; nothing chained, nothing named
+    assert (await client.get("/v2/quota/q/manifests/v2")).status == 404
+
+
+async def test_a_sweep_that_took_the_chained_puts_bytes_sends_the_rest_through_store_and_name(
+        aiohttp_client, tmp_path, monkeypatch):
+    """BytesSwept from the chained naming write: the bytes are written and named again by
+    store_and_name's remaining attempts, as a manifest PUT always did."""
+    from registry.lifecycle import reviews
+
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    cfg, layer = await _image_blobs(client, "hops/s")
+    r = await client.put("/v2/hops/s/manifests/v0", data=image_manifest(cfg, [layer]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201
+    real, swept = reviews.bytes_maybe_swept, []
+
+    def once(conn, digest, mark):
+        if not swept:
+            swept.append(digest)
+            return True
+        return real(conn, digest, mark)
+
+    monkeypatch.setattr(reviews, "bytes_maybe_swept", once)
+    raw = image_manifest(cfg, [layer], annotations={"n": "s"})
+    r = await client.put("/v2/hops/s/manifests/v1", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201, await r.text()
+    assert swept == [r.headers["Docker-Content-Digest"]]
+    r = await client.get("/v2/hops/s/manifests/v1", headers={"Accept": mt.OCI_MANIFEST})
+    assert r.status == 200 and await r.read() == raw
+
+
+async def test_references_gone_at_the_chained_naming_refuse_the_manifest(aiohttp_client, tmp_path, monkeypatch):
+    """A reference condemned between the check and the chained naming write: 404
+    MANIFEST_BLOB_UNKNOWN, nothing recorded, and the written bytes queued for review."""
+    from registry.lifecycle import reviews
+
+    client = await aiohttp_client(create_app(_config(tmp_path)))
+    cfg, layer = await _image_blobs(client, "hops/g")
+    r = await client.put("/v2/hops/g/manifests/v0", data=image_manifest(cfg, [layer]),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 201
+    refused: list[str] = []
+    real_enqueue = reviews.enqueue_blobs
+
+    def enqueue(conn, digests, after, reason, **kw):
+        if reason == "upload_refused":
+            refused.extend(digests)
+        return real_enqueue(conn, digests, after, reason, **kw)
+
+    monkeypatch.setattr(reviews, "unusable_blobs", lambda conn, digests: set(digests))
+    monkeypatch.setattr(reviews, "enqueue_blobs", enqueue)
+    raw = image_manifest(cfg, [layer], annotations={"n": "g"})
+    r = await client.put("/v2/hops/g/manifests/v1", data=raw, headers={"Content-Type": mt.OCI_MANIFEST})
+    body = await r.json()
+    assert r.status == 404 and body["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN", body
+    assert "being garbage-collected" in body["errors"][0]["message"]
+    assert refused == [str(Digest.of(raw))]
+    monkeypatch.undo()
+    assert (await client.get("/v2/hops/g/manifests/v1")).status == 404
 
 
 async def test_a_chained_put_that_fails_names_nothing_and_leaves_the_session_usable(aiohttp_client, tmp_path,
@@ -186,7 +291,7 @@ async def test_a_chained_put_that_fails_names_nothing_and_leaves_the_session_usa
 
 
 async def test_a_manifest_put_whose_chained_put_fails_records_nothing(aiohttp_client, tmp_path, monkeypatch):
-    from registry.storage.driver import StorageUnavailable
+    from registry.storage.driver import StorageFull, StorageUnavailable
 
     client = await aiohttp_client(create_app(_config(tmp_path)))
     cfg, layer = await _image_blobs(client, "hops/mf")
@@ -204,6 +309,21 @@ async def test_a_manifest_put_whose_chained_put_fails_records_nothing(aiohttp_cl
     r = await client.put("/v2/hops/mf/manifests/v1", data=image_manifest(cfg, [layer]),
                          headers={"Content-Type": mt.OCI_MANIFEST})
     assert r.status == 201, await r.text()
+    # The config known valid now: the put is chained after the check's commit, from the writer.
+    threads: list[str] = []
+
+    def full(self, digest, data):
+        import threading
+        threads.append(threading.current_thread().name)
+        raise StorageFull("storage is full (No space left on device)")
+
+    monkeypatch.setattr(FilesystemDriver, "put_now", full)
+    r = await client.put("/v2/hops/mf/manifests/v2", data=image_manifest(cfg, [layer], annotations={"n": "2"}),
+                         headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status == 507, await r.text()
+    assert threads and threads[0].startswith("index-before")
+    assert (await client.get("/v2/hops/mf/manifests/v2")).status == 404  # nothing recorded
+    assert (await (await client.get("/v2/hops/mf/tags/list")).json())["tags"] == ["v1"]
 
 
 async def test_a_small_last_chunk_put_into_a_non_empty_session_is_appended(aiohttp_client, tmp_path):
